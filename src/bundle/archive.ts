@@ -1,0 +1,148 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { create as createTar } from 'tar';
+import { IntegrityError, UsageError } from '../cli/errors.js';
+import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest } from './manifest.js';
+import { makeTempDir, type BundleSource } from './source.js';
+import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
+
+/**
+ * The air-gapped archive: one deterministic tar holding `manifest.json` (the canonical manifest
+ * bytes, so the archive's digest is sha256(manifest.json)) followed by `blobs/sha256/<hex>` for
+ * every blob, sorted by digest. `push`, `verify` and `inspect` read it like a directory.
+ */
+export const ARCHIVE_MANIFEST = 'manifest.json';
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+function blobEntryName(digest: string): string {
+  return `blobs/sha256/${hexOf(digest)}`;
+}
+
+/** Write `source` as an archive at `outFile`, atomically (temp file + rename). */
+export async function writeArchive(source: BundleSource, outFile: string): Promise<{ size: number }> {
+  const staging = await makeTempDir('archive');
+  const partial = `${outFile}.partial-${process.pid}`;
+  try {
+    await writeFile(path.join(staging, ARCHIVE_MANIFEST), source.encoded.bytes, { mode: 0o644 });
+    await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
+    const names = [ARCHIVE_MANIFEST];
+    for (const blob of source.encoded.manifest.blobs) {
+      const local = source.localBlobPath(blob.digest);
+      if (!local) throw new Error(`internal: blob ${blob.digest} has no local file to archive`);
+      await symlink(local, path.join(staging, blobEntryName(blob.digest)));
+      names.push(blobEntryName(blob.digest));
+    }
+    const tap = new HashTap();
+    const pack = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true, follow: true, strict: true }, names);
+    await pipeline(pack as unknown as Readable, tap, createWriteStream(partial, { mode: 0o644 }));
+    await rename(partial, outFile);
+    return { size: tap.bytes };
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function readBounded(stream: Readable, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of stream) {
+    n += (chunk as Buffer).length;
+    if (n > limit) throw new IntegrityError(`${what} is larger than ${limit} bytes; not a modelctl manifest`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Open an archive: read its manifest, then stream every blob into a temp directory while checking
+ * its SHA-256 and size (and, for tar blobs, every file inside). Anything missing, extra or altered
+ * is an IntegrityError naming the blob; nothing is left behind on failure.
+ */
+export async function openArchive(file: string, opts: { onBytes?: (n: number) => void } = {}): Promise<BundleSource> {
+  const dir = await makeTempDir('unarchive');
+  const blobPaths = new Map<string, string>();
+  let encoded: EncodedManifest | undefined;
+  try {
+    await forEachTarEntry(openFile(file), `archive ${file}`, async (entry) => {
+      if (!encoded) {
+        if (entry.path !== ARCHIVE_MANIFEST || entry.type !== 'File') {
+          throw new UsageError(`${file} is not a modelctl archive: its first entry is "${entry.path}", expected ${ARCHIVE_MANIFEST}`, {
+            hint: 'create archives with `modelctl bundle pack <dir> --output <file>`',
+          });
+        }
+        encoded = decodeManifest(await readBounded(entry as unknown as Readable, MAX_MANIFEST_BYTES, `${file}: manifest.json`), undefined, file);
+        return;
+      }
+      const match = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(entry.path);
+      const digest = match ? `sha256:${match[1]}` : undefined;
+      const blob = encoded.manifest.blobs.find((b) => b.digest === digest);
+      if (!digest || !blob || blobPaths.has(digest) || entry.type !== 'File') {
+        throw new IntegrityError(`archive ${file} holds an unexpected entry "${entry.path}"`, { details: { archive: file, entry: entry.path } });
+      }
+      const dest = path.join(dir, hexOf(digest));
+      const tap = new HashTap(opts.onBytes);
+      await pipeline(entry as unknown as Readable, tap, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+      if (`sha256:${tap.hex()}` !== digest || tap.bytes !== blob.size) {
+        throw new IntegrityError(`archive ${file}: blob ${digest} is corrupt (its bytes hash to sha256:${tap.hex()})`, {
+          details: { archive: file, blob: digest, actual: `sha256:${tap.hex()}` },
+        });
+      }
+      blobPaths.set(digest, dest);
+    });
+    if (!encoded) throw new UsageError(`${file} is empty, not a modelctl archive`);
+    const manifest = encoded.manifest;
+    const missing = manifest.blobs.filter((b) => !blobPaths.has(b.digest));
+    if (missing.length > 0) {
+      throw new IntegrityError(`archive ${file} is missing ${missing.length} blob(s): ${missing.map((b) => b.digest).join(', ')}`, {
+        details: { archive: file, missing: missing.map((b) => b.digest) },
+      });
+    }
+    for (const b of manifest.blobs) {
+      if (b.kind === 'tar') await checkTarBlob(createReadStream(blobPaths.get(b.digest)!), b.digest, filesOfBlob(manifest, b.digest));
+    }
+    const done = encoded;
+    return {
+      origin: file,
+      encoded: done,
+      openBlob: async (digest) => createReadStream(blobPaths.get(digest)!, { highWaterMark: 1024 * 1024 }),
+      localBlobPath: (digest) => blobPaths.get(digest),
+      close: () => rm(dir, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Read only the manifest of an archive (its first entry): cheap, for `inspect`. */
+export async function readArchiveManifest(file: string): Promise<EncodedManifest> {
+  let encoded: EncodedManifest | undefined;
+  const input = openFile(file);
+  try {
+    await forEachTarEntry(input, `archive ${file}`, async (entry) => {
+      if (encoded) {
+        entry.resume();
+        input.destroy(); // we have what we need; stop reading the blobs
+        return;
+      }
+      if (entry.path !== ARCHIVE_MANIFEST) {
+        throw new UsageError(`${file} is not a modelctl archive: its first entry is "${entry.path}", expected ${ARCHIVE_MANIFEST}`);
+      }
+      encoded = decodeManifest(await readBounded(entry as unknown as Readable, MAX_MANIFEST_BYTES, `${file}: manifest.json`), undefined, file);
+    });
+  } catch (err) {
+    if (!encoded) throw err;
+  }
+  if (!encoded) throw new UsageError(`${file} is empty, not a modelctl archive`);
+  return encoded;
+}
+
+function openFile(file: string): Readable {
+  return createReadStream(file, { highWaterMark: 1024 * 1024 });
+}

@@ -1,0 +1,131 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { UsageError } from '../cli/errors.js';
+import { hashFiles } from './hash.js';
+import {
+  encodeManifest,
+  LARGE_FILE_BYTES,
+  MANIFEST_MEDIA_TYPE,
+  type EncodedManifest,
+  type Manifest,
+  type ManifestBlob,
+  type ManifestFile,
+} from './manifest.js';
+import { collectFiles, compareBytes, safeRelativePath, type SourceFile } from './paths.js';
+import { bundleVersion, loadBundleSpec } from './spec.js';
+import { hashTarEntries, writeDeterministicTar } from './tar-io.js';
+
+/**
+ * A bundle whose manifest is known and whose blobs can be streamed: a packed directory, an
+ * extracted archive, or a ref in a store. Push, archive writing and verification consume this.
+ */
+export interface BundleSource {
+  /** What the user named: a directory, an archive file or a ref. */
+  readonly origin: string;
+  readonly encoded: EncodedManifest;
+  /** A fresh stream of the blob's bytes (the consumer verifies them against the digest). */
+  openBlob(digest: string): Promise<Readable>;
+  /** A local file holding exactly the blob's bytes, when there is one. */
+  localBlobPath(digest: string): string | undefined;
+  /** Remove temporary files. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface PackOptions {
+  /** Overrides bundle.yaml's version (e.g. 1.4.0-rc.1+<git sha> in CI). */
+  version?: string | undefined;
+  /** Called as large files finish hashing (for progress). */
+  onHashed?: (bytes: number) => void;
+}
+
+export async function makeTempDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `modelctl-${prefix}-`));
+}
+
+/**
+ * Pack a bundle directory: validate bundle.yaml, collect and check every component file, hash
+ * large files on all cores, group each component's small files into one deterministic tar blob,
+ * and build the canonical manifest. The manifest's per-file hashes of small files are read back
+ * from the tar that was written, so the manifest always describes exactly the bytes stored.
+ */
+export async function packDirectory(dir: string, opts: PackOptions = {}): Promise<BundleSource> {
+  const spec = await loadBundleSpec(dir);
+  let version = spec.version;
+  if (opts.version !== undefined) {
+    const checked = bundleVersion.safeParse(opts.version);
+    if (!checked.success) throw new UsageError(`--version "${opts.version}": ${checked.error.issues[0]?.message}`);
+    version = opts.version;
+  }
+  const components: Record<string, string[]> = {};
+  for (const [name, paths] of Object.entries(spec.components)) {
+    components[name] = [...new Set(paths.map((p, i) => safeRelativePath(p, `bundle.yaml: components.${name}[${i}]`)))];
+  }
+  const files = await collectFiles(dir, components);
+
+  const large = files.filter((f) => f.size >= LARGE_FILE_BYTES);
+  const small = files.filter((f) => f.size < LARGE_FILE_BYTES);
+  const largeHashes = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => opts.onHashed?.(h.size));
+
+  const tmp = await makeTempDir('pack');
+  try {
+    const blobs = new Map<string, ManifestBlob & { filePath: string }>();
+    const entries: Array<ManifestFile & { component: string }> = [];
+
+    for (const f of large) {
+      const h = largeHashes.get(f.absPath)!;
+      const digest = `sha256:${h.sha256}`;
+      blobs.set(digest, { digest, size: h.size, kind: 'file', filePath: f.absPath });
+      entries.push({ component: f.component, path: f.path, size: h.size, executable: f.executable, sha256: h.sha256, blob: digest });
+    }
+
+    const byComponent = new Map<string, SourceFile[]>();
+    for (const f of small) byComponent.set(f.component, [...(byComponent.get(f.component) ?? []), f]);
+    for (const [component, list] of byComponent) {
+      const tarPath = path.join(tmp, `${component}.tar`);
+      const tarHash = await writeDeterministicTar(dir, list.map((f) => f.path), tarPath);
+      const digest = `sha256:${tarHash.sha256}`;
+      blobs.set(digest, { digest, size: tarHash.size, kind: 'tar', filePath: tarPath });
+      const stored = await hashTarEntries(createReadStream(tarPath), `component ${component}`);
+      for (const f of list) {
+        const e = stored.get(f.path);
+        if (!e) throw new Error(`internal: ${f.path} missing from the ${component} tar`);
+        entries.push({ component, path: f.path, size: e.size, executable: (e.mode & 0o111) !== 0, sha256: e.sha256, blob: digest });
+      }
+      opts.onHashed?.(tarHash.size);
+    }
+
+    const { name: _n, version: _v, ...rest } = spec;
+    const manifest: Manifest = {
+      schemaVersion: 1,
+      mediaType: MANIFEST_MEDIA_TYPE,
+      name: spec.name,
+      version,
+      spec: { ...rest, components },
+      components: Object.keys(components)
+        .sort(compareBytes)
+        .map((name) => {
+          const own = entries.filter((e) => e.component === name).sort((a, b) => compareBytes(a.path, b.path));
+          return {
+            name,
+            size: own.reduce((n, e) => n + e.size, 0),
+            files: own.map(({ component: _c, ...file }) => file),
+          };
+        }),
+      blobs: [...blobs.values()].map(({ filePath: _f, ...b }) => b).sort((a, b) => compareBytes(a.digest, b.digest)),
+    };
+    const encoded = encodeManifest(manifest);
+    return {
+      origin: dir,
+      encoded,
+      openBlob: async (digest) => createReadStream(blobs.get(digest)!.filePath, { highWaterMark: 1024 * 1024 }),
+      localBlobPath: (digest) => blobs.get(digest)?.filePath,
+      close: () => rm(tmp, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

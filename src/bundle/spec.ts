@@ -1,0 +1,60 @@
+import path from 'node:path';
+import semver from 'semver';
+import { z } from 'zod';
+import { loadYamlFile } from '../cli/yaml-file.js';
+
+/** The file at the root of every bundle directory. */
+export const BUNDLE_FILE = 'bundle.yaml';
+
+/** Components every bundle declares (possibly as empty lists); more may be added by name. */
+export const REQUIRED_COMPONENTS = ['weights', 'prompts', 'preprocessing', 'config'] as const;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export const bundleName = z
+  .string({ error: 'expected a string' })
+  .max(63, 'must be at most 63 characters (a DNS-1123 label)')
+  .regex(DNS_LABEL, 'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit');
+
+export const bundleVersion = z
+  .string({ error: 'expected a semver version as a string, e.g. "1.4.0" (quote it in YAML)' })
+  .refine((v) => semver.valid(v) === v, { message: 'must be a full semver version like 1.4.0 or 1.4.0-rc.1+build.7' });
+
+const componentPaths = z.array(z.string({ error: 'expected a path (string) relative to the bundle root' }).min(1, 'a path cannot be empty'), {
+  error: 'expected a list of paths relative to the bundle root, e.g. [weights/]',
+});
+
+/**
+ * bundle.yaml. `serve` and `rollout` are owned by later features: accepted here as free-form objects
+ * so that adding their schemas later changes no bundle's meaning.
+ */
+export const bundleSpecSchema = z
+  .object({
+    name: bundleName,
+    version: bundleVersion,
+    components: z
+      .record(z.string().regex(DNS_LABEL, 'component names must be DNS-1123 labels (e.g. weights, eval-data)'), componentPaths, {
+        error: 'expected a map of component name to a list of paths',
+      })
+      .superRefine((components, ctx) => {
+        for (const required of REQUIRED_COMPONENTS) {
+          if (!(required in components)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [required],
+              message: `missing component "${required}": every bundle declares ${REQUIRED_COMPONENTS.join(', ')} (use [] when there is nothing)`,
+            });
+          }
+        }
+      }),
+    metadata: z.record(z.string(), z.unknown(), { error: 'expected a map of free-form keys' }).optional(),
+    serve: z.record(z.string(), z.unknown(), { error: 'expected a map' }).optional(),
+    rollout: z.record(z.string(), z.unknown(), { error: 'expected a map' }).optional(),
+  })
+  .strict();
+
+export type BundleSpec = z.output<typeof bundleSpecSchema>;
+
+export async function loadBundleSpec(dir: string): Promise<BundleSpec> {
+  return loadYamlFile(path.join(dir, BUNDLE_FILE), bundleSpecSchema, 'bundle file');
+}

@@ -1,0 +1,111 @@
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { EXIT_CODES, ExitCode, ModelctlError } from './errors.js';
+import { loadProjectConfig, resolveStoreSettings, type StoreSettings } from './config.js';
+import { createProgress } from './progress.js';
+import type { Progress } from '../services/progress.js';
+import type { BundleStore } from '../store/store.js';
+
+export const EXIT_CODE_HELP = EXIT_CODES.map((c) => `  ${String(c.code).padStart(2)}  ${c.meaning}`).join('\n');
+
+/**
+ * Every command: `--json` prints exactly one JSON document on stdout (the result, or
+ * {"error": …}); otherwise the human result goes to stdout and progress/notes to stderr.
+ * Errors map to the documented exit codes; users never see a stack trace unless
+ * MODELCTL_DEBUG=1.
+ */
+export abstract class BaseCommand extends Command {
+  static override baseFlags = {
+    json: Flags.boolean({ description: 'Print one JSON document on stdout (errors too) and nothing else there.', helpGroup: 'GLOBAL' }),
+  };
+
+  protected jsonMode = false;
+
+  override async init(): Promise<void> {
+    this.jsonMode = this.argv.includes('--json');
+    await super.init();
+  }
+
+  /** Do the work; return the JSON result. Human output comes from `human()`. */
+  protected abstract execute(): Promise<unknown>;
+  /** Render the result for people (stdout). */
+  protected abstract human(result: unknown): string;
+
+  override async run(): Promise<unknown> {
+    const result = await this.execute();
+    if (this.jsonMode) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      const text = this.human(result);
+      if (text) process.stdout.write(`${text}\n`);
+    }
+    return result;
+  }
+
+  /** A note for people (stderr), silent in --json mode so CI logs stay clean. */
+  protected note(message: string): void {
+    if (!this.jsonMode) process.stderr.write(`${message}\n`);
+  }
+
+  protected progress(): Progress {
+    return createProgress({ quiet: false });
+  }
+
+  override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    const exitCode = exitCodeOf(err);
+    if (exitCode === ExitCode.ok) return;
+    const payload =
+      err instanceof ModelctlError
+        ? err.toJSON()
+        : { code: exitCode === ExitCode.usage ? 'usage' : 'unexpected', exitCode, message: err.message.split('\n')[0] };
+    if (this.jsonMode) {
+      process.stdout.write(`${JSON.stringify({ error: payload }, null, 2)}\n`);
+    } else {
+      let text = `Error: ${err.message}`;
+      if (err instanceof ModelctlError && err.hint) text += `\nHint: ${err.hint}`;
+      if (exitCode === ExitCode.usage && !(err instanceof ModelctlError)) text += `\nSee: modelctl ${this.id?.replaceAll(':', ' ') ?? ''} --help`;
+      if (exitCode === ExitCode.unexpected && err.stack && process.env.MODELCTL_DEBUG) text += `\n${err.stack}`;
+      else if (exitCode === ExitCode.unexpected) text += '\nThis looks like a bug. Re-run with MODELCTL_DEBUG=1 for a stack trace and report it.';
+      process.stderr.write(`${text}\n`);
+    }
+    const exit = new Errors.ExitError(exitCode);
+    (exit as Errors.ExitError & { skipOclifErrorHandling: boolean }).skipOclifErrorHandling = true;
+    throw exit;
+  }
+}
+
+function exitCodeOf(err: Error & { oclif?: { exit?: number }; code?: string }): ExitCode {
+  if (err instanceof ModelctlError) return err.exitCode;
+  if (err instanceof Errors.ExitError) return (err.oclif.exit ?? 1) as ExitCode;
+  // oclif's own parse errors (unknown flag, missing argument, bad option) are bad input.
+  if ((err as { parse?: unknown }).parse !== undefined || err.name?.endsWith('FlagError') || err.name === 'FailedFlagValidationError') {
+    return ExitCode.usage;
+  }
+  if (err.oclif?.exit === 2) return ExitCode.usage;
+  return ExitCode.unexpected;
+}
+
+/** Flags shared by every command that talks to a store. */
+export const storeFlags = {
+  store: Flags.string({
+    description: 'Where bundles live: file://<path> or s3://<bucket>/<prefix>. Default: file://$MODELCTL_HOME/store.',
+    env: 'MODELCTL_STORE',
+    helpGroup: 'STORE',
+  }),
+  's3-path-style': Flags.boolean({
+    description: 'Use path-style S3 URLs (Ceph RGW, MinIO). Also MODELCTL_S3_PATH_STYLE=true.',
+    helpGroup: 'STORE',
+  }),
+};
+
+export abstract class StoreCommand extends BaseCommand {
+  protected async storeSettings(flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined }): Promise<StoreSettings> {
+    return resolveStoreSettings(flags, await loadProjectConfig(process.cwd()));
+  }
+
+  protected async openStore(flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined }): Promise<BundleStore> {
+    const settings = await this.storeSettings(flags);
+    const { openStore } = await import('../store/open.js');
+    return openStore(settings.store, { s3PathStyle: settings.s3PathStyle });
+  }
+}
+
+export type InferredFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;

@@ -1,0 +1,74 @@
+import cliProgress from 'cli-progress';
+import type { Progress } from '../services/progress.js';
+import { formatBytes } from './format.js';
+
+/**
+ * Progress on stderr: a live bar (bytes, rate, ETA) on a TTY; elsewhere (CI, pipes) a plain line
+ * every `intervalMs` and one at the end, so logs stay readable.
+ */
+export function createProgress(opts: { stream?: NodeJS.WriteStream; quiet?: boolean; intervalMs?: number } = {}): Progress {
+  const stream = opts.stream ?? process.stderr;
+  if (opts.quiet) return { start() {}, advance() {}, finish() {} };
+  return stream.isTTY ? ttyProgress(stream) : lineProgress(stream, opts.intervalMs ?? 5000);
+}
+
+function ttyProgress(stream: NodeJS.WriteStream): Progress {
+  let bar: cliProgress.SingleBar | undefined;
+  let value = 0;
+  let startedAt = 0;
+  return {
+    start(label, total) {
+      if (total <= 0) return;
+      value = 0;
+      startedAt = Date.now();
+      bar = new cliProgress.SingleBar(
+        { stream, format: `${label} [{bar}] {percentage}% | {done}/{size} | {rate}/s | ETA {eta_formatted}`, hideCursor: true, etaBuffer: 50 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { done: formatBytes(0), size: formatBytes(total), rate: '-' });
+    },
+    advance(n) {
+      value += n;
+      const secs = Math.max((Date.now() - startedAt) / 1000, 0.001);
+      bar?.update(value, { done: formatBytes(value), rate: formatBytes(Math.round(value / secs)) });
+    },
+    finish() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+function lineProgress(stream: NodeJS.WriteStream, intervalMs: number): Progress {
+  let label = '';
+  let total = 0;
+  let value = 0;
+  let startedAt = 0;
+  let lastAt = 0;
+  let active = false;
+  const line = () => {
+    const secs = Math.max((Date.now() - startedAt) / 1000, 0.001);
+    const pct = total > 0 ? Math.floor((value / total) * 100) : 100;
+    stream.write(`${label}: ${formatBytes(value)} of ${formatBytes(total)} (${pct}%), ${formatBytes(Math.round(value / secs))}/s\n`);
+  };
+  return {
+    start(l, t) {
+      label = l;
+      total = t;
+      value = 0;
+      startedAt = lastAt = Date.now();
+      active = t > 0;
+    },
+    advance(n) {
+      value += n;
+      if (active && Date.now() - lastAt >= intervalMs) {
+        lastAt = Date.now();
+        line();
+      }
+    },
+    finish() {
+      if (active) line();
+      active = false;
+    },
+  };
+}

@@ -1,0 +1,483 @@
+import { createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import semver from 'semver';
+import { stringify as toYaml } from 'yaml';
+import { ConflictError, IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
+import {
+  decodeManifest,
+  fileCount,
+  filesOfBlob,
+  totalSize,
+  type EncodedManifest,
+  type Manifest,
+} from '../bundle/manifest.js';
+import { META_DIR } from '../bundle/paths.js';
+import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
+import { packDirectory, type BundleSource } from '../bundle/source.js';
+import { BUNDLE_FILE } from '../bundle/spec.js';
+import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
+import type { BundleStore, RefRecord } from '../store/store.js';
+import { silentProgress, type Progress } from './progress.js';
+
+/** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
+const BLOBS_IN_FLIGHT = 2;
+/** Whole-blob download attempts (the SDK retries requests; this retries a stream cut mid-body). */
+const DOWNLOAD_ATTEMPTS = 3;
+const MANIFEST_RECORD = path.join(META_DIR, 'manifest.json');
+
+export interface PackSummary {
+  name: string;
+  version: string;
+  digest: string;
+  size: number;
+  files: number;
+  components: Array<{ name: string; size: number; files: number }>;
+}
+
+export function summarize(encoded: EncodedManifest): PackSummary {
+  const m = encoded.manifest;
+  return {
+    name: m.name,
+    version: m.version,
+    digest: encoded.digest,
+    size: totalSize(m),
+    files: fileCount(m),
+    components: m.components.map((c) => ({ name: c.name, size: c.size, files: c.files.length })),
+  };
+}
+
+/** True when `p` is a regular file (an archive) rather than a bundle directory. */
+async function isArchiveFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    throw new UsageError(`${p} does not exist`, { hint: 'pass a bundle directory (with bundle.yaml) or an archive made by `modelctl bundle pack --output`' });
+  }
+}
+
+/** Open a directory (packing it) or an archive (extracting and verifying it) as a bundle source. */
+export async function openLocalBundle(p: string, opts: { version?: string | undefined; progress?: Progress } = {}): Promise<BundleSource> {
+  if (await isArchiveFile(p)) {
+    if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
+    return openArchive(p);
+  }
+  return packDirectory(p, { version: opts.version });
+}
+
+export async function pack(dir: string, opts: { version?: string | undefined; output?: string | undefined }): Promise<PackSummary & { output?: string; archiveSize?: number }> {
+  const source = await packDirectory(dir, { version: opts.version });
+  try {
+    const summary = summarize(source.encoded);
+    if (!opts.output) return summary;
+    const { size } = await writeArchive(source, opts.output);
+    return { ...summary, output: path.resolve(opts.output), archiveSize: size };
+  } finally {
+    await source.close();
+  }
+}
+
+export interface PushResult {
+  ref: string;
+  digest: string;
+  uploadedBytes: number;
+  reusedBytes: number;
+  created: boolean;
+}
+
+function conflict(name: string, version: string, existing: string, attempted: string, store: string): ConflictError {
+  return new ConflictError(`${name}@${version} already exists in ${store} with different content: it is ${existing}, this bundle is ${attempted}`, {
+    hint: 'versions are immutable: bump the version (or pass --version) and push again',
+    details: { ref: `${name}@${version}`, existingDigest: existing, attemptedDigest: attempted },
+  });
+}
+
+/**
+ * Push: blobs the store lacks (verified as they stream), then the manifest, then the version ref,
+ * create-only. An interrupted push leaves no ref, so no version resolves to half a bundle; the
+ * next push re-uses whatever blobs made it.
+ */
+export async function push(store: BundleStore, source: BundleSource, progress: Progress = silentProgress): Promise<PushResult> {
+  const { manifest, digest, bytes } = source.encoded;
+  const ref = `${manifest.name}@${manifest.version}`;
+  const existing = await store.getRef(manifest.name, manifest.version);
+  if (existing) {
+    if (existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
+    return { ref, digest, uploadedBytes: 0, reusedBytes: manifest.blobs.reduce((n, b) => n + b.size, 0), created: false };
+  }
+
+  const limit = pLimit(BLOBS_IN_FLIGHT);
+  const present = await Promise.all(manifest.blobs.map((b) => limit(() => store.hasBlob(b.digest, b.size))));
+  const missing = manifest.blobs.filter((_, i) => !present[i]);
+  const reusedBytes = manifest.blobs.filter((_, i) => present[i]).reduce((n, b) => n + b.size, 0);
+  const uploadedBytes = missing.reduce((n, b) => n + b.size, 0);
+
+  progress.start(`pushing ${ref}`, uploadedBytes);
+  try {
+    await Promise.all(
+      missing.map((b) => limit(async () => store.putBlob(b.digest, b.size, await source.openBlob(b.digest), (n) => progress.advance(n)))),
+    );
+  } finally {
+    progress.finish();
+  }
+  await store.putManifest(digest, bytes);
+  const created = await store.createRef({ name: manifest.name, version: manifest.version, digest, size: totalSize(manifest), createdAt: new Date().toISOString() });
+  if (!created.created && created.existing.digest !== digest) throw conflict(manifest.name, manifest.version, created.existing.digest, digest, store.url);
+  return { ref, digest, uploadedBytes, reusedBytes, created: created.created };
+}
+
+export interface ResolvedRef {
+  ref: BundleRef;
+  digest: string;
+  record?: RefRecord;
+}
+
+export async function resolveRef(store: BundleStore, refText: string): Promise<ResolvedRef> {
+  const ref = parseRef(refText);
+  if (ref.digest !== undefined) return { ref, digest: ref.digest };
+  const record = await store.getRef(ref.name, ref.version!);
+  if (!record) {
+    throw new NotFoundError(`${refText} is not in ${store.url}`, {
+      hint: `list what is there with \`modelctl bundle list ${ref.name}\``,
+      details: { ref: refText, store: store.url },
+    });
+  }
+  return { ref, digest: record.digest, record };
+}
+
+/** Fetch and verify a manifest by digest; for a digest ref, the name must match too. */
+export async function fetchManifest(store: BundleStore, resolved: ResolvedRef): Promise<EncodedManifest> {
+  const bytes = await store.getManifest(resolved.digest);
+  if (!bytes) {
+    throw new NotFoundError(`${formatRef(resolved.ref)}: manifest ${resolved.digest} is not in ${store.url}`, { details: { digest: resolved.digest } });
+  }
+  const encoded = decodeManifest(bytes, resolved.digest, store.url);
+  if (encoded.manifest.name !== resolved.ref.name) {
+    throw new NotFoundError(`${formatRef(resolved.ref)}: digest ${resolved.digest} is a bundle of "${encoded.manifest.name}", not "${resolved.ref.name}"`);
+  }
+  return encoded;
+}
+
+/** Stream a blob from the store through `consume`, retrying the whole blob on a cut stream. */
+async function withBlob(store: BundleStore, digest: string, consume: (body: Readable) => Promise<void>, cleanup: () => Promise<void> = async () => {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await consume(await store.getBlob(digest));
+      return;
+    } catch (err) {
+      await cleanup();
+      const transient = !(err instanceof IntegrityError || err instanceof NotFoundError || err instanceof UsageError);
+      if (!transient || attempt >= DOWNLOAD_ATTEMPTS) {
+        if (transient && !(err instanceof UnavailableError)) {
+          throw new UnavailableError(`downloading blob ${digest} from ${store.url} failed ${attempt} times: ${(err as Error).message}`, { cause: err });
+        }
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+  }
+}
+
+function blobMismatch(digest: string, tap: HashTap, size: number, store: string): IntegrityError | undefined {
+  const actual = `sha256:${tap.hex()}`;
+  if (actual === digest && tap.bytes === size) return undefined;
+  return new IntegrityError(`blob ${digest} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
+    hint: 'the store was altered or damaged; push the bundle again from its source to repair it',
+    details: { blob: digest, actual, store },
+  });
+}
+
+export interface PullResult {
+  ref: string;
+  digest: string;
+  path: string;
+}
+
+/**
+ * Pull into a temporary sibling of `output`, check every byte, then rename into place: the output
+ * either appears complete and verified or not at all.
+ */
+export async function pull(store: BundleStore, refText: string, output: string, progress: Progress = silentProgress): Promise<PullResult> {
+  const out = path.resolve(output);
+  await assertEmptyOrAbsent(out);
+  const resolved = await resolveRef(store, refText);
+  const encoded = await fetchManifest(store, resolved);
+  const { manifest } = encoded;
+  const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
+  await mkdir(tmp, { recursive: true });
+  try {
+    progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
+    const limit = pLimit(BLOBS_IN_FLIGHT);
+    await Promise.all(
+      manifest.blobs.map((b) =>
+        limit(async () => {
+          if (b.kind === 'tar') {
+            const files = filesOfBlob(manifest, b.digest);
+            await withBlob(
+              store,
+              b.digest,
+              async (body) => {
+                const tap = new HashTap((n) => progress.advance(n));
+                await checkTarBlob(through(body, tap), b.digest, files, tmp);
+                const bad = blobMismatch(b.digest, tap, b.size, store.url);
+                if (bad) throw bad;
+              },
+              async () => {
+                for (const f of files.values()) await rm(path.join(tmp, f.path), { force: true });
+              },
+            );
+            return;
+          }
+          const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
+          const first = path.join(tmp, targets[0]!.path);
+          await mkdir(path.dirname(first), { recursive: true });
+          await withBlob(
+            store,
+            b.digest,
+            async (body) => {
+              const tap = new HashTap((n) => progress.advance(n));
+              await pipeline(body, tap, createWriteStream(first, { flags: 'wx', mode: targets[0]!.executable ? 0o755 : 0o644 }));
+              const bad = blobMismatch(b.digest, tap, b.size, store.url);
+              if (bad) throw bad;
+            },
+            () => rm(first, { force: true }),
+          );
+          for (const t of targets.slice(1)) {
+            const dest = path.join(tmp, t.path);
+            await mkdir(path.dirname(dest), { recursive: true });
+            await copyFile(first, dest);
+          }
+        }),
+      ),
+    );
+    progress.finish();
+    await writeFile(path.join(tmp, BUNDLE_FILE), bundleYaml(manifest));
+    await mkdir(path.join(tmp, META_DIR));
+    await writeFile(path.join(tmp, MANIFEST_RECORD), encoded.bytes);
+    await rm(out, { recursive: true, force: true }); // only ever an empty directory here
+    await rename(tmp, out);
+    return { ref: `${manifest.name}@${manifest.version}`, digest: encoded.digest, path: out };
+  } catch (err) {
+    progress.finish();
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** bundle.yaml regenerated from the manifest: re-packing a pulled bundle gives the same digest. */
+export function bundleYaml(manifest: Manifest): string {
+  return `# Pulled by modelctl: ${manifest.name}@${manifest.version}\n${toYaml({ name: manifest.name, version: manifest.version, ...manifest.spec })}`;
+}
+
+async function assertEmptyOrAbsent(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new UsageError(`--output ${dir} is a file`, { hint: 'choose a new directory' });
+    throw err;
+  }
+  if (entries.length > 0) throw new UsageError(`--output ${dir} exists and is not empty`, { hint: 'choose a new directory or remove it first' });
+}
+
+export interface VerifyResult {
+  target: string;
+  kind: 'ref' | 'archive' | 'directory';
+  digest: string;
+  ok: true;
+  blobs: number;
+  bytes: number;
+}
+
+/** Verify every byte of a ref in a store: manifest digest, every blob's SHA-256, every file in every tar. */
+export async function verifyRef(store: BundleStore, refText: string, progress: Progress = silentProgress): Promise<VerifyResult> {
+  const resolved = await resolveRef(store, refText);
+  const encoded = await fetchManifest(store, resolved);
+  const { manifest } = encoded;
+  const bytes = manifest.blobs.reduce((n, b) => n + b.size, 0);
+  progress.start(`verifying ${refText}`, bytes);
+  const limit = pLimit(BLOBS_IN_FLIGHT);
+  try {
+    await Promise.all(
+      manifest.blobs.map((b) =>
+        limit(() =>
+          withBlob(store, b.digest, async (body) => {
+            const tap = new HashTap((n) => progress.advance(n));
+            if (b.kind === 'tar') await checkTarBlob(through(body, tap), b.digest, filesOfBlob(manifest, b.digest));
+            else await pipeline(body, tap, devNull());
+            const bad = blobMismatch(b.digest, tap, b.size, store.url);
+            if (bad) throw bad;
+          }),
+        ),
+      ),
+    );
+  } finally {
+    progress.finish();
+  }
+  return { target: refText, kind: 'ref', digest: encoded.digest, ok: true, blobs: manifest.blobs.length, bytes };
+}
+
+/**
+ * Verify a local bundle. An archive is checked blob by blob against its manifest. A directory is
+ * packed (so every path and schema rule is checked); if it was written by `bundle pull` it must
+ * still match the manifest recorded then, and with `expectedDigest` it must match that digest.
+ */
+export async function verifyLocal(p: string, expectedDigest?: string): Promise<VerifyResult> {
+  const archive = await isArchiveFile(p);
+  const source = await openLocalBundle(p);
+  try {
+    const { digest, manifest } = source.encoded;
+    let expected = expectedDigest;
+    if (!archive && !expected) {
+      const recorded = await readFile(path.join(p, MANIFEST_RECORD)).catch(() => undefined);
+      if (recorded) {
+        const was = decodeManifest(recorded, undefined, path.join(p, MANIFEST_RECORD));
+        if (was.digest !== digest) throw changedFiles(p, was.manifest, manifest, was.digest, digest);
+      }
+    }
+    if (expected && expected !== digest) {
+      throw new IntegrityError(`${p} has digest ${digest}, expected ${expected}`, { details: { expected, actual: digest } });
+    }
+    return {
+      target: p,
+      kind: archive ? 'archive' : 'directory',
+      digest,
+      ok: true,
+      blobs: manifest.blobs.length,
+      bytes: manifest.blobs.reduce((n, b) => n + b.size, 0),
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+function changedFiles(dir: string, was: Manifest, now: Manifest, wasDigest: string, nowDigest: string): IntegrityError {
+  const d = diffManifests(was, now);
+  const changed = d.components.flatMap((c) => [...c.added, ...c.removed, ...c.changed]);
+  return new IntegrityError(
+    `${dir} no longer matches what was pulled (${wasDigest}, now ${nowDigest})${changed.length ? `: ${changed.slice(0, 10).join(', ')}` : ''}`,
+    { hint: 'pull the bundle again into a new directory', details: { expected: wasDigest, actual: nowDigest, changed } },
+  );
+}
+
+export interface InspectResult extends PackSummary {
+  source: string;
+  manifest: Manifest;
+}
+
+export async function inspectLocal(p: string): Promise<InspectResult> {
+  if (await isArchiveFile(p)) {
+    const encoded = await readArchiveManifest(p);
+    return { ...summarize(encoded), source: p, manifest: encoded.manifest };
+  }
+  const source = await packDirectory(p);
+  try {
+    return { ...summarize(source.encoded), source: p, manifest: source.encoded.manifest };
+  } finally {
+    await source.close();
+  }
+}
+
+export async function inspectRef(store: BundleStore, refText: string): Promise<InspectResult> {
+  const encoded = await fetchManifest(store, await resolveRef(store, refText));
+  return { ...summarize(encoded), source: refText, manifest: encoded.manifest };
+}
+
+export interface ListEntry {
+  name: string;
+  version: string;
+  digest: string;
+  size: number;
+  createdAt: string;
+}
+
+/** Newest first by semver precedence (then by name, then by the full version string). */
+export async function list(store: BundleStore, name?: string): Promise<ListEntry[]> {
+  if (name !== undefined) parseRef(`${name}@0.0.0`); // validates the name with the usual message
+  const refs = await store.listRefs(name);
+  return refs
+    .map(({ name, version, digest, size, createdAt }) => ({ name, version, digest, size, createdAt }))
+    .sort((a, b) => a.name.localeCompare(b.name) || semver.rcompare(a.version, b.version) || (a.version < b.version ? 1 : -1));
+}
+
+export interface ComponentDiff {
+  name: string;
+  status: 'added' | 'removed' | 'changed' | 'unchanged';
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+export interface DiffResult {
+  from: string;
+  to: string;
+  fromDigest: string;
+  toDigest: string;
+  identical: boolean;
+  components: ComponentDiff[];
+  /** Bytes a node that has `from` must fetch to get `to` (blobs of `to` that `from` lacks). */
+  transferBytes: number;
+  totalBytes: number;
+}
+
+export function diffManifests(a: Manifest, b: Manifest): Pick<DiffResult, 'components' | 'transferBytes' | 'totalBytes'> {
+  const names = [...new Set([...a.components.map((c) => c.name), ...b.components.map((c) => c.name)])].sort();
+  const components = names.map((name): ComponentDiff => {
+    const ca = a.components.find((c) => c.name === name);
+    const cb = b.components.find((c) => c.name === name);
+    const fa = new Map((ca?.files ?? []).map((f) => [f.path, f]));
+    const fb = new Map((cb?.files ?? []).map((f) => [f.path, f]));
+    const added = [...fb.keys()].filter((p) => !fa.has(p));
+    const removed = [...fa.keys()].filter((p) => !fb.has(p));
+    const changed = [...fb.keys()].filter((p) => fa.has(p) && (fa.get(p)!.sha256 !== fb.get(p)!.sha256 || fa.get(p)!.executable !== fb.get(p)!.executable));
+    const status = !ca ? 'added' : !cb ? 'removed' : added.length + removed.length + changed.length > 0 ? 'changed' : 'unchanged';
+    return { name, status, added, removed, changed };
+  });
+  const have = new Set(a.blobs.map((x) => x.digest));
+  return {
+    components,
+    transferBytes: b.blobs.filter((x) => !have.has(x.digest)).reduce((n, x) => n + x.size, 0),
+    totalBytes: b.blobs.reduce((n, x) => n + x.size, 0),
+  };
+}
+
+export async function diff(store: BundleStore, fromRef: string, toRef: string): Promise<DiffResult> {
+  const a = await fetchManifest(store, await resolveRef(store, fromRef));
+  const b = await fetchManifest(store, await resolveRef(store, toRef));
+  return { from: fromRef, to: toRef, fromDigest: a.digest, toDigest: b.digest, identical: a.digest === b.digest, ...diffManifests(a.manifest, b.manifest) };
+}
+
+/** Scaffold a bundle directory with the four components and a bundle.yaml that explains itself. */
+export async function init(dir: string, name: string): Promise<{ path: string; name: string; files: string[] }> {
+  const out = path.resolve(dir);
+  await assertEmptyOrAbsent(out);
+  const files: Record<string, string> = {
+    [BUNDLE_FILE]: `# A modelctl bundle: everything one model version needs, packed into one content-addressed unit.
+name: ${name}            # DNS-1123 label: lower-case letters, digits, "-"
+version: 0.1.0           # semver; \`modelctl bundle push --version\` can override it (e.g. in CI)
+components:              # each: a list of files or directories relative to this file
+  weights: [weights/]
+  prompts: [prompts/]
+  preprocessing: [preprocessing/]
+  config: [config/]
+metadata:                # free-form: anything your team wants to know about this version
+  description: ""
+`,
+    'weights/README.md': 'Put model weights here (e.g. model.safetensors). Files of 8 MiB or more are stored as their own blobs and re-used across versions.\n',
+    'prompts/system.txt': 'You are a helpful model.\n',
+    'preprocessing/README.md': 'Put tokenizers and preprocessing code here.\n',
+    'config/config.json': '{}\n',
+  };
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(out, rel)), { recursive: true });
+    await writeFile(path.join(out, rel), content);
+  }
+  return { path: out, name, files: Object.keys(files).sort() };
+}
+

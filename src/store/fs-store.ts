@@ -1,0 +1,162 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { IntegrityError, NotFoundError } from '../cli/errors.js';
+import { HashTap } from '../bundle/tar-io.js';
+import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+
+/**
+ * A store in a local directory (the embedded default). Every write goes to `tmp/` first, is
+ * fsynced, then renamed (blobs, manifests) or hard-linked (refs: link() fails if the target
+ * exists, which is an atomic exclusive create of a complete file) into place.
+ */
+export class FsStore implements BundleStore {
+  readonly url: string;
+  constructor(readonly root: string) {
+    this.url = pathToFileURL(root).href;
+  }
+
+  private p(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  private async tempFile(): Promise<string> {
+    await mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    return path.join(this.root, 'tmp', `${process.pid}-${randomUUID()}`);
+  }
+
+  async hasBlob(digest: string, size: number): Promise<boolean> {
+    try {
+      return (await stat(this.p(blobKey(digest)))).size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  async putBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    const tmp = await this.tempFile();
+    try {
+      const tap = new HashTap(onBytes);
+      await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      const actual = `sha256:${tap.hex()}`;
+      if (actual !== digest || tap.bytes !== size) {
+        throw new IntegrityError(`blob ${digest} changed while it was being stored: its bytes now hash to ${actual} (${tap.bytes} bytes)`, {
+          hint: 'a source file was modified during the push; run the command again',
+          details: { blob: digest, actual },
+        });
+      }
+      await this.commit(tmp, blobKey(digest));
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async getBlob(digest: string): Promise<Readable> {
+    const file = this.p(blobKey(digest));
+    try {
+      await stat(file);
+    } catch {
+      throw new NotFoundError(`blob ${digest} is missing from ${this.url}`, { details: { blob: digest } });
+    }
+    return createReadStream(file, { highWaterMark: 1024 * 1024 });
+  }
+
+  async putManifest(digest: string, bytes: Buffer): Promise<void> {
+    const tmp = await this.tempFile();
+    try {
+      await writeDurable(tmp, bytes);
+      await this.commit(tmp, manifestKey(digest));
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async getManifest(digest: string): Promise<Buffer | undefined> {
+    return readIfExists(this.p(manifestKey(digest)));
+  }
+
+  async createRef(ref: RefRecord): Promise<CreateRefResult> {
+    const target = this.p(refKey(ref.name, ref.version));
+    await mkdir(path.dirname(target), { recursive: true });
+    const tmp = await this.tempFile();
+    try {
+      await writeDurable(tmp, Buffer.from(`${JSON.stringify(ref, null, 2)}\n`));
+      await link(tmp, target);
+      await fsyncDir(path.dirname(target));
+      return { created: true };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const existing = await this.getRef(ref.name, ref.version);
+      if (!existing) throw err;
+      return { created: false, existing };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async getRef(name: string, version: string): Promise<RefRecord | undefined> {
+    const key = refKey(name, version);
+    const bytes = await readIfExists(this.p(key));
+    return bytes ? parseRefRecord(bytes, key) : undefined;
+  }
+
+  async listRefs(name?: string): Promise<RefRecord[]> {
+    const names = name ? [name] : await readdir(this.p('refs')).catch(() => [] as string[]);
+    const out: RefRecord[] = [];
+    for (const n of names) {
+      const files = await readdir(this.p(`refs/${n}`)).catch(() => [] as string[]);
+      for (const f of files) {
+        if (!f.endsWith('.json')) continue;
+        const bytes = await readIfExists(this.p(`refs/${n}/${f}`));
+        if (bytes) out.push(parseRefRecord(bytes, `refs/${n}/${f}`));
+      }
+    }
+    return out;
+  }
+
+  /** fsync a finished temp file's directory entry into place (rename is atomic; same content wins). */
+  private async commit(tmp: string, key: string): Promise<void> {
+    const target = this.p(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+    await fsyncDir(path.dirname(target));
+  }
+}
+
+async function writeDurable(file: string, bytes: Buffer): Promise<void> {
+  const fh = await open(file, 'wx', 0o644);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,303 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { IntegrityError, NotFoundError, UnavailableError } from '../cli/errors.js';
+import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+
+/** Multipart part size: S3 allows 5 MiB–5 GiB per part and 10,000 parts (so up to ~78 GiB here; scaled up beyond). */
+const MIN_PART_BYTES = 8 * 1024 * 1024;
+/** Parts in flight per blob: memory ≈ PARTS_IN_FLIGHT × part size. */
+const PARTS_IN_FLIGHT = 4;
+
+export interface S3StoreOptions {
+  bucket: string;
+  prefix: string;
+  pathStyle: boolean;
+  /** Custom endpoint (Ceph RGW, MinIO…); defaults to AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. */
+  endpoint?: string | undefined;
+  region?: string | undefined;
+  maxAttempts?: number;
+}
+
+export function createS3Client(opts: S3StoreOptions): S3Client {
+  const endpoint = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  // The SDK resolves the region from AWS_REGION and the shared config; a custom endpoint usually
+  // does not care about the region, so don't fail for lack of one there.
+  const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (endpoint ? 'us-east-1' : undefined);
+  return new S3Client({
+    ...(endpoint ? { endpoint } : {}),
+    ...(region ? { region } : {}),
+    forcePathStyle: opts.pathStyle,
+    // "standard" retries throttling (SlowDown, 503) and 5xx with exponential backoff and jitter.
+    retryMode: 'standard',
+    maxAttempts: opts.maxAttempts ?? 6,
+  });
+}
+
+/**
+ * A store in an S3 bucket under a prefix. Blobs are verified before they become visible: small
+ * blobs are hashed before the PutObject, large ones are multipart uploads whose Complete call is
+ * only sent once the streamed bytes hashed to the expected digest (else the upload is aborted).
+ * Refs are created with `If-None-Match: *`, so two pushes of one version cannot both win.
+ */
+export class S3Store implements BundleStore {
+  readonly url: string;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    prefix: string,
+  ) {
+    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
+    this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+  }
+
+  private key(k: string): string {
+    return this.prefix ? `${this.prefix}/${k}` : k;
+  }
+
+  async hasBlob(digest: string, size: number): Promise<boolean> {
+    try {
+      const head = await this.call(() => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(blobKey(digest)) })));
+      return head.ContentLength === size;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async putBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    const key = this.key(blobKey(digest));
+    const partSize = Math.max(MIN_PART_BYTES, Math.ceil(size / 9000));
+    if (size < partSize) {
+      const bytes = await readAll(body, size);
+      checkDigest(digest, size, bytes.length, createHash('sha256').update(bytes).digest('hex'));
+      await this.call(() => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.length })));
+      onBytes?.(bytes.length);
+      return;
+    }
+    await this.multipartUpload(key, digest, size, partSize, body, onBytes);
+  }
+
+  private async multipartUpload(key: string, digest: string, size: number, partSize: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    const { UploadId } = await this.call(() => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key })));
+    const hash = createHash('sha256');
+    const parts: CompletedPart[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let total = 0;
+    try {
+      let partNumber = 0;
+      for await (const part of chunked(body, partSize)) {
+        hash.update(part);
+        total += part.length;
+        const n = ++partNumber;
+        // Wait for a slot before reading further, so at most PARTS_IN_FLIGHT parts sit in memory.
+        if (inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(inFlight);
+        const p: Promise<void> = this.call(() => this.client.send(
+          new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId, PartNumber: n, Body: part, ContentLength: part.length }),
+        ))
+          .then((res) => {
+            parts.push({ PartNumber: n, ETag: res.ETag });
+            onBytes?.(part.length);
+          })
+          .finally(() => inFlight.delete(p));
+        p.catch(() => undefined); // surfaced by the race/all above and below; never unhandled
+        inFlight.add(p);
+      }
+      await Promise.all(inFlight);
+      checkDigest(digest, size, total, hash.digest('hex'));
+      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+      await this.call(() => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })));
+    } catch (err) {
+      await Promise.allSettled(inFlight);
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async getBlob(digest: string): Promise<Readable> {
+    try {
+      const res = await this.call(() => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(blobKey(digest)) })));
+      return res.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`blob ${digest} is missing from ${this.url}`, { details: { blob: digest } });
+      throw err;
+    }
+  }
+
+  async putManifest(digest: string, bytes: Buffer): Promise<void> {
+    await this.call(() => this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.key(manifestKey(digest)), Body: bytes, ContentType: 'application/json' }),
+    ));
+  }
+
+  async getManifest(digest: string): Promise<Buffer | undefined> {
+    return this.getSmall(this.key(manifestKey(digest)));
+  }
+
+  async createRef(ref: RefRecord): Promise<CreateRefResult> {
+    const key = this.key(refKey(ref.name, ref.version));
+    try {
+      await this.call(() => this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: Buffer.from(`${JSON.stringify(ref, null, 2)}\n`),
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      ));
+      return { created: true };
+    } catch (err) {
+      // 412: the ref exists. 409 (AWS): a concurrent conditional write to the same key is in flight.
+      const status = httpStatus(err);
+      if (status !== 412 && status !== 409) throw err;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const existing = await this.getRef(ref.name, ref.version);
+        if (existing) return { created: false, existing };
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
+      throw err;
+    }
+  }
+
+  async getRef(name: string, version: string): Promise<RefRecord | undefined> {
+    const key = refKey(name, version);
+    const bytes = await this.getSmall(this.key(key));
+    return bytes ? parseRefRecord(bytes, key) : undefined;
+  }
+
+  async listRefs(name?: string): Promise<RefRecord[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call(() => this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.key(name ? `refs/${name}/` : 'refs/'), ContinuationToken: token }),
+      ));
+      for (const o of page.Contents ?? []) if (o.Key?.endsWith('.json')) keys.push(o.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    const limit = pLimit(8);
+    const refs = await Promise.all(
+      keys.map((k) =>
+        limit(async () => {
+          const bytes = await this.getSmall(k);
+          return bytes ? parseRefRecord(bytes, k) : undefined;
+        }),
+      ),
+    );
+    return refs.filter((r): r is RefRecord => r !== undefined);
+  }
+
+  private async getSmall(key: string): Promise<Buffer | undefined> {
+    try {
+      const res = await this.call(() => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Send with the SDK's retries, turning what remains into errors that say what to do. */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      throw this.explain(err);
+    }
+  }
+
+  private explain(err: unknown): unknown {
+    if (isNotFound(err) && !(err instanceof S3ServiceException && err.name === 'NoSuchBucket')) return err;
+    const status = httpStatus(err);
+    const name = err instanceof S3ServiceException ? err.name : (err as NodeJS.ErrnoException)?.code;
+    if (status === 412 || status === 409) return err;
+    if (name === 'NoSuchBucket') {
+      return new UnavailableError(`bucket "${this.bucket}" does not exist (${this.url})`, { hint: 'create the bucket, or fix --store', cause: err });
+    }
+    if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
+      return new UnavailableError(`access to ${this.url} was refused (${name ?? status})`, {
+        hint: 'check AWS_PROFILE / AWS_ACCESS_KEY_ID and the bucket policy: modelctl needs s3:GetObject, s3:PutObject, s3:ListBucket and multipart upload permissions',
+        cause: err,
+      });
+    }
+    if (status !== undefined && status >= 500) {
+      return new UnavailableError(`${this.url} kept failing (HTTP ${status} ${name ?? ''}) after retries`, { hint: 'try again later', cause: err });
+    }
+    if (err instanceof Error && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|socket hang up|timeout/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`)) {
+      return new UnavailableError(`cannot reach ${this.url}: ${err.message}`, {
+        hint: 'check the network and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (for S3-compatible servers, also --s3-path-style)',
+        cause: err,
+      });
+    }
+    if (err instanceof Error && /Region is missing/i.test(err.message)) {
+      return new UnavailableError('no AWS region configured for the S3 store', { hint: 'set AWS_REGION (or a region in your AWS profile)', cause: err });
+    }
+    return err;
+  }
+}
+
+function checkDigest(digest: string, size: number, actualSize: number, hex: string): void {
+  if (`sha256:${hex}` !== digest || actualSize !== size) {
+    throw new IntegrityError(`blob ${digest} changed while it was being pushed: its bytes now hash to sha256:${hex} (${actualSize} bytes)`, {
+      hint: 'a source file was modified during the push; run the command again',
+      details: { blob: digest, actual: `sha256:${hex}` },
+    });
+  }
+}
+
+function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function isNotFound(err: unknown): boolean {
+  const name = (err as { name?: string })?.name;
+  return httpStatus(err) === 404 || name === 'NotFound' || name === 'NoSuchKey';
+}
+
+async function readAll(body: Readable, expected: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    chunks.push(c as Buffer);
+    n += (c as Buffer).length;
+    if (n > expected + 1) break; // oversize: the digest check will fail; don't buffer more
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Re-chunk a stream into parts of exactly `size` bytes (the last may be shorter). */
+async function* chunked(body: Readable, size: number): AsyncGenerator<Buffer> {
+  let buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for await (const c of body) {
+    let chunk = c as Buffer;
+    while (chunk.length > 0) {
+      const n = Math.min(chunk.length, size - fill);
+      chunk.copy(buf, fill, 0, n);
+      fill += n;
+      chunk = chunk.subarray(n);
+      if (fill === size) {
+        yield buf;
+        buf = Buffer.allocUnsafe(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
+}
