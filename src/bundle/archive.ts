@@ -36,7 +36,21 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
       names.push(blobEntryName(blob.digest));
     }
     const tap = new HashTap();
-    const pack = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true, follow: true, strict: true }, names);
+    const pack = createTar(
+      {
+        cwd: staging,
+        portable: true,
+        mtime: new Date(0),
+        noDirRecurse: true,
+        follow: true,
+        strict: true,
+        // Blobs are data: one mode for all, whatever file they were read from.
+        onWriteEntry: (entry) => {
+          if (entry.stat) entry.stat.mode = (entry.stat.mode & ~0o7777) | 0o644;
+        },
+      },
+      names,
+    );
     await pipeline(pack as unknown as Readable, tap, createWriteStream(partial, { mode: 0o644 }));
     await rename(partial, outFile);
     return { size: tap.bytes };

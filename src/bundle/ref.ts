@@ -1,5 +1,5 @@
-import semver from 'semver';
 import { UsageError } from '../cli/errors.js';
+import { isExactSemver } from './semver.js';
 import { bundleName } from './spec.js';
 
 export type BundleRef = { name: string; version: string; digest?: undefined } | { name: string; digest: string; version?: undefined };
@@ -16,7 +16,7 @@ export function parseRef(ref: string): BundleRef {
     if (!/^sha256:[0-9a-f]{64}$/.test(what)) throw new UsageError(`"${ref}": the digest must be sha256: followed by 64 lower-case hex digits`, { hint });
     return { name, digest: what };
   }
-  if (semver.valid(what) !== what) throw new UsageError(`"${ref}": "${what}" is not a semver version`, { hint });
+  if (!isExactSemver(what)) throw new UsageError(`"${ref}": "${what}" is not a semver version`, { hint });
   return { name, version: what };
 }
 

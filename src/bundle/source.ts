@@ -51,7 +51,8 @@ export async function makeTempDir(prefix: string): Promise<string> {
  * and build the canonical manifest. The manifest's per-file hashes of small files are read back
  * from the tar that was written, so the manifest always describes exactly the bytes stored.
  */
-export async function packDirectory(dir: string, opts: PackOptions = {}): Promise<BundleSource> {
+export async function packDirectory(bundleDir: string, opts: PackOptions = {}): Promise<BundleSource> {
+  const dir = path.resolve(bundleDir);
   const spec = await loadBundleSpec(dir);
   let version = spec.version;
   if (opts.version !== undefined) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import semver from 'semver';
 import { z } from 'zod';
 import { loadYamlFile } from '../cli/yaml-file.js';
+import { isExactSemver } from './semver.js';
 
 /** The file at the root of every bundle directory. */
 export const BUNDLE_FILE = 'bundle.yaml';
@@ -18,7 +18,7 @@ export const bundleName = z
 
 export const bundleVersion = z
   .string({ error: 'expected a semver version as a string, e.g. "1.4.0" (quote it in YAML)' })
-  .refine((v) => semver.valid(v) === v, { message: 'must be a full semver version like 1.4.0 or 1.4.0-rc.1+build.7' });
+  .refine(isExactSemver, { message: 'must be a full semver version like 1.4.0 or 1.4.0-rc.1+build.7' });
 
 const componentPaths = z.array(z.string({ error: 'expected a path (string) relative to the bundle root' }).min(1, 'a path cannot be empty'), {
   error: 'expected a list of paths relative to the bundle root, e.g. [weights/]',

@@ -24,8 +24,11 @@ export class HashTap extends Transform {
     this.onBytes?.(chunk.length);
     cb(null, chunk);
   }
+  private digestHex: string | undefined;
+  /** The SHA-256 of everything that passed (call once the stream has ended; memoised). */
   hex(): string {
-    return this.hash.digest('hex');
+    this.digestHex ??= this.hash.digest('hex');
+    return this.digestHex;
   }
 }
 
@@ -47,18 +50,22 @@ export async function writeDeterministicTar(root: string, paths: string[], outFi
  * (pipe it or resume it). Parse warnings are errors: a damaged tar never half-succeeds.
  */
 export async function forEachTarEntry(input: Readable, source: string, onEntry: (entry: ReadEntry) => Promise<void>): Promise<void> {
-  const pending: Promise<void>[] = [];
+  // Handlers run one after another, in archive order: entry N+1 waits (buffered, with
+  // backpressure on the input) until the handler of entry N has finished.
+  let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   const parser = new Parser({
     strict: true,
     noResume: true,
     onReadEntry: (entry: ReadEntry) => {
-      const p = onEntry(entry).catch((err: unknown) => {
-        failure ??= err;
-        entry.resume();
-        input.destroy(err instanceof Error ? err : new Error(String(err)));
-      });
-      pending.push(p);
+      chain = chain
+        .then(() => (failure === undefined ? onEntry(entry) : entry.resume()))
+        .catch((err: unknown) => {
+          failure ??= err;
+          entry.resume();
+          input.destroy(err instanceof Error ? err : new Error(String(err)));
+        })
+        .then(() => undefined);
     },
   });
   try {
@@ -66,7 +73,7 @@ export async function forEachTarEntry(input: Readable, source: string, onEntry: 
   } catch (err) {
     failure ??= err;
   }
-  await Promise.all(pending);
+  await chain;
   if (failure !== undefined) {
     if (failure instanceof IntegrityError) throw failure;
     throw new IntegrityError(`${source} is not a readable tar archive: ${(failure as Error).message ?? String(failure)}`, { cause: failure });

@@ -1,0 +1,101 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests run from dist/test/…). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = path.join(REPO_ROOT, 'bin', 'run.js');
+
+export type FileSpec = string | Buffer | { content: string | Buffer; mode?: number };
+
+/** A temp directory removed by the returned cleanup (register it with t.after). */
+export async function tempDir(prefix = 'test'): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `modelctl-${prefix}-`));
+}
+
+/** Write a file map into `dir` (changesets-style fixtures), in the order given. */
+export async function writeTree(dir: string, files: Record<string, FileSpec>): Promise<string> {
+  for (const [rel, spec] of Object.entries(files)) {
+    const file = path.join(dir, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    const content = typeof spec === 'string' || Buffer.isBuffer(spec) ? spec : spec.content;
+    await writeFile(file, content);
+    if (typeof spec === 'object' && !Buffer.isBuffer(spec) && spec.mode !== undefined) await chmod(file, spec.mode);
+  }
+  return dir;
+}
+
+export function bundleYaml(name = 'sentiment', version = '1.0.0', extra = ''): string {
+  return `name: ${name}
+version: ${version}
+components:
+  weights: [weights/]
+  prompts: [prompts/]
+  preprocessing: [preprocessing/]
+  config: [config/]
+${extra}`;
+}
+
+/** A small but complete bundle: a large (raw blob) weights file when `largeBytes` > 0. */
+export function sampleBundle(opts: { name?: string; version?: string; largeBytes?: number; seed?: Buffer } = {}): Record<string, FileSpec> {
+  const files: Record<string, FileSpec> = {
+    'bundle.yaml': bundleYaml(opts.name, opts.version, 'metadata:\n  owner: ml-platform\n'),
+    'weights/small.bin': opts.seed ?? Buffer.from('tiny weights'),
+    'prompts/explain.txt': 'The text is {{label}} ({{confidence}}).\n',
+    'prompts/nested/deep.txt': 'deep prompt\n',
+    'preprocessing/tokenize.sh': { content: '#!/bin/sh\ntr A-Z a-z\n', mode: 0o755 },
+    'config/labels.json': '{"labels":["negative","positive"]}\n',
+  };
+  if (opts.largeBytes) files['weights/model.safetensors'] = randomBytes(opts.largeBytes);
+  return files;
+}
+
+export async function makeBundle(files: Record<string, FileSpec>, prefix = 'bundle'): Promise<string> {
+  return writeTree(await tempDir(prefix), files);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json: () => any;
+}
+
+/** Run the real CLI in a child process (black-box: flags, exit codes, stdout/stderr). */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, MODELCTL_DEBUG: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        stdout,
+        stderr,
+        json: () => {
+          try {
+            return JSON.parse(stdout);
+          } catch {
+            throw new Error(`stdout is not one JSON document:\n${stdout}\nstderr:\n${stderr}`);
+          }
+        },
+      });
+    });
+  });
+}
+
+export async function removeAll(...dirs: string[]): Promise<void> {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+}
