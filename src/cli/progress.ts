@@ -46,7 +46,9 @@ function lineProgress(stream: NodeJS.WriteStream, intervalMs: number): Progress 
   let startedAt = 0;
   let lastAt = 0;
   let active = false;
+  let printed = false;
   const line = () => {
+    printed = true;
     const secs = Math.max((Date.now() - startedAt) / 1000, 0.001);
     const pct = total > 0 ? Math.floor((value / total) * 100) : 100;
     stream.write(`${label}: ${formatBytes(value)} of ${formatBytes(total)} (${pct}%), ${formatBytes(Math.round(value / secs))}/s\n`);
@@ -58,6 +60,7 @@ function lineProgress(stream: NodeJS.WriteStream, intervalMs: number): Progress 
       value = 0;
       startedAt = lastAt = Date.now();
       active = t > 0;
+      printed = false;
     },
     advance(n) {
       value += n;
@@ -67,7 +70,8 @@ function lineProgress(stream: NodeJS.WriteStream, intervalMs: number): Progress 
       }
     },
     finish() {
-      if (active) line();
+      // Small, quick transfers need no report; anything that printed a line gets its final one.
+      if (active && (printed || total >= 64 * 1024 * 1024)) line();
       active = false;
     },
   };
