@@ -5,5 +5,18 @@ if (major < 22) {
   process.stderr.write(`modelctl needs Node.js 22 or newer; this is ${process.version}.\n`);
   process.exit(1);
 }
+
+// Start-up is part of every command (CI steps, emergency rollbacks): cache compiled code across
+// runs, and answer --version without loading the CLI framework at all.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
+  const { readFileSync } = await import('node:fs');
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  process.stdout.write(`modelctl/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
+  process.exit(0);
+}
+
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create as createTar } from 'tar';
+import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, UsageError } from '../cli/errors.js';
 import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest } from './manifest.js';
 import { makeTempDir, type BundleSource } from './source.js';
@@ -25,6 +26,7 @@ function blobEntryName(digest: string): string {
 export async function writeArchive(source: BundleSource, outFile: string): Promise<{ size: number }> {
   const staging = await makeTempDir('archive');
   const partial = `${outFile}.partial-${process.pid}`;
+  const forget = removeOnInterrupt(partial);
   try {
     await writeFile(path.join(staging, ARCHIVE_MANIFEST), source.encoded.bytes, { mode: 0o644 });
     await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
@@ -53,6 +55,7 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     );
     await pipeline(pack as unknown as Readable, tap, createWriteStream(partial, { mode: 0o644 }));
     await rename(partial, outFile);
+    forget();
     return { size: tap.bytes };
   } catch (err) {
     await rm(partial, { force: true });

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { removeOnInterrupt } from '../cli/cleanup.js';
 import { UsageError } from '../cli/errors.js';
 import { hashFiles } from './hash.js';
 import {
@@ -41,8 +42,11 @@ export interface PackOptions {
   onHashed?: (bytes: number) => void;
 }
 
+/** A private temp directory, removed even if the process is interrupted before its owner's cleanup runs. */
 export async function makeTempDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join(tmpdir(), `modelctl-${prefix}-`));
+  const dir = await mkdtemp(path.join(tmpdir(), `modelctl-${prefix}-`));
+  removeOnInterrupt(dir);
+  return dir;
 }
 
 /**

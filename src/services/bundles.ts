@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
+import { removeOnInterrupt } from '../cli/cleanup.js';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
 import {
@@ -209,6 +210,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   const { manifest } = encoded;
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
+  const forget = removeOnInterrupt(tmp);
   try {
     progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);
@@ -260,6 +262,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
     await writeFile(path.join(tmp, MANIFEST_RECORD), encoded.bytes);
     await rm(out, { recursive: true, force: true }); // only ever an empty directory here
     await rename(tmp, out);
+    forget();
     return { ref: `${manifest.name}@${manifest.version}`, digest: encoded.digest, path: out };
   } catch (err) {
     progress.finish();

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
+import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, NotFoundError } from '../cli/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
@@ -26,7 +27,9 @@ export class FsStore implements BundleStore {
 
   private async tempFile(): Promise<string> {
     await mkdir(path.join(this.root, 'tmp'), { recursive: true });
-    return path.join(this.root, 'tmp', `${process.pid}-${randomUUID()}`);
+    const file = path.join(this.root, 'tmp', `${process.pid}-${randomUUID()}`);
+    removeOnInterrupt(file);
+    return file;
   }
 
   async hasBlob(digest: string, size: number): Promise<boolean> {

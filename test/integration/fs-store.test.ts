@@ -169,4 +169,23 @@ describe('file store', () => {
     assert.equal((await runCli(['bundle', 'pull', 'sentiment@1.0.0', '-o', out, '--store', store])).code, 0);
     assert.deepEqual(await readFile(path.join(out, 'weights/shard-3.bin')), await readFile(path.join(src, 'weights/shard-3.bin')));
   });
+
+  test('Ctrl-C during a pull exits 130 and leaves no partial directory', async () => {
+    const store = await fresh('store');
+    const files = sampleBundle();
+    for (let i = 0; i < 4; i++) files[`weights/shard-${i}.bin`] = randomBytes(64 * 1024 * 1024);
+    const src = await bundle(files);
+    assert.equal((await runCli(['bundle', 'push', src, '--store', store])).code, 0);
+    const parent = await fresh('pull');
+    const child = spawn(process.execPath, [CLI, 'bundle', 'pull', 'sentiment@1.0.0', '-o', path.join(parent, 'out'), '--store', store], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    while ((await readdir(parent)).length === 0) {
+      assert.ok(Date.now() < deadline, 'pull never started writing');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.deepEqual(await readdir(parent), []);
+  });
 });
