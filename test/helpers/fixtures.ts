@@ -99,3 +99,28 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
 export async function removeAll(...dirs: string[]): Promise<void> {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }
+
+/**
+ * Temp directories and bundles for one test file, all removed by `cleanup` (register it with
+ * `after(scratch.cleanup)`).
+ */
+export function useScratch(): {
+  fresh(prefix: string): Promise<string>;
+  bundle(files: Record<string, FileSpec>): Promise<string>;
+  cleanup(): Promise<void>;
+} {
+  const dirs: string[] = [];
+  return {
+    async fresh(prefix) {
+      const d = await tempDir(prefix);
+      dirs.push(d);
+      return d;
+    },
+    async bundle(files) {
+      const d = await makeBundle(files);
+      dirs.push(d);
+      return d;
+    },
+    cleanup: () => removeAll(...dirs.splice(0)),
+  };
+}

@@ -2,15 +2,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { bundleYaml, makeBundle, removeAll, runCli, sampleBundle, tempDir, writeTree } from '../helpers/fixtures.js';
+import { bundleYaml, runCli, sampleBundle, useScratch, writeTree } from '../helpers/fixtures.js';
 
-const dirs: string[] = [];
-after(() => removeAll(...dirs));
-async function fresh(prefix: string): Promise<string> {
-  const d = await tempDir(prefix);
-  dirs.push(d);
-  return d;
-}
+const { fresh, bundle, cleanup } = useScratch();
+after(cleanup);
 
 describe('the CLI contract', () => {
   test('help teaches: topics, commands, examples', async () => {
@@ -25,8 +20,7 @@ describe('the CLI contract', () => {
   });
 
   test('bad input exits 2 with a message naming the file, line and field; --json errors are one JSON document', async () => {
-    const dir = await makeBundle({ ...sampleBundle(), 'bundle.yaml': bundleYaml('sentiment', 'v1.4') });
-    dirs.push(dir);
+    const dir = await bundle({ ...sampleBundle(), 'bundle.yaml': bundleYaml('sentiment', 'v1.4') });
     const human = await runCli(['bundle', 'pack', dir]);
     assert.equal(human.code, 2);
     assert.equal(human.stdout, '');
@@ -55,8 +49,7 @@ describe('the CLI contract', () => {
     assert.equal(missing.code, 8);
     assert.equal(missing.json().error.code, 'not-found');
 
-    const dir = await makeBundle(sampleBundle());
-    dirs.push(dir);
+    const dir = await bundle(sampleBundle());
     for (const v of ['1.9.0', '1.10.0', '1.9.0-rc.1', '0.1.0']) {
       const r = await runCli(['bundle', 'push', dir, '--version', v, '--json'], { env });
       assert.equal(r.code, 0, r.stderr);
@@ -69,8 +62,7 @@ describe('the CLI contract', () => {
   test('the store comes from --store, else MODELCTL_STORE, else modelctl.yaml (found walking up)', async () => {
     const project = await fresh('project');
     await writeTree(project, { 'modelctl.yaml': 'store: file://./team-store\n', 'models/sentiment/.keep': '' });
-    const dir = await makeBundle(sampleBundle());
-    dirs.push(dir);
+    const dir = await bundle(sampleBundle());
     const cwd = path.join(project, 'models/sentiment');
     const viaYaml = await runCli(['bundle', 'push', dir, '--json'], { cwd, env: { MODELCTL_STORE: undefined } as never });
     assert.equal(viaYaml.json().store, `file://${project}/team-store`);

@@ -5,25 +5,14 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { CLI, makeBundle, removeAll, runCli, sampleBundle, tempDir } from '../helpers/fixtures.js';
+import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
 
 /**
  * The file store end to end, through the real CLI in child processes: what users and CI scripts
  * see (JSON documents, exit codes, files on disk).
  */
-const dirs: string[] = [];
-after(() => removeAll(...dirs));
-
-async function fresh(prefix: string): Promise<string> {
-  const d = await tempDir(prefix);
-  dirs.push(d);
-  return d;
-}
-async function bundle(files: Parameters<typeof makeBundle>[0]): Promise<string> {
-  const d = await makeBundle(files);
-  dirs.push(d);
-  return d;
-}
+const { fresh, bundle, cleanup } = useScratch();
+after(cleanup);
 
 async function findFiles(root: string): Promise<string[]> {
   const out: string[] = [];

@@ -13,7 +13,7 @@ import { S3Store } from '../../src/store/s3-store.js';
 import { blobKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { startFaultProxy, when, type FaultProxy } from '../infra/fault-proxy.js';
-import { CLI, makeBundle, removeAll, runCli, sampleBundle, tempDir } from '../helpers/fixtures.js';
+import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
 
 /**
  * The S3 store against a real Ceph RGW on 127.0.0.1 (started once per test run by the global
@@ -21,7 +21,7 @@ import { CLI, makeBundle, removeAll, runCli, sampleBundle, tempDir } from '../he
  */
 let s3: TestS3;
 let proxy: FaultProxy;
-const dirs: string[] = [];
+const { fresh, bundle, cleanup } = useScratch();
 
 before(async () => {
   s3 = await testS3();
@@ -29,19 +29,8 @@ before(async () => {
 });
 after(async () => {
   await proxy?.stop();
-  await removeAll(...dirs);
+  await cleanup();
 });
-
-async function fresh(prefix: string): Promise<string> {
-  const d = await tempDir(prefix);
-  dirs.push(d);
-  return d;
-}
-async function bundle(files: Parameters<typeof makeBundle>[0]): Promise<string> {
-  const d = await makeBundle(files);
-  dirs.push(d);
-  return d;
-}
 
 /** The environment an AWS user would set for an S3-compatible server. */
 function awsEnv(endpoint = s3.endpoint): NodeJS.ProcessEnv {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,15 +9,10 @@ import { LARGE_FILE_BYTES } from '../../src/bundle/manifest.js';
 import { packDirectory } from '../../src/bundle/source.js';
 import { ExitCode, type ModelctlError } from '../../src/cli/errors.js';
 import { pack } from '../../src/services/bundles.js';
-import { bundleYaml, makeBundle, removeAll, sampleBundle, tempDir, writeTree } from '../helpers/fixtures.js';
+import { bundleYaml, sampleBundle, useScratch, writeTree } from '../helpers/fixtures.js';
 
-const dirs: string[] = [];
-after(() => removeAll(...dirs));
-async function bundle(files: Parameters<typeof makeBundle>[0]): Promise<string> {
-  const d = await makeBundle(files);
-  dirs.push(d);
-  return d;
-}
+const { fresh, bundle, cleanup } = useScratch();
+after(cleanup);
 const digestOf = async (dir: string) => (await pack(dir, {})).digest;
 const isUsage = (e: ModelctlError) => e.exitCode === ExitCode.usage;
 
@@ -70,8 +64,7 @@ test('large files are raw blobs; small files are one tar blob per component', as
 });
 
 test('paths must stay inside the bundle', async (t) => {
-  const outside = await tempDir('outside');
-  dirs.push(outside);
+  const outside = await fresh('outside');
   await writeFile(path.join(outside, 'secret'), 'nope');
   const cases: Array<[string, Record<string, string>, (d: string) => Promise<void>, RegExp]> = [
     ['..', { 'bundle.yaml': bundleYaml().replace('[config/]', '[../x]') }, async () => {}, /leaves the bundle directory/],
@@ -137,8 +130,7 @@ test('the archive is deterministic and reads back verified', async () => {
   const files = { ...sampleBundle(), 'weights/big.bin': Buffer.alloc(LARGE_FILE_BYTES + 1, 3) };
   const a = await bundle(files);
   const b = await bundle(Object.fromEntries(Object.entries(files).reverse()));
-  const out = await tempDir('archive');
-  dirs.push(out);
+  const out = await fresh('archive');
   const ra = await pack(a, { output: path.join(out, 'a.tar') });
   const rb = await pack(b, { output: path.join(out, 'b.tar') });
   assert.equal(ra.digest, rb.digest);
@@ -160,14 +152,12 @@ test('the archive is deterministic and reads back verified', async () => {
   bytes[at + 10] = 4;
   await writeFile(path.join(out, 'bad.tar'), bytes);
   await assert.rejects(openArchive(path.join(out, 'bad.tar')), (e: ModelctlError) => e.exitCode === ExitCode.integrity && /is corrupt/.test(e.message));
-  void createReadStream;
 });
 
 test('a tar blob with an entry that escapes the bundle is refused', async () => {
   const { checkTarBlob } = await import('../../src/bundle/tar-io.js');
   const { create } = await import('tar');
-  const d = await tempDir('evil');
-  dirs.push(d);
+  const d = await fresh('evil');
   await writeTree(d, { 'inner/x': 'x' });
   const evil = create({ cwd: path.join(d, 'inner'), portable: true, prefix: '../..' }, ['x']);
   await assert.rejects(
