@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { UsageError } from '../cli/errors.js';
+import { silentProgress, type Progress } from '../services/progress.js';
 import { hashFiles } from './hash.js';
 import {
   encodeManifest,
@@ -38,8 +39,8 @@ export interface BundleSource {
 export interface PackOptions {
   /** Overrides bundle.yaml's version (e.g. 1.4.0-rc.1+<git sha> in CI). */
   version?: string | undefined;
-  /** Called as large files finish hashing (for progress). */
-  onHashed?: (bytes: number) => void;
+  /** Reports hashing of large files and writing of component tars (coarse: per file). */
+  progress?: Progress;
 }
 
 /** A private temp directory, removed even if the process is interrupted before its owner's cleanup runs. */
@@ -72,7 +73,9 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
 
   const large = files.filter((f) => f.size >= LARGE_FILE_BYTES);
   const small = files.filter((f) => f.size < LARGE_FILE_BYTES);
-  const largeHashes = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => opts.onHashed?.(h.size));
+  const progress = opts.progress ?? silentProgress;
+  progress.start(`hashing ${spec.name}`, files.reduce((n, f) => n + f.size, 0));
+  const largeHashes = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => progress.advance(h.size));
 
   const tmp = await makeTempDir('pack');
   try {
@@ -99,7 +102,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
         if (!e) throw new Error(`internal: ${f.path} missing from the ${component} tar`);
         entries.push({ component, path: f.path, size: e.size, executable: (e.mode & 0o111) !== 0, sha256: e.sha256, blob: digest });
       }
-      opts.onHashed?.(tarHash.size);
+      progress.advance(list.reduce((n, f) => n + f.size, 0));
     }
 
     const { name: _n, version: _v, ...rest } = spec;
@@ -122,6 +125,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
       blobs: [...blobs.values()].map(({ filePath: _f, ...b }) => b).sort((a, b) => compareBytes(a.digest, b.digest)),
     };
     const encoded = encodeManifest(manifest);
+    progress.finish();
     return {
       origin: dir,
       encoded,
@@ -130,6 +134,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
       close: () => rm(tmp, { recursive: true, force: true }),
     };
   } catch (err) {
+    progress.finish();
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }

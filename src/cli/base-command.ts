@@ -1,11 +1,9 @@
-import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { EXIT_CODES, ExitCode, ModelctlError } from './errors.js';
+import { Command, Errors, Flags } from '@oclif/core';
+import { ExitCode, ModelctlError } from './errors.js';
 import { loadProjectConfig, resolveStoreSettings, type StoreSettings } from './config.js';
 import { createProgress } from './progress.js';
 import type { Progress } from '../services/progress.js';
 import type { BundleStore } from '../store/store.js';
-
-export const EXIT_CODE_HELP = EXIT_CODES.map((c) => `  ${String(c.code).padStart(2)}  ${c.meaning}`).join('\n');
 
 /**
  * Every command: `--json` prints exactly one JSON document on stdout (the result, or
@@ -107,5 +105,3 @@ export abstract class StoreCommand extends BaseCommand {
     return openStore(settings.store, { s3PathStyle: settings.s3PathStyle });
   }
 }
-
-export type InferredFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;

@@ -46,14 +46,11 @@ export function defaultStoreUrl(env: NodeJS.ProcessEnv = process.env): string {
 export interface StoreSettings {
   store: string;
   s3PathStyle: boolean;
-  /** Where each setting came from, for `--help`-level transparency in errors. */
-  storeSource: 'flag' | 'env' | 'modelctl.yaml' | 'default';
 }
 
 /**
  * Precedence: built-in default < modelctl.yaml < environment (MODELCTL_*) < flags. Flags and
- * environment arrive already merged by oclif (`env:` on the flag), so a flag value whose env
- * variable is set is attributed to the environment.
+ * environment arrive already merged by oclif (`env:` on the flag).
  */
 export function resolveStoreSettings(
   flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined },
@@ -62,10 +59,9 @@ export function resolveStoreSettings(
 ): StoreSettings {
   const fromFlagOrEnv = flags.store;
   const store = fromFlagOrEnv ?? relativeTo(project.config.store, project.file) ?? defaultStoreUrl(env);
-  const storeSource = fromFlagOrEnv !== undefined ? (env.MODELCTL_STORE === fromFlagOrEnv ? 'env' : 'flag') : project.config.store ? 'modelctl.yaml' : 'default';
   const envPathStyle = env.MODELCTL_S3_PATH_STYLE === undefined ? undefined : /^(1|true|yes|on)$/i.test(env.MODELCTL_S3_PATH_STYLE);
   const s3PathStyle = flags['s3-path-style'] ? true : (envPathStyle ?? project.config.s3?.pathStyle ?? false);
-  return { store, s3PathStyle, storeSource };
+  return { store, s3PathStyle };
 }
 
 /** A relative file store in modelctl.yaml is relative to that file, not to wherever modelctl runs. */

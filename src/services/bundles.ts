@@ -22,7 +22,7 @@ import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
 import { packDirectory, type BundleSource } from '../bundle/source.js';
 import { BUNDLE_FILE } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
-import type { BundleStore, RefRecord } from '../store/store.js';
+import { blobKey, type BundleStore, type RefRecord } from '../store/store.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
@@ -67,11 +67,14 @@ export async function openLocalBundle(p: string, opts: { version?: string | unde
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
     return openArchive(p);
   }
-  return packDirectory(p, { version: opts.version });
+  return packDirectory(p, { version: opts.version, progress: opts.progress });
 }
 
-export async function pack(dir: string, opts: { version?: string | undefined; output?: string | undefined }): Promise<PackSummary & { output?: string; archiveSize?: number }> {
-  const source = await packDirectory(dir, { version: opts.version });
+export async function pack(
+  dir: string,
+  opts: { version?: string | undefined; output?: string | undefined; progress?: Progress },
+): Promise<PackSummary & { output?: string; archiveSize?: number }> {
+  const source = await packDirectory(dir, { version: opts.version, progress: opts.progress });
   try {
     const summary = summarize(source.encoded);
     if (!opts.output) return summary;
@@ -187,7 +190,7 @@ function blobMismatch(digest: string, tap: HashTap, size: number, store: string)
   const actual = `sha256:${tap.hex()}`;
   if (actual === digest && tap.bytes === size) return undefined;
   return new IntegrityError(`blob ${digest} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
-    hint: 'the store was altered or damaged; push the bundle again from its source to repair it',
+    hint: `the store was altered or damaged: delete ${blobKey(digest)} from it, then push the bundle again from its source`,
     details: { blob: digest, actual, store },
   });
 }

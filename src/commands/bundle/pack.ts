@@ -25,7 +25,7 @@ and \`bundle inspect\` accept in place of the directory.`;
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundlePack);
     const { pack } = await import('../../services/bundles.js');
-    return pack(args.dir, { version: flags.version, output: flags.output });
+    return pack(args.dir, { version: flags.version, output: flags.output, progress: this.progress() });
   }
 
   protected human(r: PackSummary & { output?: string; archiveSize?: number }): string {

@@ -25,7 +25,7 @@ digest it fails with exit code 7 (conflict).`;
     const { args, flags } = await this.parse(BundlePush);
     const store = await this.openStore(flags);
     const { openLocalBundle, push } = await import('../../services/bundles.js');
-    const source = await openLocalBundle(args.source, { version: flags.version });
+    const source = await openLocalBundle(args.source, { version: flags.version, progress: this.progress() });
     try {
       const result = await push(store, source, this.progress());
       return { ref: result.ref, digest: result.digest, uploadedBytes: result.uploadedBytes, reusedBytes: result.reusedBytes, store: store.url, created: result.created };
