@@ -74,6 +74,11 @@ export async function pack(
   dir: string,
   opts: { version?: string | undefined; output?: string | undefined; progress?: Progress },
 ): Promise<PackSummary & { output?: string; archiveSize?: number }> {
+  if (await isArchiveFile(dir)) {
+    throw new UsageError(`${dir} is a file; \`bundle pack\` takes a bundle directory (holding bundle.yaml)`, {
+      hint: 'an archive is already packed: push, verify or inspect it directly',
+    });
+  }
   const source = await packDirectory(dir, { version: opts.version, progress: opts.progress });
   try {
     const summary = summarize(source.encoded);

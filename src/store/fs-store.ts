@@ -10,6 +10,9 @@ import { IntegrityError, NotFoundError } from '../cli/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
+/** Temp files older than this are leftovers of killed pushes. */
+const STALE_TEMP_MS = 24 * 60 * 60 * 1000;
+
 /**
  * A store in a local directory (the embedded default). Every write goes to `tmp/` first, is
  * fsynced, then renamed (blobs, manifests) or hard-linked (refs: link() fails if the target
@@ -25,11 +28,31 @@ export class FsStore implements BundleStore {
     return path.join(this.root, ...key.split('/'));
   }
 
+  private swept = false;
+
   private async tempFile(): Promise<string> {
     await mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    if (!this.swept) {
+      this.swept = true;
+      await this.sweepStaleTemp();
+    }
     const file = path.join(this.root, 'tmp', `${process.pid}-${randomUUID()}`);
     removeOnInterrupt(file);
     return file;
+  }
+
+  /**
+   * Remove temp files left by pushes that were killed (SIGKILL, power loss) more than a day ago.
+   * They were never visible as blobs or refs; this only gives the disk space back.
+   */
+  private async sweepStaleTemp(): Promise<void> {
+    const dir = path.join(this.root, 'tmp');
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const file = path.join(dir, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) await rm(file, { force: true });
+    }
   }
 
   async hasBlob(digest: string, size: number): Promise<boolean> {

@@ -102,5 +102,8 @@ describe('the CLI contract', () => {
     assert.equal(inspectRef.json().manifest.name, 'ranker');
     const wrongDigest = await runCli(['bundle', 'verify', dir, '--digest', `sha256:${'0'.repeat(64)}`]);
     assert.equal(wrongDigest.code, 6);
+    const packArchive = await runCli(['bundle', 'pack', archive, '--json']);
+    assert.equal(packArchive.code, 2);
+    assert.match(packArchive.json().error.message, /is a file; `bundle pack` takes a bundle directory/);
   });
 });

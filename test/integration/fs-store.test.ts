@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
@@ -152,8 +152,17 @@ describe('file store', () => {
     assert.equal(afterKill.code, 8, 'the version does not resolve');
     assert.deepEqual((await runCli(['bundle', 'list', '--store', store, '--json'])).json(), []);
 
+    // The killed push left temp files (never visible as blobs or refs). Once they are a day old,
+    // the next push gives the space back; fresh ones (a concurrent push's) are left alone.
+    const leftovers = await findFiles(path.join(store, 'tmp'));
+    assert.ok(leftovers.length > 0, 'SIGKILL leaves its temp file behind');
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    for (const f of leftovers) await utimes(f, twoDaysAgo, twoDaysAgo);
+    await writeFile(path.join(store, 'tmp', 'in-flight-elsewhere'), 'x');
+
     const again = await runCli(['bundle', 'push', src, '--store', store, '--json']);
     assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(await readdir(path.join(store, 'tmp')), ['in-flight-elsewhere']);
     const out = path.join(await fresh('pull'), 'x');
     assert.equal((await runCli(['bundle', 'pull', 'sentiment@1.0.0', '-o', out, '--store', store])).code, 0);
     assert.deepEqual(await readFile(path.join(out, 'weights/shard-3.bin')), await readFile(path.join(src, 'weights/shard-3.bin')));
