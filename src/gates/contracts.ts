@@ -1,0 +1,62 @@
+import type { MetricSource } from '../rollout/contracts.js';
+
+/**
+ * A gate: one metric check with limits, in the spirit of Argo Rollouts' analysis (ANCHORS.md).
+ * `metric` names a built-in local measurement; the Prometheus source (next issue) adds `query`.
+ */
+export interface GateSpec {
+  name: string;
+  /** 'error-rate' | 'latency-p50' | 'latency-p90' | 'latency-p99' | 'score-mean' | 'request-rate' | 'shadow-agreement' | … */
+  metric: string;
+  /** Absolute limits on the candidate's value. */
+  max?: number;
+  min?: number;
+  /** Relative to the stable version: candidate <= stable * maxRatio, and/or candidate - stable <= maxDelta. */
+  relative?: { maxRatio?: number; maxDelta?: number };
+  /** Fewer samples than this in the window → inconclusive (never pass on missing data). Default 20. */
+  minSamples?: number;
+  /** Wait this long into a step before the first measurement counts. Default 0. */
+  initialDelayMs?: number;
+  /** Failed measurements tolerated before the step fails. Default 0 (Argo's default). */
+  failureLimit?: number;
+  /** Inconclusive measurements tolerated before the rollout holds for a human. Default 0. */
+  inconclusiveLimit?: number;
+  /** Consecutive query errors tolerated (reset by any good measurement). Default 4. */
+  consecutiveErrorLimit?: number;
+  /** A failing critical gate rolls back at once, whatever the limits. */
+  critical?: boolean;
+  /** Evaluate and report, never gate. */
+  dryRun?: boolean;
+}
+
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+
+/** One evaluation of one gate. `error` is a query error (counts against consecutiveErrorLimit). */
+export interface GateResult {
+  name: string;
+  verdict: Verdict | 'error';
+  value: number | null;
+  /** Human form of the limit, e.g. "<= 0.01" or "<= stable(0.004) * 1.2". */
+  limit: string;
+  samples: number;
+  /** Why, in words: "no requests in window", "3 of 40 requests failed", the query error… */
+  reason: string;
+  /** What was asked (the resolved query, or the local metric and window). */
+  query: string;
+  at: number;
+}
+
+export interface GateContext {
+  model: string;
+  candidate: string;
+  /** The serving stable version; null on the very first deploy. */
+  stable: string | null;
+  /** Start of the measurement window (ms). */
+  sinceMs: number;
+  now: number;
+}
+
+/** Evaluates gates of one kind against a metric source; the Prometheus/statistical gates plug in here. */
+export interface GateEvaluator {
+  evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult>;
+}

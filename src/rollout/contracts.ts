@@ -1,0 +1,64 @@
+/**
+ * The contracts between the rollout engine and the world. The engine only ever talks to these
+ * interfaces (DESIGN.md): a Target runs versions and moves traffic, a MetricSource measures them,
+ * a LedgerStore remembers everything before it is done, a Clock tells time. One implementation per
+ * backend (local runtime now, Kubernetes and Prometheus next); fakes in tests.
+ */
+
+/** Milliseconds since the epoch; the engine never reads the system clock itself. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+/** Where traffic goes: integer percentages per version summing to 100, plus an optional mirror. */
+export interface TrafficSplit {
+  weights: Record<string, number>;
+  /** A share of live requests copied to `version`; its answers are discarded (never seen by callers). */
+  mirror: { version: string; percent: number } | null;
+}
+
+export interface VersionRef {
+  model: string;
+  version: string;
+  digest: string;
+}
+
+/** Runs versions and routes traffic. Every method is idempotent (the engine may repeat a step after a crash). */
+export interface Target {
+  readonly name: string; // 'local' | 'kubernetes'
+  /** Make `ref` run (pull its verified bundle, start it) without giving it traffic. */
+  deploy(ref: VersionRef): Promise<void>;
+  /** Resolve when `version` is ready to serve; reject with a reason (crash loop, timeout…) otherwise. */
+  waitReady(model: string, version: string, timeoutMs: number): Promise<void>;
+  /** A live health check of a running version (used after a rollback switch). */
+  healthy(model: string, version: string): Promise<boolean>;
+  /** Apply the whole split atomically. Resolves once the router serves the new split. */
+  applyTraffic(model: string, split: TrafficSplit): Promise<void>;
+  /** Stop a version (it left the stable set, or it failed). */
+  retire(model: string, version: string): Promise<void>;
+}
+
+/** What a metric source measured for one version over a window. */
+export interface VersionWindow {
+  requests: number;
+  /** 5xx answers and failed connections. */
+  errors: number;
+  /** Latencies in ms of the window's requests (possibly a bounded sample). */
+  latenciesMs: number[];
+  /** Values of the bundle's numeric answer field (e.g. `score`), when it names one. */
+  scores: number[];
+  /** Shadow only: requests whose candidate answer was compared with the stable one, and how many agreed. */
+  shadowCompared: number;
+  shadowAgreed: number;
+}
+
+export interface MetricSource {
+  /** Measurements of `version` for requests that ended in [sinceMs, now]. */
+  window(model: string, version: string, sinceMs: number): Promise<VersionWindow>;
+}
