@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import { UsageError } from '../cli/errors.js';
+import type { GateSpec } from '../gates/contracts.js';
+import type { RolloutPlan } from '../ledger/model.js';
+
+/** The default canary ladder: `--canary 5%` starts at 5 and climbs it. */
+export const DEFAULT_LADDER = [5, 25, 50, 100];
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+
+/** "500ms", "30s", "2m", "1h" (or a number of seconds) → milliseconds. */
+export function parseDuration(text: string | number, what: string): number {
+  if (typeof text === 'number' && Number.isFinite(text) && text >= 0) return Math.round(text * 1000);
+  const m = DURATION.exec(String(text).trim());
+  if (!m) throw new UsageError(`${what}: "${text}" is not a duration`, { hint: 'write it like 500ms, 30s, 2m or 1h' });
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** "5%", "5" or 5 → 5; must be within (0, 100]. */
+export function parsePercent(text: string | number, what: string, opts: { allowZero?: boolean } = {}): number {
+  const n = typeof text === 'number' ? text : Number(String(text).trim().replace(/%$/, ''));
+  const ok = Number.isFinite(n) && Number.isInteger(n) && (opts.allowZero ? n >= 0 : n > 0) && n <= 100;
+  if (!ok) throw new UsageError(`${what}: "${text}" is not a whole percentage between ${opts.allowZero ? 0 : 1} and 100`, { hint: 'e.g. 5%' });
+  return n;
+}
+
+/** "5,20,50,100" → [5, 20, 50, 100]: strictly ascending, ending at 100. */
+export function parseSteps(text: string | number[], what: string): number[] {
+  const steps = (Array.isArray(text) ? text : String(text).split(',')).map((s) => parsePercent(s, what));
+  for (let i = 1; i < steps.length; i++) {
+    if (steps[i]! <= steps[i - 1]!) throw new UsageError(`${what}: steps must go up (${steps.join(',')})`, { hint: 'e.g. --steps 5,20,50,100' });
+  }
+  if (steps.at(-1) !== 100) throw new UsageError(`${what}: the last step must be 100 (${steps.join(',')})`, { hint: 'e.g. --steps 5,20,50,100' });
+  return steps;
+}
+
+/** The canary ladder starting at `first` percent: 5 → [5, 25, 50, 100]; 10 → [10, 25, 50, 100]. */
+export function ladderFrom(first: number): number[] {
+  return [first, ...DEFAULT_LADDER.filter((w) => w > first)].filter((w, i, a) => a.indexOf(w) === i);
+}
+
+const durationField = z.union([z.string(), z.number()], { error: 'expected a duration like 30s or 2m' });
+const percentField = z.union([z.string(), z.number()], { error: 'expected a percentage like 5%' });
+
+export const gateSpecSchema = z
+  .object({
+    name: z.string().min(1),
+    metric: z.string().min(1).optional(),
+    query: z.string().min(1).optional(),
+    max: z.number().optional(),
+    min: z.number().optional(),
+    relative: z.object({ maxRatio: z.number().positive().optional(), maxDelta: z.number().optional() }).strict().optional(),
+    minSamples: z.number().int().nonnegative().optional(),
+    initialDelay: durationField.optional(),
+    failureLimit: z.number().int().nonnegative().optional(),
+    inconclusiveLimit: z.number().int().nonnegative().optional(),
+    consecutiveErrorLimit: z.number().int().nonnegative().optional(),
+    critical: z.boolean().optional(),
+    dryRun: z.boolean().optional(),
+  })
+  .strict()
+  .refine((g) => g.metric !== undefined || g.query !== undefined, { message: 'a gate needs a metric (e.g. error-rate) or a query' });
+
+/** The `rollout:` section, in modelctl.yaml and in a bundle's bundle.yaml. */
+export const rolloutSectionSchema = z
+  .object({
+    steps: z.array(z.number()).optional(),
+    interval: durationField.optional(),
+    checkEvery: durationField.optional(),
+    shadow: percentField.optional(),
+    shadowDuration: durationField.optional(),
+    readyTimeout: durationField.optional(),
+    gates: z.array(gateSpecSchema).optional(),
+  })
+  .strict();
+export type RolloutSection = z.output<typeof rolloutSectionSchema>;
+
+/** What the deploy command's flags (and their MODELCTL_* variables) say; undefined = not given. */
+export interface RolloutFlags {
+  canary?: string | undefined;
+  steps?: string | undefined;
+  interval?: string | undefined;
+  checkEvery?: string | undefined;
+  shadow?: string | undefined;
+  shadowDuration?: string | undefined;
+  shadowOnly?: boolean | undefined;
+  readyTimeout?: string | undefined;
+}
+
+export const PLAN_DEFAULTS = {
+  steps: DEFAULT_LADDER,
+  intervalMs: 30_000,
+  shadowDurationMs: 60_000,
+  readyTimeoutMs: 120_000,
+} as const;
+
+/** Check a `rollout:` section (from modelctl.yaml or bundle.yaml), naming where a problem is. */
+export function parseRolloutSection(raw: unknown, where: string): RolloutSection {
+  if (raw === undefined || raw === null) return {};
+  const r = rolloutSectionSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new UsageError(`${where}: rollout.${issue.path.join('.')}: ${issue.message}`, { hint: 'see the rollout section in the README' });
+  }
+  return r.data;
+}
+
+function toGate(g: z.output<typeof gateSpecSchema>, where: string): GateSpec {
+  if (g.metric === undefined) {
+    throw new UsageError(`${where}: gate "${g.name}" has a query but no metric; query gates need the Prometheus metric source`, {
+      hint: 'use a built-in metric (error-rate, latency-p99, …) on the local target',
+    });
+  }
+  const { initialDelay, query: _query, metric, ...rest } = g;
+  return { ...rest, metric, ...(initialDelay !== undefined ? { initialDelayMs: parseDuration(initialDelay, `${where}: gate ${g.name} initialDelay`) } : {}) };
+}
+
+/**
+ * Resolve the plan. Precedence: built-in defaults < modelctl.yaml < the bundle's `rollout:` < env
+ * (MODELCTL_*, merged into flags by oclif) < flags. Gates are not merged item by item: the most
+ * specific layer that declares gates wins, so a bundle can tighten or loosen the project's gates.
+ */
+export function resolvePlan(layers: { project: RolloutSection; bundle: RolloutSection; flags: RolloutFlags; defaultGates: GateSpec[] }): RolloutPlan {
+  const { project, bundle, flags } = layers;
+  const pick = <K extends keyof RolloutSection>(k: K): { value: RolloutSection[K]; where: string } | undefined =>
+    bundle[k] !== undefined ? { value: bundle[k], where: 'bundle.yaml' } : project[k] !== undefined ? { value: project[k], where: 'modelctl.yaml' } : undefined;
+
+  let steps: number[];
+  if (flags.steps !== undefined) steps = parseSteps(flags.steps, '--steps');
+  else if (flags.canary !== undefined) steps = ladderFrom(parsePercent(flags.canary, '--canary'));
+  else {
+    const s = pick('steps');
+    steps = s ? parseSteps(s.value!, `${s.where}: rollout.steps`) : [...PLAN_DEFAULTS.steps];
+  }
+
+  const duration = (flag: string | undefined, flagName: string, key: 'interval' | 'checkEvery' | 'shadowDuration' | 'readyTimeout', fallback: number): number => {
+    if (flag !== undefined) return parseDuration(flag, flagName);
+    const s = pick(key);
+    return s ? parseDuration(s.value as string | number, `${s.where}: rollout.${key}`) : fallback;
+  };
+  const intervalMs = duration(flags.interval, '--interval', 'interval', PLAN_DEFAULTS.intervalMs);
+  if (intervalMs <= 0) throw new UsageError('--interval must be longer than 0');
+  // Several checks per bake: enough to catch a bad canary early, few enough to keep windows meaningful.
+  const checkEveryMs = duration(flags.checkEvery, '--check-every', 'checkEvery', Math.min(Math.max(Math.round(intervalMs / 5), 1000), 15_000));
+
+  let shadowPercent = 0;
+  if (flags.shadow !== undefined) shadowPercent = parsePercent(flags.shadow, '--shadow', { allowZero: true });
+  else {
+    const s = pick('shadow');
+    if (s) shadowPercent = parsePercent(s.value as string | number, `${s.where}: rollout.shadow`, { allowZero: true });
+  }
+  if (flags.shadowOnly && shadowPercent === 0) {
+    throw new UsageError('--shadow-only needs a shadow share', { hint: 'e.g. --shadow 10% --shadow-only' });
+  }
+
+  const gateLayer = pick('gates');
+  const gates = gateLayer ? gateLayer.value!.map((g) => toGate(g, gateLayer.where)) : layers.defaultGates;
+  const names = new Set<string>();
+  for (const g of gates) {
+    if (names.has(g.name)) throw new UsageError(`${gateLayer?.where ?? 'gates'}: two gates are named "${g.name}"`);
+    names.add(g.name);
+  }
+
+  return {
+    steps,
+    intervalMs,
+    checkEveryMs: Math.min(checkEveryMs, intervalMs),
+    shadowPercent,
+    shadowDurationMs: duration(flags.shadowDuration, '--shadow-duration', 'shadowDuration', PLAN_DEFAULTS.shadowDurationMs),
+    shadowOnly: flags.shadowOnly ?? false,
+    gates,
+    readyTimeoutMs: duration(flags.readyTimeout, '--ready-timeout', 'readyTimeout', PLAN_DEFAULTS.readyTimeoutMs),
+  };
+}
