@@ -28,6 +28,11 @@ export abstract class BaseCommand extends Command {
   /** Render the result for people (stdout). */
   protected abstract human(result: unknown): string;
 
+  /** The exit code a finished result stands for (e.g. a rollout rolled back by its gates: 3). */
+  protected exitCodeOf(_result: unknown): ExitCode {
+    return ExitCode.ok;
+  }
+
   override async run(): Promise<unknown> {
     const result = await this.execute();
     if (this.jsonMode) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -35,6 +40,8 @@ export abstract class BaseCommand extends Command {
       const text = this.human(result);
       if (text) process.stdout.write(`${text}\n`);
     }
+    const code = this.exitCodeOf(result);
+    if (code !== ExitCode.ok) process.exitCode = code;
     return result;
   }
 

@@ -6,13 +6,22 @@ import type { MetricSource } from '../rollout/contracts.js';
  */
 export interface GateSpec {
   name: string;
+  /** Which evaluator judges it ('local' by default; 'prometheus', 'statistical', 'drift' next). */
+  kind?: string;
+  /** Rollout phases the gate runs in. Default: the metric's own (shadow-agreement: shadow only; others: both). */
+  phases?: GatePhase[];
   /** 'error-rate' | 'latency-p50' | 'latency-p90' | 'latency-p99' | 'score-mean' | 'request-rate' | 'shadow-agreement' | … */
   metric: string;
   /** Absolute limits on the candidate's value. */
   max?: number;
   min?: number;
-  /** Relative to the stable version: candidate <= stable * maxRatio, and/or candidate - stable <= maxDelta. */
-  relative?: { maxRatio?: number; maxDelta?: number };
+  /**
+   * Relative to the stable version, measured over the same window. Upper bound: candidate <=
+   * stable * maxRatio + maxDelta (either alone: ratio 1 / delta 0), so a zero baseline still
+   * leaves `maxDelta` of room. Lower bound (metrics where less is worse: score, agreement, rate):
+   * candidate >= stable * minRatio - minDelta.
+   */
+  relative?: { maxRatio?: number; maxDelta?: number; minRatio?: number; minDelta?: number };
   /** Fewer samples than this in the window → inconclusive (never pass on missing data). Default 20. */
   minSamples?: number;
   /** Wait this long into a step before the first measurement counts. Default 0. */
@@ -28,6 +37,8 @@ export interface GateSpec {
   /** Evaluate and report, never gate. */
   dryRun?: boolean;
 }
+
+export type GatePhase = 'shadow' | 'canary';
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 
@@ -54,9 +65,15 @@ export interface GateContext {
   /** Start of the measurement window (ms). */
   sinceMs: number;
   now: number;
+  /** Which phase is measuring (shadow windows hold mirrored requests only). */
+  phase?: GatePhase;
 }
 
 /** Evaluates gates of one kind against a metric source; the Prometheus/statistical gates plug in here. */
 export interface GateEvaluator {
   evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult>;
+  /** Problems with a spec (unknown metric, no limit…), checked before a rollout starts. */
+  validate?(gate: GateSpec): string[];
+  /** The phases a gate runs in when it does not say (`gate.phases`). */
+  phasesOf?(gate: GateSpec): GatePhase[];
 }

@@ -13,7 +13,8 @@ export type ReleaseState =
   | 'retired' // was stable, pushed out of the stable set and stopped
   | 'failed' // rolled back by its gates (evidence attached)
   | 'aborted' // ended by a human (`modelctl abort`) or an interrupted rollout resolved by abort
-  | 'held'; // gates inconclusive: waiting for a human to promote or abort
+  | 'held' // gates inconclusive: waiting for a human to promote or abort
+  | 'shadowed'; // a shadow-only rollout whose gates passed: never served, stopped, not promoted
 
 export interface StepRecord {
   /** Percent of live traffic on the candidate during this step (0 for a shadow step). */
@@ -25,6 +26,16 @@ export interface StepRecord {
   verdict: Verdict | null;
   /** The latest result of each gate during this step (the evidence). */
   gates: GateResult[];
+  /** Per gate, the measurements counted so far in this step (Argo-style limits act on these). */
+  tallies?: GateTally[];
+}
+
+export interface GateTally {
+  name: string;
+  measurements: number;
+  failed: number;
+  inconclusive: number;
+  consecutiveErrors: number;
 }
 
 export interface Release {
@@ -70,6 +81,9 @@ export interface RolloutState {
   holder: string;
   /** Set by `modelctl promote` / `modelctl abort` from another process; the driving deploy obeys. */
   requested: 'promote' | 'abort' | null;
+  /** Who asked for `requested`, and when. */
+  requestedBy?: string | null;
+  requestedAt?: number | null;
 }
 
 export interface LockRecord {

@@ -6,8 +6,9 @@ export function describeLimit(g: GateSpec): string {
   const parts: string[] = [];
   if (g.max !== undefined) parts.push(`<= ${g.max}`);
   if (g.min !== undefined) parts.push(`>= ${g.min}`);
-  if (g.relative?.maxRatio !== undefined) parts.push(`<= stable × ${g.relative.maxRatio}`);
-  if (g.relative?.maxDelta !== undefined) parts.push(`<= stable + ${g.relative.maxDelta}`);
+  const r = g.relative;
+  if (r?.maxRatio !== undefined || r?.maxDelta !== undefined) parts.push(`<= stable × ${r.maxRatio ?? 1} + ${r.maxDelta ?? 0}`);
+  if (r?.minRatio !== undefined || r?.minDelta !== undefined) parts.push(`>= stable × ${r.minRatio ?? 1} - ${r.minDelta ?? 0}`);
   return parts.join(' and ') || 'reported only';
 }
 

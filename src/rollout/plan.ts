@@ -50,7 +50,17 @@ export const gateSpecSchema = z
     query: z.string().min(1).optional(),
     max: z.number().optional(),
     min: z.number().optional(),
-    relative: z.object({ maxRatio: z.number().positive().optional(), maxDelta: z.number().optional() }).strict().optional(),
+    kind: z.string().min(1).optional(),
+    phases: z.array(z.enum(['shadow', 'canary'])).min(1).optional(),
+    relative: z
+      .object({
+        maxRatio: z.number().positive().optional(),
+        maxDelta: z.number().optional(),
+        minRatio: z.number().positive().optional(),
+        minDelta: z.number().optional(),
+      })
+      .strict()
+      .optional(),
     minSamples: z.number().int().nonnegative().optional(),
     initialDelay: durationField.optional(),
     failureLimit: z.number().int().nonnegative().optional(),

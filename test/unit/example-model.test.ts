@@ -51,16 +51,19 @@ const HELD_OUT: ReadonlyArray<readonly [text: string, label: 'positive' | 'negat
   ['The movie was not good.', 'negative'], // negation: only the bigram "not good" flips it
 ];
 
-test('bundle.yaml lists the four components, all present on disk', async () => {
+test('bundle.yaml lists the four components plus serving, all present on disk, and how to serve it', async () => {
   const manifest = parseYaml(await readFile(join(bundleDir, 'bundle.yaml'), 'utf8')) as {
     name: unknown;
     version: unknown;
     components: Record<string, unknown>;
     metadata: Record<string, unknown>;
+    serve: { command: string[]; readinessPath: string; scoreField: string; agreementField: string };
   };
   assert.equal(manifest.name, 'sentiment');
   assert.equal(manifest.version, '1.0.0');
-  assert.deepEqual(Object.keys(manifest.components).sort(), ['config', 'preprocessing', 'prompts', 'weights']);
+  assert.deepEqual(Object.keys(manifest.components).sort(), ['config', 'preprocessing', 'prompts', 'serving', 'weights']);
+  assert.deepEqual(manifest.serve.command, ['node', 'serve.mjs']);
+  assert.ok((manifest.components.serving as string[]).includes(manifest.serve.command[1]!), 'the server is inside the bundle');
   for (const [component, paths] of Object.entries(manifest.components)) {
     assert.ok(Array.isArray(paths) && paths.length > 0, `${component} must be a non-empty list`);
     for (const p of paths) assert.ok(existsSync(join(bundleDir, String(p))), `${component}: ${String(p)} is missing`);

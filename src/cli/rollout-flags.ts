@@ -1,0 +1,30 @@
+import { Flags } from '@oclif/core';
+import { TARGETS } from '../services/rollouts.js';
+
+/** Flags of every command that acts on a target. */
+export const targetFlags = {
+  target: Flags.string({
+    description: 'Where versions run: local (the embedded runtime, default) or kubernetes.',
+    options: [...TARGETS],
+    default: 'local',
+    env: 'MODELCTL_TARGET',
+    helpGroup: 'TARGET',
+  }),
+  port: Flags.integer({
+    description: 'Local router port, if the local runtime has to be started (also MODELCTL_LOCAL_PORT, modelctl.yaml local.port).',
+    env: 'MODELCTL_LOCAL_PORT',
+    helpGroup: 'TARGET',
+  }),
+};
+
+/** The rollout plan's flags (each also settable by its MODELCTL_* variable). */
+export const planFlags = {
+  canary: Flags.string({ description: 'Start the canary at this share and climb the default ladder 5 → 25 → 50 → 100 (e.g. 5%).', helpGroup: 'ROLLOUT' }),
+  steps: Flags.string({ description: 'Canary weights, ascending, ending at 100 (e.g. 5,20,50,100).', env: 'MODELCTL_STEPS', helpGroup: 'ROLLOUT' }),
+  interval: Flags.string({ description: 'Bake time of each canary step (e.g. 30s, 2m). Default 30s.', env: 'MODELCTL_INTERVAL', helpGroup: 'ROLLOUT' }),
+  'check-every': Flags.string({ description: 'How often gates are checked during a bake. Default: interval / 5, 1s–15s.', helpGroup: 'ROLLOUT' }),
+  shadow: Flags.string({ description: 'Mirror this share of live requests to the candidate first (e.g. 10%); callers never see its answers.', helpGroup: 'ROLLOUT' }),
+  'shadow-duration': Flags.string({ description: 'How long the shadow phase lasts. Default 1m.', helpGroup: 'ROLLOUT' }),
+  'shadow-only': Flags.boolean({ description: 'Stop after the shadow phase: judge the candidate, never give it live traffic.', helpGroup: 'ROLLOUT' }),
+  'ready-timeout': Flags.string({ description: 'How long a version may take to become ready. Default 2m.', helpGroup: 'ROLLOUT' }),
+};

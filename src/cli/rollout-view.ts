@@ -1,0 +1,126 @@
+import type { RolloutPlan } from '../ledger/model.js';
+import type { RolloutEvent } from '../rollout/engine.js';
+
+/**
+ * How a rollout looks while it runs (stderr, so `--json` stdout stays one document).
+ * - CI / pipes: one plain line per event, timestamped from the start.
+ * - TTY: the same log lines scroll above a live block that is redrawn in place every second:
+ *   phase and weight, time left in the bake, and each gate's latest value against its limit.
+ */
+export interface RolloutView {
+  onEvent(e: RolloutEvent): void;
+  close(): void;
+}
+
+interface GateLine {
+  value: unknown;
+  limit: unknown;
+  verdict: unknown;
+  samples: unknown;
+  reason: unknown;
+}
+
+function fmt(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toPrecision(3);
+  return v === null || v === undefined ? '-' : String(v);
+}
+
+/** One human line for an event (shared by both modes). */
+export function describeEvent(e: RolloutEvent): string {
+  switch (e.type) {
+    case 'rollout-started':
+    case 'rollout-resumed':
+      return `${e.type === 'rollout-resumed' ? 'resuming' : 'starting'} ${fmt(e.model ?? '')}@${fmt(e.version)}`;
+    case 'version-deployed':
+      return `${fmt(e.version)} started`;
+    case 'version-ready':
+      return `${fmt(e.version)} is ready`;
+    case 'step-started':
+      return e.phase === 'shadow' ? `shadow: mirroring ${fmt(e.mirror)}% of requests` : `canary step ${Number(e.index) + 1}: ${fmt(e.weight)}% of traffic`;
+    case 'traffic-applied':
+      return `traffic now ${Object.entries((e.weights as Record<string, number>) ?? {})
+        .map(([v, w]) => `${v} ${w}%`)
+        .join(', ')}${e.mirror ? ` (+ mirror ${(e.mirror as { percent: number }).percent}% → ${(e.mirror as { version: string }).version})` : ''}`;
+    case 'gate-evaluated':
+    case 'gate-failed':
+      return `gate ${fmt(e.gate)}: ${fmt(e.value)} (limit ${fmt(e.limit)}, ${fmt(e.samples)} samples) → ${fmt(e.verdict)}${e.verdict !== 'pass' && e.reason ? `: ${fmt(e.reason)}` : ''}${e.dryRun ? ' [dry-run]' : ''}`;
+    case 'step-passed':
+      return `step ${Number(e.index) + 1} passed`;
+    case 'step-failed':
+      return `step ${Number(e.index) + 1} FAILED: ${fmt(e.reason)}`;
+    case 'promoted':
+      return `${fmt(e.version)} promoted; stable set ${(e.stableSet as string[] | undefined)?.join(', ') ?? ''}`;
+    case 'rollback-started':
+      return `rolling back${e.to ? ` to ${fmt(e.to)}` : ''}${e.reason ? `: ${fmt(e.reason)}` : ''}`;
+    case 'rolled-back':
+      return `rolled back: all traffic on ${fmt(e.to)}${e.healthy === false ? ' (NOT healthy)' : ''}`;
+    case 'held':
+      return `HELD for a human: ${fmt(e.reason)} (then \`modelctl promote\` or \`modelctl abort\`)`;
+    default: {
+      const { at: _at, type, ...rest } = e;
+      const extra = Object.entries(rest)
+        .filter(([, v]) => v !== undefined && typeof v !== 'object')
+        .map(([k, v]) => `${k}=${fmt(v)}`)
+        .join(' ');
+      return `${type}${extra ? ` ${extra}` : ''}`;
+    }
+  }
+}
+
+export function createRolloutView(opts: { stream?: NodeJS.WriteStream; plan?: RolloutPlan; now?: () => number }): RolloutView {
+  const stream = opts.stream ?? process.stderr;
+  const now = opts.now ?? Date.now;
+  let startedAt: number | undefined;
+  const stamp = (at: number) => {
+    startedAt ??= at;
+    return `[+${((at - startedAt) / 1000).toFixed(1).padStart(5)}s]`;
+  };
+  if (!stream.isTTY) {
+    return {
+      onEvent: (e) => stream.write(`${stamp(e.at)} ${describeEvent(e)}\n`),
+      close: () => {},
+    };
+  }
+
+  let phase = 'starting';
+  let weight = 0;
+  let stepEndsAt: number | null = null;
+  const gates = new Map<string, GateLine>();
+  let blockLines = 0;
+  const render = (logLine?: string) => {
+    let out = blockLines > 0 ? `\x1b[${blockLines}F\x1b[J` : '';
+    if (logLine) out += `${logLine}\n`;
+    const left = stepEndsAt === null ? '' : ` · ${Math.max(0, Math.ceil((stepEndsAt - now()) / 1000))}s left in this step`;
+    const block = [`\x1b[1m${phase}${phase === 'canary' ? ` ${weight}%` : ''}\x1b[0m${left}`];
+    for (const [name, g] of gates) {
+      const mark = g.verdict === 'pass' ? '\x1b[32m✔\x1b[0m' : g.verdict === 'fail' ? '\x1b[31m✖\x1b[0m' : '\x1b[33m?\x1b[0m';
+      block.push(`  ${mark} ${name.padEnd(18)} ${fmt(g.value).padStart(8)}  limit ${fmt(g.limit)}  (${fmt(g.samples)} samples)`);
+    }
+    out += `${block.join('\n')}\n`;
+    blockLines = block.length;
+    stream.write(out);
+  };
+  const timer = setInterval(() => render(), 1000);
+  timer.unref();
+  return {
+    onEvent(e) {
+      if (e.type === 'step-started') {
+        phase = String(e.phase);
+        weight = Number(e.weight ?? 0);
+        const bake = phase === 'shadow' ? opts.plan?.shadowDurationMs : weight === 100 ? 0 : opts.plan?.intervalMs;
+        stepEndsAt = bake ? e.at + bake : null;
+        gates.clear();
+      } else if (e.type === 'gate-evaluated' || e.type === 'gate-failed') {
+        gates.set(String(e.gate), { value: e.value, limit: e.limit, verdict: e.verdict, samples: e.samples, reason: e.reason });
+      } else if (['promoted', 'rolled-back', 'held', 'rollback-started'].includes(e.type)) {
+        phase = e.type;
+        stepEndsAt = null;
+      }
+      // Gate evaluations update the live block; everything else is also logged above it.
+      render(e.type === 'gate-evaluated' ? undefined : `${stamp(e.at)} ${describeEvent(e)}`);
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+}

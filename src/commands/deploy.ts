@@ -1,0 +1,84 @@
+import { Args, Flags } from '@oclif/core';
+import { StoreCommand, storeFlags } from '../cli/base-command.js';
+import type { ExitCode } from '../cli/errors.js';
+import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
+import { renderPlan, type PlanDescription } from '../rollout/describe.js';
+import { OUTCOME_EXIT_CODES, type RolloutResult } from '../rollout/engine.js';
+import type { TargetName } from '../services/rollouts.js';
+
+export default class Deploy extends StoreCommand {
+  static override summary = 'Roll a stored version out: shadow, canary steps judged by gates, then promotion — or automatic rollback.';
+  static override description = `Blocks until the outcome. The candidate is pulled (verified), started and awaited; then, when a stable
+version serves, it gets the shadow share (--shadow) and the canary steps (--canary / --steps), each baked for
+--interval while the gates are checked. A failed gate puts 100% of traffic back on the serving stable version
+at once (cascading through the stable set if that one is unhealthy). Inconclusive gates (no data, too few
+samples) HOLD the rollout for a human: \`modelctl promote\` or \`modelctl abort\`.
+
+The first deploy of a model goes live after readiness and a health check and becomes the first stable version.
+Gates come from the bundle's rollout: section or modelctl.yaml (built-in defaults otherwise).
+
+Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another rollout holds the lock, 2 bad input.`;
+  static override examples = [
+    '<%= config.bin %> deploy sentiment@1.0.0',
+    '<%= config.bin %> deploy sentiment@1.4.0 --canary 5%',
+    '<%= config.bin %> deploy sentiment@1.4.0 --steps 10,50,100 --interval 2m --shadow 10% --shadow-duration 5m',
+    '<%= config.bin %> deploy sentiment@1.4.0 --dry-run',
+    '<%= config.bin %> deploy sentiment@1.4.0 --json > result.json',
+  ];
+  static override args = { ref: Args.string({ description: '<name>@<version> or <name>@sha256:<hex> in the store.', required: true }) };
+  static override flags = {
+    ...storeFlags,
+    ...targetFlags,
+    ...planFlags,
+    'dry-run': Flags.boolean({ description: 'Print the plan (steps, timings, gates and their queries) and change nothing.' }),
+    resume: Flags.boolean({ description: 'Continue an interrupted rollout of this same version from where the ledger says it stopped.' }),
+  };
+
+  private view: RolloutView | undefined;
+
+  protected async execute(): Promise<unknown> {
+    const { args, flags } = await this.parse(Deploy);
+    const store = await this.openStore(flags);
+    const { deploy } = await import('../services/rollouts.js');
+    try {
+      return await deploy({
+        target: flags.target as TargetName,
+        store,
+        port: flags.port,
+        ref: args.ref,
+        dryRun: flags['dry-run'],
+        resume: flags.resume,
+        flags: {
+          canary: flags.canary,
+          steps: flags.steps,
+          interval: flags.interval,
+          checkEvery: flags['check-every'],
+          shadow: flags.shadow,
+          shadowDuration: flags['shadow-duration'],
+          shadowOnly: flags['shadow-only'],
+          readyTimeout: flags['ready-timeout'],
+        },
+        onPlan: (plan) => {
+          if (!flags['dry-run']) this.view = createRolloutView({ plan });
+        },
+        onEvent: (e) => this.view?.onEvent(e),
+      });
+    } finally {
+      this.view?.close();
+    }
+  }
+
+  protected override exitCodeOf(r: RolloutResult | PlanDescription): ExitCode {
+    return 'outcome' in r ? OUTCOME_EXIT_CODES[r.outcome] : 0;
+  }
+
+  protected human(r: RolloutResult | PlanDescription): string {
+    if (!('outcome' in r)) return renderPlan(r);
+    const head = `${r.model}@${r.version}: ${r.outcome.toUpperCase()}`;
+    const lines = [`${head} — ${r.reason}`];
+    if (r.rolledBackTo) lines.push(`serving ${r.rolledBackTo}`);
+    lines.push(`stable set: ${r.stableSet.join(', ') || '(none)'}`);
+    return lines.join('\n');
+  }
+}

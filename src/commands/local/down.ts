@@ -1,0 +1,26 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { modelctlHome } from '../../cli/config.js';
+
+export default class LocalDown extends BaseCommand {
+  static override summary = 'Stop the local runtime and every version it runs.';
+  static override description = `Stops the router (in-flight requests finish first), then every version process, then the daemon.
+The versions and traffic splits are kept: the next \`local up\` (or deploy) restores them. --forget
+clears them too. Pulled bundles stay in $MODELCTL_HOME/local/bundles.`;
+  static override examples = ['<%= config.bin %> local down', '<%= config.bin %> local down --forget --json'];
+  static override flags = {
+    forget: Flags.boolean({ description: 'Also forget the deployed versions and traffic (a clean slate for the next `local up`).' }),
+  };
+
+  protected async execute(): Promise<unknown> {
+    const { flags } = await this.parse(LocalDown);
+    const { stopRuntime } = await import('../../targets/local/client.js');
+    const home = modelctlHome();
+    return { home, forgot: flags.forget, ...(await stopRuntime(home, { forget: flags.forget })) };
+  }
+
+  protected human(r: { stopped: boolean; pid: number | null; forgot: boolean }): string {
+    const what = r.stopped ? `Stopped the local runtime (pid ${r.pid}).` : 'The local runtime was not running.';
+    return r.forgot ? `${what} Versions and traffic forgotten.` : what;
+  }
+}

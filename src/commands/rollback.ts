@@ -1,0 +1,67 @@
+import { Args, Flags } from '@oclif/core';
+import { StoreCommand, storeFlags } from '../cli/base-command.js';
+import { ExitCode } from '../cli/errors.js';
+import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import { createRolloutView } from '../cli/rollout-view.js';
+import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
+import type { TargetName } from '../services/rollouts.js';
+
+type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
+
+export default class Rollback extends StoreCommand {
+  static override summary = 'Switch all traffic to a warm version of the stable set, now.';
+  static override description = `Instant: the last three stable versions stay running, so a rollback is a traffic switch (seconds), checked
+by a health probe of the version it lands on. Default: the stable version before the serving one.
+An older stored version that is no longer warm needs --force, which deploys it afresh through the usual
+canary steps and gates (plan flags apply). Refused while a rollout is in progress: use \`modelctl abort\`.`;
+  static override examples = [
+    '<%= config.bin %> rollback sentiment',
+    '<%= config.bin %> rollback sentiment --to 1.2.0',
+    '<%= config.bin %> rollback sentiment --to 0.9.0 --force --steps 50,100 --interval 30s',
+  ];
+  static override args = { model: Args.string({ description: 'Model name.', required: true }) };
+  static override flags = {
+    ...storeFlags,
+    ...targetFlags,
+    ...planFlags,
+    to: Flags.string({ description: 'The version to serve (default: the previous stable version).' }),
+    force: Flags.boolean({ description: 'Allow a version outside the stable set: deploy it afresh.' }),
+  };
+
+  protected async execute(): Promise<unknown> {
+    const { args, flags } = await this.parse(Rollback);
+    const store = await this.openStore(flags);
+    const { openEngine, deploy } = await import('../services/rollouts.js');
+    const view = createRolloutView({});
+    try {
+      const engine = await openEngine({ target: flags.target as TargetName, store, port: flags.port, onEvent: (e) => view.onEvent(e) });
+      const r = await engine.rollback(args.model, { to: flags.to, force: flags.force });
+      if (r.action !== 'needs-deploy') return r;
+      this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
+      const result = (await deploy({
+        target: flags.target as TargetName,
+        store,
+        port: flags.port,
+        ref: `${args.model}@${r.to}`,
+        dryRun: false,
+        resume: false,
+        flags: { canary: flags.canary, steps: flags.steps, interval: flags.interval, checkEvery: flags['check-every'], readyTimeout: flags['ready-timeout'] },
+        onEvent: (e) => view.onEvent(e),
+      })) as RolloutResult;
+      return { action: 'redeployed', deploy: result } satisfies Result;
+    } finally {
+      view.close();
+    }
+  }
+
+  protected override exitCodeOf(r: Result): ExitCode {
+    if (r.action === 'redeployed') return OUTCOME_EXIT_CODES[r.deploy.outcome];
+    return r.healthy === false ? ExitCode.rolledBack : ExitCode.ok;
+  }
+
+  protected human(r: Result): string {
+    if (r.action === 'redeployed') return `${r.deploy.model}@${r.deploy.version}: ${r.deploy.outcome} — ${r.deploy.reason}`;
+    if (r.action === 'already-serving') return `${r.model}@${r.to} is already serving`;
+    return `${r.model}: all traffic on ${r.to} (was ${r.from})${r.healthy === false ? ' — but it is NOT healthy' : ', healthy'}\nstable set: ${r.stableSet.join(', ')}`;
+  }
+}

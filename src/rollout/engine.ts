@@ -1,0 +1,928 @@
+import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../cli/errors.js';
+import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from '../gates/contracts.js';
+import { defaultGateRegistry } from '../gates/registry.js';
+import {
+  acquireLock,
+  DEFAULT_LOCK_TTL_MS,
+  describeLock,
+  isOwner,
+  iso,
+  LockedError,
+  LockLostError,
+  lockState,
+  releaseLock,
+  renewLock,
+  type HolderGone,
+  type LockOwner,
+} from '../ledger/lock.js';
+import type {
+  LedgerStore,
+  LockRecord,
+  ModelLedger,
+  Release,
+  ReleaseState,
+  RolloutPhase,
+  RolloutPlan,
+  StepRecord,
+} from '../ledger/model.js';
+import { StepAnalysis, type StepDecision } from './analysis.js';
+import type { Clock, MetricSource, Target, TrafficSplit, VersionRef } from './contracts.js';
+import { updateLedger } from './ledger-update.js';
+
+/**
+ * The rollout engine: a deterministic state machine over a Target, a MetricSource, a LedgerStore
+ * and a Clock. It has no I/O of its own, so tests drive it with fakes and virtual time.
+ *
+ * The ledger is the state. Every transition is written (compare-and-swap) BEFORE it is acted on:
+ * the phase, the step, the traffic about to be applied. A deploy killed at any point therefore
+ * leaves a rollout record that `abort` (all traffic back on stable), `promote` (finish) or
+ * `deploy --resume` (redo the recorded phase) can resolve, because every Target call is idempotent.
+ * `drive()` is the one loop that walks a rollout from whatever phase the ledger records.
+ *
+ *   starting ──ready──▶ shadow ──pass──▶ canary[0..n] ──pass──▶ promoting ──▶ (stable)
+ *      │                  │ │                 │ │
+ *      │                  │ └─hold─▶ held ◀───┘ │        held ──promote──▶ promoting
+ *      └──not ready───────┴──fail/abort─────────┴──▶ rolling-back ──▶ (failed | aborted | shadowed)
+ */
+
+export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed';
+
+/** What a command exits with for each outcome (aborted: the candidate did not ship either). */
+export const OUTCOME_EXIT_CODES: Readonly<Record<Outcome, ExitCode>> = {
+  promoted: ExitCode.ok,
+  'shadow-passed': ExitCode.ok,
+  'rolled-back': ExitCode.rolledBack,
+  aborted: ExitCode.rolledBack,
+  held: ExitCode.held,
+};
+
+export interface RolloutEvent {
+  at: number;
+  type: string;
+  [field: string]: unknown;
+}
+
+export interface RolloutResult {
+  model: string;
+  version: string;
+  digest: string;
+  outcome: Outcome;
+  /** The version serving all traffic after a rollback or abort (null: none, e.g. a failed first deploy). */
+  rolledBackTo: string | null;
+  /** Why it ended this way, in words. */
+  reason: string;
+  serving: string | null;
+  stableSet: string[];
+  /** The candidate's steps with their gate evidence (from the ledger, so a resumed rollout shows all). */
+  steps: StepRecord[];
+  events: RolloutEvent[];
+}
+
+export interface EngineDeps {
+  target: Target;
+  metrics: MetricSource;
+  ledger: LedgerStore;
+  clock: Clock;
+  /** Who this modelctl is; written into the lock and the releases it starts. */
+  holder: LockOwner;
+  /** Judges gates; default: the registry of built-in gate kinds (local). */
+  evaluator?: GateEvaluator;
+  /** Every event as it happens (progress output); the result carries them all too. */
+  onEvent?: (event: RolloutEvent) => void;
+  /** How long the lock outlives its last renewal. Default 60 s. */
+  lockTtlMs?: number;
+  /** Recognises a dead lock holder before its lock expires (the local target checks pids on this host). */
+  holderGone?: HolderGone;
+}
+
+export interface DeployOptions {
+  /** Take over an interrupted rollout of this same version and digest and continue it from its recorded phase. */
+  resume?: boolean;
+}
+
+/** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
+export type ResolveResult =
+  | { kind: 'requested'; model: string; version: string; action: 'promote' | 'abort'; holder: string }
+  | { kind: 'resolved'; result: RolloutResult };
+
+export interface RollbackOptions {
+  /** A version of the stable set; default: the one after the serving one (the previous stable). */
+  to?: string;
+  /** Allow a version outside the stable set: the result says `needs-deploy` and the caller runs a full rollout of it. */
+  force?: boolean;
+}
+
+export interface RollbackResult {
+  model: string;
+  /** switched: traffic moved; already-serving: nothing to do; needs-deploy: --force on a version that is not running. */
+  action: 'switched' | 'already-serving' | 'needs-deploy';
+  from: string | null;
+  to: string;
+  digest: string;
+  /** Health of `to` after the switch (null when nothing was switched). */
+  healthy: boolean | null;
+  stableSet: string[];
+  events: RolloutEvent[];
+}
+
+export interface StatusView {
+  model: string;
+  target: string;
+  serving: string | null;
+  stableSet: string[];
+  traffic: Record<string, number>;
+  mirror: { version: string; percent: number } | null;
+  rollout: null | {
+    version: string;
+    digest: string;
+    phase: RolloutPhase;
+    stepIndex: number;
+    steps: number[];
+    /** Live percent on the candidate (0 in shadow). */
+    weight: number;
+    holder: string;
+    startedAt: number;
+    requested: 'promote' | 'abort' | null;
+    /** Present but nobody drives it: the lock is absent or expired (and it is not a deliberate hold). */
+    interrupted: boolean;
+  };
+  lock: (LockRecord & { expired: boolean }) | null;
+}
+
+export interface HistoryEntry {
+  version: string;
+  digest: string;
+  state: ReleaseState;
+  startedAt: number;
+  endedAt: number | null;
+  reason: string | null;
+  startedBy: string;
+}
+
+/** A rollout stopped by an unexpected failure (a Target call threw): the ledger shows where. */
+export class RolloutInterruptedError extends ModelctlError {}
+
+/** The per-call context: which rollout, its events, and the ledger as last written. */
+interface Run {
+  model: string;
+  version: string;
+  digest: string;
+  doc: ModelLedger;
+  events: RolloutEvent[];
+  /** When the current bake's window started (after its traffic finished moving). */
+  bakeStart: number;
+}
+
+type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
+
+export class RolloutEngine {
+  private readonly evaluator: GateEvaluator;
+  private readonly ttl: number;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.evaluator = deps.evaluator ?? defaultGateRegistry();
+    this.ttl = deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
+  }
+
+  // ───────────────────────────── public API ─────────────────────────────
+
+  /** Roll `ref` out following `plan`; resolves with the outcome (never throws for a gate verdict). */
+  async deploy(ref: VersionRef, plan: RolloutPlan, opts: DeployOptions = {}): Promise<RolloutResult> {
+    const normalized = this.normalizePlan(plan);
+    const run = this.newRun(ref.model, ref.version, ref.digest);
+    // Assigned inside the CAS callback (which may run more than once; the last run counts).
+    let mode = 'new' as 'new' | 'resume' | 'noop';
+    let tookOver = null as LockRecord | null;
+    try {
+      run.doc = await updateLedger(this.deps.ledger, ref.model, (doc) => {
+        const r = this.beginDeploy(doc, ref, normalized, opts);
+        mode = r.mode;
+        tookOver = r.tookOver;
+        return mode === 'noop' ? false : undefined;
+      });
+    } catch (err) {
+      throw this.interrupted(run, err, `deploy of ${ref.model}@${ref.version}`);
+    }
+    if (mode === 'noop') {
+      this.emit(run, 'already-serving', { version: ref.version });
+      return this.result(run, 'promoted', `${ref.version} (${ref.digest}) is already serving`, null);
+    }
+    if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
+    this.emit(run, mode === 'resume' ? 'rollout-resumed' : 'rollout-started', {
+      version: ref.version,
+      digest: ref.digest,
+      phase: run.doc.rollout!.phase,
+      stable: run.doc.stableSet[0] ?? null,
+      steps: run.doc.rollout!.plan.steps,
+    });
+    return this.guarded(run, () => this.drive(run));
+  }
+
+  /** Promote the rollout in progress: ask the live deploy, or finish a held/interrupted one here. */
+  promote(model: string, by = this.deps.holder.holder): Promise<ResolveResult> {
+    return this.resolve(model, 'promote', by);
+  }
+
+  /** Abort the rollout in progress: all traffic back on the serving stable version, candidate aborted. */
+  abort(model: string, by = this.deps.holder.holder): Promise<ResolveResult> {
+    return this.resolve(model, 'abort', by);
+  }
+
+  /** Instant switch of all traffic to a warm version of the stable set (default: the previous stable). */
+  async rollback(model: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
+    const run = this.newRun(model, '', '');
+    let plan = null as { action: RollbackResult['action']; from: string | null; to: string; digest: string } | null;
+    let tookOver = null as LockRecord | null;
+    run.doc = await updateLedger(this.deps.ledger, model, (doc) => {
+      this.refuseIfRollout(doc);
+      const set = doc.stableSet;
+      const from = set[0] ?? null;
+      if (!from) throw new NotFoundError(`${model} has no stable version on target ${doc.target}`, { hint: `deploy one: modelctl deploy ${model}@<version>` });
+      const to = opts.to ?? set[1];
+      if (!to) throw new UsageError(`${model} has a single stable version (${from}): there is nothing to roll back to`, { hint: `modelctl history ${model}` });
+      const release = latestRelease(doc, to);
+      if (!release) throw new NotFoundError(`${model}@${to} was never deployed on target ${doc.target}`, { hint: `modelctl history ${model}` });
+      if (to === from) {
+        plan = { action: 'already-serving', from, to, digest: release.digest };
+        return false;
+      }
+      if (!set.includes(to)) {
+        if (!opts.force) {
+          throw new UsageError(`${model}@${to} is not in the stable set (${set.join(', ')}): it is ${release.state} and not running, so there is no instant switch to it`, {
+            hint: `roll forward to it through the canary steps: modelctl rollback ${model} --to ${to} --force`,
+            details: { model, version: to, state: release.state, stableSet: set },
+          });
+        }
+        plan = { action: 'needs-deploy', from, to, digest: release.digest };
+        return false;
+      }
+      // No rollout is in progress (checked above): an expired lock is the tail of a crashed
+      // rollback or promotion, which leaves nothing half-done to resolve. Safe to take.
+      tookOver = acquireLock(doc, this.deps.holder, this.now(), this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+      plan = { action: 'switched', from, to, digest: release.digest };
+      // The target becomes serving: front of the stable set, the others keep their order.
+      doc.stableSet = [to, ...set.filter((v) => v !== to)];
+      doc.traffic = soleSplit(to);
+    });
+    if (!plan) throw new Error('bug: rollback decided nothing');
+    const p = plan;
+    const base = { model, action: p.action, from: p.from, to: p.to, digest: p.digest, stableSet: run.doc.stableSet, events: run.events };
+    if (p.action !== 'switched') return { ...base, healthy: null };
+    if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
+    try {
+      this.emit(run, 'rollback-started', { from: p.from, to: p.to });
+      await this.applyTraffic(run, soleSplit(p.to));
+      const healthy = await this.deps.target.healthy(model, p.to);
+      if (!healthy) this.emit(run, 'stable-unhealthy', { version: p.to });
+      this.emit(run, 'rolled-back', { to: p.to, healthy });
+      await this.releaseQuietly(run);
+      return { ...base, stableSet: run.doc.stableSet, healthy };
+    } catch (err) {
+      await this.releaseQuietly(run);
+      throw this.interrupted(run, err, `rollback of ${model} to ${p.to}`);
+    }
+  }
+
+  async status(model: string): Promise<StatusView> {
+    const { doc } = await this.deps.ledger.read(model);
+    const now = this.now();
+    const r = doc.rollout;
+    const ls = lockState(doc.lock, now, this.deps.holderGone);
+    return {
+      model,
+      target: doc.target,
+      serving: doc.stableSet[0] ?? null,
+      stableSet: doc.stableSet,
+      traffic: doc.traffic.weights,
+      mirror: doc.traffic.mirror,
+      rollout: r && {
+        version: r.version,
+        digest: r.digest,
+        phase: r.phase,
+        stepIndex: r.stepIndex,
+        steps: r.plan.steps,
+        weight: doc.traffic.weights[r.version] ?? 0,
+        holder: r.holder,
+        startedAt: r.startedAt,
+        requested: r.requested,
+        interrupted: r.phase !== 'held' && ls.kind !== 'live',
+      },
+      lock: doc.lock && { ...doc.lock, expired: ls.kind === 'expired' },
+    };
+  }
+
+  /** Releases, newest first. */
+  async history(model: string): Promise<HistoryEntry[]> {
+    const { doc } = await this.deps.ledger.read(model);
+    return [...doc.releases].reverse().map((r) => ({
+      version: r.version,
+      digest: r.digest,
+      state: r.state,
+      startedAt: r.startedAt,
+      endedAt: r.endedAt,
+      reason: r.reason,
+      startedBy: r.startedBy,
+    }));
+  }
+
+  // ───────────────────────────── starting a rollout ─────────────────────────────
+
+  /** Checks and the first write of a deploy (runs inside a CAS update: pure on `doc`). */
+  private beginDeploy(
+    doc: ModelLedger,
+    ref: VersionRef,
+    plan: RolloutPlan,
+    opts: DeployOptions,
+  ): { mode: 'new' | 'resume' | 'noop'; tookOver: LockRecord | null } {
+    const now = this.now();
+    const r = doc.rollout;
+    if (r) {
+      const resumable = opts.resume && r.version === ref.version && r.digest === ref.digest && r.phase !== 'held';
+      if (!resumable || lockState(doc.lock, now, this.deps.holderGone).kind === 'live') this.refuseIfRollout(doc, ref);
+      const tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+      r.holder = this.deps.holder.holder; // the new driver (the release keeps who started it)
+      return { mode: 'resume', tookOver };
+    }
+    if (opts.resume) {
+      throw new UsageError(`there is no interrupted rollout of ${doc.model} to resume`, { hint: `deploy without --resume, or see modelctl status ${doc.model}` });
+    }
+    // No rollout in progress, so an expired lock only guards a finished tail; taking it is safe.
+    const tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+    const known = latestRelease(doc, ref.version);
+    if (known && known.digest !== ref.digest) {
+      throw new ConflictError(`${doc.model}@${ref.version} was deployed here as ${known.digest}, not ${ref.digest}`, {
+        hint: 'versions are immutable: bump the version of the changed bundle',
+        details: { model: doc.model, version: ref.version, ledgerDigest: known.digest, digest: ref.digest },
+      });
+    }
+    if (doc.stableSet[0] === ref.version) return { mode: 'noop', tookOver: null };
+    if (doc.stableSet.includes(ref.version)) {
+      throw new UsageError(`${doc.model}@${ref.version} is already in the stable set (${doc.stableSet.join(', ')}) and running`, {
+        hint: `switch to it instantly: modelctl rollback ${doc.model} --to ${ref.version}`,
+      });
+    }
+    if (doc.stableSet.length === 0 && plan.shadowOnly) {
+      throw new UsageError(`${doc.model} has no stable version to shadow: a shadow-only rollout needs one serving`, { hint: 'deploy it without --shadow-only first' });
+    }
+    doc.releases.push({ version: ref.version, digest: ref.digest, state: 'deploying', startedAt: now, endedAt: null, reason: null, startedBy: this.deps.holder.holder, steps: [] });
+    doc.rollout = { version: ref.version, digest: ref.digest, phase: 'starting', stepIndex: -1, plan, startedAt: now, holder: this.deps.holder.holder, requested: null, requestedBy: null, requestedAt: null };
+    return { mode: 'new', tookOver };
+  }
+
+  /** A rollout exists: say who drives it, or that it is held or interrupted, and how to resolve it. */
+  private refuseIfRollout(doc: ModelLedger, ref?: VersionRef): void {
+    const r = doc.rollout;
+    if (!r) return;
+    const ls = lockState(doc.lock, this.now(), this.deps.holderGone);
+    const what = `a rollout of ${doc.model}@${r.version} (${r.phase}${r.phase === 'canary' ? ` step ${r.stepIndex + 1}/${r.plan.steps.length}` : ''})`;
+    const details = { model: doc.model, version: r.version, phase: r.phase, lock: doc.lock, lockState: ls.kind };
+    if (ls.kind === 'live' && !isOwner(ls.lock, this.deps.holder)) {
+      throw new LockedError(`${what} is running, driven by ${describeLock(ls.lock)}`, {
+        hint: `wait for it, or stop it: modelctl abort ${doc.model} (or finish it: modelctl promote ${doc.model})`,
+        details,
+      });
+    }
+    if (r.phase === 'held') {
+      throw new LockedError(`${what} is held for a human decision since ${iso(doc.releases.at(-1)?.endedAt ?? r.startedAt)}`, {
+        hint: `decide first: modelctl promote ${doc.model}, or modelctl abort ${doc.model}`,
+        details,
+      });
+    }
+    const since = ls.kind === 'expired' ? `its lock (${describeLock(ls.lock)}) expired at ${iso(ls.lock.expiresAt)}` : 'nobody holds its lock';
+    const resume = ref && ref.version === r.version ? `, or continue it: modelctl deploy ${doc.model}@${r.version} --resume` : '';
+    throw new LockedError(`${what} was interrupted: ${since}, so the modelctl that drove it is presumed dead`, {
+      hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable) or modelctl promote ${doc.model}${resume}`,
+      details: { ...details, interrupted: true },
+    });
+  }
+
+  private normalizePlan(plan: RolloutPlan): RolloutPlan {
+    const errs: string[] = [];
+    const steps = [...plan.steps];
+    steps.forEach((w, i) => {
+      if (!Number.isInteger(w) || w <= 0 || w > 100) errs.push(`canary step ${w} must be an integer percent in 1..100`);
+      else if (i > 0 && w <= steps[i - 1]!) errs.push(`canary steps must increase (${steps[i - 1]} then ${w})`);
+    });
+    // Reaching 100% IS the promotion: a plan that stops short still ends there.
+    if (steps.at(-1) !== 100) steps.push(100);
+    if (!(plan.intervalMs >= 0)) errs.push(`bake interval must be >= 0 ms, got ${plan.intervalMs}`);
+    if (!(plan.checkEveryMs > 0)) errs.push(`check interval must be > 0 ms, got ${plan.checkEveryMs}`);
+    if (!(plan.shadowPercent >= 0 && plan.shadowPercent <= 100)) errs.push(`shadow percent must be in 0..100, got ${plan.shadowPercent}`);
+    if (plan.shadowOnly && !(plan.shadowPercent > 0)) errs.push('a shadow-only rollout needs a shadow percent > 0');
+    if (plan.shadowPercent > 0 && !(plan.shadowDurationMs >= 0)) errs.push(`shadow duration must be >= 0 ms, got ${plan.shadowDurationMs}`);
+    const names = new Set<string>();
+    for (const g of plan.gates) {
+      if (names.has(g.name)) errs.push(`two gates are named ${JSON.stringify(g.name)}`);
+      names.add(g.name);
+      errs.push(...(this.evaluator.validate?.(g) ?? []));
+    }
+    if (errs.length) throw new UsageError(`invalid rollout plan: ${errs.join('; ')}`, { details: { problems: errs } });
+    return { ...plan, steps };
+  }
+
+  // ───────────────────────────── the state machine ─────────────────────────────
+
+  /** Walk the rollout recorded in the ledger until it ends (promoted, restored to stable, or held). */
+  private async drive(run: Run): Promise<RolloutResult> {
+    for (;;) {
+      const r = run.doc.rollout;
+      if (!r) throw new Error('bug: drive() without a rollout');
+      // A request from another process wins over the machine's own plan: a human decided.
+      if (r.requested === 'abort' && r.phase !== 'rolling-back') {
+        await this.beginRestore(run, 'aborted', `aborted by ${r.requestedBy ?? 'a user'}`, null);
+        continue;
+      }
+      if (r.requested === 'promote' && (r.phase === 'shadow' || r.phase === 'canary' || r.phase === 'held')) {
+        this.emit(run, 'promote-requested', { by: r.requestedBy });
+        if (r.plan.shadowOnly) {
+          // A shadow-only rollout never serves: "promote" can only mean "call the shadow a pass".
+          await this.beginRestore(run, 'shadowed', `shadow-only rollout: passed by ${r.requestedBy ?? 'a user'}, not promoted`, null);
+        } else {
+          await this.enterPromoting(run, `promoted by ${r.requestedBy ?? 'a user'}`);
+        }
+        continue;
+      }
+      switch (r.phase) {
+        case 'starting':
+          await this.start(run);
+          break;
+        case 'shadow':
+        case 'canary':
+          await this.bakeStep(run, r.phase);
+          break;
+        case 'held':
+          return this.hold(run);
+        case 'promoting':
+          return this.finishPromotion(run);
+        case 'rolling-back':
+          return this.finishRestore(run);
+      }
+    }
+  }
+
+  /** Deploy the candidate and wait for it; then the first real phase. */
+  private async start(run: Run): Promise<void> {
+    const { target } = this.deps;
+    const plan = run.doc.rollout!.plan;
+    // Pulling the bundle and waiting for readiness may legitimately take a while: announce it
+    // (renew the lock that far ahead) so a slow but living deploy is never presumed dead.
+    await this.write(run, () => {}, plan.readyTimeoutMs);
+    await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+    this.emit(run, 'version-deployed', { version: run.version });
+    await this.write(run, () => {}, plan.readyTimeoutMs);
+    try {
+      await target.waitReady(run.model, run.version, plan.readyTimeoutMs);
+    } catch (err) {
+      const reason = `${run.version} did not become ready: ${message(err)}`;
+      this.emit(run, 'version-not-ready', { version: run.version, reason });
+      await this.beginRestore(run, 'failed', reason, null);
+      return;
+    }
+    this.emit(run, 'version-ready', { version: run.version });
+    const stable = run.doc.stableSet[0];
+    if (!stable) {
+      // First deploy: nothing to compare with and nobody to protect but the future users —
+      // a live health check is the gate, then all traffic.
+      const healthy = await target.healthy(run.model, run.version);
+      this.emit(run, 'gate-evaluated', { gate: 'health', verdict: healthy ? 'pass' : 'fail', version: run.version });
+      if (!healthy) return this.beginRestore(run, 'failed', `health check of ${run.version} failed`, null);
+      return this.enterPromoting(run, 'first version of the model: health check passed');
+    }
+    if (plan.shadowPercent > 0) return this.enterStep(run, 'shadow', -1, null);
+    return this.enterStep(run, 'canary', 0, null);
+  }
+
+  /** Record the next step (phase, index, the split about to be applied) before applying it. */
+  private async enterStep(run: Run, phase: 'shadow' | 'canary', stepIndex: number, closeWith: StepRecord['verdict']): Promise<void> {
+    const plan = run.doc.rollout!.plan;
+    const weight = phase === 'canary' ? plan.steps[stepIndex]! : 0;
+    if (weight >= 100) return this.enterPromoting(run, 'all canary steps passed', closeWith);
+    const split = this.stepSplit(run.doc, phase, weight);
+    const now = this.now();
+    await this.write(run, (doc) => {
+      const release = this.candidate(doc);
+      closeOpenStep(release, now, closeWith);
+      release.steps.push({ weight, mirror: split.mirror?.percent ?? 0, startedAt: now, endedAt: null, verdict: null, gates: [] });
+      doc.rollout!.phase = phase;
+      doc.rollout!.stepIndex = stepIndex;
+      doc.traffic = split;
+    });
+  }
+
+  private stepSplit(doc: ModelLedger, phase: 'shadow' | 'canary', weight: number): TrafficSplit {
+    const stable = doc.stableSet[0]!;
+    const candidate = doc.rollout!.version;
+    if (phase === 'shadow') return { weights: { [stable]: 100 }, mirror: { version: candidate, percent: doc.rollout!.plan.shadowPercent } };
+    return { weights: { [stable]: 100 - weight, [candidate]: weight }, mirror: null };
+  }
+
+  /**
+   * One shadow or canary step: (re)apply its recorded split — idempotent, so a resumed rollout
+   * redoes it — then bake, then act on the verdict.
+   */
+  private async bakeStep(run: Run, phase: 'shadow' | 'canary'): Promise<void> {
+    const r = run.doc.rollout!;
+    const split = this.stepSplit(run.doc, phase, phase === 'canary' ? r.plan.steps[r.stepIndex]! : 0);
+    await this.switchTo(run, split);
+    // The window starts when traffic finished moving; a resumed step starts over with fresh evidence.
+    run.bakeStart = this.now();
+    await this.write(run, (doc) => {
+      const step = this.candidate(doc).steps.at(-1);
+      if (step) Object.assign(step, { startedAt: run.bakeStart, endedAt: null, verdict: null, gates: [], tallies: [] });
+    });
+    this.emit(run, 'step-started', { phase, index: r.stepIndex, weight: phase === 'canary' ? r.plan.steps[r.stepIndex] : 0, mirror: split.mirror?.percent ?? 0 });
+    const duration = phase === 'shadow' ? r.plan.shadowDurationMs : r.plan.intervalMs;
+    const decision = await this.bake(run, phase, duration);
+    switch (decision.kind) {
+      case 'requested':
+        return; // drive() obeys the request
+      case 'pass':
+        this.emit(run, phase === 'shadow' ? 'shadow-passed' : 'step-passed', { index: r.stepIndex });
+        if (phase === 'shadow' && r.plan.shadowOnly) return this.beginRestore(run, 'shadowed', 'shadow-only rollout: gates passed, not promoted', 'pass');
+        return this.enterStep(run, 'canary', phase === 'shadow' ? 0 : r.stepIndex + 1, 'pass');
+      case 'fail':
+        this.emit(run, 'step-failed', { index: r.stepIndex, gate: decision.gate, reason: decision.reason });
+        return this.beginRestore(run, 'failed', decision.reason, 'fail');
+      case 'hold':
+        await this.enterHold(run, decision.reason);
+        return;
+    }
+  }
+
+  /**
+   * Bake for `durationMs`, measuring every checkEveryMs. Each check renews the lock, records the
+   * evidence in the ledger and reads it back — which is how a promote/abort request from another
+   * process arrives.
+   */
+  private async bake(run: Run, phase: GatePhase, durationMs: number): Promise<Exclude<StepDecision, { kind: 'continue' }> | { kind: 'requested' }> {
+    const plan = run.doc.rollout!.plan;
+    const gates = plan.gates.filter((g) => this.phasesOf(g).includes(phase));
+    const analysis = new StepAnalysis(gates);
+    const end = run.bakeStart + durationMs;
+    for (;;) {
+      const wait = Math.min(plan.checkEveryMs, end - this.now());
+      if (wait > 0) await this.deps.clock.sleep(wait);
+      const now = this.now();
+      const atEnd = now >= end;
+      for (const gate of gates) {
+        if (now - run.bakeStart < (gate.initialDelayMs ?? 0)) continue;
+        const result = await this.measure(run, gate, phase, now);
+        analysis.record(result);
+        this.emit(run, result.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(result), dryRun: gate.dryRun ?? false });
+      }
+      const decision = analysis.decide(atEnd);
+      const next = atEnd ? 0 : Math.min(plan.checkEveryMs, end - now);
+      await this.write(
+        run,
+        (doc) => {
+          const step = this.candidate(doc).steps.at(-1);
+          if (step) Object.assign(step, { gates: analysis.evidence(), tallies: analysis.counts() });
+        },
+        next,
+      );
+      if (run.doc.rollout!.requested) return { kind: 'requested' };
+      if (decision.kind !== 'continue') return decision;
+    }
+  }
+
+  /** One gate, one measurement; an evaluator that throws is a query error, not a crash. */
+  private async measure(run: Run, gate: GateSpec, phase: GatePhase, now: number): Promise<GateResult> {
+    const ctx: GateContext = {
+      model: run.model,
+      candidate: run.version,
+      stable: run.doc.stableSet[0] ?? null,
+      // The warm-up an initial delay waits out is not evidence either: it is left out of the window.
+      sinceMs: run.bakeStart + (gate.initialDelayMs ?? 0),
+      now,
+      phase,
+    };
+    try {
+      return await this.evaluator.evaluate(gate, ctx, this.deps.metrics);
+    } catch (err) {
+      return { name: gate.name, verdict: 'error', value: null, limit: '', samples: 0, reason: message(err), query: '', at: now };
+    }
+  }
+
+  private phasesOf(gate: GateSpec): GatePhase[] {
+    return gate.phases ?? this.evaluator.phasesOf?.(gate) ?? ['shadow', 'canary'];
+  }
+
+  // ───────────────────────────── endings ─────────────────────────────
+
+  /**
+   * Inconclusive: leave traffic where it is, record why and free the lock in one write — a held
+   * rollout has no driver; a human resolves it with promote or abort.
+   */
+  private async enterHold(run: Run, reason: string): Promise<void> {
+    const now = this.now();
+    await this.write(run, (doc) => {
+      const release = this.candidate(doc);
+      closeOpenStep(release, now, 'inconclusive');
+      Object.assign(release, { state: 'held', reason, endedAt: now });
+      doc.rollout!.phase = 'held';
+      releaseLock(doc, this.deps.holder);
+    });
+  }
+
+  private async hold(run: Run): Promise<RolloutResult> {
+    await this.releaseQuietly(run); // normally already free (enterHold)
+    const reason = this.candidate(run.doc).reason ?? 'gates inconclusive';
+    this.emit(run, 'held', { reason, traffic: run.doc.traffic });
+    return this.result(run, 'held', reason, null);
+  }
+
+  private async enterPromoting(run: Run, reason: string, closeWith: StepRecord['verdict'] = null): Promise<void> {
+    const now = this.now();
+    await this.write(run, (doc) => {
+      const release = this.candidate(doc);
+      closeOpenStep(release, now, closeWith);
+      release.state = 'deploying';
+      release.reason = reason;
+      doc.rollout!.phase = 'promoting';
+      // A promote request is now served; an abort that raced in stays for drive() to obey.
+      if (doc.rollout!.requested === 'promote') doc.rollout!.requested = null;
+      doc.traffic = soleSplit(run.version);
+    });
+  }
+
+  /**
+   * All traffic to the candidate, then ONE write makes it stable: the stable set gains it at the
+   * front (three kept) and the rollout ends. Only then is the version pushed out of the set
+   * retired — the one just replaced stays warm at 0% for an instant rollback.
+   */
+  private async finishPromotion(run: Run): Promise<RolloutResult> {
+    await this.switchTo(run, soleSplit(run.version));
+    const now = this.now();
+    let pushedOut: string[] = [];
+    await this.write(run, (doc) => {
+      const release = this.candidate(doc);
+      release.state = 'stable';
+      release.endedAt = now;
+      release.reason ??= 'promoted';
+      const set = [run.version, ...doc.stableSet.filter((v) => v !== run.version)];
+      pushedOut = set.slice(3);
+      doc.stableSet = set.slice(0, 3);
+      for (const v of pushedOut) {
+        const old = latestRelease(doc, v);
+        if (old) Object.assign(old, { state: 'retired', endedAt: now, reason: `left the stable set when ${run.version} was promoted` });
+      }
+      doc.rollout = null;
+    });
+    this.emit(run, 'promoted', { version: run.version, stableSet: run.doc.stableSet });
+    for (const v of pushedOut) await this.retire(run, v);
+    await this.releaseQuietly(run);
+    return this.result(run, 'promoted', latestRelease(run.doc, run.version)?.reason ?? 'promoted', null);
+  }
+
+  /**
+   * The candidate leaves (failed, aborted, or done shadowing): record how it ended and the split
+   * about to be applied — all traffic on the serving stable version — before switching.
+   */
+  private async beginRestore(run: Run, state: EndState, reason: string, closeWith: StepRecord['verdict']): Promise<void> {
+    const now = this.now();
+    if (state === 'failed') this.emit(run, 'rollback-started', { reason });
+    if (state === 'aborted') this.emit(run, 'abort-started', { reason });
+    await this.write(run, (doc) => {
+      const release = this.candidate(doc);
+      closeOpenStep(release, now, closeWith);
+      Object.assign(release, { state, reason, endedAt: now });
+      doc.rollout!.phase = 'rolling-back';
+      doc.rollout!.requested = null;
+      const stable = doc.stableSet[0];
+      doc.traffic = stable ? soleSplit(stable) : { weights: {}, mirror: null };
+    });
+  }
+
+  /**
+   * All traffic on the serving stable version, and check it. If it is not healthy, cascade down
+   * the stable set (2nd, then 3rd), recording each switch before making it. If none is healthy,
+   * traffic goes back to the first (the version that served before the rollout) and the result
+   * says so. Then the candidate is retired and the rollout ends.
+   */
+  private async finishRestore(run: Run): Promise<RolloutResult> {
+    const release = this.candidate(run.doc);
+    const state = release.state as EndState;
+    const set = [...run.doc.stableSet];
+    let serving: string | null = null;
+    if (set.length === 0) {
+      // A first deploy that failed: no version to fall back to; make sure the candidate serves
+      // nothing (it may have reached 100% if a promotion was interrupted).
+      await this.switchTo(run, { weights: {}, mirror: null });
+    } else {
+      // A resumed rollback continues the cascade where the ledger says it was, rather than
+      // re-trying versions already found unhealthy.
+      const recorded = Object.keys(run.doc.traffic.weights);
+      const from = recorded.length === 1 && !run.doc.traffic.mirror ? Math.max(0, set.indexOf(recorded[0]!)) : 0;
+      for (let k = from; k < set.length && serving === null; k++) {
+        const v = set[k]!;
+        if (k > from) this.emit(run, 'cascade', { from: set[k - 1], to: v });
+        await this.switchTo(run, soleSplit(v));
+        if (await this.deps.target.healthy(run.model, v)) serving = v;
+        else this.emit(run, 'stable-unhealthy', { version: v });
+      }
+      if (serving === null) {
+        serving = set[0]!;
+        this.emit(run, 'no-healthy-stable', { tried: set, servingNow: serving });
+        await this.switchTo(run, soleSplit(serving));
+      }
+    }
+    const now = this.now();
+    await this.write(run, (doc) => {
+      this.candidate(doc).endedAt ??= now;
+      if (serving) doc.stableSet = [serving, ...doc.stableSet.filter((v) => v !== serving)];
+      doc.rollout = null;
+    });
+    const outcome: Outcome = state === 'aborted' ? 'aborted' : state === 'shadowed' ? 'shadow-passed' : 'rolled-back';
+    this.emit(run, outcome === 'shadow-passed' ? 'shadow-finished' : outcome, { to: serving, reason: release.reason });
+    // Never stop a version the stable set still counts on (defensive: deploy refuses those).
+    if (!run.doc.stableSet.includes(run.version)) await this.retire(run, run.version);
+    await this.releaseQuietly(run);
+    return this.result(run, outcome, release.reason ?? outcome, outcome === 'shadow-passed' ? null : serving);
+  }
+
+  // ───────────────────────────── promote / abort from another process ─────────────────────────────
+
+  private async resolve(model: string, action: 'promote' | 'abort', by: string): Promise<ResolveResult> {
+    const run = this.newRun(model, '', '');
+    let requestedOnly = false as boolean;
+    let tookOver = null as LockRecord | null;
+    run.doc = await updateLedger(this.deps.ledger, model, (doc) => {
+      const r = doc.rollout;
+      if (!r) {
+        const last = doc.releases.at(-1);
+        throw new UsageError(`no rollout of ${model} is in progress${last ? ` (the latest release, ${last.version}, is ${last.state})` : ''}`, {
+          hint: action === 'abort' ? `to leave the serving version, use modelctl rollback ${model}` : `modelctl status ${model}`,
+        });
+      }
+      if (action === 'promote' && r.phase === 'rolling-back') {
+        throw new UsageError(`the rollout of ${model}@${r.version} is already rolling back; it cannot be promoted`, { hint: `finish it with modelctl abort ${model}` });
+      }
+      const now = this.now();
+      const ls = lockState(doc.lock, now, this.deps.holderGone);
+      if (ls.kind === 'live' && !isOwner(ls.lock, this.deps.holder)) {
+        if (r.phase === 'promoting' || r.phase === 'rolling-back') {
+          throw new UsageError(`the rollout of ${model}@${r.version} is already ${r.phase}: too late to ${action}`, {
+            hint: r.phase === 'promoting' ? `once it is done, modelctl rollback ${model}` : 'wait for it to finish',
+          });
+        }
+        requestedOnly = true;
+      } else {
+        // Held (no lock) or interrupted (lock absent or expired): this command is the explicit
+        // resolution, so it takes the lock over and drives the rollout to its end itself.
+        tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+        r.holder = this.deps.holder.holder;
+      }
+      Object.assign(r, { requested: action, requestedBy: by, requestedAt: now });
+      run.version = r.version;
+      run.digest = r.digest;
+    });
+    this.emit(run, `${action}-requested`, { by, version: run.version, driver: requestedOnly ? run.doc.lock?.holder : by });
+    if (requestedOnly) return { kind: 'requested', model, version: run.version, action, holder: run.doc.lock!.holder };
+    if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
+    return { kind: 'resolved', result: await this.guarded(run, () => this.drive(run)) };
+  }
+
+  // ───────────────────────────── small helpers ─────────────────────────────
+
+  /** A change by the lock holder: renews the lock (for `extraMs` of silence ahead) or finds it lost. */
+  private async write(run: Run, change: (doc: ModelLedger) => void, extraMs = 0): Promise<void> {
+    run.doc = await updateLedger(this.deps.ledger, run.model, (doc) => {
+      renewLock(doc, this.deps.holder, this.now(), this.ttl, extraMs);
+      change(doc);
+    });
+  }
+
+  private async releaseLock(run: Run): Promise<void> {
+    run.doc = await updateLedger(this.deps.ledger, run.model, (doc) => {
+      if (!isOwner(doc.lock, this.deps.holder)) return false;
+      releaseLock(doc, this.deps.holder);
+    });
+  }
+
+  /**
+   * Free our lock at the end of an operation whose outcome is already recorded: failing to is not
+   * worth failing the command for — the lock simply expires after its TTL.
+   */
+  private async releaseQuietly(run: Run): Promise<void> {
+    try {
+      await this.releaseLock(run);
+    } catch (err) {
+      this.emit(run, 'lock-release-failed', { reason: message(err) });
+    }
+  }
+
+  /** Record the split in the ledger (unless it already is), then apply it: the write-ahead rule. */
+  private async switchTo(run: Run, split: TrafficSplit): Promise<void> {
+    if (!sameSplit(run.doc.traffic, split)) await this.write(run, (doc) => void (doc.traffic = split));
+    await this.applyTraffic(run, split);
+  }
+
+  private async applyTraffic(run: Run, split: TrafficSplit): Promise<void> {
+    await this.deps.target.applyTraffic(run.model, split);
+    this.emit(run, 'traffic-applied', { weights: split.weights, mirror: split.mirror });
+  }
+
+  /** Stopping a version that left the set is housekeeping: a failure is reported, never fatal. */
+  private async retire(run: Run, version: string): Promise<void> {
+    try {
+      await this.deps.target.retire(run.model, version);
+      this.emit(run, 'retired', { version });
+    } catch (err) {
+      this.emit(run, 'retire-failed', { version, reason: message(err) });
+    }
+  }
+
+  /**
+   * Run a rollout; an unexpected failure (a Target call threw, the ledger is unreachable) leaves
+   * the rollout recorded as it was and frees the lock, so `abort`/`promote`/`--resume` can act at
+   * once instead of waiting for the lock to expire.
+   */
+  private async guarded(run: Run, body: () => Promise<RolloutResult>): Promise<RolloutResult> {
+    try {
+      return await body();
+    } catch (err) {
+      if (err instanceof LockLostError) throw err; // somebody else owns it now: touch nothing
+      await this.releaseQuietly(run);
+      throw this.interrupted(run, err, `rollout of ${run.model}@${run.version}`);
+    }
+  }
+
+  private interrupted(run: Run, err: unknown, what: string): ModelctlError {
+    if (err instanceof ModelctlError) return err;
+    const r = run.doc?.rollout ?? null;
+    const where = r ? ` during ${r.phase}${r.phase === 'canary' ? ` step ${r.stepIndex + 1}` : ''}` : '';
+    return new RolloutInterruptedError(ExitCode.unavailable, `${what} stopped${where}: ${message(err)}`, {
+      hint: r
+        ? `the ledger records where it stopped: modelctl abort ${run.model} puts all traffic back on stable; modelctl deploy ${run.model}@${r.version} --resume continues it`
+        : `check the target, then re-run; modelctl status ${run.model}`,
+      details: { model: run.model, version: run.version, phase: r?.phase ?? null, traffic: run.doc?.traffic ?? null },
+      cause: err,
+    });
+  }
+
+  /** The release record of the rollout's version (the latest one: a version may be retried). */
+  private candidate(doc: ModelLedger): Release {
+    const version = doc.rollout?.version;
+    const release = version === undefined ? undefined : latestRelease(doc, version);
+    if (!release) throw new Error(`bug: no release record for the rollout of ${doc.model}@${version}`);
+    return release;
+  }
+
+  private newRun(model: string, version: string, digest: string): Run {
+    // `doc` is set by the first ledger read/write of the operation.
+    return { model, version, digest, doc: null as unknown as ModelLedger, events: [], bakeStart: 0 };
+  }
+
+  private emit(run: Run, type: string, fields: Record<string, unknown> = {}): void {
+    const event: RolloutEvent = { at: this.now(), type, ...fields };
+    run.events.push(event);
+    this.deps.onEvent?.(event);
+  }
+
+  private now(): number {
+    return this.deps.clock.now();
+  }
+
+  private result(run: Run, outcome: Outcome, reason: string, rolledBackTo: string | null): RolloutResult {
+    const release = latestRelease(run.doc, run.version);
+    return {
+      model: run.model,
+      version: run.version,
+      digest: run.digest,
+      outcome,
+      rolledBackTo,
+      reason,
+      serving: run.doc.stableSet[0] ?? null,
+      stableSet: run.doc.stableSet,
+      steps: release?.steps ?? [],
+      events: run.events,
+    };
+  }
+}
+
+function latestRelease(doc: ModelLedger, version: string): Release | undefined {
+  for (let i = doc.releases.length - 1; i >= 0; i--) if (doc.releases[i]!.version === version) return doc.releases[i];
+  return undefined;
+}
+
+function soleSplit(version: string): TrafficSplit {
+  return { weights: { [version]: 100 }, mirror: null };
+}
+
+function sameSplit(a: TrafficSplit, b: TrafficSplit): boolean {
+  const norm = (s: TrafficSplit) => JSON.stringify([Object.entries(s.weights).filter(([, w]) => w > 0).sort(), s.mirror]);
+  return norm(a) === norm(b);
+}
+
+function closeOpenStep(release: Release, now: number, verdict: StepRecord['verdict']): void {
+  const step = release.steps.at(-1);
+  if (step && step.endedAt === null) Object.assign(step, { endedAt: now, verdict });
+}
+
+function gateFields(r: GateResult): Record<string, unknown> {
+  return { gate: r.name, verdict: r.verdict, value: r.value, limit: r.limit, samples: r.samples, reason: r.reason };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

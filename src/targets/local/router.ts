@@ -1,0 +1,405 @@
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { isDeepStrictEqual } from 'node:util';
+import type { TrafficSplit } from '../../rollout/contracts.js';
+import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balance.js';
+import type { RuntimeMetrics } from './metrics.js';
+import { versionKey } from './paths.js';
+import { fieldOf, type ServeSpec } from './serve-spec.js';
+import type { Role } from './window.js';
+
+/**
+ * The router: 127.0.0.1:<port>/<model>/<path> → /<path> on one version of <model>, chosen by the
+ * model's TrafficSplit; a share of requests is also copied to the mirror version, fire-and-forget.
+ *
+ * Atomic switches: each model's route is an immutable {split, picker} object. A request reads the
+ * route once, on arrival, and is served by the version picked then; applying a split replaces the
+ * object in one assignment. So in-flight requests finish where they started, new ones follow the
+ * new split, and no request ever sees half a table. Retiring waits for a version's in-flight
+ * count to drain before its process is stopped.
+ *
+ * Mirrors never touch the caller: the caller's answer is streamed from the live version as it
+ * comes; the mirror's copy runs on its own sockets (own agent, bounded concurrency, own timeout),
+ * nothing on the live path awaits it, and its errors are only recorded.
+ */
+
+/** Request bodies are buffered (a mirror needs its own copy); larger ones are refused with 413. */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Answers larger than this are forwarded but not parsed for score / agreement. */
+const MAX_PARSE_BYTES = 1024 * 1024;
+const UPSTREAM_TIMEOUT_MS = 60_000;
+const MIRROR_TIMEOUT_MS = 15_000;
+/** Mirrored requests in flight at once; beyond this a request is not mirrored (counted as skipped). */
+const MAX_MIRRORS_IN_FLIGHT = 128;
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+]);
+
+export interface Backend {
+  port: number;
+  spec: ServeSpec;
+}
+
+interface ModelRoute {
+  readonly split: TrafficSplit;
+  readonly picker: SmoothWeightedRoundRobin;
+  readonly mirror: MirrorSampler | null;
+}
+
+function forwardHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+  return out;
+}
+
+function responseHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (k === 'content-length' || (!HOP_BY_HOP.has(k) && v !== undefined)) out[k] = v;
+  return out;
+}
+
+function parseJson(chunks: Buffer[] | null): unknown {
+  if (!chunks || chunks.length === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function numericField(body: unknown, field: string | undefined): number | null {
+  if (!field) return null;
+  const v = fieldOf(body, field);
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-modelctl-router': 'error', ...headers });
+  res.end(text);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(Object.assign(new Error(`request body larger than ${limit} bytes`), { status: 413 }));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('aborted', () => reject(new Error('client aborted')));
+  });
+}
+
+export class Router {
+  /** The routing table: model → immutable route. Replaced per model in one assignment. */
+  private routes = new Map<string, ModelRoute>();
+  private readonly inflight = new Map<string, number>();
+  private readonly drained = new Map<string, Array<() => void>>();
+  private mirrorsInFlight = 0;
+  private server: http.Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  // Separate pools: a slow mirror can hold only mirror sockets, never delay a live request.
+  private readonly liveAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
+  private readonly mirrorAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64 });
+
+  constructor(
+    private readonly backendOf: (model: string, version: string) => Backend | undefined,
+    private readonly metrics: RuntimeMetrics,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  /** Swap in a model's new split (atomic for every request that arrives after this returns). */
+  setTraffic(model: string, split: TrafficSplit): void {
+    const s = normalizeSplit(split);
+    const next = new Map(this.routes);
+    next.set(model, { split: s, picker: new SmoothWeightedRoundRobin(s.weights), mirror: s.mirror ? new MirrorSampler(s.mirror.percent) : null });
+    this.routes = next;
+  }
+
+  traffic(): Record<string, TrafficSplit> {
+    return Object.fromEntries([...this.routes].map(([m, r]) => [m, r.split]));
+  }
+
+  inFlight(model: string, version: string): number {
+    return this.inflight.get(versionKey(model, version)) ?? 0;
+  }
+
+  /** Resolve true once no request is in flight to the version, false after `timeoutMs`. */
+  waitDrained(model: string, version: string, timeoutMs: number): Promise<boolean> {
+    const key = versionKey(model, version);
+    if (!this.inflight.get(key)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      const waiters = this.drained.get(key) ?? [];
+      waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.drained.set(key, waiters);
+    });
+  }
+
+  private enter(key: string): void {
+    this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+  }
+
+  private leave(key: string): void {
+    const n = (this.inflight.get(key) ?? 1) - 1;
+    if (n > 0) {
+      this.inflight.set(key, n);
+      return;
+    }
+    this.inflight.delete(key);
+    for (const w of this.drained.get(key) ?? []) w();
+    this.drained.delete(key);
+  }
+
+  async listen(port: number): Promise<number> {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 65_000; // longer than typical client pools keep idle sockets
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** Stop accepting, let in-flight requests finish (up to `graceMs`), then cut what is left. */
+  async close(graceMs: number): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+    this.liveAgent.destroy();
+    this.mirrorAgent.destroy();
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const t0 = performance.now();
+    const m = /^\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?/.exec(req.url ?? '/');
+    const model = m?.[1] ?? '';
+    const route = this.routes.get(model);
+    if (!m || !route) {
+      req.resume();
+      sendJson(res, 404, {
+        error: model ? `no model "${model}" on this runtime` : 'requests go to /<model>/<path>',
+        models: [...this.routes.keys()].sort(),
+      });
+      return;
+    }
+    const version = route.picker.next();
+    if (version === undefined) {
+      req.resume();
+      sendJson(res, 503, { error: `${model} has no live traffic (every weight is 0)`, model });
+      return;
+    }
+    const upstreamPath = `${m[2] ?? '/'}${m[3] ?? ''}`;
+    const liveKey = versionKey(model, version);
+    this.enter(liveKey);
+    let shadow = route.mirror && route.split.mirror && route.split.mirror.version !== version && route.mirror.take() ? route.split.mirror.version : null;
+
+    readBody(req, MAX_BODY_BYTES).then(
+      (body) => {
+        let liveAnswer: Promise<unknown> = Promise.resolve(undefined);
+        let answered: (v: unknown) => void = () => {};
+        if (shadow !== null) {
+          if (this.mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
+            this.metrics.mirrorSkip(model, shadow, 'busy');
+            shadow = null;
+          } else {
+            liveAnswer = new Promise((r) => (answered = r));
+          }
+        }
+        this.forwardLive(req, res, { model, version, upstreamPath, body, t0, wantBody: shadow !== null, answered, attempt: 0 });
+        if (shadow !== null) this.forwardMirror(req, { model, version: shadow, upstreamPath, body, liveAnswer });
+      },
+      (err: Error & { status?: number }) => {
+        this.leave(liveKey);
+        if (!res.writableEnded && !req.destroyed) sendJson(res, err.status ?? 400, { error: err.message }, { 'x-model-version': version });
+        else res.destroy();
+      },
+    );
+  }
+
+  private forwardLive(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: { model: string; version: string; upstreamPath: string; body: Buffer; t0: number; wantBody: boolean; answered: (v: unknown) => void; attempt: number },
+  ): void {
+    const { model, version } = ctx;
+    const key = versionKey(model, version);
+    let finished = false;
+    const finish = (status: number, answer: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.leave(key);
+      ctx.answered(status < 400 ? answer : undefined);
+      const backendSpec = backend?.spec;
+      this.metrics.record(model, version, {
+        at: Date.now(),
+        status,
+        latencyMs: performance.now() - ctx.t0,
+        score: status < 400 ? numericField(answer, backendSpec?.scoreField) : null,
+        agreed: null,
+        role: 'live',
+      });
+    };
+    const backend = this.backendOf(model, version);
+    if (!backend) {
+      sendJson(res, 503, { error: `${model}@${version} is not running`, model, version }, { 'x-model-version': version });
+      finish(503, undefined);
+      return;
+    }
+    const collect = ctx.wantBody || backend.spec.scoreField !== undefined;
+    let gotResponse = false;
+    const upstream = http.request({
+      host: '127.0.0.1',
+      port: backend.port,
+      method: req.method,
+      path: ctx.upstreamPath,
+      headers: { ...forwardHeaders(req.headers), 'content-length': ctx.body.length },
+      agent: this.liveAgent,
+      timeout: UPSTREAM_TIMEOUT_MS,
+    });
+    // The caller went away: stop the upstream request too.
+    res.on('close', () => {
+      if (!res.writableFinished && !finished) {
+        upstream.destroy();
+        finish(499, undefined);
+      }
+    });
+    upstream.on('response', (up) => {
+      gotResponse = true;
+      const status = up.statusCode ?? 502;
+      res.writeHead(status, { ...responseHeaders(up.headers), 'x-model-version': version });
+      let chunks: Buffer[] | null = collect ? [] : null;
+      let size = 0;
+      if (chunks) {
+        up.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_PARSE_BYTES) chunks = null;
+          else chunks?.push(c);
+        });
+      }
+      up.on('error', () => {
+        res.destroy();
+        finish(502, undefined);
+      });
+      res.on('finish', () => finish(up.complete ? status : 502, parseJson(chunks)));
+      up.pipe(res);
+    });
+    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (gotResponse) return; // handled by the response's own error path
+      // A keep-alive socket the backend closed just as we reused it: the request never reached the
+      // backend, so sending it once more on a fresh connection is safe (Node's documented pattern).
+      if (ctx.attempt === 0 && upstream.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        finished = true; // the retry owns the in-flight count and the sample
+        this.forwardLive(req, res, { ...ctx, attempt: 1 });
+        return;
+      }
+      if (res.writableEnded || res.destroyed) return finish(499, undefined);
+      const timedOut = err.code === 'ETIMEDOUT';
+      sendJson(
+        res,
+        timedOut ? 504 : 502,
+        { error: `${model}@${version} ${timedOut ? 'did not answer in time' : `is unreachable: ${err.code ?? err.message}`}`, model, version },
+        { 'x-model-version': version },
+      );
+      finish(timedOut ? 504 : 502, undefined);
+    });
+    upstream.end(ctx.body);
+  }
+
+  private forwardMirror(req: http.IncomingMessage, ctx: { model: string; version: string; upstreamPath: string; body: Buffer; liveAnswer: Promise<unknown> }): void {
+    const { model, version } = ctx;
+    const key = versionKey(model, version);
+    const t0 = performance.now();
+    const role: Role = 'shadow';
+    this.enter(key);
+    this.mirrorsInFlight++;
+    let done = false;
+    const complete = (status: number, answer: unknown) => {
+      if (done) return;
+      done = true;
+      this.mirrorsInFlight--;
+      this.leave(key);
+      const latencyMs = performance.now() - t0;
+      const field = backend?.spec.agreementField;
+      const record = (agreed: boolean | null) =>
+        this.metrics.record(model, version, { at: Date.now(), status, latencyMs, score: status < 400 ? numericField(answer, backend?.spec.scoreField) : null, agreed, role });
+      if (status >= 400 || !field || answer === undefined) return record(null);
+      // Compare with the live answer once it exists (the live request has its own timeout).
+      void ctx.liveAnswer.then((live) => {
+        const a = fieldOf(live, field);
+        const b = fieldOf(answer, field);
+        record(a === undefined || b === undefined ? null : isDeepStrictEqual(a, b));
+      });
+    };
+    const backend = this.backendOf(model, version);
+    if (!backend) return complete(503, undefined);
+    const upstream = http.request({
+      host: '127.0.0.1',
+      port: backend.port,
+      method: req.method,
+      path: ctx.upstreamPath,
+      headers: { ...forwardHeaders(req.headers), 'content-length': ctx.body.length, 'x-modelctl-shadow': '1' },
+      agent: this.mirrorAgent,
+      timeout: MIRROR_TIMEOUT_MS,
+    });
+    upstream.on('response', (up) => {
+      const status = up.statusCode ?? 502;
+      let chunks: Buffer[] | null = [];
+      let size = 0;
+      up.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_PARSE_BYTES) chunks = null;
+        else chunks?.push(c);
+      });
+      up.on('end', () => complete(status, parseJson(chunks)));
+      up.on('error', () => complete(502, undefined));
+      up.on('aborted', () => complete(502, undefined));
+    });
+    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('mirror timeout'), { code: 'ETIMEDOUT' })));
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNREFUSED' && err.code !== 'ETIMEDOUT') this.log(`mirror to ${key} failed: ${err.code ?? err.message}`);
+      complete(err.code === 'ETIMEDOUT' ? 504 : 502, undefined);
+    });
+    upstream.end(ctx.body);
+  }
+}

@@ -1,0 +1,96 @@
+import { rm, stat } from 'node:fs/promises';
+import { IntegrityError } from '../../cli/errors.js';
+import type { Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import { pull, verifyLocal } from '../../services/bundles.js';
+import type { BundleStore } from '../../store/store.js';
+import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';
+import { resolveLocalPort } from './config.js';
+import { bundleDirFor, localPaths } from './paths.js';
+import { loadServeSpec } from './serve-spec.js';
+
+export interface LocalTargetOptions {
+  /** MODELCTL_HOME: the runtime lives in <home>/local. */
+  home: string;
+  store: BundleStore;
+  /**
+   * Router port if the daemon has to be started. undefined: MODELCTL_LOCAL_PORT, else `local.port`
+   * in modelctl.yaml, else the port it had, else 8700, else any free port. 0: any free port.
+   */
+  port?: number | undefined;
+}
+
+/**
+ * The embedded local runtime as a Target: a thin client of the daemon's admin API (the daemon
+ * does the work, so a rollout survives the modelctl process that drives it). Every method is
+ * idempotent, and every one but healthy() starts the daemon when it is not running: its state
+ * comes back with it, so a rollback after a reboot just works.
+ */
+export class LocalTarget implements Target {
+  readonly name = 'local';
+
+  constructor(private readonly opts: LocalTargetOptions) {}
+
+  private port: Promise<number | undefined> | undefined;
+
+  private async client(): Promise<RuntimeClient> {
+    // Same precedence as `local up`: the option (a --port flag), else MODELCTL_LOCAL_PORT, else modelctl.yaml.
+    this.port ??= this.opts.port !== undefined ? Promise.resolve(this.opts.port) : resolveLocalPort(undefined);
+    return (await ensureRuntime({ home: this.opts.home, port: await this.port })).client;
+  }
+
+  /** Pull `ref` verified into <home>/local/bundles/<model>/<version>-<hex12>/ (kept if it still verifies), then start it. */
+  async deploy(ref: VersionRef): Promise<void> {
+    const client = await this.client();
+    const dir = bundleDirFor(localPaths(this.opts.home), ref.model, ref.version, ref.digest);
+    let restart = false;
+    if (await stat(dir).catch(() => undefined)) {
+      try {
+        await verifyLocal(dir, ref.digest);
+      } catch {
+        // Changed on disk since it was pulled: fetch a clean copy, and restart a version that runs from it.
+        await rm(dir, { recursive: true, force: true });
+        restart = true;
+      }
+    }
+    if (restart || !(await stat(dir).catch(() => undefined))) {
+      const pulled = await pull(this.opts.store, `${ref.model}@${ref.digest}`, dir).catch(async (err: unknown) => {
+        // Another deploy of the same version may have renamed its pull into place first.
+        if (await verifyLocal(dir, ref.digest).then(() => true, () => false)) return undefined;
+        throw err;
+      });
+      if (pulled && pulled.ref !== `${ref.model}@${ref.version}`) {
+        await rm(dir, { recursive: true, force: true });
+        throw new IntegrityError(`${ref.model}@${ref.digest} is ${pulled.ref} in ${this.opts.store.url}, not ${ref.model}@${ref.version}`, {
+          details: { digest: ref.digest, expected: ref.version, actual: pulled.ref },
+        });
+      }
+    }
+    await loadServeSpec(dir); // a bad serve section fails here, with file, line and field
+    await client.startVersion({ model: ref.model, version: ref.version, digest: ref.digest, bundleDir: dir, restart });
+  }
+
+  async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
+    await (await this.client()).waitReady(model, version, timeoutMs);
+  }
+
+  /** A live probe of the version's readiness path; false when it or the runtime is not running. */
+  async healthy(model: string, version: string): Promise<boolean> {
+    const client = await connectRuntime(this.opts.home);
+    if (!client) return false;
+    try {
+      return (await client.health(model, version)).healthy;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves once the router serves `split` (the admin API answers after the swap). */
+  async applyTraffic(model: string, split: TrafficSplit): Promise<void> {
+    await (await this.client()).setTraffic(model, split);
+  }
+
+  /** Stop a version after its in-flight requests drained. Refused (ConflictError) while it still has traffic. */
+  async retire(model: string, version: string): Promise<void> {
+    await (await this.client()).retire(model, version);
+  }
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { acquireLock, lockState, LockLostError, releaseLock, renewLock, type LockOwner } from '../../src/ledger/lock.js';
+import { MemoryLedgerStore } from '../../src/ledger/memory-store.js';
+import { emptyLedger, LedgerConflictError } from '../../src/ledger/model.js';
+import { updateLedger } from '../../src/rollout/ledger-update.js';
+import { ContendedLedgerStore } from '../fakes/ledger.js';
+
+const alice: LockOwner = { holder: 'alice', pid: 1, host: 'a' };
+const bob: LockOwner = { holder: 'bob', pid: 2, host: 'b' };
+
+describe('MemoryLedgerStore', () => {
+  test('compare-and-swap: create-only, then only at the revision read', async () => {
+    const s = new MemoryLedgerStore();
+    const first = await s.read('m');
+    assert.equal(first.rev, null);
+    assert.deepEqual(first.doc, emptyLedger('m', 'local'));
+    const rev1 = await s.write('m', first.doc, null);
+    await assert.rejects(s.write('m', first.doc, null), LedgerConflictError, 'create-only');
+    const rev2 = await s.write('m', first.doc, rev1);
+    assert.notEqual(rev1, rev2);
+    await assert.rejects(s.write('m', first.doc, rev1), LedgerConflictError, 'stale revision');
+    assert.equal(s.conflicts, 2);
+    assert.deepEqual(await s.list(), ['m']);
+  });
+
+  test('documents are copies: mutating what was read or written changes nothing stored', async () => {
+    const s = new MemoryLedgerStore();
+    const { doc } = await s.read('m');
+    await s.write('m', doc, null);
+    doc.stableSet.push('x');
+    const again = await s.read('m');
+    assert.equal(again.doc.stableSet.length, 0);
+    again.doc.stableSet.push('y');
+    assert.equal(s.peek('m')!.stableSet.length, 0);
+  });
+});
+
+describe('updateLedger', () => {
+  test('re-applies the change to a fresh read after a conflict, keeping the other writer\'s change', async () => {
+    const mem = new MemoryLedgerStore();
+    await updateLedger(mem, 'm', (d) => void (d.stableSet = ['1']));
+    const store = new ContendedLedgerStore(mem, 1, (d) => void d.stableSet.push('other'), 1);
+    let runs = 0;
+    const doc = await updateLedger(store, 'm', (d) => {
+      runs++;
+      d.stableSet.unshift('mine');
+    }, 3);
+    assert.equal(runs, 2);
+    assert.deepEqual(doc.stableSet, ['mine', '1', 'other']);
+    assert.deepEqual(mem.peek('m')!.stableSet, ['mine', '1', 'other']);
+  });
+
+  test('gives up after its retries; `false` means no write', async () => {
+    const mem = new MemoryLedgerStore();
+    await updateLedger(mem, 'm', () => {});
+    const always = new ContendedLedgerStore(mem, 1);
+    await assert.rejects(updateLedger(always, 'm', () => {}, 2), LedgerConflictError);
+    const writes = mem.writes;
+    await updateLedger(mem, 'm', () => false);
+    assert.equal(mem.writes, writes);
+  });
+});
+
+describe('lock helpers', () => {
+  test('acquire, re-enter, renew, release; a live lock of another holder is refused with exit 5', () => {
+    const doc = emptyLedger('m', 'local');
+    assert.equal(acquireLock(doc, alice, 1_000, 60_000), null);
+    assert.deepEqual(doc.lock, { holder: 'alice', pid: 1, host: 'a', acquiredAt: 1_000, expiresAt: 61_000 });
+    acquireLock(doc, alice, 2_000, 60_000);
+    assert.equal(doc.lock!.acquiredAt, 1_000, 're-entrant: keeps its start');
+    assert.throws(
+      () => acquireLock(doc, bob, 3_000, 60_000),
+      (e: ModelctlError) => e.exitCode === ExitCode.locked && /locked by alice \(pid 1 on a\) since 1970-01-01T00:00:01\.000Z/.test(e.message),
+    );
+    renewLock(doc, alice, 10_000, 60_000, 30_000);
+    assert.equal(doc.lock!.expiresAt, 100_000);
+    releaseLock(doc, bob);
+    assert.equal(doc.lock!.holder, 'alice', 'never release somebody else\'s');
+    releaseLock(doc, alice);
+    assert.equal(doc.lock, null);
+  });
+
+  test('an expired lock is reported, and only taken over when the caller says it resolves it', () => {
+    const doc = emptyLedger('m', 'local');
+    acquireLock(doc, alice, 0, 10_000);
+    assert.equal(lockState(doc.lock, 10_000).kind, 'expired');
+    assert.throws(() => acquireLock(doc, bob, 20_000, 10_000), (e: ModelctlError) => e.exitCode === ExitCode.locked && /presumed dead/.test(e.message) && /modelctl abort m/.test(e.hint!));
+    const previous = acquireLock(doc, bob, 20_000, 10_000, { takeOverExpired: true });
+    assert.equal(previous!.holder, 'alice');
+    assert.equal(doc.lock!.holder, 'bob');
+    assert.throws(() => renewLock(doc, alice, 21_000, 10_000), LockLostError);
+  });
+});

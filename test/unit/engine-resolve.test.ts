@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { LockLostError } from '../../src/ledger/lock.js';
+import { OUTCOME_EXIT_CODES, type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
+import { emptyWindow } from '../fakes/metrics.js';
+import { MODEL, plan, ref, show, World } from '../fakes/world.js';
+
+/**
+ * Two modelctl processes, one ledger: the lock, requests from another process while a deploy
+ * bakes, and the resolution of held and interrupted rollouts by `promote` / `abort`.
+ * (Each engine is a "process": same world, different holder.)
+ */
+
+const TTL = 60_000;
+
+async function heldWorld() {
+  const w = new World();
+  await w.seed('1.0.0');
+  w.metrics.script('1.1.0', () => emptyWindow());
+  const r = await w.engine().deploy(ref('1.1.0'), plan());
+  assert.equal(r.outcome, 'held');
+  w.metrics.script('1.1.0', null);
+  return w;
+}
+
+describe('requests from another process while a deploy drives the rollout', () => {
+  test('promote mid-bake: the driving deploy skips the remaining steps and promotes', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    let asked: ResolveResult | null = null;
+    w.clock.after(60_000 + 30_000, async () => (asked = await w.engine('bob', 200).promote(MODEL)));
+    const m = w.mark();
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.deepEqual(asked, { kind: 'requested', model: MODEL, version: '1.1.0', action: 'promote', holder: 'alice' });
+    assert.equal(r.outcome, 'promoted');
+    // Obeyed at the next check (40 s into step 2), straight to 100%.
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:95 1.1.0:5', '1.0.0:75 1.1.0:25', '1.1.0:100']);
+    assert.deepEqual(r.steps.map((s) => [s.weight, s.verdict]), [[5, 'pass'], [25, null]]);
+    assert.equal(w.release('1.1.0').reason, 'promoted by bob');
+    assert.deepEqual(w.ledger().stableSet, ['1.1.0', '1.0.0']);
+    assert.equal(w.ledger().lock, null);
+    assert.ok(r.events.some((e) => e.type === 'promote-requested' && e.by === 'bob'));
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('abort mid-bake: all traffic back on stable, candidate aborted and stopped', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    w.clock.after(60_000 + 30_000, () => w.engine('bob', 200).abort(MODEL));
+    const m = w.mark();
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.equal(r.outcome, 'aborted');
+    assert.equal(OUTCOME_EXIT_CODES.aborted, ExitCode.rolledBack);
+    assert.equal(r.rolledBackTo, '1.0.0');
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:95 1.1.0:5', '1.0.0:75 1.1.0:25', '1.0.0:100']);
+    const rel = w.release('1.1.0');
+    assert.deepEqual([rel.state, rel.reason], ['aborted', 'aborted by bob']);
+    assert.equal(w.ledger().rollout, null);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0']);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('abort while the candidate is still starting: it never gets traffic', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    w.target.failAt(2, 'pause'); // waitReady of 1.1.0
+    const m = w.mark();
+    const running = w.engine().deploy(ref('1.1.0'), plan());
+    await w.until(() => w.target.calls.length >= m + 2);
+    const asked = await w.engine('bob', 200).abort(MODEL);
+    assert.equal(asked.kind, 'requested');
+    w.target.resume();
+    const r = await running;
+    assert.equal(r.outcome, 'aborted');
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('too late to abort a promotion in flight', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const m = w.mark();
+    w.target.failAt(3, 'pause'); // deploy, waitReady, then the 100% apply of a one-step plan stalls
+    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [100] }));
+    await w.until(() => w.target.calls.length >= m + 3);
+    await assert.rejects(w.engine('bob', 200).abort(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /already promoting/.test(e.message));
+    w.target.resume();
+    assert.equal((await running).outcome, 'promoted');
+  });
+});
+
+describe('held rollouts are resolved by a human', () => {
+  test('promote a held rollout: finishes here, 100% candidate, stable set updated', async () => {
+    const w = await heldWorld();
+    const m = w.mark();
+    const res = await w.engine('bob', 200).promote(MODEL);
+    assert.equal(res.kind, 'resolved');
+    const r = (res as { result: RolloutResult }).result;
+    assert.equal(r.outcome, 'promoted');
+    assert.equal(r.version, '1.1.0');
+    assert.deepEqual(w.splitsSince(m), ['1.1.0:100']);
+    assert.deepEqual(w.ledger().stableSet, ['1.1.0', '1.0.0']);
+    assert.deepEqual([w.release('1.1.0').state, w.release('1.1.0').reason], ['stable', 'promoted by bob']);
+    assert.equal(w.ledger().lock, null);
+    assert.equal(w.ledger().rollout, null);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('abort a held rollout: stable restored, candidate aborted', async () => {
+    const w = await heldWorld();
+    const m = w.mark();
+    const res = await w.engine('bob', 200).abort(MODEL);
+    const r = (res as { result: RolloutResult }).result;
+    assert.equal(r.outcome, 'aborted');
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
+    assert.deepEqual(w.ledger().stableSet, ['1.0.0']);
+    assert.equal(w.release('1.1.0').state, 'aborted');
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0']);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('nothing to promote or abort → usage error (exit 2)', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    await assert.rejects(w.engine().promote(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /no rollout of sentiment is in progress \(the latest release, 1\.0\.0, is stable\)/.test(e.message));
+    await assert.rejects(w.engine().abort(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /modelctl rollback/.test(e.hint!));
+  });
+});
+
+describe('the lock', () => {
+  test('a live deploy holds it: another deploy gets exit 5 naming holder, pid, host and since when', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const t0 = w.clock.now();
+    let err: unknown = null;
+    w.clock.after(30_000, async () => {
+      err = await w.engine('bob', 200).deploy(ref('1.2.0'), plan()).catch((e: unknown) => e);
+    });
+    await w.engine().deploy(ref('1.1.0'), plan());
+    assert.ok(err instanceof ModelctlError);
+    assert.equal(err.exitCode, ExitCode.locked);
+    assert.match(err.message, /a rollout of sentiment@1\.1\.0 \(canary step 1\/4\) is running, driven by alice \(pid 100 on laptop\) since /);
+    assert.ok(err.message.includes(new Date(t0).toISOString()));
+    assert.match(err.hint!, /modelctl abort sentiment/);
+    assert.equal(w.release('1.1.0').state, 'stable', 'the running deploy was not disturbed');
+    // A rollback by hand is refused too while a rollout runs.
+  });
+
+  test('renewed at every check, to cover the wait until the next one', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const seen: number[] = [];
+    for (const t of [25_000, 45_000, 85_000]) w.clock.after(t, () => seen.push(w.ledger().lock!.expiresAt - w.clock.now()));
+    await w.engine().deploy(ref('1.1.0'), plan());
+    // Last renewal at 20/40/80 s: expires TTL + 20 s (the next check) after it.
+    assert.deepEqual(seen, [TTL + 20_000 - 5_000, TTL + 20_000 - 5_000, TTL + 20_000 - 5_000]);
+  });
+
+  test('a deploy killed mid-canary (kill -9): its lock expires; the next deploy is told to resolve it, never steals it', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const m0 = w.mark();
+    w.target.failAt(5, 'hang'); // deploy, waitReady, 95/5, 75/25 — the 50/50 apply never returns
+    void w.engine().deploy(ref('1.1.0'), plan());
+    await w.until(() => w.target.calls.length >= m0 + 5);
+    assert.equal(w.ledger().rollout!.stepIndex, 2);
+    // Before expiry the holder is presumed alive.
+    await assert.rejects(w.engine('bob', 200).deploy(ref('1.2.0'), plan()), (e: ModelctlError) => /is running/.test(e.message));
+    assert.equal((await w.engine('bob', 200).abort(MODEL)).kind, 'requested');
+    await w.clock.advance(TTL + 20_000);
+    let status = await w.engine('bob', 200).status(MODEL);
+    assert.equal(status.rollout!.interrupted, true);
+    assert.equal(status.lock!.expired, true);
+    await assert.rejects(w.engine('bob', 200).deploy(ref('1.2.0'), plan()), (e: ModelctlError) => {
+      assert.equal(e.exitCode, ExitCode.locked);
+      assert.match(e.message, /sentiment@1\.1\.0 \(canary step 3\/4\) was interrupted: its lock \(alice \(pid 100 on laptop\) since .*\) expired at .*presumed dead/);
+      assert.match(e.hint!, /modelctl abort sentiment/);
+      assert.equal(e.details.interrupted, true);
+      return true;
+    });
+    assert.equal(w.ledger().lock!.holder, 'alice', 'not stolen');
+    // The explicit resolution takes it over.
+    const m = w.mark();
+    const res = await w.engine('bob', 200).abort(MODEL);
+    const r = (res as { result: RolloutResult }).result;
+    assert.equal(r.outcome, 'aborted');
+    assert.ok(r.events.some((e) => e.type === 'lock-taken-over' && (e.previous as { holder: string }).holder === 'alice'));
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
+    status = await w.engine('bob', 200).status(MODEL);
+    assert.deepEqual([status.rollout, status.lock, status.traffic], [null, null, { '1.0.0': 100 }]);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('a holder that stalled past its lock and comes back finds it lost and touches nothing', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const m0 = w.mark();
+    w.target.failAt(2, 'pause'); // alice stalls in waitReady
+    const alice = w.engine().deploy(ref('1.1.0'), plan());
+    await w.until(() => w.target.calls.length >= m0 + 2);
+    await w.clock.advance(30_000 + TTL + 1); // past the readiness allowance and the TTL
+    const res = await w.engine('bob', 200).abort(MODEL);
+    assert.equal((res as { result: RolloutResult }).result.outcome, 'aborted');
+    const m = w.mark();
+    w.target.resume();
+    await assert.rejects(alice, (e: unknown) => e instanceof LockLostError && e.exitCode === ExitCode.locked && /bob|released/.test(e.message));
+    assert.deepEqual(w.splitsSince(m), [], 'alice applied no traffic');
+    assert.deepEqual(w.target.traffic(MODEL).weights, { '1.0.0': 100 });
+    assert.equal(w.ledger().rollout, null);
+  });
+
+  test('a manual rollback is refused while a rollout runs, is held, or is interrupted', async () => {
+    const w = await heldWorld();
+    await assert.rejects(w.engine('bob', 200).rollback(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.locked && /held/.test(e.message));
+  });
+
+  test('--resume: only for an interrupted rollout of the same version', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    await assert.rejects(w.engine().deploy(ref('1.1.0'), plan(), { resume: true }), (e: ModelctlError) => e.exitCode === ExitCode.usage);
+    w.target.failAt(3, 'throw'); // the 95/5 apply
+    await assert.rejects(w.engine().deploy(ref('1.1.0'), plan()), (e: ModelctlError) => e.exitCode === ExitCode.unavailable && /--resume/.test(e.hint!));
+    await assert.rejects(w.engine('bob', 200).deploy(ref('1.2.0'), plan(), { resume: true }), (e: ModelctlError) => e.exitCode === ExitCode.locked && /interrupted/.test(e.message));
+    const m = w.mark();
+    const r = await w.engine('bob', 200).deploy(ref('1.1.0'), plan(), { resume: true });
+    assert.equal(r.outcome, 'promoted');
+    assert.equal(r.events[0]!.type, 'rollout-resumed');
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:95 1.1.0:5', '1.0.0:75 1.1.0:25', '1.0.0:50 1.1.0:50', '1.1.0:100']);
+    assert.deepEqual(w.violations, []);
+  });
+});
+
+describe('shadow-only rollouts and promote', () => {
+  test('promoting a held shadow-only rollout ends the shadow as passed; it never serves', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    w.metrics.script('1.1.0', () => emptyWindow());
+    const held = await w.engine().deploy(ref('1.1.0'), plan({ shadowPercent: 10, shadowDurationMs: 60_000, shadowOnly: true }));
+    assert.equal(held.outcome, 'held');
+    assert.equal(show(w.target.traffic(MODEL)), '1.0.0:100 mirror 1.1.0:10', 'held: the mirror stays');
+    const m = w.mark();
+    const r = (await w.engine('bob', 200).promote(MODEL)) as { result: RolloutResult };
+    assert.equal(r.result.outcome, 'shadow-passed');
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
+    assert.deepEqual([w.release('1.1.0').state, w.ledger().stableSet], ['shadowed', ['1.0.0']]);
+    assert.deepEqual(w.violations, []);
+  });
+});
