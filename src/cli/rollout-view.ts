@@ -30,7 +30,7 @@ export function describeEvent(e: RolloutEvent): string {
   switch (e.type) {
     case 'rollout-started':
     case 'rollout-resumed':
-      return `${e.type === 'rollout-resumed' ? 'resuming' : 'starting'} ${fmt(e.model ?? '')}@${fmt(e.version)}`;
+      return `${e.type === 'rollout-resumed' ? 'resuming' : 'starting'} ${fmt(e.version)}${e.stable ? ` (stable: ${fmt(e.stable)})` : ''}`;
     case 'version-deployed':
       return `${fmt(e.version)} started`;
     case 'version-ready':
@@ -43,6 +43,7 @@ export function describeEvent(e: RolloutEvent): string {
         .join(', ')}${e.mirror ? ` (+ mirror ${(e.mirror as { percent: number }).percent}% → ${(e.mirror as { version: string }).version})` : ''}`;
     case 'gate-evaluated':
     case 'gate-failed':
+      if (e.value === null || e.value === undefined) return `gate ${fmt(e.gate)} → ${fmt(e.verdict)}${e.reason ? `: ${fmt(e.reason)}` : ''}`;
       return `gate ${fmt(e.gate)}: ${fmt(e.value)} (limit ${fmt(e.limit)}, ${fmt(e.samples)} samples) → ${fmt(e.verdict)}${e.verdict !== 'pass' && e.reason ? `: ${fmt(e.reason)}` : ''}${e.dryRun ? ' [dry-run]' : ''}`;
     case 'step-passed':
       return `step ${Number(e.index) + 1} passed`;

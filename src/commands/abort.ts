@@ -27,7 +27,9 @@ export default class Abort extends StoreCommand {
   }
 
   protected override exitCodeOf(r: ResolveResult): ExitCode {
-    return r.kind === 'resolved' ? OUTCOME_EXIT_CODES[r.result.outcome] : ExitCode.ok;
+    // Doing what was asked is success; anything else (e.g. a promotion that turned into a rollback) keeps its code.
+    if (r.kind === 'requested' || r.result.outcome === 'aborted') return ExitCode.ok;
+    return OUTCOME_EXIT_CODES[r.result.outcome];
   }
 
   protected human(r: ResolveResult): string {

@@ -26,7 +26,8 @@ export interface DemoReport {
   url: string;
   chapters: DemoChapter[];
   history: HistoryEntry[];
-  load: { sent: number; answered: number; errors: number } | null;
+  /** Requests the demo's load generator sent; errors by version show that only the bad canary failed any. */
+  load: { sent: number; answered: number; errors: number; errorsByVersion: Record<string, number> } | null;
   ok: boolean;
   durationMs: number;
 }
@@ -77,7 +78,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const url = `http://127.0.0.1:${port}`;
   const store = new FsStore(path.join(home, 'store'));
   const chapters: DemoChapter[] = [];
-  let load: Promise<{ sent: number; answered: number; errors: number }> | undefined;
+  let load: Promise<NonNullable<DemoReport['load']>> | undefined;
   const stopLoad = new AbortController();
   try {
     opts.onChapter?.('Packing and pushing sentiment 1.0.0, 1.1.0 and a bad 1.2.0 (its config makes 30% of answers fail)');
@@ -119,6 +120,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       sent: r.sent,
       answered: r.answered,
       errors: r.errors,
+      errorsByVersion: Object.fromEntries(r.versions.map((v) => [v.version, v.errors])),
     }));
     const interval = `${opts.intervalMs}ms`;
     await run('Canary of 1.1.0 under load: 20% → 50% → 100%, gates checked every second', '1.1.0', 'promoted', { steps: '20,50,100', interval, checkEvery: '1s' });
