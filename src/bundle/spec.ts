@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../cli/yaml-file.js';
 import { isExactSemver } from './semver.js';
+import { serveSpecSchema } from './serve.js';
 
 /** The file at the root of every bundle directory. */
 export const BUNDLE_FILE = 'bundle.yaml';
@@ -48,7 +49,14 @@ export const bundleSpecSchema = z
         }
       }),
     metadata: z.record(z.string(), z.unknown(), { error: 'expected a map of free-form keys' }).optional(),
-    serve: z.record(z.string(), z.unknown(), { error: 'expected a map' }).optional(),
+    // Checked here (so `bundle pack` catches a typo) but stored as written: defaults are the runtime's business.
+    serve: z
+      .record(z.string(), z.unknown(), { error: 'expected a map' })
+      .superRefine((serve, ctx) => {
+        const r = serveSpecSchema.safeParse(serve);
+        if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      })
+      .optional(),
     rollout: z.record(z.string(), z.unknown(), { error: 'expected a map' }).optional(),
   })
   .strict();

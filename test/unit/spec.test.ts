@@ -25,14 +25,14 @@ components:
 metadata:
   anything: [1, 2]
 serve:
-  port: 8080
+  command: [node, serve.mjs]
 `;
 
 test('a valid bundle.yaml parses, with extra components and free-form sections', () => {
   const spec = parseYamlText(ok, 'bundle.yaml', bundleSpecSchema, 'bundle file');
   assert.equal(spec.name, 'sentiment');
   assert.deepEqual(spec.components['eval-data'], ['eval/']);
-  assert.deepEqual(spec.serve, { port: 8080 });
+  assert.deepEqual(spec.serve, { command: ['node', 'serve.mjs'] });
 });
 
 test('errors name the file, the line, the field and what is expected', () => {
@@ -60,4 +60,12 @@ test('every problem is reported at once, and YAML syntax errors carry a line', (
   assert.equal((e.details.issues as unknown[]).length, 2);
   const s = errorOf('name: a\nversion: [1.0.0\n');
   assert.match(s.message, /bundle\.yaml:\d+: invalid YAML/);
+});
+
+test('the serve section is checked at pack time but kept as written', () => {
+  const good = parseYamlText(ok, 'bundle.yaml', bundleSpecSchema, 'bundle file');
+  assert.deepEqual(good.serve, { command: ['node', 'serve.mjs'] }, 'no defaults materialised into the manifest');
+  const e = errorOf(ok.replace('  command: [node, serve.mjs]\n', '  command: node serve.mjs\n  readinessPath: healthz\n'));
+  assert.match(e.message, /serve\.command: expected the argv as a list/);
+  assert.match(e.message, /serve\.readinessPath: expected an HTTP path starting with "\/"/);
 });

@@ -6,7 +6,8 @@ import type { TrafficSplit } from '../../rollout/contracts.js';
 import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balance.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { versionKey } from './paths.js';
-import { fieldOf, type ServeSpec } from './serve-spec.js';
+import type { ServeSpec } from '../../bundle/serve.js';
+import { fieldOf } from './serve-spec.js';
 import type { Role } from './window.js';
 
 /**

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { rotateIfLarge, versionKey } from './paths.js';
-import type { ServeSpec } from './serve-spec.js';
+import type { ServeSpec } from '../../bundle/serve.js';
 import type { VersionRecord } from './state.js';
 
 /**

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/**
+ * The `serve:` section of bundle.yaml: how the local runtime runs a version.
+ *
+ *   serve:
+ *     command: [node, serve.mjs]   # argv, run with cwd = the bundle directory; "node" = modelctl's own Node
+ *     readinessPath: /healthz      # GET → 200 means ready (default /healthz)
+ *     env: {LOG_LEVEL: info}       # extra environment (PORT, HOST, MODELCTL_MODEL, MODELCTL_VERSION are set by the runtime)
+ *     scoreField: score            # numeric field of JSON answers recorded per request (score histograms, score-mean gates)
+ *     agreementField: label        # field compared between a shadow's answer and the live answer (shadow agreement)
+ *     stopGraceMs: 5000            # SIGTERM → SIGKILL delay when a version stops
+ *
+ * Fields are dotted paths into the JSON answer (`result.score`). The schema is checked when a
+ * version is deployed, so a typo fails the deploy with file, line and field instead of a version
+ * that never becomes ready.
+ */
+const fieldPath = z
+  .string({ error: 'expected a field name of the JSON answer, e.g. score or result.score' })
+  .regex(/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/, 'expected a field name or dotted path, e.g. score or result.score');
+
+export const serveSpecSchema = z
+  .object({
+    command: z
+      .array(z.string({ error: 'expected a string' }).min(1, 'cannot be empty'), { error: 'expected the argv as a list, e.g. [node, serve.mjs]' })
+      .min(1, 'expected at least the program, e.g. [node, serve.mjs]'),
+    readinessPath: z
+      .string({ error: 'expected an HTTP path such as /healthz' })
+      .regex(/^\/[^\s]*$/, 'expected an HTTP path starting with "/", such as /healthz')
+      .default('/healthz'),
+    env: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String), {
+        error: 'expected a map of variable name to value',
+      })
+      .default({}),
+    scoreField: fieldPath.optional(),
+    agreementField: fieldPath.optional(),
+    stopGraceMs: z.number({ error: 'expected milliseconds' }).int().min(0).max(600_000).default(5000),
+  })
+  .strict();
+
+export type ServeSpec = z.output<typeof serveSpecSchema>;
