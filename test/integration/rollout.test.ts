@@ -73,7 +73,7 @@ before(async () => {
   const config = JSON.parse(await readFile(path.join(bad, 'config/model.json'), 'utf8'));
   config.faults.errorRate = 0.5;
   await writeFile(path.join(bad, 'config/model.json'), JSON.stringify(config));
-  for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [bad, '1.2.0']] as const) {
+  for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [bad, '1.2.0'], [example, '1.3.0']] as const) {
     const r = await cli(['bundle', 'push', dir, '--version', version, '--json']);
     assert.equal(r.code, 0, r.stderr);
   }
@@ -183,6 +183,36 @@ describe('rollouts on the local runtime', () => {
     assert.match(outside.json().error.message, /not in the stable set/);
     assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0'])).code, 0);
     assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });
+  });
+});
+
+describe('shadow', () => {
+  test('a shadow-only rollout mirrors traffic, judges agreement, and never answers a caller', async () => {
+    const url = await routerUrl();
+    const stop = new AbortController();
+    const seen: Record<string, number> = {};
+    const load = (async () => {
+      while (!stop.signal.aborted) {
+        const res = await fetch(`${url}/sentiment/predict`, { method: 'POST', body: '{"text":"a wonderful film"}', headers: { 'content-type': 'application/json' } });
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+        const v = res.headers.get('x-model-version')!;
+        seen[v] = (seen[v] ?? 0) + 1;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const r = await cli(['deploy', 'sentiment@1.3.0', '--shadow', '50%', '--shadow-duration', '4s', '--shadow-only', '--check-every', '1s', '--json']);
+    stop.abort();
+    await load;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = r.json();
+    assert.equal(result.outcome, 'shadow-passed');
+    const agreement = result.steps[0].gates.find((g: { name: string }) => g.name === 'shadow-agreement');
+    assert.equal(agreement.verdict, 'pass');
+    assert.equal(agreement.value, 1, 'the same model agrees with itself');
+    assert.deepEqual(Object.keys(seen), ['1.1.0'], 'callers only ever got the live version');
+    const s = await status();
+    assert.deepEqual([s.serving, s.traffic, s.mirror], ['1.1.0', { '1.1.0': 100 }, null]);
   });
 });
 
