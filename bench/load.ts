@@ -16,6 +16,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 
 export interface LoadSpec {
   url: string;
@@ -26,6 +27,8 @@ export interface LoadSpec {
   samples: boolean;
   /** Requests sent (and answered) before the measured window starts; not counted anywhere. */
   warmupMs?: number;
+  /** Also return every 2xx latency (ms, µs precision), to pool several runs. */
+  latencies?: boolean;
 }
 
 /** [sentAt, doneAt, status (0 = failed connection), index into `versions`] */
@@ -54,6 +57,7 @@ export interface LoadResult {
   cpuMs: number;
   versions: string[];
   samples?: Sample[];
+  latencies?: number[];
 }
 
 export interface Quantiles {
@@ -102,6 +106,8 @@ export async function generate(spec: LoadSpec, stop: AbortSignal): Promise<LoadR
     return i;
   };
 
+  let wake: (() => void) | undefined;
+  stop.addEventListener('abort', () => wake?.(), { once: true });
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const fire = (i: number, onDone: (sentAt: number, status: number, version: string, ms: number) => void) => {
@@ -183,8 +189,12 @@ export async function generate(spec: LoadSpec, stop: AbortSignal): Promise<LoadR
         const wait = Math.max(0, Math.min(5, start + (i * 1000) / spec.rps - performance.now()));
         await new Promise<void>((r) => {
           const t = setTimeout(r, wait);
-          stop.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          wake = () => {
+            clearTimeout(t);
+            r();
+          };
         });
+        wake = undefined;
       }
     }
     const sendMs = performance.now() - start;
@@ -214,6 +224,7 @@ export async function generate(spec: LoadSpec, stop: AbortSignal): Promise<LoadR
       cpuMs: Math.round(p.cpuMs),
       versions,
       ...(spec.samples ? { samples: p.samples } : {}),
+      ...(spec.latencies ? { latencies: p.latencies.map((ms) => Math.round(ms * 1000) / 1000) } : {}),
     };
   } finally {
     agent.destroy();
@@ -221,7 +232,7 @@ export async function generate(spec: LoadSpec, stop: AbortSignal): Promise<LoadR
 }
 
 // Run as a process: the spec in argv[2]; stdin closing means "stop now".
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
   const stop = new AbortController();
   process.stdin.on('end', () => stop.abort());

@@ -1,10 +1,11 @@
 /**
- * `npm run bench`: performance report for modelctl's bundle commands.
+ * `npm run bench`: performance report for modelctl's bundle commands and its local runtime.
  *
  *   node dist/bench/run.js            full run (a few minutes on 2 cores, ~4.2 GiB of temp disk at peak)
- *   node dist/bench/run.js --quick    every size divided by 8 (smoke run, well under a minute)
+ *   node dist/bench/run.js --quick    every size divided by 8, shorter load phases (smoke run, about a minute)
  *   node dist/bench/run.js --only 1,3 run only some measures (1 pack 1 file, 2 pack 4 files,
- *                                     3 re-push bytes, 4 peak RSS, 5 startup)
+ *                                     3 re-push bytes, 4 peak RSS, 5 startup,
+ *                                     6 rollback latency, 7 router overhead; 6 and 7 share one runtime)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -16,14 +17,18 @@
  * Every modelctl measurement runs the real CLI (`node bin/run.js …`) as a child process, with the
  * same Node binary as this script, MODELCTL_HOME pointing into the temp dir and an explicit
  * --store, so nothing on the machine (a modelctl.yaml, MODELCTL_STORE, ~/.local/share) leaks in.
+ * Measures 6 and 7 start that home's local runtime (MODELCTL_LOCAL_PORT=0: any free loopback
+ * port) and always stop it again (`local down --forget`), on failure and on SIGINT/SIGTERM too;
+ * their load comes from bench/load.ts, run as a separate process.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { LoadResult, LoadSpec, Sample } from './load.js';
 
 // ---------------------------------------------------------------------------------------------
 // Setup
@@ -58,6 +63,25 @@ const SIZES = {
 const TIMED_RUNS = 3; // best of 3 after one warm-up run
 const STARTUP_RUNS = 11; // median of 11 after one warm-up run
 const RSS_TARGET_MB = 250;
+/** Measures 6 and 7 (local runtime). Load is open-loop and bounded (maxInFlight), loopback only. */
+const LOCAL = {
+  /** Bad versions deployed (and rolled back) one after the other under one steady load. */
+  rollbackReps: QUICK ? 2 : 5,
+  /** 200 req/s: the 20% canary gets one request every 25 ms, the client-side view's resolution. */
+  rollbackRps: 200,
+  /** Share of requests the bad version fails (its config/model.json faults.errorRate). */
+  badErrorRate: 0.5,
+  deployFlags: ['--steps', '20,100', '--interval', '6s', '--check-every', '1s'],
+  overheadRps: 1000,
+  /** Rounds alternate direct → router, router → direct, so drift hits both alike. */
+  overheadRounds: 2,
+  overheadRoundMs: QUICK ? 1500 : 5000,
+  overheadWarmupMs: QUICK ? 500 : 1000,
+  maxInFlight: 256,
+  /** wrk (closed loop, saturation), only if it is installed: connections and duration per target. */
+  wrkConnections: 16,
+  wrkSeconds: QUICK ? 2 : 5,
+};
 /** Per-child wall-clock limit: a hung command fails the bench instead of hanging it. */
 const CHILD_TIMEOUT_MS = (QUICK ? 2 : 10) * 60_000;
 
@@ -67,6 +91,10 @@ const childEnv: NodeJS.ProcessEnv = { ...process.env, MODELCTL_HOME: HOME, NO_CO
 delete childEnv.MODELCTL_STORE;
 delete childEnv.MODELCTL_S3_PATH_STYLE;
 delete childEnv.NODE_OPTIONS; // a stray --inspect or --max-old-space-size would skew every number
+delete childEnv.MODELCTL_TARGET;
+delete childEnv.MODELCTL_STEPS;
+delete childEnv.MODELCTL_INTERVAL;
+childEnv.MODELCTL_LOCAL_PORT = '0'; // the local runtime of measures 6 and 7: any free port, never 8700
 
 /**
  * The CLI under test runs from a private copy of the build made at start-up (bin/, dist/src/,
@@ -85,6 +113,14 @@ function snapshotCli(): string {
   return path.join(dest, 'bin', 'run.js');
 }
 const CLI = snapshotCli();
+/** The load generator (bench/load.ts), copied for the same reason as the CLI. */
+const LOAD_SCRIPT = (() => {
+  const src = fileURLToPath(new URL('./load.js', import.meta.url));
+  if (IN_PLACE) return src;
+  const dest = path.join(tmpRoot, 'cli', 'bench-load.js');
+  copyFileSync(src, dest);
+  return dest;
+})();
 
 let cleanedUp = false;
 function cleanup(): void {
@@ -100,6 +136,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     process.stderr.write(`\n${sig}: removing ${tmpRoot}\n`);
     for (const c of running) c.kill('SIGKILL');
+    stopLocalSync();
     cleanup();
     process.exit(130);
   });
@@ -239,7 +276,7 @@ interface Row {
   reference: string;
   ratio: string;
   target: string;
-  pass: boolean | undefined; // undefined: not measured (error)
+  pass: boolean | null | undefined; // undefined: not measured (error); null: no target (information)
 }
 const rows: Row[] = [];
 const notes: string[] = [];
@@ -462,6 +499,382 @@ async function startup(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Measures 6 and 7: the local runtime (one per bench run, in this bench's MODELCTL_HOME)
+
+interface StatusJson {
+  running: boolean;
+  pid: number | null;
+  url: string | null;
+  versions: Array<{ model: string; version: string; pid: number | null; port: number | null; ready: boolean }>;
+}
+interface DeployJson {
+  outcome: string;
+  reason: string;
+  rolledBackTo: string | null;
+  events: Array<{ at: number; type: string; [k: string]: unknown }>;
+}
+
+interface LocalRuntime {
+  store: string;
+  /** Router base URL, e.g. http://127.0.0.1:41899. */
+  url: string;
+  daemonPid: number;
+  stable: { version: string; port: number; pid: number };
+  badDir: string;
+}
+
+let localStarted = false;
+
+/** Push the example bundle as 1.0.0 and deploy it: that starts the runtime (any free port). */
+async function startLocal(): Promise<LocalRuntime> {
+  const src = path.join(tmpRoot, 'local-src');
+  const store = pathToFileURL(path.join(tmpRoot, 'store-local')).href;
+  const good = path.join(src, 'good');
+  const badDir = path.join(src, 'bad');
+  // The bundle is copied once, so an edit of bundles/example during the run cannot change it.
+  cpSync(path.join(ROOT, 'bundles', 'example'), good, { recursive: true });
+  cpSync(good, badDir, { recursive: true });
+  const configFile = path.join(badDir, 'config', 'model.json');
+  const config = JSON.parse(await readFile(configFile, 'utf8')) as { faults?: Record<string, number> };
+  config.faults = { ...config.faults, errorRate: LOCAL.badErrorRate };
+  await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+
+  await modelctl(['bundle', 'push', good, '--version', '1.0.0', '--store', store, '--json']);
+  localStarted = true; // from here on, whatever happens, `local down --forget` runs at the end
+  const { json: first } = await modelctlJson<DeployJson>(['deploy', 'sentiment@1.0.0', '--store', store]);
+  if (first.outcome !== 'promoted') throw new Error(`deploy of 1.0.0: ${first.outcome} (${first.reason})`);
+  const { json: status } = await modelctlJson<StatusJson>(['local', 'status']);
+  const v = status.versions.find((x) => x.model === 'sentiment' && x.version === '1.0.0');
+  if (!status.running || !status.url || !status.pid || !v?.port || !v.pid || !v.ready) throw new Error(`local status after deploy: ${JSON.stringify(status).slice(0, 400)}`);
+  return { store, url: status.url, daemonPid: status.pid, stable: { version: '1.0.0', port: v.port, pid: v.pid }, badDir };
+}
+
+async function stopLocal(): Promise<void> {
+  if (!localStarted) return;
+  localStarted = false;
+  const r = await run(NODE, [CLI, 'local', 'down', '--forget', '--json']).catch((e: Error) => ({ code: -1, stderr: e.message }));
+  if (r.code !== 0) log(`local down --forget failed (exit ${r.code}): ${r.stderr.slice(-500)}`);
+}
+
+/** For the signal handler: no event loop to wait on. */
+function stopLocalSync(): void {
+  if (!localStarted) return;
+  localStarted = false;
+  spawnSync(NODE, [CLI, 'local', 'down', '--forget'], { env: childEnv, cwd: tmpRoot, stdio: 'ignore', timeout: 60_000 });
+}
+
+interface LoadRun {
+  pid: number;
+  stop(): void;
+  result: Promise<LoadResult>;
+}
+
+/** bench/load.ts as its own process; `stop()` closes its stdin, which ends the load early. */
+function startLoad(spec: LoadSpec): LoadRun {
+  const child = spawn(NODE, [LOAD_SCRIPT, JSON.stringify(spec)], { env: childEnv, cwd: tmpRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  running.add(child);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.on('error', () => {});
+  const timer = setTimeout(() => child.kill('SIGKILL'), spec.durationMs + (spec.warmupMs ?? 0) + 60_000);
+  const result = new Promise<LoadResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      running.delete(child);
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`load generator exited ${code}: ${Buffer.concat(err).toString('utf8').slice(-1000)}`));
+      try {
+        resolve(JSON.parse(Buffer.concat(out).toString('utf8')) as LoadResult);
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+  return { pid: child.pid ?? 0, stop: () => child.stdin.end(), result };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; undefined without /proc. */
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  return Number(r.stdout?.trim()) || 100;
+})();
+function cpuMsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // utime, stime: fields 14 and 15
+  } catch {
+    return undefined;
+  }
+}
+
+const fmtLat = (ms: number | null) => (ms === null ? '—' : ms < 10 ? `${ms.toFixed(2)} ms` : fmtMs(ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/**
+ * 6: rollback latency. One steady open-loop load through the router for the whole measure; under
+ * it, bad versions 1.1.0, 1.1.1, … (errorRate 0.5) are deployed one after the other, and each is
+ * rolled back by the error-rate gate.
+ *
+ * Engine view, from the deploy's JSON events: the failing gate evaluation (the last `gate-failed`
+ * of the gate that `step-failed` names) → `rolled-back` (traffic on stable, stable health-checked,
+ * ledger written); `traffic-applied` (the router has the new split) is reported alongside.
+ * Client view, from the load generator's per-request records (Date.now() in both processes, one
+ * host, one clock): the same gate evaluation → the last answer that came from the bad version,
+ * i.e. the moment after which every answer comes from stable.
+ */
+async function rollbackLatency(rt: LocalRuntime): Promise<void> {
+  const engineMeasure = 'rollback: failing gate → `rolled-back` event (engine)';
+  const clientMeasure = 'rollback: failing gate → last answer from the bad version (client)';
+  const target = '≤ 1 s';
+  let load: LoadRun | undefined;
+  try {
+    const versions = Array.from({ length: LOCAL.rollbackReps }, (_, k) => `1.1.${k}`);
+    for (const v of versions) await modelctl(['bundle', 'push', rt.badDir, '--version', v, '--store', rt.store, '--json']);
+    load = startLoad({ url: `${rt.url}/sentiment/predict`, rps: LOCAL.rollbackRps, durationMs: 4 * 60_000, maxInFlight: LOCAL.maxInFlight, samples: true });
+    await sleep(1000); // the stable version under steady load before the first canary
+    const reps: Array<{ version: string; wallMs: number; events: DeployJson['events'] }> = [];
+    for (const v of versions) {
+      const r = await run(NODE, [CLI, 'deploy', `sentiment@${v}`, ...LOCAL.deployFlags, '--store', rt.store, '--json']);
+      let json: DeployJson | undefined;
+      try {
+        json = JSON.parse(r.stdout) as DeployJson;
+      } catch {
+        /* reported below */
+      }
+      // Exit code 3 is "rolled back by gates": the expected outcome here.
+      if (r.code !== 3 || json?.outcome !== 'rolled-back' || json.rolledBackTo !== rt.stable.version) {
+        throw new Error(`deploy of bad ${v}: exit ${r.code}, outcome ${json?.outcome ?? '?'} (${json?.reason ?? r.stderr.slice(-500)})`);
+      }
+      reps.push({ version: v, wallMs: r.ms, events: json.events });
+      log(`  ${v}: ${json.reason}`);
+      await sleep(500);
+    }
+    load.stop();
+    const lr = await load.result;
+    load = undefined;
+
+    const per = reps.map(({ version, wallMs, events }) => {
+      const at = (type: string, after = 0) => events.find((e) => e.type === type && e.at >= after)?.at;
+      const stepFailed = events.find((e) => e.type === 'step-failed');
+      const gateFailed = events.filter((e) => e.type === 'gate-failed' && e.gate === stepFailed?.gate && e.at <= (stepFailed?.at ?? Infinity)).at(-1);
+      const rollbackStarted = at('rollback-started');
+      const rolledBack = at('rolled-back');
+      const applied = events.find(
+        (e) => e.type === 'traffic-applied' && e.at >= (rollbackStarted ?? Infinity) && Object.keys((e.weights as object | undefined) ?? {}).join() === rt.stable.version,
+      )?.at;
+      if (!stepFailed || !gateFailed || rollbackStarted === undefined || rolledBack === undefined || applied === undefined) {
+        throw new Error(`${version}: missing events (${events.map((e) => e.type).join(', ')})`);
+      }
+      const idx = lr.versions.indexOf(version);
+      const bad = (lr.samples ?? []).filter((s: Sample) => s[3] === idx);
+      if (bad.length === 0) throw new Error(`${version}: the load generator saw no answer from it`);
+      const lastBadDone = Math.max(...bad.map((s) => s[1]));
+      const firstBadError = Math.min(...bad.filter((s) => s[2] === 0 || s[2] >= 500).map((s) => s[1]));
+      const gf = gateFailed.at;
+      return {
+        version,
+        wallMs,
+        engineMs: rolledBack - gf,
+        appliedMs: applied - gf,
+        clientMs: lastBadDone - gf,
+        toRollbackStartedMs: rollbackStarted - gf,
+        toAppliedMs: applied - rollbackStarted,
+        appliedToRolledBackMs: rolledBack - applied,
+        detectMs: gf - (at('step-started') ?? gf),
+        startMs: (at('version-ready') ?? 0) - (at('rollout-started') ?? 0),
+        exposureMs: lastBadDone - firstBadError,
+        badAnswers: bad.length,
+        badErrors: bad.filter((s) => s[2] === 0 || s[2] >= 500).length,
+        errorsAfterRolledBack: (lr.samples ?? []).filter((s) => s[3] !== idx && (s[2] === 0 || s[2] >= 500) && s[0] > rolledBack).length,
+      };
+    });
+    const stat = (xs: number[]) => `${fmtMs(median(xs))} / ${fmtMs(Math.max(...xs))}`;
+    const engine = per.map((p) => p.engineMs);
+    const client = per.map((p) => p.clientMs);
+    const n = per.length;
+    rows.push({
+      measure: `${engineMeasure}, median / max of ${n}`,
+      modelctl: stat(engine),
+      reference: `router switched: ${stat(per.map((p) => p.appliedMs))}`,
+      ratio: '—',
+      target,
+      pass: Math.max(...engine) <= 1000,
+    });
+    rows.push({
+      measure: `${clientMeasure}, median / max of ${n}`,
+      modelctl: stat(client),
+      reference: `first 5xx → last bad answer: ${stat(per.map((p) => p.exposureMs))}`,
+      ratio: '—',
+      target,
+      pass: Math.max(...client) <= 1000,
+    });
+    const canaryGapMs = 1000 / (LOCAL.rollbackRps * 0.2);
+    notes.push(
+      `rollback: ${n} bad versions (errorRate ${LOCAL.badErrorRate}, \`deploy ${LOCAL.deployFlags.join(' ')}\`) under ${LOCAL.rollbackRps} req/s through the router ` +
+        `(${lr.answered} answers, ${lr.sent - lr.answered} unanswered, ${lr.skipped} skipped, statuses ${JSON.stringify(lr.statuses)}). ` +
+        `Per version, gate-failed → rolled-back (engine) / → last bad answer (client), ms: ${per.map((p) => `${p.version} ${p.engineMs}/${p.clientMs}`).join(', ')}.`,
+    );
+    notes.push(
+      `rollback, where the time goes (medians): gate-failed → rollback-started ${median(per.map((p) => p.toRollbackStartedMs))} ms (the step's other gates, evidence written to the ledger), ` +
+        `→ traffic-applied ${median(per.map((p) => p.toAppliedMs))} ms (split written ahead to the ledger, admin PUT), ` +
+        `→ rolled-back ${median(per.map((p) => p.appliedToRolledBackMs))} ms (stable health check, ledger). ` +
+        `Before that: version start → ready ${fmtMs(median(per.map((p) => p.startMs)))}, canary step → failing gate (detection, --check-every 1s, ≥ 20 samples) ${fmtMs(median(per.map((p) => p.detectMs)))}; ` +
+        `whole deploy command ${fmtMs(median(per.map((p) => p.wallMs)))}. Bad answers per version ${median(per.map((p) => p.badAnswers))} (${median(per.map((p) => p.badErrors))} of them 5xx); ` +
+        `5xx from other versions after a rolled-back event: ${per.reduce((a, p) => a + p.errorsAfterRolledBack, 0)}.`,
+    );
+    notes.push(
+      `rollback, client view: the canary gets one request every ~${canaryGapMs.toFixed(0)} ms (20% of ${LOCAL.rollbackRps} req/s), so its last answer can precede the actual switch ` +
+        `by up to that much; a client number below the engine's is that resolution, not a faster switch. "first 5xx → last bad answer" includes detection (a gate check every second).`,
+    );
+  } catch (err) {
+    failedRow(engineMeasure, target, err);
+    failedRow(clientMeasure, target, err);
+  } finally {
+    load?.stop();
+    await load?.result.catch(() => undefined);
+  }
+}
+
+/**
+ * 7: router overhead. The same open-loop load (LOCAL.overheadRps for overheadRounds × roundMs, after
+ * a warm-up, keep-alive, bounded in flight) to the stable version's own port (POST /predict) and
+ * to the router (POST /sentiment/predict), alternating; latency percentiles pooled over the rounds.
+ * The generator, the router (the daemon process) and the model share the machine's cores; their
+ * CPU time is read from /proc to show where the time goes. If `wrk` is installed, a closed-loop
+ * saturation run of each is added as information.
+ */
+async function routerOverhead(rt: LocalRuntime): Promise<void> {
+  const latMeasure = `router overhead at ${LOCAL.overheadRps} req/s: p50 latency, router vs direct`;
+  const tputMeasure = `router at ${LOCAL.overheadRps} req/s: answered/s, router vs direct`;
+  const latTarget = '< 1 ms added at p50';
+  const tputTarget = '≥ 80% of direct';
+  const urls = { direct: `http://127.0.0.1:${rt.stable.port}/predict`, router: `${rt.url}/sentiment/predict` };
+  type Kind = keyof typeof urls;
+  try {
+    const acc: Record<Kind, { lat: number[]; ok: number; answered: number; sent: number; skipped: number; ms: number; lagP99: number[]; cpu: { gen: number; router: number; model: number } }> = {
+      direct: { lat: [], ok: 0, answered: 0, sent: 0, skipped: 0, ms: 0, lagP99: [], cpu: { gen: 0, router: 0, model: 0 } },
+      router: { lat: [], ok: 0, answered: 0, sent: 0, skipped: 0, ms: 0, lagP99: [], cpu: { gen: 0, router: 0, model: 0 } },
+    };
+    for (let round = 0; round < LOCAL.overheadRounds; round++) {
+      for (const kind of (round % 2 === 0 ? ['direct', 'router'] : ['router', 'direct']) as Kind[]) {
+        const load = startLoad({ url: urls[kind], rps: LOCAL.overheadRps, durationMs: LOCAL.overheadRoundMs, warmupMs: LOCAL.overheadWarmupMs, maxInFlight: LOCAL.maxInFlight, samples: false, latencies: true });
+        // CPU of the router and the model over the measured window (the warm-up is left out).
+        await sleep(LOCAL.overheadWarmupMs);
+        const r0 = cpuMsOf(rt.daemonPid) ?? 0;
+        const m0 = cpuMsOf(rt.stable.pid) ?? 0;
+        const res = await load.result;
+        const a = acc[kind];
+        a.cpu.router += (cpuMsOf(rt.daemonPid) ?? 0) - r0;
+        a.cpu.model += (cpuMsOf(rt.stable.pid) ?? 0) - m0;
+        a.cpu.gen += res.cpuMs;
+        a.lat.push(...(res.latencies ?? []));
+        a.ok += res.ok;
+        a.answered += res.answered;
+        a.sent += res.sent;
+        a.skipped += res.skipped;
+        a.ms += Math.max(res.lastAnswerMs, res.sendMs);
+        a.lagP99.push(res.lagMs.p99 ?? 0);
+      }
+    }
+    const summary = (k: Kind) => {
+      const a = acc[k];
+      if (a.lat.length === 0) throw new Error(`no 2xx answer from ${urls[k]}`);
+      return { p50: quantile(a.lat, 0.5), p90: quantile(a.lat, 0.9), p99: quantile(a.lat, 0.99), perSec: a.ok / (a.ms / 1000) };
+    };
+    const d = summary('direct');
+    const r = summary('router');
+    const added = r.p50 - d.p50;
+    rows.push({
+      measure: latMeasure,
+      modelctl: `${fmtLat(r.p50)} (p99 ${fmtLat(r.p99)})`,
+      reference: `${fmtLat(d.p50)} direct (p99 ${fmtLat(d.p99)})`,
+      ratio: `${added >= 0 ? '+' : '−'}${Math.abs(added).toFixed(2)} ms`,
+      target: latTarget,
+      pass: added < 1,
+    });
+    rows.push({
+      measure: tputMeasure,
+      modelctl: `${r.perSec.toFixed(0)}/s`,
+      reference: `${d.perSec.toFixed(0)}/s direct`,
+      ratio: `${((r.perSec / d.perSec) * 100).toFixed(1)}%`,
+      target: tputTarget,
+      pass: r.perSec >= 0.8 * d.perSec,
+    });
+    const per1k = (k: Kind, cpuMs: number) => ((cpuMs / Math.max(1, acc[k].answered)) * 1000).toFixed(0);
+    const cpuLine = (k: Kind) =>
+      `generator ${per1k(k, acc[k].cpu.gen)}, router (daemon) ${per1k(k, acc[k].cpu.router)}, model ${per1k(k, acc[k].cpu.model)}`;
+    notes.push(
+      `router overhead: ${LOCAL.overheadRounds} rounds × ${fmtMs(LOCAL.overheadRoundMs)} per target after ${fmtMs(LOCAL.overheadWarmupMs)} warm-up each, open loop at ${LOCAL.overheadRps} req/s, ` +
+        `Node http keep-alive client in its own process (bench/load.ts), at most ${LOCAL.maxInFlight} in flight. ` +
+        `p50 / p90 / p99: direct ${fmtLat(d.p50)} / ${fmtLat(d.p90)} / ${fmtLat(d.p99)}, router ${fmtLat(r.p50)} / ${fmtLat(r.p90)} / ${fmtLat(r.p99)}. ` +
+        `Sent / answered / skipped: direct ${acc.direct.sent} / ${acc.direct.answered} / ${acc.direct.skipped}, router ${acc.router.sent} / ${acc.router.answered} / ${acc.router.skipped}; ` +
+        `generator lag p99 (late vs schedule) direct ${Math.max(...acc.direct.lagP99).toFixed(1)} ms, router ${Math.max(...acc.router.lagP99).toFixed(1)} ms.`,
+    );
+    notes.push(
+      `router overhead, where the time goes (CPU ms per 1000 requests): direct: ${cpuLine('direct')}; through the router: ${cpuLine('router')}. ` +
+        `All three share the machine's ${os.availableParallelism()} cores, so router CPU is taken from the model and the generator, and the latencies include that contention.`,
+    );
+  } catch (err) {
+    failedRow(latMeasure, latTarget, err);
+    failedRow(tputMeasure, tputTarget, err);
+    return;
+  }
+
+  // Saturation with wrk (closed loop: N connections, each sends its next request when the last is
+  // answered), only where wrk is installed; the bench never installs anything.
+  const wrkMeasure = `saturation, \`wrk -c${LOCAL.wrkConnections}\` closed loop: req/s, router vs direct`;
+  const wrkName = wrkVersion();
+  if (wrkName === undefined) {
+    notes.push('wrk: not installed, saturation not measured (e.g. `apt-get install wrk`).');
+    return;
+  }
+  try {
+    const lua = path.join(tmpRoot, 'wrk-post.lua');
+    await writeFile(lua, `wrk.method = "POST"\nwrk.body = '{"text":"I loved every minute of it, wonderful acting."}'\nwrk.headers["Content-Type"] = "application/json"\n`);
+    const wrk = async (url: string) => {
+      const r0 = cpuMsOf(rt.daemonPid) ?? 0;
+      const m0 = cpuMsOf(rt.stable.pid) ?? 0;
+      const res = await run('wrk', ['-t1', `-c${LOCAL.wrkConnections}`, `-d${LOCAL.wrkSeconds}s`, '--latency', '-s', lua, url]);
+      if (res.code !== 0) throw new Error(`wrk exited ${res.code}: ${res.stderr.slice(-300)}`);
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(res.stdout)?.[1]);
+      const p50 = /50%\s+([\d.]+)(us|ms|s)/.exec(res.stdout);
+      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(res.stdout)?.[1] ?? 0);
+      const p50ms = p50 ? Number(p50[1]) * ({ us: 0.001, ms: 1, s: 1000 }[p50[2] as 'us' | 'ms' | 's']) : NaN;
+      const total = rps * LOCAL.wrkSeconds;
+      const cpu = { router: (cpuMsOf(rt.daemonPid) ?? 0) - r0, model: (cpuMsOf(rt.stable.pid) ?? 0) - m0 };
+      if (!Number.isFinite(rps)) throw new Error(`could not read wrk's output: ${res.stdout.slice(0, 300)}`);
+      return { rps, p50ms, non2xx, routerPer1k: (cpu.router / total) * 1000, modelPer1k: (cpu.model / total) * 1000 };
+    };
+    const d = await wrk(urls.direct);
+    const r = await wrk(urls.router);
+    rows.push({
+      measure: wrkMeasure,
+      modelctl: `${r.rps.toFixed(0)}/s (p50 ${fmtLat(r.p50ms)})`,
+      reference: `${d.rps.toFixed(0)}/s direct (p50 ${fmtLat(d.p50ms)})`,
+      ratio: `${((r.rps / d.rps) * 100).toFixed(1)}%`,
+      target: '— (information)',
+      pass: null,
+    });
+    notes.push(
+      `wrk (${wrkName}), -t1 -c${LOCAL.wrkConnections} -d${LOCAL.wrkSeconds}s: ` +
+        `CPU ms per 1000 requests at saturation: direct: model ${d.modelPer1k.toFixed(0)}; router: router ${r.routerPer1k.toFixed(0)}, model ${r.modelPer1k.toFixed(0)}. ` +
+        `Non-2xx: direct ${d.non2xx}, router ${r.non2xx}. wrk itself takes a share of the same cores.`,
+    );
+  } catch (err) {
+    // Information only: a wrk problem is a note, not a broken bench.
+    rows.push({ measure: wrkMeasure, modelctl: 'error', reference: '—', ratio: '—', target: '— (information)', pass: null });
+    notes.push(`wrk: ${(err as Error).message.split('\n').slice(0, 3).join(' | ')}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 /** Share of all cores busy over `ms` (from /proc/stat), or undefined where there is no /proc. */
@@ -520,7 +933,14 @@ function machineFacts(busyBefore: number | undefined): string[] {
     `- Temp dir: ${tmpRoot} (${fmtBytes(freeBytes(tmpRoot))} free)`,
     `- oclif.manifest.json: ${manifestFact}`,
     `- Sizes: ${QUICK ? 'QUICK (÷8)' : 'full'} — single ${fmtBytes(SIZES.single)}, 4 × ${fmtBytes(SIZES.quarter)}, re-push weights 2 × ${fmtBytes(SIZES.repushWeight)}, RSS bundle ${fmtBytes(SIZES.single + 4 * SIZES.quarter)}`,
+    `- Local runtime (6, 7): ${LOCAL.rollbackReps} rollbacks under ${LOCAL.rollbackRps} req/s; router overhead ${LOCAL.overheadRps} req/s × ${LOCAL.overheadRounds} rounds × ${fmtMs(LOCAL.overheadRoundMs)} per target; ` +
+      `load generator, router and model all on these ${os.availableParallelism()} cores; wrk: ${wrkVersion() ?? 'not installed (saturation row skipped)'}`,
   ];
+}
+
+function wrkVersion(): string | undefined {
+  const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  return r.error ? undefined : (r.stdout.split('\n')[0]?.trim() ?? 'wrk');
 }
 
 function freeBytes(p: string): number {
@@ -530,7 +950,7 @@ function freeBytes(p: string): number {
 
 function table(): string {
   const header = ['measure', 'modelctl', 'reference', 'ratio', 'target', 'pass'];
-  const body = rows.map((r) => [r.measure, r.modelctl, r.reference, r.ratio, r.target, r.pass === undefined ? 'ERROR' : r.pass ? 'yes' : 'NO']);
+  const body = rows.map((r) => [r.measure, r.modelctl, r.reference, r.ratio, r.target, r.pass === undefined ? 'ERROR' : r.pass === null ? '—' : r.pass ? 'yes' : 'NO']);
   const esc = (s: string) => s.replaceAll('|', '\\|');
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
 }
@@ -545,7 +965,9 @@ async function main(): Promise<number> {
 
   // Peak disk: 1 GiB + 4 × 256 MiB of source data plus a 2 GiB store copy (≈ 4 GiB), then the store
   // plus a 2 GiB pull (the source is deleted first); measure 3 adds 2 × 200 MiB while it runs.
-  const needed = (SIZES.single + 4 * SIZES.quarter) * 2 + 4 * SIZES.repushWeight + 256 * MiB;
+  // Measures 6 and 7 need a few MB (bundles, logs). Only what the selected measures need counts.
+  const data = (wanted(1) || wanted(4) ? SIZES.single : 0) + (wanted(2) || wanted(4) ? 4 * SIZES.quarter : 0);
+  const needed = (wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + 256 * MiB;
   const free = freeBytes(tmpRoot);
   if (free < needed) {
     log(`only ${fmtBytes(free)} free in ${os.tmpdir()}, the bench needs about ${fmtBytes(needed)} (set TMPDIR, or use --quick)`);
@@ -571,26 +993,49 @@ async function main(): Promise<number> {
     await writeFile(path.join(four, 'bundle.yaml'), bundleYaml('bench-four', '1.0.0', WEIGHTS_ONLY));
   }
   if (wanted(1)) {
-    log('1/5 pack of one large file vs openssl…');
+    log('1/7 pack of one large file vs openssl…');
     await packVsOpenssl(`pack 1 × ${fmtBytes(SIZES.single)} vs \`openssl dgst -sha256\``, one, [oneFile], 1.3);
   }
   if (wanted(2)) {
-    log('2/5 pack of four files vs openssl (sequential)…');
+    log('2/7 pack of four files vs openssl (sequential)…');
     await packVsOpenssl(`pack 4 × ${fmtBytes(SIZES.quarter)} vs \`openssl dgst -sha256\` (1 core)`, four, fourFiles, 0.8);
   }
   if (wanted(3)) {
-    log('3/5 re-push after one prompt changed…');
+    log('3/7 re-push after one prompt changed…');
     await repushBytes();
   }
   if (wanted(4)) {
-    log('4/5 peak RSS of push and pull…');
+    log('4/7 peak RSS of push and pull…');
     await peakRss();
   }
   await rm(one, { recursive: true, force: true });
   await rm(four, { recursive: true, force: true });
   if (wanted(5)) {
-    log('5/5 start-up…');
+    log('5/7 start-up…');
     await startup();
+  }
+  if (wanted(6) || wanted(7)) {
+    log('6–7 local runtime: push and deploy 1.0.0 of the example bundle…');
+    let rt: LocalRuntime | undefined;
+    try {
+      rt = await startLocal();
+      log(`    router ${rt.url}, 1.0.0 on port ${rt.stable.port} (daemon pid ${rt.daemonPid}, model pid ${rt.stable.pid})`);
+    } catch (err) {
+      if (wanted(6)) failedRow('rollback latency', '≤ 1 s', err);
+      if (wanted(7)) failedRow('router overhead', '< 1 ms added at p50, ≥ 80% of direct answered/s', err);
+    }
+    try {
+      if (rt && wanted(7)) {
+        log(`7/7 router overhead: ${LOCAL.overheadRps} req/s direct vs through the router…`);
+        await routerOverhead(rt);
+      }
+      if (rt && wanted(6)) {
+        log(`6/7 rollback latency: ${LOCAL.rollbackReps} bad versions under ${LOCAL.rollbackRps} req/s…`);
+        await rollbackLatency(rt);
+      }
+    } finally {
+      await stopLocal();
+    }
   }
 
   const out = [

@@ -369,14 +369,13 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     await target.retire('sentiment', '1.3.0');
   });
 
-  test('a bad serve section fails the deploy with file, line and field', async () => {
+  test('a bad serve section is refused when the bundle is packed, with file, line and field', async () => {
     const dir = path.join(await scratch.fresh('bad-serve'), 'sentiment');
     await cp(path.join(REPO_ROOT, 'bundles', 'example'), dir, { recursive: true });
     const yamlFile = path.join(dir, 'bundle.yaml');
     await writeFile(yamlFile, (await readFile(yamlFile, 'utf8')).replace('command: [node, serve.mjs]', 'command: node serve.mjs'));
-    const source = await openLocalBundle(dir, { version: '1.4.0' });
-    const r = await push(store, source).finally(() => source.close());
-    await assert.rejects(target.deploy({ model: 'sentiment', version: '1.4.0', digest: r.digest }), (err: Error) => {
+    // Caught before anything reaches the store (the runtime checks again at deploy for bundles from older modelctl).
+    await assert.rejects(openLocalBundle(dir, { version: '1.4.0' }), (err: Error) => {
       assert.ok(err instanceof UsageError);
       assert.match(err.message, /bundle\.yaml:\d+: serve\.command: expected the argv as a list/);
       return true;
