@@ -692,7 +692,8 @@ async function rollbackLatency(rt: LocalRuntime): Promise<void> {
         exposureMs: lastBadDone - firstBadError,
         badAnswers: bad.length,
         badErrors: bad.filter((s) => s[2] === 0 || s[2] >= 500).length,
-        errorsAfterRolledBack: (lr.samples ?? []).filter((s) => s[3] !== idx && (s[2] === 0 || s[2] >= 500) && s[0] > rolledBack).length,
+        // Requests the router still sent to the bad version after it reported the switch (should be 0).
+        badSentAfterSwitch: bad.filter((s) => s[0] > applied).length,
       };
     });
     const stat = (xs: number[]) => `${fmtMs(median(xs))} / ${fmtMs(Math.max(...xs))}`;
@@ -727,7 +728,8 @@ async function rollbackLatency(rt: LocalRuntime): Promise<void> {
         `→ rolled-back ${median(per.map((p) => p.appliedToRolledBackMs))} ms (stable health check, ledger). ` +
         `Before that: version start → ready ${fmtMs(median(per.map((p) => p.startMs)))}, canary step → failing gate (detection, --check-every 1s, ≥ 20 samples) ${fmtMs(median(per.map((p) => p.detectMs)))}; ` +
         `whole deploy command ${fmtMs(median(per.map((p) => p.wallMs)))}. Bad answers per version ${median(per.map((p) => p.badAnswers))} (${median(per.map((p) => p.badErrors))} of them 5xx); ` +
-        `5xx from other versions after a rolled-back event: ${per.reduce((a, p) => a + p.errorsAfterRolledBack, 0)}.`,
+        `Requests sent after \`traffic-applied\` that still reached a bad version: ${per.reduce((a, p) => a + p.badSentAfterSwitch, 0)}; ` +
+        `5xx or failed answers from ${rt.stable.version}: ${(lr.samples ?? []).filter((s) => lr.versions[s[3]] === rt.stable.version && (s[2] === 0 || s[2] >= 500)).length}.`,
     );
     notes.push(
       `rollback, client view: the canary gets one request every ~${canaryGapMs.toFixed(0)} ms (20% of ${LOCAL.rollbackRps} req/s), so its last answer can precede the actual switch ` +
@@ -1025,13 +1027,13 @@ async function main(): Promise<number> {
       if (wanted(7)) failedRow('router overhead', '< 1 ms added at p50, ≥ 80% of direct answered/s', err);
     }
     try {
-      if (rt && wanted(7)) {
-        log(`7/7 router overhead: ${LOCAL.overheadRps} req/s direct vs through the router…`);
-        await routerOverhead(rt);
-      }
       if (rt && wanted(6)) {
         log(`6/7 rollback latency: ${LOCAL.rollbackReps} bad versions under ${LOCAL.rollbackRps} req/s…`);
         await rollbackLatency(rt);
+      }
+      if (rt && wanted(7)) {
+        log(`7/7 router overhead: ${LOCAL.overheadRps} req/s direct vs through the router…`);
+        await routerOverhead(rt);
       }
     } finally {
       await stopLocal();

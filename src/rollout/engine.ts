@@ -149,15 +149,8 @@ export interface StatusView {
   lock: (LockRecord & { expired: boolean }) | null;
 }
 
-export interface HistoryEntry {
-  version: string;
-  digest: string;
-  state: ReleaseState;
-  startedAt: number;
-  endedAt: number | null;
-  reason: string | null;
-  startedBy: string;
-}
+/** A release without its step evidence (what `history` lists). */
+export type HistoryEntry = Omit<Release, 'steps'>;
 
 /** A rollout stopped by an unexpected failure (a Target call threw): the ledger shows where. */
 export class RolloutInterruptedError extends ModelctlError {}

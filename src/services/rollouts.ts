@@ -11,6 +11,7 @@ import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../rollout/engine.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
+import { processAlive } from '../util/process.js';
 import { fetchManifest, resolveRef } from './bundles.js';
 
 export const TARGETS = ['local', 'kubernetes'] as const;
@@ -45,16 +46,6 @@ export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEn
     holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
-}
-
-/** Whether a process with this pid exists on this machine (signal 0 probes without signalling). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export interface DeployRequest {

@@ -7,6 +7,7 @@ import { localPaths, rotateIfLarge, type LocalPaths } from './paths.js';
 import { emptyState, readJson, readState, writeJsonAtomic, type RuntimeInfo } from './state.js';
 import type { VersionInfo } from './supervisor.js';
 import type { LocalWindow } from './window.js';
+import { processAlive } from '../../util/process.js';
 
 /** Compiled next to this file: dist/src/targets/local/daemon.js. */
 export const DAEMON_SCRIPT = fileURLToPath(new URL('./daemon.js', import.meta.url));
@@ -25,15 +26,6 @@ export interface RuntimeState {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** An admin API error as the CLI's typed errors (exit codes from the README's table). */
@@ -139,7 +131,7 @@ export class RuntimeClient {
 export async function connectRuntime(home: string): Promise<RuntimeClient | undefined> {
   const paths = localPaths(home);
   const info = await readJson<RuntimeInfo>(paths.runtime).catch(() => undefined);
-  if (!info || typeof info.pid !== 'number' || !isAlive(info.pid)) return undefined;
+  if (!info || typeof info.pid !== 'number' || !processAlive(info.pid)) return undefined;
   try {
     const res = await fetch(`http://127.0.0.1:${info.adminPort}/v1/health`, { signal: AbortSignal.timeout(3000) });
     const health = (await res.json()) as { pid?: number };
@@ -225,7 +217,7 @@ export async function stopRuntime(home: string, opts: { forget?: boolean } = {})
     const info = await readJson<RuntimeInfo>(paths.runtime).catch(() => undefined);
     const lockPid = Number((await readFile(paths.lock, 'utf8').catch(() => '')).trim()) || undefined;
     const candidate = info?.pid ?? lockPid;
-    if (candidate && isAlive(candidate) && (await readFile(`/proc/${candidate}/cmdline`, 'utf8').catch(() => 'daemon.js')).includes('daemon.js')) {
+    if (candidate && processAlive(candidate) && (await readFile(`/proc/${candidate}/cmdline`, 'utf8').catch(() => 'daemon.js')).includes('daemon.js')) {
       pid = candidate;
       process.kill(pid, 'SIGTERM');
     }
@@ -239,8 +231,8 @@ export async function stopRuntime(home: string, opts: { forget?: boolean } = {})
     return { stopped: false, pid: null };
   }
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pid)) {
+  while (processAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (processAlive(pid)) {
     process.kill(pid, 'SIGKILL');
     throw new UnavailableError(`the local runtime (pid ${pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s and was killed`, {
       hint: `its versions may still run: see ${paths.children} and ${paths.daemonLog}`,

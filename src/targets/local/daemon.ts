@@ -24,6 +24,7 @@ import { Router } from './router.js';
 import { loadServeSpec } from './serve-spec.js';
 import { emptyState, JsonFileWriter, readJson, readState, StateStore, writeJsonAtomic, type RuntimeInfo } from './state.js';
 import { reapOrphans, Supervisor } from './supervisor.js';
+import { processAlive } from '../../util/process.js';
 
 export const EXIT_ALREADY_RUNNING = 3;
 export const EXIT_PORT_IN_USE = 4;
@@ -39,18 +40,9 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A pid that runs a local-runtime daemon (not a recycled pid of something else), where /proc can tell. */
 async function isDaemon(pid: number): Promise<boolean> {
-  if (!isAlive(pid)) return false;
+  if (!processAlive(pid)) return false;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
   return cmdline === undefined || cmdline.includes('daemon.js');
 }
