@@ -17,6 +17,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { DEFAULT_TEXTS } from '../src/targets/local/load.js';
 
 export interface LoadSpec {
   url: string;
@@ -67,17 +68,8 @@ export interface Quantiles {
   max: number | null;
 }
 
-const TEXTS = [
-  'I loved every minute of it, wonderful acting.',
-  'The food was cold and the waiter was rude.',
-  'Great value for money, would buy again.',
-  'A boring film and a waste of time.',
-  'The room was clean and the staff were friendly.',
-  'It broke after two days, awful quality.',
-  'The movie was not good.',
-  'Excellent service, fast and friendly.',
-];
-const BODIES = TEXTS.map((text) => Buffer.from(JSON.stringify({ text })));
+// The same review sentences `modelctl local load` sends (a pure module: no CLI or runtime state).
+const BODIES = DEFAULT_TEXTS.map((text) => Buffer.from(JSON.stringify({ text })));
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_RPS = 5000;
 const MAX_DURATION_MS = 5 * 60_000;

@@ -942,7 +942,7 @@ function machineFacts(busyBefore: number | undefined): string[] {
 
 function wrkVersion(): string | undefined {
   const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
-  return r.error ? undefined : (r.stdout.split('\n')[0]?.trim() ?? 'wrk');
+  return r.error ? undefined : (r.stdout.split('\n')[0]?.split(' [')[0]?.trim() || 'wrk'); // "wrk debian/4.1.0-3+b2 [epoll] Copyright…"
 }
 
 function freeBytes(p: string): number {
