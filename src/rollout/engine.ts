@@ -45,6 +45,9 @@ import { updateLedger } from './ledger-update.js';
  *      └──not ready───────┴──fail/abort─────────┴──▶ rolling-back ──▶ (failed | aborted | shadowed)
  */
 
+/** How long a warm version may take to come back when a rollback finds it stopped. */
+const DEFAULT_READY_TIMEOUT_MS = 120_000;
+
 export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed';
 
 /** What a command exits with for each outcome (aborted: the candidate did not ship either). */
@@ -198,6 +201,14 @@ export class RolloutEngine {
     }
     if (mode === 'noop') {
       this.emit(run, 'already-serving', { version: ref.version });
+      // The ledger says it serves; make the target agree (a runtime restarted with --forget, a lost
+      // node): every Target call is idempotent, so on a healthy target this changes nothing.
+      try {
+        await this.ensureRunning(run, ref.version, ref.digest, normalized.readyTimeoutMs);
+        await this.deps.target.applyTraffic(ref.model, run.doc.traffic);
+      } catch (err) {
+        throw this.interrupted(run, err, `re-applying ${ref.model}@${ref.version}`);
+      }
       return this.result(run, 'promoted', `${ref.version} (${ref.digest}) is already serving`, null);
     }
     if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
@@ -264,6 +275,8 @@ export class RolloutEngine {
     if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
     try {
       this.emit(run, 'rollback-started', { from: p.from, to: p.to });
+      // Warm by contract, but a restarted runtime may have lost it: starting it is a no-op when it runs.
+      await this.ensureRunning(run, p.to, p.digest, DEFAULT_READY_TIMEOUT_MS);
       await this.applyTraffic(run, soleSplit(p.to));
       const healthy = await this.deps.target.healthy(model, p.to);
       if (!healthy) this.emit(run, 'stable-unhealthy', { version: p.to });
@@ -808,6 +821,12 @@ export class RolloutEngine {
   private async switchTo(run: Run, split: TrafficSplit): Promise<void> {
     if (!sameSplit(run.doc.traffic, split)) await this.write(run, (doc) => void (doc.traffic = split));
     await this.applyTraffic(run, split);
+  }
+
+  /** Idempotent: make `version` run and wait until it is ready (a no-op for a running version). */
+  private async ensureRunning(run: Run, version: string, digest: string, readyTimeoutMs: number): Promise<void> {
+    await this.deps.target.deploy({ model: run.model, version, digest });
+    await this.deps.target.waitReady(run.model, version, readyTimeoutMs);
   }
 
   private async applyTraffic(run: Run, split: TrafficSplit): Promise<void> {

@@ -134,8 +134,10 @@ export class World {
     if (call.method === 'applyTraffic' && show(doc.traffic) !== show(call.split!)) {
       this.violations.push(`${where}: ledger records ${show(doc.traffic)}`);
     }
-    if (call.method === 'deploy' && !doc.releases.some((r) => r.version === call.version && r.state === 'deploying')) {
-      this.violations.push(`${where}: no release of it is recorded as deploying`);
+    // Starting a version is recorded first: either a rollout of it, or it is a (warm) stable version being reconciled.
+    const recorded = doc.releases.some((r) => r.version === call.version && r.state === 'deploying') || doc.stableSet.includes(call.version!);
+    if (call.method === 'deploy' && !recorded) {
+      this.violations.push(`${where}: no release of it is recorded as deploying or stable`);
     }
     if (call.method === 'retire') {
       const r = doc.releases.findLast((x) => x.version === call.version);

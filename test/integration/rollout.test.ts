@@ -216,6 +216,20 @@ describe('shadow', () => {
   });
 });
 
+describe('after the runtime lost its versions (local down --forget)', () => {
+  test('re-deploying the serving version brings it back; rollback restarts the warm version it needs', async () => {
+    assert.equal((await cli(['local', 'down', '--forget'])).code, 0);
+    assert.equal((await status()).serving, '1.1.0', 'the ledger still knows what should serve');
+    const again = await cli(['deploy', 'sentiment@1.1.0', '--json']);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });
+    const back = await cli(['rollback', 'sentiment', '--json']);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    assert.deepEqual([back.json().to, back.json().healthy], ['1.0.0', true]);
+    assert.deepEqual(await answeredBy(10), { '1.0.0': 10 });
+  });
+});
+
 describe('the demo', () => {
   test('tells the whole story on a private home and checks it: promote, then an automatic rollback', async () => {
     const r = await runCli(['demo', '--json'], { env: { MODELCTL_HOME: undefined } as never, timeoutMs: 180_000 });

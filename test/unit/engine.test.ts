@@ -228,16 +228,27 @@ describe('canary', () => {
 });
 
 describe('deploying versions the ledger already knows', () => {
-  test('the serving version again: nothing to do (idempotent CI re-runs)', async () => {
+  test('the serving version again: no ledger change (idempotent CI re-runs), the target is reconciled', async () => {
     const w = new World();
     await w.seed('1.0.0');
-    const m = w.mark();
     const writes = w.memory.writes;
     const r = await w.engine().deploy(ref('1.0.0'), plan());
     assert.equal(r.outcome, 'promoted');
     assert.deepEqual(types(r.events), ['already-serving']);
-    assert.equal(w.mark(), m);
     assert.equal(w.memory.writes, writes);
+    assert.deepEqual(w.target.traffic(MODEL).weights, { '1.0.0': 100 });
+  });
+
+  test('the serving version again after the target lost it (runtime reset): started and routed again', async () => {
+    const w = new World();
+    await w.seed('1.0.0', '2.0.0');
+    await w.target.retire(MODEL, '1.0.0').catch(() => undefined);
+    await w.target.applyTraffic(MODEL, { weights: {}, mirror: null }).catch(() => undefined);
+    for (const v of w.target.running(MODEL)) await w.target.retire(MODEL, v).catch(() => undefined);
+    const r = await w.engine().deploy(ref('2.0.0'), plan());
+    assert.equal(r.outcome, 'promoted');
+    assert.ok(w.target.running(MODEL).includes('2.0.0'));
+    assert.deepEqual(w.target.traffic(MODEL).weights, { '2.0.0': 100 });
   });
 
   test('same version, different digest → conflict (exit 7)', async () => {
@@ -483,7 +494,9 @@ describe('rollback', () => {
     const r = await w.engine().rollback(MODEL);
     assert.deepEqual([r.action, r.from, r.to, r.healthy], ['switched', '3.0.0', '2.0.0', true]);
     assert.deepEqual(w.splitsSince(m), ['2.0.0:100']);
-    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['applyTraffic', 'healthy']);
+    // deploy + waitReady make sure the warm version still runs (no-ops when it does), then the switch.
+    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['deploy', 'waitReady', 'applyTraffic', 'healthy']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0', '3.0.0'], 'nothing stopped');
     assert.deepEqual(w.ledger().stableSet, ['2.0.0', '3.0.0', '1.0.0']);
     assert.equal(w.ledger().lock, null);
     // Again: back to 3.0.0 (the "previous" one now).
