@@ -1,6 +1,8 @@
 import { Command, Errors, Flags } from '@oclif/core';
 import { ExitCode, ModelctlError } from './errors.js';
 import { loadProjectConfig, resolveStoreSettings, type StoreSettings } from './config.js';
+import { githubActive } from './github/commands.js';
+import type { GithubReport } from './github/reports.js';
 import { createProgress } from './progress.js';
 import type { Progress } from '../services/progress.js';
 import type { BundleStore } from '../store/store.js';
@@ -20,6 +22,8 @@ export abstract class BaseCommand extends Command {
 
   override async init(): Promise<void> {
     this.jsonMode = this.argv.includes('--json');
+    // In GitHub Actions, secrets are masked before anything else is printed.
+    if (githubActive()) (await import('./github/hook.js')).githubBegin(this.argv);
     await super.init();
   }
 
@@ -33,6 +37,11 @@ export abstract class BaseCommand extends Command {
     return ExitCode.ok;
   }
 
+  /** In GitHub Actions: this command's step outputs, job summary and annotations (`result` is added for all). */
+  protected githubReport(_result: unknown): GithubReport | undefined | Promise<GithubReport | undefined> {
+    return undefined;
+  }
+
   override async run(): Promise<unknown> {
     const result = await this.execute();
     if (this.jsonMode) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -42,6 +51,7 @@ export abstract class BaseCommand extends Command {
     }
     const code = this.exitCodeOf(result);
     if (code !== ExitCode.ok) process.exitCode = code;
+    if (githubActive()) await (await import('./github/hook.js')).githubFinish(result, () => this.githubReport(result));
     return result;
   }
 
@@ -70,6 +80,10 @@ export abstract class BaseCommand extends Command {
       if (exitCode === ExitCode.unexpected && err.stack && process.env.MODELCTL_DEBUG) text += `\n${err.stack}`;
       else if (exitCode === ExitCode.unexpected) text += '\nThis looks like a bug. Re-run with MODELCTL_DEBUG=1 for a stack trace and report it.';
       process.stderr.write(`${text}\n`);
+    }
+    if (githubActive()) {
+      const hint = err instanceof ModelctlError ? err.hint : undefined;
+      await (await import('./github/hook.js')).githubFailure(`modelctl ${this.id?.replaceAll(':', ' ') ?? ''}`.trim(), { message: err.message, hint }, { error: payload });
     }
     const exit = new Errors.ExitError(exitCode);
     (exit as Errors.ExitError & { skipOclifErrorHandling: boolean }).skipOclifErrorHandling = true;
@@ -106,9 +120,15 @@ export abstract class StoreCommand extends BaseCommand {
     return resolveStoreSettings(flags, await loadProjectConfig(process.cwd()));
   }
 
+  /** The store opened by `openStore` (the GitHub job summary reads manifests from it). */
+  protected openedStore: BundleStore | undefined;
+
   protected async openStore(flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined }): Promise<BundleStore> {
     const settings = await this.storeSettings(flags);
+    // A store URL from modelctl.yaml was not visible when secrets were masked at start-up.
+    if (githubActive()) (await import('./github/mask.js')).maskUrlCredentials(settings.store);
     const { openStore } = await import('../store/open.js');
-    return openStore(settings.store, { s3PathStyle: settings.s3PathStyle });
+    this.openedStore = await openStore(settings.store, { s3PathStyle: settings.s3PathStyle });
+    return this.openedStore;
   }
 }

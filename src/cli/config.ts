@@ -2,9 +2,36 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import envPaths from 'env-paths';
 import { z } from 'zod';
+import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
+import { parseDuration } from '../rollout/plan.js';
+import { UsageError } from './errors.js';
 import { loadYamlFile } from './yaml-file.js';
+import { maskSecret } from './github/mask.js';
 
 export const PROJECT_CONFIG_FILE = 'modelctl.yaml';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envName = z.string({ error: 'expected the NAME of an environment variable' }).regex(ENV_NAME, 'expected the NAME of an environment variable (letters, digits, _)');
+const durationField = z.union([z.string(), z.number()], { error: 'expected a duration like 10s or 1m' });
+
+/**
+ * The `prometheus:` section: where query gates are measured. Secrets never live in the file:
+ * `bearerTokenEnv` / `basicAuth.*Env` name environment variables that hold them.
+ */
+export const prometheusSectionSchema = z
+  .object({
+    url: z.string({ error: 'expected a URL like http://prometheus:9090' }).optional(),
+    headers: z.record(z.string(), z.string({ error: 'expected a header value (a string)' })).optional(),
+    bearerTokenEnv: envName.optional(),
+    basicAuth: z.object({ usernameEnv: envName, passwordEnv: envName }).strict().optional(),
+    timeout: durationField.optional(),
+    retries: z.number().int().min(0).max(10).optional(),
+    minInterval: durationField.optional(),
+    vars: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
+  })
+  .strict()
+  .refine((p) => !(p.bearerTokenEnv && p.basicAuth), { message: 'use bearerTokenEnv or basicAuth, not both' });
+export type PrometheusSection = z.output<typeof prometheusSectionSchema>;
 
 /**
  * modelctl.yaml: project settings shared by everyone working in a repository. Sections owned by
@@ -16,6 +43,7 @@ export const projectConfigSchema = z.looseObject({
     .object({ pathStyle: z.boolean({ error: 'expected true or false' }).optional() })
     .strict()
     .optional(),
+  prometheus: prometheusSectionSchema.optional(),
 });
 export type ProjectConfig = z.output<typeof projectConfigSchema>;
 
@@ -69,4 +97,114 @@ function relativeTo(store: string | undefined, configFile: string | undefined): 
   if (!store || !configFile || /^[a-z][a-z0-9+.-]*:\/\/\//i.test(store) || store.startsWith('s3://')) return store;
   const rel = store.startsWith('file://') ? store.slice('file://'.length) : store;
   return path.isAbsolute(rel) ? store : `file://${path.resolve(path.dirname(configFile), rel)}`;
+}
+
+/** What `--prometheus-*` flags (and their MODELCTL_* variables, merged by oclif) say. */
+export interface PrometheusFlags {
+  url?: string | undefined;
+  /** "Name: value" */
+  headers?: string[] | undefined;
+  timeout?: string | undefined;
+  vars?: Record<string, string> | undefined;
+}
+
+/** The Prometheus URL in force, if any (flag > MODELCTL_PROMETHEUS_URL > modelctl.yaml). */
+export function prometheusUrlOf(flags: PrometheusFlags, project: { config: ProjectConfig }, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return flags.url || env.MODELCTL_PROMETHEUS_URL || project.config.prometheus?.url || undefined;
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers that carry secrets or that fetch manages: refused in headers (use the env-var settings). */
+const RESERVED_HEADERS = new Set(['authorization', 'host', 'content-length', 'connection', 'transfer-encoding']);
+
+/**
+ * Prometheus settings. Precedence: modelctl.yaml < MODELCTL_PROMETHEUS_URL < flags. Undefined when
+ * no URL is configured anywhere (query gates then cannot run). Credentials come from environment
+ * variables only: `prometheus.bearerTokenEnv` or `prometheus.basicAuth` name them; without either,
+ * MODELCTL_PROMETHEUS_TOKEN (if set) is sent as a bearer token.
+ */
+export function resolvePrometheusSettings(
+  flags: PrometheusFlags,
+  project: { file?: string; config: ProjectConfig },
+  env: NodeJS.ProcessEnv = process.env,
+): PrometheusSettings | undefined {
+  const where = project.file ?? 'modelctl.yaml';
+  const section = project.config.prometheus ?? {};
+  const raw = prometheusUrlOf(flags, project, env);
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`Prometheus URL ${JSON.stringify(redactUrl(raw))} is not a URL`, { hint: 'e.g. --prometheus-url http://prometheus:9090' });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`Prometheus URL must be http:// or https://, got ${url.protocol}`, { hint: 'e.g. --prometheus-url http://prometheus:9090' });
+  }
+  if (url.username || url.password) {
+    throw new UsageError('the Prometheus URL holds credentials; modelctl takes them from environment variables only', {
+      hint: `set prometheus.basicAuth: {usernameEnv: PROM_USER, passwordEnv: PROM_PASSWORD} in ${where}, or MODELCTL_PROMETHEUS_TOKEN for a bearer token`,
+    });
+  }
+  if (url.search || url.hash) throw new UsageError('the Prometheus URL must not have a ?query or #fragment', { hint: 'give the base URL, e.g. https://host/prometheus' });
+
+  const headers: Record<string, string> = {};
+  const addHeader = (name: string, value: string, from: string) => {
+    if (!HEADER_NAME.test(name)) throw new UsageError(`${from}: ${JSON.stringify(name)} is not a valid header name`);
+    if (/[\r\n\0]/.test(value)) throw new UsageError(`${from}: the value of header ${name} holds a line break`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      throw new UsageError(`${from}: header ${name} cannot be set here`, {
+        hint: name.toLowerCase() === 'authorization' ? `name the environment variable holding the secret: prometheus.bearerTokenEnv or prometheus.basicAuth in ${where}, or MODELCTL_PROMETHEUS_TOKEN` : undefined,
+      });
+    }
+    // One spelling per header: a flag replaces modelctl.yaml's whatever its case.
+    for (const k of Object.keys(headers)) if (k.toLowerCase() === name.toLowerCase()) delete headers[k];
+    headers[name] = value;
+  };
+  for (const [name, value] of Object.entries(section.headers ?? {})) addHeader(name, value, `${where}: prometheus.headers`);
+  for (const h of flags.headers ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new UsageError(`--prometheus-header ${JSON.stringify(h.split(':')[0])}…: expected "Name: value"`, { hint: "e.g. --prometheus-header 'X-Scope-OrgID: team-ml'" });
+    addHeader(h.slice(0, i).trim(), h.slice(i + 1).trim(), '--prometheus-header');
+  }
+
+  const secret = (name: string, field: string): string => {
+    const v = env[name];
+    if (!v) throw new UsageError(`${where}: prometheus.${field} names ${name}, which is not set (or empty)`, { hint: `export ${name}=… before running modelctl` });
+    maskSecret(v, env); // only known now that modelctl.yaml named it
+    return v;
+  };
+  let auth: PrometheusAuth | null = null;
+  if (section.bearerTokenEnv) auth = { kind: 'bearer', header: `Bearer ${secret(section.bearerTokenEnv, 'bearerTokenEnv')}` };
+  else if (section.basicAuth) {
+    const user = secret(section.basicAuth.usernameEnv, 'basicAuth.usernameEnv');
+    const pass = secret(section.basicAuth.passwordEnv, 'basicAuth.passwordEnv');
+    auth = { kind: 'basic', header: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
+  } else if (env.MODELCTL_PROMETHEUS_TOKEN) auth = { kind: 'bearer', header: `Bearer ${env.MODELCTL_PROMETHEUS_TOKEN}` };
+
+  const timeoutMs =
+    flags.timeout !== undefined
+      ? parseDuration(flags.timeout, '--prometheus-timeout')
+      : section.timeout !== undefined
+        ? parseDuration(section.timeout, `${where}: prometheus.timeout`)
+        : PROMETHEUS_DEFAULTS.timeoutMs;
+  if (timeoutMs < 1000) throw new UsageError(`Prometheus timeout must be at least 1s, got ${timeoutMs} ms`);
+  const minIntervalMs = section.minInterval !== undefined ? parseDuration(section.minInterval, `${where}: prometheus.minInterval`) : PROMETHEUS_DEFAULTS.minIntervalMs;
+  if (minIntervalMs < 1000) throw new UsageError(`${where}: prometheus.minInterval must be at least 1s`);
+
+  return {
+    url: url.toString().replace(/\/+$/, ''),
+    headers,
+    auth,
+    timeoutMs,
+    retries: section.retries ?? PROMETHEUS_DEFAULTS.retries,
+    backoffMs: PROMETHEUS_DEFAULTS.backoffMs,
+    minIntervalMs,
+    vars: { ...section.vars, ...flags.vars },
+  };
+}
+
+/** A URL for messages: user and password replaced. */
+export function redactUrl(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
 }

@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { OUTCOME_EXIT_CODES, type Outcome, type ResolveResult } from '../rollout/engine.js';
 import type { TargetName } from '../services/rollouts.js';
 import { StoreCommand, storeFlags } from './base-command.js';
+import type { GithubReport } from './github/reports.js';
 import { ExitCode } from './errors.js';
 import { targetFlags } from './rollout-flags.js';
 import { createRolloutView } from './rollout-view.js';
@@ -35,6 +36,12 @@ export abstract class ResolveRolloutCommand extends StoreCommand {
     // Doing what was asked is success; anything else (e.g. a promotion that turned into a rollback) keeps its code.
     if (r.kind === 'requested' || this.success.includes(r.result.outcome)) return ExitCode.ok;
     return OUTCOME_EXIT_CODES[r.result.outcome];
+  }
+
+  protected override async githubReport(r: ResolveResult): Promise<GithubReport> {
+    const { bundleChange, resolveReport } = await import('./github/reports.js');
+    const model = r.kind === 'requested' ? r.model : r.result.model;
+    return resolveReport(r, await bundleChange(this.openedStore, r.kind === 'resolved' ? r.result : undefined), `modelctl ${this.action} ${model}`);
   }
 
   protected human(r: ResolveResult): string {

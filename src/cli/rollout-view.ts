@@ -1,5 +1,7 @@
 import type { RolloutPlan } from '../ledger/model.js';
 import type { RolloutEvent } from '../rollout/engine.js';
+import { githubActive } from './github/commands.js';
+import { GithubRolloutLog } from './github/rollout-log.js';
 
 /**
  * How a rollout looks while it runs (stderr, so `--json` stdout stays one document).
@@ -68,7 +70,7 @@ export function describeEvent(e: RolloutEvent): string {
   }
 }
 
-export function createRolloutView(opts: { stream?: NodeJS.WriteStream; plan?: RolloutPlan; now?: () => number }): RolloutView {
+export function createRolloutView(opts: { stream?: NodeJS.WriteStream; plan?: RolloutPlan; now?: () => number; github?: boolean }): RolloutView {
   const stream = opts.stream ?? process.stderr;
   const now = opts.now ?? Date.now;
   let startedAt: number | undefined;
@@ -76,6 +78,17 @@ export function createRolloutView(opts: { stream?: NodeJS.WriteStream; plan?: Ro
     startedAt ??= at;
     return `[+${((at - startedAt) / 1000).toFixed(1).padStart(5)}s]`;
   };
+  // GitHub Actions: the plain lines, folded into a log group per phase, with annotations.
+  if (opts.github ?? githubActive()) {
+    const log = new GithubRolloutLog();
+    return {
+      onEvent: (e) => stream.write(log.onEvent(e, `${stamp(e.at)} ${describeEvent(e)}`)),
+      close: () => {
+        const end = log.close();
+        if (end) stream.write(end);
+      },
+    };
+  }
   if (!stream.isTTY) {
     return {
       onEvent: (e) => stream.write(`${stamp(e.at)} ${describeEvent(e)}\n`),

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import type { ExitCode } from '../cli/errors.js';
 import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
 import { OUTCOME_EXIT_CODES, type RolloutResult } from '../rollout/engine.js';
@@ -71,6 +72,11 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
 
   protected override exitCodeOf(r: RolloutResult | PlanDescription): ExitCode {
     return 'outcome' in r ? OUTCOME_EXIT_CODES[r.outcome] : 0;
+  }
+
+  protected override async githubReport(r: RolloutResult | PlanDescription): Promise<GithubReport> {
+    const { bundleChange, deployReport } = await import('../cli/github/reports.js');
+    return deployReport(r, await bundleChange(this.openedStore, r), `modelctl deploy ${r.model}@${r.version}`);
   }
 
   protected human(r: RolloutResult | PlanDescription): string {

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { ExitCode } from '../cli/errors.js';
 import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
 import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
 import type { TargetName } from '../services/rollouts.js';
@@ -57,6 +58,12 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   protected override exitCodeOf(r: Result): ExitCode {
     if (r.action === 'redeployed') return OUTCOME_EXIT_CODES[r.deploy.outcome];
     return r.healthy === false ? ExitCode.rolledBack : ExitCode.ok;
+  }
+
+  protected override async githubReport(r: Result): Promise<GithubReport> {
+    const { bundleChange, rollbackReport } = await import('../cli/github/reports.js');
+    const model = r.action === 'redeployed' ? r.deploy.model : r.model;
+    return rollbackReport(r, await bundleChange(this.openedStore, r.deploy), `modelctl rollback ${model}`);
   }
 
   protected human(r: Result): string {

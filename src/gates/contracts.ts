@@ -2,7 +2,8 @@ import type { MetricSource } from '../rollout/contracts.js';
 
 /**
  * A gate: one metric check with limits, in the spirit of Argo Rollouts' analysis (ANCHORS.md).
- * `metric` names a built-in local measurement; the Prometheus source (next issue) adds `query`.
+ * `metric` names a built-in local measurement; `query` is a PromQL template judged by the
+ * Prometheus evaluator (kind 'prometheus', the default kind of a gate with a query).
  */
 export interface GateSpec {
   name: string;
@@ -12,6 +13,11 @@ export interface GateSpec {
   phases?: GatePhase[];
   /** 'error-rate' | 'latency-p50' | 'latency-p90' | 'latency-p99' | 'score-mean' | 'request-rate' | 'shadow-agreement' | … */
   metric: string;
+  /**
+   * A PromQL instant query template ({{model}}, {{version}}, {{stable}}, {{namespace}}, {{interval}},
+   * --var names; see template.ts). Query gates carry `metric: 'query'`.
+   */
+  query?: string;
   /** Absolute limits on the candidate's value. */
   max?: number;
   min?: number;
@@ -55,6 +61,10 @@ export interface GateResult {
   /** What was asked (the resolved query, or the local metric and window). */
   query: string;
   at: number;
+  /** The value exactly as the source sent it (Prometheus sends strings: "NaN", "+Inf"…), when it sent one. */
+  raw?: string;
+  /** Relative gates: the stable version's measurement over the same window (the baseline). */
+  baseline?: { query: string; value: number | null; raw?: string };
 }
 
 export interface GateContext {

@@ -16,12 +16,14 @@ export class GateRegistry implements GateEvaluator {
     return this;
   }
 
+  /** The gate's `kind`; else 'prometheus' for a gate with a query, 'local' for a metric. */
   kindOf(gate: GateSpec): string {
-    return gate.kind ?? 'local';
+    return gate.kind ?? (gate.query !== undefined ? 'prometheus' : 'local');
   }
 
   validate(gate: GateSpec): string[] {
     const ev = this.kinds.get(this.kindOf(gate));
+    if (!ev && this.kindOf(gate) === 'prometheus') return [`gate ${JSON.stringify(gate.name)}: ${PROMETHEUS_NOT_CONFIGURED}`];
     if (!ev) return [`gate ${JSON.stringify(gate.name)}: unknown kind ${JSON.stringify(this.kindOf(gate))} (known: ${[...this.kinds.keys()].join(', ')})`];
     return ev.validate?.(gate) ?? [];
   }
@@ -39,7 +41,7 @@ export class GateRegistry implements GateEvaluator {
         value: null,
         limit: describeLimit(gate),
         samples: 0,
-        reason: `no evaluator for gate kind ${JSON.stringify(this.kindOf(gate))}`,
+        reason: this.kindOf(gate) === 'prometheus' ? PROMETHEUS_NOT_CONFIGURED : `no evaluator for gate kind ${JSON.stringify(this.kindOf(gate))}`,
         query: '',
         at: ctx.now,
       };
@@ -47,6 +49,10 @@ export class GateRegistry implements GateEvaluator {
     return ev.evaluate(gate, ctx, source);
   }
 }
+
+/** Why a query gate cannot run; the hint names every place a URL can come from. */
+export const PROMETHEUS_NOT_CONFIGURED =
+  'query gates need a Prometheus URL: set MODELCTL_PROMETHEUS_URL (or --prometheus-url where a command has it) or prometheus.url in modelctl.yaml';
 
 /** The registry modelctl uses by default: local gates only (for now). */
 export function defaultGateRegistry(): GateRegistry {

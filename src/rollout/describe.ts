@@ -75,7 +75,9 @@ export function describePlan(input: { model: string; version: string; digest: st
     gates: plan.gates.map((g) => ({
       ...g,
       limit: describeLimit(g),
-      query: `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
+      query: g.query
+        ? `prometheus: ${g.query}`
+        : `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
     })),
   };
 }

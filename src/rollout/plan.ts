@@ -116,14 +116,31 @@ export function parseRolloutSection(raw: unknown, where: string): RolloutSection
   return r.data;
 }
 
-function toGate(g: z.output<typeof gateSpecSchema>, where: string): GateSpec {
-  if (g.metric === undefined) {
-    throw new UsageError(`${where}: gate "${g.name}" has a query but no metric; query gates need the Prometheus metric source`, {
-      hint: 'use a built-in metric (error-rate, latency-p99, …) on the local target',
-    });
+/**
+ * A gates-file entry → GateSpec. A gate with a `query` is a Prometheus gate (`kind: prometheus`,
+ * `metric: 'query'`); it is refused unless `queryGates` says a Prometheus URL is configured.
+ */
+export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: { queryGates?: boolean } = {}): GateSpec {
+  const { initialDelay, query, metric, ...rest } = g;
+  const delay = initialDelay !== undefined ? { initialDelayMs: parseDuration(initialDelay, `${where}: gate ${g.name} initialDelay`) } : {};
+  if (query !== undefined) {
+    if (metric !== undefined) {
+      throw new UsageError(`${where}: gate "${g.name}" has both a metric and a query; a gate measures one thing`, { hint: 'split it into two gates' });
+    }
+    if (g.kind !== undefined && g.kind !== 'prometheus') {
+      throw new UsageError(`${where}: gate "${g.name}" has a query, but kind ${g.kind} does not take one`, { hint: 'drop kind (a gate with a query is kind: prometheus)' });
+    }
+    if (!opts.queryGates) {
+      throw new UsageError(`${where}: gate "${g.name}" has a query: query gates need a Prometheus URL, and none is configured`, {
+        hint: 'set MODELCTL_PROMETHEUS_URL or prometheus.url in modelctl.yaml (or use a built-in metric: error-rate, latency-p99, …)',
+      });
+    }
+    return { ...rest, kind: 'prometheus', metric: 'query', query, ...delay };
   }
-  const { initialDelay, query: _query, metric, ...rest } = g;
-  return { ...rest, metric, ...(initialDelay !== undefined ? { initialDelayMs: parseDuration(initialDelay, `${where}: gate ${g.name} initialDelay`) } : {}) };
+  if (metric === undefined || g.kind === 'prometheus') {
+    throw new UsageError(`${where}: gate "${g.name}" is kind prometheus but has no query`, { hint: 'add query: <PromQL>, or use a built-in metric' });
+  }
+  return { ...rest, metric, ...delay };
 }
 
 /**
@@ -131,7 +148,14 @@ function toGate(g: z.output<typeof gateSpecSchema>, where: string): GateSpec {
  * (MODELCTL_*, merged into flags by oclif) < flags. Gates are not merged item by item: the most
  * specific layer that declares gates wins, so a bundle can tighten or loosen the project's gates.
  */
-export function resolvePlan(layers: { project: RolloutSection; bundle: RolloutSection; flags: RolloutFlags; defaultGates: GateSpec[] }): RolloutPlan {
+export function resolvePlan(layers: {
+  project: RolloutSection;
+  bundle: RolloutSection;
+  flags: RolloutFlags;
+  defaultGates: GateSpec[];
+  /** A Prometheus URL is configured, so gates with a `query` can run. Default false. */
+  queryGates?: boolean;
+}): RolloutPlan {
   const { project, bundle, flags } = layers;
   const pick = <K extends keyof RolloutSection>(k: K): { value: RolloutSection[K]; where: string } | undefined =>
     bundle[k] !== undefined ? { value: bundle[k], where: 'bundle.yaml' } : project[k] !== undefined ? { value: project[k], where: 'modelctl.yaml' } : undefined;
@@ -165,7 +189,7 @@ export function resolvePlan(layers: { project: RolloutSection; bundle: RolloutSe
   }
 
   const gateLayer = pick('gates');
-  const gates = gateLayer ? gateLayer.value!.map((g) => toGate(g, gateLayer.where)) : layers.defaultGates;
+  const gates = gateLayer ? gateLayer.value!.map((g) => toGate(g, gateLayer.where, { queryGates: layers.queryGates ?? false })) : layers.defaultGates;
   const names = new Set<string>();
   for (const g of gates) {
     if (names.has(g.name)) throw new UsageError(`${gateLayer?.where ?? 'gates'}: two gates are named "${g.name}"`);

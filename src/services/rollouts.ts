@@ -2,8 +2,10 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { actorIdentity } from '../cli/identity.js';
 import { UsageError } from '../cli/errors.js';
-import { loadProjectConfig, modelctlHome } from '../cli/config.js';
+import { loadProjectConfig, modelctlHome, prometheusUrlOf, resolvePrometheusSettings } from '../cli/config.js';
+import type { GateContext, GateEvaluator, GateResult, GateSpec } from '../gates/contracts.js';
 import { defaultLocalGates } from '../gates/local.js';
+import { defaultGateRegistry, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
 import type { RolloutPlan } from '../ledger/model.js';
 import { systemClock } from '../rollout/contracts.js';
@@ -25,6 +27,34 @@ export interface RolloutContextOptions {
   /** Local router port, when the runtime has to be started. */
   port?: number | undefined;
   onEvent?: (e: RolloutEvent) => void;
+  /** --prometheus-url, where a command has it; else MODELCTL_PROMETHEUS_URL, else modelctl.yaml prometheus.url. */
+  prometheusUrl?: string | undefined;
+}
+
+/**
+ * The gate registry of a rollout: local gates always; Prometheus (query) gates when a URL is
+ * configured. A configuration problem (e.g. the token variable is not set) does not stop rollouts
+ * with local gates only: it is reported by `validate` for each query gate, before anything starts.
+ */
+export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined } = {}): Promise<GateRegistry> {
+  const registry = defaultGateRegistry();
+  const project = await loadProjectConfig(process.cwd());
+  if (!prometheusUrlOf({ url: opts.prometheusUrl }, project)) return registry;
+  let evaluator: GateEvaluator;
+  try {
+    const settings = resolvePrometheusSettings({ url: opts.prometheusUrl }, project)!;
+    const [{ PrometheusClient }, { PrometheusGateEvaluator }] = await Promise.all([import('../gates/prometheus.js'), import('../gates/prometheus-evaluator.js')]);
+    evaluator = new PrometheusGateEvaluator(new PrometheusClient(settings), { vars: settings.vars, minIntervalMs: settings.minIntervalMs });
+  } catch (err) {
+    const problem = `Prometheus is misconfigured: ${err instanceof Error ? err.message : String(err)}`;
+    evaluator = {
+      validate: (g: GateSpec) => [`gate ${JSON.stringify(g.name)}: ${problem}`],
+      evaluate: async (g: GateSpec, ctx: GateContext): Promise<GateResult> => {
+        return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.query ?? '', at: ctx.now };
+      },
+    };
+  }
+  return registry.register('prometheus', evaluator);
 }
 
 /**
@@ -44,6 +74,7 @@ export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEn
     clock: systemClock,
     holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
     holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
+    evaluator: await gateRegistryFor({ prometheusUrl: opts.prometheusUrl }),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
 }
@@ -60,6 +91,7 @@ export async function planDeploy(
   store: BundleStore,
   refText: string,
   flags: RolloutFlags,
+  opts: { prometheusUrl?: string | undefined } = {},
 ): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
@@ -69,12 +101,13 @@ export async function planDeploy(
     bundle: parseRolloutSection(manifest.spec.rollout, `bundle.yaml of ${manifest.name}@${manifest.version}`),
     flags,
     defaultGates: defaultLocalGates(),
+    queryGates: prometheusUrlOf({ url: opts.prometheusUrl }, project) !== undefined,
   });
   return { model: manifest.name, version: manifest.version, digest, plan };
 }
 
 export async function deploy(opts: RolloutContextOptions & DeployRequest & { onPlan?: (p: RolloutPlan) => void }): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags);
+  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl });
   opts.onPlan?.(plan);
   const engine = await openEngine(opts);
   if (opts.dryRun) {

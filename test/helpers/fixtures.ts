@@ -69,7 +69,9 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: opts.cwd ?? REPO_ROOT,
-      env: { ...process.env, MODELCTL_DEBUG: '', ...opts.env },
+      // MODELCTL_GITHUB=off: when the suite itself runs in GitHub Actions, the CLIs it drives must
+      // not write into the CI step's outputs and summary (the github tests turn it back on).
+      env: { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

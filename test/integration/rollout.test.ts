@@ -45,7 +45,7 @@ async function answeredBy(n: number): Promise<Record<string, number>> {
 
 /** A deploy running in the background, as a CI job or a second terminal would run it. */
 function background(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string }> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, MODELCTL_GITHUB: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stdout = '';
   child.stdout!.on('data', (d) => (stdout += d));

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes } from '../../cli/format.js';
+import type { GithubReport } from '../../cli/github/reports.js';
 import type { PushResult } from '../../services/bundles.js';
 
 export default class BundlePush extends StoreCommand {
@@ -32,6 +33,10 @@ digest it fails with exit code 7 (conflict).`;
     } finally {
       await source.close();
     }
+  }
+
+  protected override async githubReport(r: PushResult & { store: string }): Promise<GithubReport> {
+    return (await import('../../cli/github/reports.js')).pushReport(r);
   }
 
   protected human(r: PushResult & { store: string }): string {
