@@ -27,22 +27,32 @@ case "$INPUT_COMMAND" in
     args=(rollback "$INPUT_MODEL")
     add --to "$INPUT_TO"
     ;;
+  gates-check)
+    need gates-file "$INPUT_GATES_FILE"
+    args=(gates check --file "$INPUT_GATES_FILE")
+    while IFS= read -r line; do
+      line="${line#"${line%%[![:space:]]*}"}"
+      if [ -n "$line" ]; then args+=(--var "$line"); fi
+    done <<<"$INPUT_VARS"
+    ;;
   promote | abort | status)
     need model "$INPUT_MODEL"
     args=("$INPUT_COMMAND" "$INPUT_MODEL")
     ;;
   *)
-    echo "::error title=modelctl action::unknown command '$INPUT_COMMAND' (push, deploy, rollback, promote, abort, status)"
+    echo "::error title=modelctl action::unknown command '$INPUT_COMMAND' (push, deploy, rollback, promote, abort, status, gates-check)"
     exit 2
     ;;
 esac
 
-if [ "$INPUT_COMMAND" != "push" ]; then
+if [ "$INPUT_COMMAND" != "push" ] && [ "$INPUT_COMMAND" != "gates-check" ]; then
   add --target "$INPUT_TARGET"
   if [ -n "$INPUT_KUBE_CONTEXT" ]; then args+=(--context "$INPUT_KUBE_CONTEXT"); fi
 fi
-add --store "$INPUT_STORE"
-if [ "$INPUT_S3_PATH_STYLE" = "true" ]; then args+=(--s3-path-style); fi
+if [ "$INPUT_COMMAND" != "gates-check" ]; then
+  add --store "$INPUT_STORE"
+  if [ "$INPUT_S3_PATH_STYLE" = "true" ]; then args+=(--s3-path-style); fi
+fi
 # shellcheck disable=SC2206 # extra args are split on whitespace on purpose
 if [ -n "$INPUT_ARGS" ]; then args+=($INPUT_ARGS); fi
 

@@ -1,7 +1,9 @@
+import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { ResolveResult, RollbackResult, RolloutResult } from '../../rollout/engine.js';
 import type { BundleStore } from '../../store/store.js';
 import type { Annotation } from './commands.js';
+import { code, table, text } from './markdown.js';
 import type { OutputValue } from './outputs.js';
 import { deploySummary, outcomeWord, planSummary, pushSummary, requestedSummary, rollbackSummary, type BundleChange } from './summary.js';
 
@@ -120,4 +122,25 @@ export async function bundleChange(store: BundleStore | undefined, r: RolloutRes
   } catch (err) {
     return { kind: 'unavailable', from, reason: err instanceof Error ? err.message.split('\n')[0]! : String(err) };
   }
+}
+
+/** `gates check` in Actions: the verdict as an output, a table of every gate, an annotation per gate that did not pass. */
+export function gatesCheckReport(r: CheckResult): GithubReport {
+  const rows = r.gates.map((g) => [text(g.name), code(g.query), text(g.raw ?? (g.value === null ? '-' : String(g.value))), text(g.limit), text(g.verdict), text(g.reason)]);
+  const summary = [
+    `### modelctl gates check: ${r.verdict.toUpperCase()}`,
+    '',
+    `Prometheus ${code(r.prometheus)} at ${text(r.at)}, \`{{interval}}\` = ${text(r.interval)}.`,
+    '',
+    table(['Gate', 'Resolved query', 'Value', 'Limit', 'Verdict', 'Reason'], rows),
+    '',
+  ].join('\n');
+  const annotations: Annotation[] = r.gates
+    .filter((g) => g.verdict !== 'pass')
+    .map((g) => ({
+      level: g.verdict === 'fail' || g.verdict === 'error' ? 'error' : 'warning',
+      title: `Gate ${g.name} ${g.verdict === 'inconclusive' ? 'inconclusive' : g.verdict === 'error' ? 'could not be measured' : 'failed'}`,
+      message: `${g.reason} (query: ${g.query})`,
+    }));
+  return { outputs: { outcome: r.verdict }, summary, annotations };
 }

@@ -7,6 +7,7 @@ import { PrometheusGateEvaluator } from '../../gates/prometheus-evaluator.js';
 import { PrometheusClient } from '../../gates/prometheus.js';
 import { PROMETHEUS_NOT_CONFIGURED } from '../../gates/registry.js';
 import { parseDuration } from '../../rollout/plan.js';
+import type { GithubReport } from '../../cli/github/reports.js';
 
 export default class GatesCheck extends BaseCommand {
   static override summary = 'Evaluate every gate of a gates file once, now, against Prometheus.';
@@ -57,6 +58,11 @@ Verdict, worst first: fail > error > inconclusive > pass. Exit codes:
 
   protected override exitCodeOf(r: CheckResult): ExitCode {
     return checkExitCode(r);
+  }
+
+  protected override async githubReport(r: CheckResult): Promise<GithubReport> {
+    const { gatesCheckReport } = await import('../../cli/github/reports.js');
+    return gatesCheckReport(r);
   }
 
   protected human(r: CheckResult): string {
