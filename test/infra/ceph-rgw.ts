@@ -37,13 +37,14 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, accessSync, constants as fsConstants } from 'node:fs';
 import { rm, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, delimiter } from 'node:path';
 import { S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, PutObjectCommand, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { sweepStaleDirs } from './temp-dirs.js';
 
 export interface RgwHandle {
   /** e.g. `http://127.0.0.1:41234` */
@@ -144,34 +145,7 @@ function tail(path: string, lines = 40): string {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-/** Remove temp dirs left by runs whose owning process is gone (e.g. SIGKILLed). */
-function sweepStaleDirs(): void {
-  let entries: string[];
-  try {
-    entries = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of entries) {
-    if (!name.startsWith(DIR_PREFIX)) continue;
-    const dir = join(tmpdir(), name);
-    try {
-      const owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* no owner file (being created) or unreadable: leave it */
-    }
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -366,7 +340,7 @@ rgw gc processor max time = 10
 
 async function startOnce(opts: Required<Omit<StartRgwOptions, 'log'>> & { log: (m: string) => void }): Promise<RgwHandle> {
   const bins = resolveBinaries();
-  sweepStaleDirs();
+  sweepStaleDirs(DIR_PREFIX);
   const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, 'owner.pid'), `${process.pid}\n`);
   for (const sub of ['mon', 'osd', 'rgw', 'run', 'log', 'crash']) mkdirSync(join(dir, sub));

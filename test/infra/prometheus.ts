@@ -18,12 +18,13 @@
  * dead owners are swept at the next start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { sweepStaleDirs } from './temp-dirs.js';
 
 const DIR_PREFIX = 'modelctl-prom-';
 
@@ -56,32 +57,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-function sweepStaleDirs(): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of entries.filter((n) => n.startsWith(DIR_PREFIX))) {
-    const dir = join(tmpdir(), name);
-    try {
-      const owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* being created, or not ours to judge */
-    }
-  }
-}
 
 function tail(file: string, lines = 30): string {
   try {
@@ -133,7 +109,7 @@ scrape_configs:
 }
 
 async function startOnce(bin: string, opts: Required<StartPrometheusOptions>): Promise<PrometheusHandle> {
-  sweepStaleDirs();
+  sweepStaleDirs(DIR_PREFIX);
   const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, 'owner.pid'), `${process.pid}\n`);
   writeFileSync(join(dir, 'prometheus.yml'), config(opts.targets, opts.scrapeIntervalSeconds));
