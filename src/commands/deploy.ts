@@ -7,6 +7,7 @@ import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
 import { OUTCOME_EXIT_CODES, type RolloutResult } from '../rollout/engine.js';
 import type { TargetName } from '../services/rollouts.js';
+import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 export default class Deploy extends StoreCommand {
   static override summary = 'Roll a stored version out: shadow, canary steps judged by gates, then promotion — or automatic rollback.';
@@ -26,12 +27,14 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
     '<%= config.bin %> deploy sentiment@1.4.0 --steps 10,50,100 --interval 2m --shadow 10% --shadow-duration 5m',
     '<%= config.bin %> deploy sentiment@1.4.0 --dry-run',
     '<%= config.bin %> deploy sentiment@1.4.0 --json > result.json',
+    '<%= config.bin %> deploy sentiment@1.4.0 --pushgateway http://pushgateway:9091',
   ];
   static override args = { ref: Args.string({ description: '<name>@<version> or <name>@sha256:<hex> in the store.', required: true }) };
   static override flags = {
     ...storeFlags,
     ...targetFlags,
     ...planFlags,
+    ...telemetryFlags,
     'dry-run': Flags.boolean({ description: 'Print the plan (steps, timings, gates and their queries) and change nothing.' }),
     resume: Flags.boolean({ description: 'Continue an interrupted rollout of this same version from where the ledger says it stopped.' }),
   };
@@ -50,6 +53,9 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
         ref: args.ref,
         dryRun: flags['dry-run'],
         resume: flags.resume,
+        pushgateway: flags.pushgateway,
+        telemetry: true,
+        warn: warnOnStderr,
         flags: {
           canary: flags.canary,
           steps: flags.steps,

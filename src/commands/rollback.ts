@@ -6,6 +6,7 @@ import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
 import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
 import type { TargetName } from '../services/rollouts.js';
+import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
 
@@ -25,6 +26,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
     ...storeFlags,
     ...targetFlags,
     ...planFlags,
+    ...telemetryFlags,
     to: Flags.string({ description: 'The version to serve (default: the previous stable version).' }),
     force: Flags.boolean({ description: 'Allow a version outside the stable set: deploy it afresh.' }),
   };
@@ -32,11 +34,14 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Rollback);
     const store = await this.openStore(flags);
-    const { openEngine, deploy } = await import('../services/rollouts.js');
+    const { openEngine, deploy, openTelemetry, teeEvents, withTelemetry } = await import('../services/rollouts.js');
     const view = createRolloutView({});
     try {
-      const engine = await openEngine({ target: flags.target as TargetName, store, port: flags.port, onEvent: (e) => view.onEvent(e) });
-      const r = await engine.rollback(args.model, { to: flags.to, force: flags.force });
+      const telemetry = await openTelemetry(args.model, flags.target, { pushgateway: flags.pushgateway, telemetry: true, warn: warnOnStderr });
+      const onEvent = teeEvents((e) => view.onEvent(e), telemetry && ((e) => telemetry.onEvent(e)))!;
+      const engine = await openEngine({ target: flags.target as TargetName, store, port: flags.port, onEvent });
+      // A switch pushes its own story; needs-deploy pushes nothing here (the deploy below does).
+      const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force }));
       if (r.action !== 'needs-deploy') return r;
       this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
       const result = (await deploy({
@@ -46,6 +51,9 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
         ref: `${args.model}@${r.to}`,
         dryRun: false,
         resume: false,
+        pushgateway: flags.pushgateway,
+        telemetry: true,
+        warn: warnOnStderr,
         flags: { canary: flags.canary, steps: flags.steps, interval: flags.interval, checkEvery: flags['check-every'], readyTimeout: flags['ready-timeout'] },
         onEvent: (e) => view.onEvent(e),
       })) as RolloutResult;

@@ -13,6 +13,7 @@ import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../rollout/engine.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
+import type { RolloutTelemetry } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
 import { fetchManifest, resolveRef } from './bundles.js';
 
@@ -29,6 +30,51 @@ export interface RolloutContextOptions {
   onEvent?: (e: RolloutEvent) => void;
   /** --prometheus-url, where a command has it; else MODELCTL_PROMETHEUS_URL, else modelctl.yaml prometheus.url. */
   prometheusUrl?: string | undefined;
+}
+
+export interface TelemetryRequest {
+  /** --pushgateway (oclif merges MODELCTL_PUSHGATEWAY_URL into it); else, with `telemetry`, modelctl.yaml telemetry.pushgateway. None: no telemetry. */
+  pushgateway?: string | undefined;
+  /**
+   * A command the user ran (deploy, rollback): also consult MODELCTL_PUSHGATEWAY_URL and
+   * modelctl.yaml. Other callers (the demo, on its private home) push only when given a URL.
+   */
+  telemetry?: boolean;
+  /** Where a failed push is reported (stderr); it never fails the command. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * modelctl's own metrics for one command on `model`, pushed to the Pushgateway configured (by
+ * flag, env or modelctl.yaml); undefined when none is. A malformed URL is bad input (exit 2).
+ */
+export async function openTelemetry(model: string, target: string, req: TelemetryRequest): Promise<RolloutTelemetry | undefined> {
+  const { pushgatewayUrlOf, parsePushgateway, RolloutTelemetry } = await import('../telemetry/index.js');
+  const url = req.telemetry ? pushgatewayUrlOf(req.pushgateway, await loadProjectConfig(process.cwd())) : req.pushgateway;
+  if (!url) return undefined;
+  return new RolloutTelemetry({ model, target, pushgateway: parsePushgateway(url), ...(req.warn ? { warn: req.warn } : {}) });
+}
+
+/** Run `body` with its events also fed to `telemetry`; an error records the rollout as interrupted; always pushes last. */
+export async function withTelemetry<T>(telemetry: RolloutTelemetry | undefined, body: () => Promise<T>): Promise<T> {
+  if (!telemetry) return body();
+  try {
+    return await body();
+  } catch (err) {
+    telemetry.interrupted();
+    throw err;
+  } finally {
+    await telemetry.flush();
+  }
+}
+
+/** One onEvent out of two (either may be absent). */
+export function teeEvents(...sinks: (((e: RolloutEvent) => void) | undefined)[]): ((e: RolloutEvent) => void) | undefined {
+  const live = sinks.filter((s): s is (e: RolloutEvent) => void => s !== undefined);
+  if (live.length === 0) return undefined;
+  return (e) => {
+    for (const s of live) s(e);
+  };
 }
 
 /**
@@ -106,13 +152,19 @@ export async function planDeploy(
   return { model: manifest.name, version: manifest.version, digest, plan };
 }
 
-export async function deploy(opts: RolloutContextOptions & DeployRequest & { onPlan?: (p: RolloutPlan) => void }): Promise<RolloutResult | PlanDescription> {
+export async function deploy(
+  opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
+): Promise<RolloutResult | PlanDescription> {
   const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl });
+  // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
+  const telemetry = await openTelemetry(model, opts.target, opts);
   opts.onPlan?.(plan);
-  const engine = await openEngine(opts);
   if (opts.dryRun) {
+    const engine = await openEngine(opts);
     const status = await engine.status(model);
     return describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
   }
-  return engine.deploy({ model, version, digest }, plan, { resume: opts.resume });
+  const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
+  const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });
+  return withTelemetry(telemetry, () => engine.deploy({ model, version, digest }, plan, { resume: opts.resume }));
 }
