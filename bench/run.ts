@@ -5,7 +5,8 @@
  *   node dist/bench/run.js --quick    every size divided by 8, shorter load phases (smoke run, about a minute)
  *   node dist/bench/run.js --only 1,3 run only some measures (1 pack 1 file, 2 pack 4 files,
  *                                     3 re-push bytes, 4 peak RSS, 5 startup,
- *                                     6 rollback latency, 7 router overhead; 6 and 7 share one runtime)
+ *                                     6 rollback latency, 7 router overhead; 6 and 7 share one runtime;
+ *                                     8 detect: bad-canary detection simulation, pure, see bench/detect.ts)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -1037,6 +1038,19 @@ async function main(): Promise<number> {
       }
     } finally {
       await stopLocal();
+    }
+  }
+
+  if (wanted(8)) {
+    log('8 detect: sequential error-rate gate vs Flagger-style checks, simulated canaries…');
+    try {
+      // Pure simulation of the working tree's gate code, loaded only when this measure runs.
+      const { simulateDetection, DETECT_DEFAULTS } = await import('./detect.js');
+      const r = await simulateDetection(QUICK ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500 } : DETECT_DEFAULTS);
+      rows.push(...r.rows);
+      notes.push(...r.notes);
+    } catch (err) {
+      failedRow('time to roll back a bad canary (simulation)', '< 0.5× Flagger', err);
     }
   }
 

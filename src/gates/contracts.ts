@@ -42,6 +42,22 @@ export interface GateSpec {
   critical?: boolean;
   /** Evaluate and report, never gate. */
   dryRun?: boolean;
+
+  // --- kind 'statistical' and 'drift' (statistical.ts, drift.ts) ---
+  /** Statistical gates: 1 − α of the test (default 0.98, Kayenta's). */
+  confidence?: number;
+  /** Statistical error-rate: the candidate may be worse than stable by this fraction (default 0.25). */
+  tolerance?: number;
+  /** Statistical error-rate: … and by this much in absolute error rate (default 0). */
+  maxDelta?: number;
+  /** Statistical latency: which shift fails (default 'increase'), as Kayenta's direction. */
+  direction?: 'increase' | 'decrease' | 'either';
+  /** Statistical error-rate: always-valid sequential test (default true); false = fixed-sample z-test at each look. */
+  sequential?: boolean;
+  /** Statistical latency: smallest ratio candidate/stable (of the metric's percentile, median for 'latency') that fails (default 1.1). */
+  effectSize?: number;
+  /** Drift PSI: number of buckets, cut at stable's quantiles (default 10). */
+  buckets?: number;
 }
 
 export type GatePhase = 'shadow' | 'canary';

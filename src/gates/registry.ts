@@ -1,7 +1,9 @@
 import type { MetricSource } from '../rollout/contracts.js';
 import { describeLimit } from './compare.js';
 import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import { DriftGateEvaluator } from './drift.js';
 import { LocalGateEvaluator } from './local.js';
+import { StatisticalGateEvaluator } from './statistical.js';
 
 /**
  * One GateEvaluator that dispatches on `gate.kind` ('local' when absent). The Prometheus,
@@ -54,7 +56,7 @@ export class GateRegistry implements GateEvaluator {
 export const PROMETHEUS_NOT_CONFIGURED =
   'query gates need a Prometheus URL: set MODELCTL_PROMETHEUS_URL (or --prometheus-url where a command has it) or prometheus.url in modelctl.yaml';
 
-/** The registry modelctl uses by default: local gates only (for now). */
+/** The registry modelctl uses by default: local gates, plus statistical and drift tests over the same local windows. */
 export function defaultGateRegistry(): GateRegistry {
-  return new GateRegistry().register('local', new LocalGateEvaluator());
+  return new GateRegistry().register('local', new LocalGateEvaluator()).register('statistical', new StatisticalGateEvaluator()).register('drift', new DriftGateEvaluator());
 }

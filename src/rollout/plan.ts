@@ -68,6 +68,14 @@ export const gateSpecSchema = z
     consecutiveErrorLimit: z.number().int().nonnegative().optional(),
     critical: z.boolean().optional(),
     dryRun: z.boolean().optional(),
+    // kind: statistical / drift (src/gates/statistical.ts, drift.ts)
+    confidence: z.number().gt(0).lt(1).optional(),
+    tolerance: z.number().nonnegative().optional(),
+    maxDelta: z.number().nonnegative().optional(),
+    direction: z.enum(['increase', 'decrease', 'either']).optional(),
+    sequential: z.boolean().optional(),
+    effectSize: z.number().gte(1).optional(),
+    buckets: z.number().int().gte(2).optional(),
   })
   .strict()
   .refine((g) => g.metric !== undefined || g.query !== undefined, { message: 'a gate needs a metric (e.g. error-rate) or a query' });
