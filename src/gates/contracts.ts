@@ -36,6 +36,12 @@ export interface GateSpec {
   failureLimit?: number;
   /** Inconclusive measurements tolerated before the rollout holds for a human. Default 0. */
   inconclusiveLimit?: number;
+  /**
+   * What too many inconclusive measurements (no data, too few samples) do: 'hold' the rollout for
+   * a human (default: never promote or roll back on missing data), or 'rollback' — for teams that
+   * would rather lose a canary than leave it waiting.
+   */
+  onInconclusive?: 'hold' | 'rollback';
   /** Consecutive query errors tolerated (reset by any good measurement). Default 4. */
   consecutiveErrorLimit?: number;
   /** A failing critical gate rolls back at once, whatever the limits. */

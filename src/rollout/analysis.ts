@@ -86,7 +86,7 @@ export class StepAnalysis {
       }
       const inconclusiveLimit = t.spec.inconclusiveLimit ?? DEFAULTS.inconclusiveLimit;
       if (!hold && t.inconclusive > inconclusiveLimit) {
-        hold = { kind: 'hold', gate: t.name, reason: `gate ${t.name} inconclusive ${t.inconclusive} time(s), limit ${inconclusiveLimit}: ${reason}` };
+        hold = unsure(t, `gate ${t.name} inconclusive ${t.inconclusive} time(s), limit ${inconclusiveLimit}: ${reason}`);
       }
     }
     if (hold) return hold;
@@ -95,10 +95,8 @@ export class StepAnalysis {
       if (t.latest?.verdict === 'fail') return { kind: 'fail', gate: t.name, reason: `gate ${t.name} failed at the end of the step: ${t.latest.reason}` };
     }
     for (const t of gating) {
-      if (!t.latest) return { kind: 'hold', gate: t.name, reason: `gate ${t.name} was never measured in this step (initial delay longer than the bake?)` };
-      if (t.latest.verdict !== 'pass') {
-        return { kind: 'hold', gate: t.name, reason: `gate ${t.name} is ${t.latest.verdict} at the end of the step: ${t.latest.reason}` };
-      }
+      if (!t.latest) return unsure(t, `gate ${t.name} was never measured in this step (initial delay longer than the bake?)`);
+      if (t.latest.verdict !== 'pass') return unsure(t, `gate ${t.name} is ${t.latest.verdict} at the end of the step: ${t.latest.reason}`);
     }
     return { kind: 'pass' };
   }
@@ -111,4 +109,11 @@ export class StepAnalysis {
   counts(): GateTally[] {
     return this.tallies.map(({ name, measurements, failed, inconclusive, consecutiveErrors }) => ({ name, measurements, failed, inconclusive, consecutiveErrors }));
   }
+}
+
+/** No decision from the data: hold for a human, unless the gate says to roll back instead. */
+function unsure(t: { name: string; spec: { onInconclusive?: 'hold' | 'rollback' } }, reason: string): StepDecision {
+  return t.spec.onInconclusive === 'rollback'
+    ? { kind: 'fail', gate: t.name, reason: `${reason} (onInconclusive: rollback)` }
+    : { kind: 'hold', gate: t.name, reason };
 }

@@ -65,6 +65,7 @@ export const gateSpecSchema = z
     initialDelay: durationField.optional(),
     failureLimit: z.number().int().nonnegative().optional(),
     inconclusiveLimit: z.number().int().nonnegative().optional(),
+    onInconclusive: z.enum(['hold', 'rollback']).optional(),
     consecutiveErrorLimit: z.number().int().nonnegative().optional(),
     critical: z.boolean().optional(),
     dryRun: z.boolean().optional(),

@@ -34,6 +34,17 @@ describe('StepAnalysis', () => {
     assert.equal(feed([{ ...G, failureLimit: 1 }], ['fail', 'pass', 'fail'], false).d.kind, 'fail');
   });
 
+  test('onInconclusive: rollback turns what would hold into a failure; the default holds', () => {
+    // Beyond inconclusiveLimit during the bake (after the gate's first decisive result)…
+    assert.equal(feed([G], ['pass', 'inconclusive'], false).d.kind, 'hold');
+    const d = feed([{ ...G, onInconclusive: 'rollback' }], ['pass', 'inconclusive'], false).d;
+    assert.equal(d.kind, 'fail');
+    assert.match((d as { reason: string }).reason, /onInconclusive: rollback/);
+    // …and an inconclusive latest measurement at the end of the bake.
+    assert.equal(feed([{ ...G, inconclusiveLimit: 5 }], ['pass', 'inconclusive']).d.kind, 'hold');
+    assert.equal(feed([{ ...G, inconclusiveLimit: 5, onInconclusive: 'rollback' }], ['pass', 'inconclusive']).d.kind, 'fail');
+  });
+
   test('critical overrides failureLimit', () => {
     assert.equal(feed([{ ...G, failureLimit: 9, critical: true }], ['fail'], false).d.kind, 'fail');
   });
