@@ -13,7 +13,7 @@ import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../rollout/engine.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
-import type { RolloutTelemetry } from '../telemetry/index.js';
+import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
 import { fetchManifest, resolveRef } from './bundles.js';
 
@@ -48,11 +48,29 @@ export interface TelemetryRequest {
  * modelctl's own metrics for one command on `model`, pushed to the Pushgateway configured (by
  * flag, env or modelctl.yaml); undefined when none is. A malformed URL is bad input (exit 2).
  */
-export async function openTelemetry(model: string, target: string, req: TelemetryRequest): Promise<RolloutTelemetry | undefined> {
+export async function openTelemetry(
+  model: string,
+  target: string,
+  req: TelemetryRequest & { home?: string | undefined },
+): Promise<RolloutTelemetry | undefined> {
   const { pushgatewayUrlOf, parsePushgateway, RolloutTelemetry } = await import('../telemetry/index.js');
   const url = req.telemetry ? pushgatewayUrlOf(req.pushgateway, await loadProjectConfig(process.cwd())) : req.pushgateway;
-  if (!url) return undefined;
-  return new RolloutTelemetry({ model, target, pushgateway: parsePushgateway(url), ...(req.warn ? { warn: req.warn } : {}) });
+  // On the local target the long-lived daemon also exposes the rollout metrics at its /metrics.
+  const sinks = req.telemetry && target === 'local' ? [localRuntimeSink(model, req.home ?? modelctlHome())] : [];
+  if (!url && sinks.length === 0) return undefined;
+  return new RolloutTelemetry({ model, target, pushgateway: url ? parsePushgateway(url) : undefined, sinks, ...(req.warn ? { warn: req.warn } : {}) });
+}
+
+/** Report the rollout metrics to the local runtime (skipped quietly while it is not running). */
+function localRuntimeSink(model: string, home: string): TelemetrySink {
+  return {
+    name: 'the local runtime',
+    push: async (registry) => {
+      const { connectRuntime } = await import('../targets/local/client.js');
+      const client = await connectRuntime(home);
+      if (client) await client.call('PUT', `/v1/telemetry/${encodeURIComponent(model)}`, await registry.getMetricsAsJSON(), 5000);
+    },
+  };
 }
 
 /** Run `body` with its events also fed to `telemetry`; an error records the rollout as interrupted; always pushes last. */

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { RolloutEvent } from '../rollout/engine.js';
 import { RolloutMetrics } from './metrics.js';
 import { pushRegistry, type PushGateway } from './push.js';
@@ -13,8 +14,18 @@ export interface TelemetryOptions {
   target: string;
   /** Where to push (none: the metrics are only kept in memory). */
   pushgateway?: PushGateway | undefined;
+  /** Other places that get the same state at the same moments (e.g. the local runtime's /metrics). */
+  sinks?: TelemetrySink[];
   /** A failed push (stderr); never an error of the command. */
   warn?: (message: string) => void;
+}
+
+/** A destination of the rollout metrics besides the Pushgateway. */
+export interface TelemetrySink {
+  name: string;
+  push(registry: Registry): Promise<void>;
+  /** Its per-push timeout, for the warning when it does not answer. */
+  timeoutMs?: number;
 }
 
 /**
@@ -26,12 +37,18 @@ export class RolloutTelemetry {
   readonly metrics: RolloutMetrics;
   private inFlight: Promise<void> | null = null;
   private pending = false;
-  private failures = 0;
+  private readonly failures = new Map<string, number>();
+  private readonly sinks: TelemetrySink[];
   /** Pushes attempted (tests and the JSON result of a command may look). */
   pushes = 0;
 
   constructor(private readonly opts: TelemetryOptions) {
     this.metrics = new RolloutMetrics({ model: opts.model, target: opts.target });
+    const gw = opts.pushgateway;
+    this.sinks = [
+      ...(gw ? [{ name: `the Pushgateway ${gw.url}`, push: (r: Registry) => pushRegistry(gw, r, PUSH_JOB, { model: opts.model, target: opts.target }), timeoutMs: gw.timeoutMs }] : []),
+      ...(opts.sinks ?? []),
+    ];
   }
 
   /** Feed one engine event (pass this as, or call it from, the engine's onEvent). */
@@ -55,7 +72,7 @@ export class RolloutTelemetry {
    * rollout's story instead of being replaced by zeros.
    */
   async flush(): Promise<void> {
-    if (!this.opts.pushgateway) return;
+    if (this.sinks.length === 0) return;
     while (this.inFlight) await this.inFlight;
     if (!this.metrics.active) return;
     this.pending = false;
@@ -63,7 +80,7 @@ export class RolloutTelemetry {
   }
 
   private schedule(): void {
-    if (!this.opts.pushgateway) return;
+    if (this.sinks.length === 0) return;
     if (this.inFlight) {
       this.pending = true;
       return;
@@ -81,18 +98,22 @@ export class RolloutTelemetry {
   }
 
   private async pushOnce(): Promise<void> {
-    const gw = this.opts.pushgateway!;
     this.pushes++;
-    try {
-      await pushRegistry(gw, this.metrics.registry, PUSH_JOB, { model: this.opts.model, target: this.opts.target });
-    } catch (err) {
-      this.failures++;
-      // One warning per command is enough to say the Pushgateway is missing the story.
-      if (this.failures === 1) {
-        const why = err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${gw.timeoutMs} ms` : describeFetchError(err)) : String(err);
-        this.opts.warn?.(`Warning: could not push telemetry to the Pushgateway ${gw.url}: ${why}`);
-      }
-    }
+    await Promise.all(
+      this.sinks.map(async (sink) => {
+        try {
+          await sink.push(this.metrics.registry);
+        } catch (err) {
+          const failures = (this.failures.get(sink.name) ?? 0) + 1;
+          this.failures.set(sink.name, failures);
+          // One warning per destination and command is enough to say it is missing the story.
+          if (failures === 1) {
+            const why = err instanceof Error ? (err.name === 'TimeoutError' && sink.timeoutMs ? `no answer within ${sink.timeoutMs} ms` : describeFetchError(err)) : String(err);
+            this.opts.warn?.(`Warning: could not push telemetry to ${sink.name}: ${why}`);
+          }
+        }
+      }),
+    );
   }
 }
 

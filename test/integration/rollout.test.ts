@@ -173,6 +173,15 @@ describe('rollouts on the local runtime', () => {
     assert.deepEqual(history.slice(0, 2).map((h: { version: string; state: string }) => [h.version, h.state]), [['1.2.0', 'failed'], ['1.2.0', 'aborted']]);
   });
 
+  test("the local runtime exposes modelctl's rollout metrics next to the router's", async () => {
+    const metricsUrl = (await cli(['local', 'status', '--json'])).json().metricsUrl;
+    const text = await (await fetch(metricsUrl)).text();
+    assert.match(text, /modelctl_rollbacks_total\{[^}]*model="sentiment"[^}]*reason="gate"[^}]*\} 1/);
+    assert.match(text, /modelctl_rollout_phase\{[^}]*phase="idle"[^}]*\} 1/);
+    assert.match(text, /modelctl_local_requests_total\{/, 'the router metrics are still there');
+    assert.equal(text.match(/^# TYPE modelctl_rollout_phase /gm)?.length, 1, 'one family, valid exposition');
+  });
+
   test('rollback is an instant switch to a warm stable version', async () => {
     const r = await cli(['rollback', 'sentiment', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);

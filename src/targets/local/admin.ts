@@ -31,6 +31,7 @@ import type { Supervisor } from './supervisor.js';
  *   GET    /v1/traffic/:model                          one model's split
  *   PUT    /v1/traffic/:model                          apply a TrafficSplit (answers once the router serves it)
  *   GET    /v1/window?model=&version=&since=[&until=]  VersionWindow of requests that ended in [since, until|now]
+ *   PUT    /v1/telemetry/:model                        modelctl's rollout metrics of a model (prom-client JSON), shown in /metrics
  *   POST   /v1/shutdown                                {forget?}: stop every version and the daemon
  *
  * Bad input is a 4xx with {"error": "...", ...}: 400 invalid, 401 no token, 404 unknown, 409 refused
@@ -248,6 +249,15 @@ export function createAdminServer(ctx: AdminContext): http.Server {
       const since = intParam(url, 'since', undefined);
       const until = intParam(url, 'until', Date.now());
       return send(res, 200, { model, version, since, until, ...metrics.window(model, version, since, until) });
+    }
+    if (is('PUT', 3, 'v1', 'telemetry')) {
+      const model = checkModel(parts[2]!);
+      try {
+        metrics.setRollout(model, (await readJson(req)) as never);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+      return send(res, 200, { model, stored: true });
     }
     if (is('POST', 2, 'v1', 'shutdown')) {
       const body = (await readJson(req)) as { forget?: unknown };

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { versionKey } from './paths.js';
 import { SampleRing, windowOf, type LocalWindow, type RequestSample } from './window.js';
 
@@ -111,7 +111,26 @@ export class RuntimeMetrics {
     return windowOf(this.rings.get(versionKey(model, version)), sinceMs, nowMs);
   }
 
+  /** modelctl's own rollout metrics per model, as last reported by the deploy that drives it. */
+  private readonly rollouts = new Map<string, MetricObjectWithValues<MetricValue<string>>[]>();
+
+  /**
+   * Keep the rollout metrics a deploy reported for `model` (its whole registry, as JSON): the
+   * deploy process is short-lived, the daemon is not, so this is where Prometheus finds them.
+   */
+  setRollout(model: string, metrics: MetricObjectWithValues<MetricValue<string>>[]): void {
+    if (!Array.isArray(metrics)) throw new Error('expected the JSON of a prom-client registry (an array of metrics)');
+    this.rollouts.set(model, metrics);
+  }
+
   async text(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    let body = await this.registry.metrics();
+    if (this.rollouts.size > 0) {
+      // One exposition: every model's series merged under one HELP/TYPE per metric (their
+      // label sets differ by `model`, so the aggregator's default sum never adds two series).
+      const merged = AggregatorRegistry.aggregate([...this.rollouts.values()]);
+      body += await merged.metrics();
+    }
+    return { contentType: this.registry.contentType, body };
   }
 }
