@@ -387,4 +387,55 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
       await load;
     }
   });
+
+  test('Prometheus going down mid-rollout: query errors beyond the limit fail the step, and traffic goes back to stable', async () => {
+    // A proxy in front of the real Prometheus that we can take down (503) while the canary bakes.
+    let down = false;
+    const proxy = createServer(async (req, res) => {
+      if (down) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('Service Unavailable');
+        return;
+      }
+      const upstream = await fetch(`${prom.url}${req.url}`);
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await upstream.arrayBuffer()));
+    });
+    servers.push(proxy);
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+    const good = await local(['bundle', 'push', path.join(REPO_ROOT, 'bundles/example'), '--version', '1.3.0', '--json']);
+    assert.equal(good.code, 0, good.stderr);
+    const project = await scratch.fresh('prom-down');
+    const errorRate =
+      'sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live",status_class="5xx"}[{{interval}}]))' +
+      ' / sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live"}[{{interval}}]))';
+    await writeFile(
+      path.join(project, 'modelctl.yaml'),
+      `prometheus:\n  url: ${proxyUrl}\n  retries: 1\n  timeout: 2s\nrollout:\n  gates:\n    - name: error-rate\n      query: '${errorRate}'\n      max: 0.05\n`,
+    );
+    const stop = new AbortController();
+    const load = (async () => {
+      while (!stop.signal.aborted) {
+        const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
+        await res?.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const takeDown = setTimeout(() => (down = true), 4000);
+    try {
+      const r = await local(['deploy', 'sentiment@1.3.0', '--steps', '50,100', '--interval', '40s', '--check-every', '1s', '--json'], project);
+      assert.equal(r.code, 3, r.stdout + r.stderr);
+      const result = r.json();
+      assert.equal(result.outcome, 'rolled-back');
+      assert.match(result.reason, /consecutive query errors, limit 4/);
+      const errored = result.events.filter((e: { type: string; verdict?: string }) => e.type === 'gate-evaluated' && e.verdict === 'error');
+      assert.ok(errored.length >= 5, `${errored.length} errored evaluations`);
+      const s = (await local(['status', 'sentiment', '--json'])).json();
+      assert.equal(s.traffic[s.serving], 100, 'all traffic back on the stable version');
+    } finally {
+      clearTimeout(takeDown);
+      stop.abort();
+      await load;
+    }
+  });
 });
