@@ -64,6 +64,21 @@ export interface GateSpec {
   effectSize?: number;
   /** Drift PSI: number of buckets, cut at stable's quantiles (default 10). */
   buckets?: number;
+
+  // --- kind 'statistical' / 'drift' fed by Prometheus (prometheus-stats.ts) ---
+  /** Where a statistical/drift gate's data comes from: the local runtime (default) or Prometheus (implied by the queries below). */
+  source?: 'local' | 'prometheus';
+  /** Statistical error-rate from Prometheus: a template giving the COUNT of failed requests over the window, e.g. sum(increase(…{code=~"5.."}[{{interval}}])). */
+  errorsQuery?: string;
+  /** Statistical error-rate from Prometheus: a template giving the COUNT of all requests over the window. */
+  totalQuery?: string;
+  /** Drift PSI from Prometheus: a histogram's cumulative bucket counts over the window, one series per `le`: sum by (le) (increase(…_bucket{…}[{{interval}}])). */
+  bucketsQuery?: string;
+}
+
+/** A statistical or drift gate measured by Prometheus (`source: prometheus`, or any of its queries). */
+export function usesPrometheusSource(gate: GateSpec): boolean {
+  return gate.source === 'prometheus' || gate.errorsQuery !== undefined || gate.totalQuery !== undefined || gate.bucketsQuery !== undefined;
 }
 
 export type GatePhase = 'shadow' | 'canary';

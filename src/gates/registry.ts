@@ -1,6 +1,6 @@
 import type { MetricSource } from '../rollout/contracts.js';
 import { describeLimit } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import { type GateContext, type GateEvaluator, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from './contracts.js';
 import { DriftGateEvaluator } from './drift.js';
 import { LocalGateEvaluator } from './local.js';
 import { StatisticalGateEvaluator } from './statistical.js';
@@ -18,14 +18,19 @@ export class GateRegistry implements GateEvaluator {
     return this;
   }
 
-  /** The gate's `kind`; else 'prometheus' for a gate with a query, 'local' for a metric. */
+  /**
+   * The gate's `kind`; else 'prometheus' for a gate with a query, 'local' for a metric. Statistical
+   * and drift gates fed by Prometheus (`source: prometheus`, errorsQuery/totalQuery/bucketsQuery)
+   * go to PROMETHEUS_STATS_KIND.
+   */
   kindOf(gate: GateSpec): string {
+    if ((gate.kind === 'statistical' || gate.kind === 'drift') && usesPrometheusSource(gate)) return PROMETHEUS_STATS_KIND;
     return gate.kind ?? (gate.query !== undefined ? 'prometheus' : 'local');
   }
 
   validate(gate: GateSpec): string[] {
     const ev = this.kinds.get(this.kindOf(gate));
-    if (!ev && this.kindOf(gate) === 'prometheus') return [`gate ${JSON.stringify(gate.name)}: ${PROMETHEUS_NOT_CONFIGURED}`];
+    if (!ev && needsPrometheus(this.kindOf(gate))) return [`gate ${JSON.stringify(gate.name)}: ${PROMETHEUS_NOT_CONFIGURED}`];
     if (!ev) return [`gate ${JSON.stringify(gate.name)}: unknown kind ${JSON.stringify(this.kindOf(gate))} (known: ${[...this.kinds.keys()].join(', ')})`];
     return ev.validate?.(gate) ?? [];
   }
@@ -43,13 +48,20 @@ export class GateRegistry implements GateEvaluator {
         value: null,
         limit: describeLimit(gate),
         samples: 0,
-        reason: this.kindOf(gate) === 'prometheus' ? PROMETHEUS_NOT_CONFIGURED : `no evaluator for gate kind ${JSON.stringify(this.kindOf(gate))}`,
+        reason: needsPrometheus(this.kindOf(gate)) ? PROMETHEUS_NOT_CONFIGURED : `no evaluator for gate kind ${JSON.stringify(this.kindOf(gate))}`,
         query: '',
         at: ctx.now,
       };
     }
     return ev.evaluate(gate, ctx, source);
   }
+}
+
+/** Registry key of the Prometheus-fed statistical and drift gates (src/gates/prometheus-stats.ts). */
+export const PROMETHEUS_STATS_KIND = 'prometheus-stats';
+
+function needsPrometheus(kind: string): boolean {
+  return kind === 'prometheus' || kind === PROMETHEUS_STATS_KIND;
 }
 
 /** Why a query gate cannot run; the hint names every place a URL can come from. */

@@ -145,34 +145,8 @@ export class StatisticalGateEvaluator implements GateEvaluator {
     baselineQuery: string,
     ctx: GateContext,
   ): GateResult {
-    const counts = `candidate ${cand.errors}/${cand.requests} failed, stable ${stab.errors}/${stab.requests}`;
-    if (cand.requests < minSamples || stab.requests < minSamples) {
-      return result('inconclusive', null, cand.requests, `not enough data: ${minSamples} requests needed on each side (${counts})`);
-    }
-    const tolerance = gate.tolerance ?? STATISTICAL_DEFAULTS.tolerance;
-    const maxDelta = gate.maxDelta ?? STATISTICAL_DEFAULTS.maxDelta;
-    const counted = { xC: cand.errors, nC: cand.requests, xS: stab.errors, nS: stab.requests, ratio: 1 + tolerance, delta: maxDelta };
-    const sequential = gate.sequential ?? true;
-    const margin = `${ctx.stable} × ${fmt(1 + tolerance)}${maxDelta > 0 ? ` + ${fmt(maxDelta)}` : ''}`;
-    let t: { pC: number; pS: number; p: number };
-    let test: string;
-    if (sequential) {
-      const s = conditionalMsprt(counted, this.prior);
-      t = s;
-      test =
-        `sequential test (always valid under repeated looks): ${s.k} of ${s.total} errors on the candidate where H0 allows a share of ${pct(s.pi0)}, ` +
-        `likelihood ratio ${fmt(Math.exp(Math.min(700, s.logLambda)))}, always-valid p = ${pval(s.p)}`;
-    } else {
-      const z = twoProportionZTest(counted);
-      t = z;
-      test = `one-sided two-proportion z-test (valid for one look): z = ${fmt(z.z)}, p = ${pval(z.p)}`;
-    }
-    const baseline = { query: baselineQuery, value: t.pS };
-    const rates = `candidate ${pct(t.pC)} (${cand.errors}/${cand.requests}) vs stable ${pct(t.pS)} (${stab.errors}/${stab.requests})`;
-    if (t.p < alpha) {
-      return result('fail', t.p, cand.requests, `candidate's error rate is worse than ${margin}: ${rates}; ${test} < α ${fmt(alpha)}, so H0 (no worse than the margin) is rejected`, baseline);
-    }
-    return result('pass', t.p, cand.requests, `no evidence the error rate is worse than ${margin}: ${rates}; ${test} >= α ${fmt(alpha)}`, baseline);
+    const j = judgeErrorRate(gate, { errors: cand.errors, requests: cand.requests }, { errors: stab.errors, requests: stab.requests }, ctx.stable ?? '', { alpha, minSamples, prior: this.prior });
+    return result(j.verdict, j.value, j.samples, j.reason, j.stableRate === null ? undefined : { query: baselineQuery, value: j.stableRate });
   }
 
   private latency(
@@ -208,4 +182,64 @@ export class StatisticalGateEvaluator implements GateEvaluator {
     const why = mw.p < alpha ? 'significant, but the shift is smaller than the effect size' : 'no significant shift';
     return result('pass', mw.p, nC, `${why}: ${facts}; ${rule}`, baseline);
   }
+}
+
+/** Error and request counts of one side over a window. */
+export interface ErrorCounts {
+  errors: number;
+  requests: number;
+}
+
+export interface ErrorRateJudgement {
+  verdict: 'pass' | 'fail' | 'inconclusive';
+  /** The p-value (null when inconclusive). */
+  value: number | null;
+  /** The candidate's requests. */
+  samples: number;
+  reason: string;
+  /** Stable's observed error rate (null when inconclusive). */
+  stableRate: number | null;
+}
+
+/**
+ * The error-rate decision of `kind: statistical` gates, pure: candidate counts against stable's
+ * over the same window (whatever measured them: the local runtime or Prometheus). `alpha` and
+ * `minSamples` default from the gate and STATISTICAL_DEFAULTS.
+ */
+export function judgeErrorRate(
+  gate: Pick<GateSpec, 'confidence' | 'minSamples' | 'tolerance' | 'maxDelta' | 'sequential'>,
+  cand: ErrorCounts,
+  stab: ErrorCounts,
+  stableName: string,
+  opts: { alpha?: number; minSamples?: number; prior?: ConditionalPrior } = {},
+): ErrorRateJudgement {
+  const alpha = opts.alpha ?? 1 - (gate.confidence ?? STATISTICAL_DEFAULTS.confidence);
+  const minSamples = opts.minSamples ?? gate.minSamples ?? STATISTICAL_DEFAULTS.minSamples;
+  const counts = `candidate ${cand.errors}/${cand.requests} failed, stable ${stab.errors}/${stab.requests}`;
+  if (cand.requests < minSamples || stab.requests < minSamples) {
+    return { verdict: 'inconclusive', value: null, samples: cand.requests, stableRate: null, reason: `not enough data: ${minSamples} requests needed on each side (${counts})` };
+  }
+  const tolerance = gate.tolerance ?? STATISTICAL_DEFAULTS.tolerance;
+  const maxDelta = gate.maxDelta ?? STATISTICAL_DEFAULTS.maxDelta;
+  const counted = { xC: cand.errors, nC: cand.requests, xS: stab.errors, nS: stab.requests, ratio: 1 + tolerance, delta: maxDelta };
+  const sequential = gate.sequential ?? true;
+  const margin = `${stableName} × ${fmt(1 + tolerance)}${maxDelta > 0 ? ` + ${fmt(maxDelta)}` : ''}`;
+  let t: { pC: number; pS: number; p: number };
+  let test: string;
+  if (sequential) {
+    const s = conditionalMsprt(counted, opts.prior ?? {});
+    t = s;
+    test =
+      `sequential test (always valid under repeated looks): ${s.k} of ${s.total} errors on the candidate where H0 allows a share of ${pct(s.pi0)}, ` +
+      `likelihood ratio ${fmt(Math.exp(Math.min(700, s.logLambda)))}, always-valid p = ${pval(s.p)}`;
+  } else {
+    const z = twoProportionZTest(counted);
+    t = z;
+    test = `one-sided two-proportion z-test (valid for one look): z = ${fmt(z.z)}, p = ${pval(z.p)}`;
+  }
+  const rates = `candidate ${pct(t.pC)} (${cand.errors}/${cand.requests}) vs stable ${pct(t.pS)} (${stab.errors}/${stab.requests})`;
+  if (t.p < alpha) {
+    return { verdict: 'fail', value: t.p, samples: cand.requests, stableRate: t.pS, reason: `candidate's error rate is worse than ${margin}: ${rates}; ${test} < α ${fmt(alpha)}, so H0 (no worse than the margin) is rejected` };
+  }
+  return { verdict: 'pass', value: t.p, samples: cand.requests, stableRate: t.pS, reason: `no evidence the error rate is worse than ${margin}: ${rates}; ${test} >= α ${fmt(alpha)}` };
 }

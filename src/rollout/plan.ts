@@ -77,6 +77,11 @@ export const gateSpecSchema = z
     sequential: z.boolean().optional(),
     effectSize: z.number().gte(1).optional(),
     buckets: z.number().int().gte(2).optional(),
+    // kind: statistical / drift fed by Prometheus (src/gates/prometheus-stats.ts)
+    source: z.enum(['local', 'prometheus']).optional(),
+    errorsQuery: z.string().min(1).optional(),
+    totalQuery: z.string().min(1).optional(),
+    bucketsQuery: z.string().min(1).optional(),
   })
   .strict()
   .refine((g) => g.metric !== undefined || g.query !== undefined, { message: 'a gate needs a metric (e.g. error-rate) or a query' });
@@ -145,6 +150,22 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
       });
     }
     return { ...rest, kind: 'prometheus', metric: 'query', query, ...delay };
+  }
+  const promFields = (['errorsQuery', 'totalQuery', 'bucketsQuery'] as const).filter((f) => g[f] !== undefined);
+  if (promFields.length > 0 || g.source === 'prometheus') {
+    if (g.kind !== 'statistical' && g.kind !== 'drift') {
+      throw new UsageError(`${where}: gate "${g.name}" has ${promFields.length ? promFields.join(', ') : 'source: prometheus'}, which only kind statistical or drift takes`, {
+        hint: 'add kind: statistical (errorsQuery, totalQuery) or kind: drift (bucketsQuery)',
+      });
+    }
+    if (g.source === 'local') {
+      throw new UsageError(`${where}: gate "${g.name}" has source: local and ${promFields.join(', ')}; Prometheus queries need source: prometheus (or no source)`);
+    }
+    if (!opts.queryGates) {
+      throw new UsageError(`${where}: gate "${g.name}" reads Prometheus, and no Prometheus URL is configured`, {
+        hint: 'set MODELCTL_PROMETHEUS_URL or prometheus.url in modelctl.yaml (or drop the queries to measure on the local runtime)',
+      });
+    }
   }
   if (metric === undefined || g.kind === 'prometheus') {
     throw new UsageError(`${where}: gate "${g.name}" is kind prometheus but has no query`, { hint: 'add query: <PromQL>, or use a built-in metric' });

@@ -5,7 +5,7 @@ import { UsageError } from '../cli/errors.js';
 import { loadProjectConfig, modelctlHome, prometheusUrlOf, resolvePrometheusSettings } from '../cli/config.js';
 import type { GateContext, GateEvaluator, GateResult, GateSpec } from '../gates/contracts.js';
 import { defaultLocalGates } from '../gates/local.js';
-import { defaultGateRegistry, type GateRegistry } from '../gates/registry.js';
+import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
 import type { RolloutPlan } from '../ledger/model.js';
 import { systemClock } from '../rollout/contracts.js';
@@ -105,10 +105,19 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
   const project = await loadProjectConfig(process.cwd());
   if (!prometheusUrlOf({ url: opts.prometheusUrl }, project)) return registry;
   let evaluator: GateEvaluator;
+  let statsEvaluator: GateEvaluator;
   try {
     const settings = resolvePrometheusSettings({ url: opts.prometheusUrl }, project)!;
-    const [{ PrometheusClient }, { PrometheusGateEvaluator }] = await Promise.all([import('../gates/prometheus.js'), import('../gates/prometheus-evaluator.js')]);
-    evaluator = new PrometheusGateEvaluator(new PrometheusClient(settings), { vars: settings.vars, minIntervalMs: settings.minIntervalMs });
+    const [{ PrometheusClient }, { PrometheusGateEvaluator }, { PrometheusStatsGateEvaluator }] = await Promise.all([
+      import('../gates/prometheus.js'),
+      import('../gates/prometheus-evaluator.js'),
+      import('../gates/prometheus-stats.js'),
+    ]);
+    // One client (one connection pool, one retry policy) for query gates and statistical/drift gates fed by Prometheus.
+    const client = new PrometheusClient(settings);
+    const templating = { vars: settings.vars, minIntervalMs: settings.minIntervalMs };
+    evaluator = new PrometheusGateEvaluator(client, templating);
+    statsEvaluator = new PrometheusStatsGateEvaluator(client, templating);
   } catch (err) {
     const problem = `Prometheus is misconfigured: ${err instanceof Error ? err.message : String(err)}`;
     evaluator = {
@@ -117,8 +126,9 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
         return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.query ?? '', at: ctx.now };
       },
     };
+    statsEvaluator = evaluator;
   }
-  return registry.register('prometheus', evaluator);
+  return registry.register('prometheus', evaluator).register(PROMETHEUS_STATS_KIND, statsEvaluator);
 }
 
 /**
