@@ -4,9 +4,10 @@ import { ExitCode, UsageError } from '../cli/errors.js';
 import { loadYamlFile } from '../cli/yaml-file.js';
 import { gateSpecSchema, toGate } from '../rollout/plan.js';
 import { fmt, hasRelative } from './compare.js';
-import type { GateContext, GateSpec } from './contracts.js';
+import { usesPrometheusSource, type GateContext, type GateSpec } from './contracts.js';
 import { PrometheusGateEvaluator, type PrometheusErrorCause, type PrometheusGateResult } from './prometheus-evaluator.js';
 import type { PromQuerier } from './prometheus.js';
+import { PrometheusStatsGateEvaluator } from './prometheus-stats.js';
 import { placeholdersOf, promDuration } from './template.js';
 
 /**
@@ -61,7 +62,11 @@ export interface CheckResult {
  * Load and check a gates file: schema problems and gate problems (no limit, unknown placeholder,
  * relative without {{version}}…) are reported all at once as a UsageError naming file, line and field.
  */
-export async function loadGatesFile(file: string, evaluator: PrometheusGateEvaluator): Promise<GateSpec[]> {
+export async function loadGatesFile(
+  file: string,
+  evaluator: PrometheusGateEvaluator,
+  stats: PrometheusStatsGateEvaluator = new PrometheusStatsGateEvaluator(evaluator.querier),
+): Promise<GateSpec[]> {
   if (!existsSync(file)) {
     throw new UsageError(`cannot read gates file ${file}: no such file`, {
       hint: 'write one with a top-level gates: list of {name, query, max/min/relative} (see modelctl gates check --help)',
@@ -80,11 +85,12 @@ export async function loadGatesFile(file: string, evaluator: PrometheusGateEvalu
     list.forEach((g, i) => {
       if (names.has(g.name)) ctx.addIssue({ code: 'custom', path: [...at, i, 'name'], message: `two gates are named ${JSON.stringify(g.name)}` });
       names.add(g.name);
-      if (g.query === undefined) {
+      const fromCounts = g.errorsQuery !== undefined || g.totalQuery !== undefined || g.bucketsQuery !== undefined;
+      if (g.query === undefined && !fromCounts) {
         ctx.addIssue({
           code: 'custom',
           path: [...at, i],
-          message: `gate ${JSON.stringify(g.name)} has no query: gates check judges Prometheus query gates only (built-in metrics such as ${g.metric} are measured during a rollout)`,
+          message: `gate ${JSON.stringify(g.name)} has no query: gates check judges gates Prometheus measures — query, or errorsQuery/totalQuery (statistical) and bucketsQuery (drift); built-in metrics such as ${g.metric} are measured during a rollout`,
         });
         return;
       }
@@ -95,7 +101,11 @@ export async function loadGatesFile(file: string, evaluator: PrometheusGateEvalu
         ctx.addIssue({ code: 'custom', path: [...at, i], message: (err as Error).message.replace(`${file}: `, '') });
         return;
       }
-      for (const p of evaluator.problems(spec)) ctx.addIssue({ code: 'custom', path: p.field ? [...at, i, p.field] : [...at, i], message: p.message });
+      if (isPrometheusStats(spec)) {
+        for (const message of stats.validate(spec)) ctx.addIssue({ code: 'custom', path: [...at, i], message });
+      } else {
+        for (const p of evaluator.problems(spec)) ctx.addIssue({ code: 'custom', path: p.field ? [...at, i, p.field] : [...at, i], message: p.message });
+      }
       specs.push(spec);
     });
   });
@@ -130,14 +140,20 @@ export interface CheckOptions {
   now?: number;
 }
 
-/** Placeholders a gate uses that have no value, and relative gates without a stable version: usage errors before any query. */
+/** Statistical and drift gates measured from Prometheus counts and buckets (candidate vs stable). */
+function isPrometheusStats(g: GateSpec): boolean {
+  return (g.kind === 'statistical' || g.kind === 'drift') && usesPrometheusSource(g);
+}
+
+/** Placeholders a gate uses that have no value, and gates compared with stable without a stable version: usage errors before any query. */
 function missingInputs(gates: GateSpec[], vars: Record<string, string>): string[] {
   const out: string[] = [];
   for (const g of gates) {
-    const used = placeholdersOf(g.query ?? '', g.name).filter((n) => n !== 'interval' && vars[n] === undefined);
+    const templates = [g.query, g.errorsQuery, g.totalQuery, g.bucketsQuery].filter((t): t is string => t !== undefined);
+    const used = [...new Set(templates.flatMap((t) => placeholdersOf(t, g.name)))].filter((n) => n !== 'interval' && vars[n] === undefined);
     for (const n of used) out.push(`gate ${JSON.stringify(g.name)} uses {{${n}}}: give --var ${n}=…`);
-    if (hasRelative(g) && vars.stable === undefined && !used.includes('stable')) {
-      out.push(`gate ${JSON.stringify(g.name)} is relative to stable: give --var stable=… (the stable version)`);
+    if ((hasRelative(g) || isPrometheusStats(g)) && vars.stable === undefined && !used.includes('stable')) {
+      out.push(`gate ${JSON.stringify(g.name)} is compared with stable: give --var stable=… (the stable version)`);
     }
   }
   return [...new Set(out)];
@@ -150,9 +166,11 @@ export async function checkGates(opts: CheckOptions): Promise<CheckResult> {
   }
   const now = opts.now ?? Date.now();
   const { model, version, stable, ...rest } = opts.vars;
-  const evaluator = new PrometheusGateEvaluator(opts.client, { vars: rest, minIntervalMs: opts.minIntervalMs });
+  const templating = { vars: rest, minIntervalMs: opts.minIntervalMs };
+  const evaluator = new PrometheusGateEvaluator(opts.client, templating);
+  const stats = new PrometheusStatsGateEvaluator(opts.client, templating);
   const ctx: GateContext = { model: model ?? '', candidate: version ?? '', stable: stable ?? null, sinceMs: now - opts.windowMs, now };
-  const results = await Promise.all(opts.gates.map((g) => evaluator.evaluate(g, ctx)));
+  const results = await Promise.all(opts.gates.map((g) => (isPrometheusStats(g) ? stats : evaluator).evaluate(g, ctx)));
   const gates = results.map(toChecked);
   return {
     verdict: overallVerdict(gates),

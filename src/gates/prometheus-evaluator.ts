@@ -125,6 +125,11 @@ export class PrometheusGateEvaluator implements GateEvaluator {
     };
   }
 
+  /** The Prometheus client this evaluator asks (shared with the statistics evaluator). */
+  get querier(): PromQuerier {
+    return this.client;
+  }
+
   async evaluate(gate: GateSpec, ctx: GateContext, _source?: MetricSource): Promise<PrometheusGateResult> {
     const limit = describeLimit(gate);
     const template = gate.query ?? '';

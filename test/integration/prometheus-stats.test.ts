@@ -7,6 +7,9 @@ import { PROMETHEUS_STATS_KIND, defaultGateRegistry } from '../../src/gates/regi
 import { startExporter, startPrometheus, type ExporterHandle, type PrometheusHandle } from '../infra/prometheus.js';
 import { FakeMetricSource } from '../fakes/metrics.js';
 import { FakeClock } from '../fakes/clock.js';
+import { runCli, useScratch } from '../helpers/fixtures.js';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /**
  * Prometheus-fed statistical and drift gates against a real Prometheus 2.42 scraping, every
@@ -106,6 +109,35 @@ describe('statistical and drift gates from a real Prometheus', { timeout: 60_000
     const shifted = await evaluator.evaluate(DRIFT, ctx('1.2.0'));
     assert.equal(shifted.verdict, 'fail', shifted.reason);
     assert.ok(shifted.value !== null && shifted.value > 0.5, `PSI ${shifted.value}`);
+  });
+
+  test('gates check evaluates them too: the bad version fails both (exit 3), the equal one never fails', async () => {
+    const scratch = useScratch();
+    try {
+      const file = path.join(await scratch.fresh('stats-check'), 'gates.yaml');
+      await writeFile(
+        file,
+        `gates:\n  - name: errors-vs-stable\n    kind: statistical\n    metric: error-rate\n    errorsQuery: '${STAT.errorsQuery}'\n    totalQuery: '${STAT.totalQuery}'\n` +
+          `  - name: score-drift\n    kind: drift\n    metric: psi\n    bucketsQuery: '${DRIFT.bucketsQuery}'\n    max: 0.2\n`,
+      );
+      const check = (version: string) =>
+        runCli(['gates', 'check', '--file', file, '--var', `version=${version}`, '--var', 'stable=1.0.0', '--window', '30s', '--prometheus-url', prom.url, '--json'], {
+          env: { MODELCTL_PROMETHEUS_URL: '', MODELCTL_PROMETHEUS_TOKEN: '' },
+        });
+      const bad = await check('1.2.0');
+      assert.equal(bad.code, 3, bad.stdout + bad.stderr);
+      assert.deepEqual(bad.json().gates.map((g: { name: string; verdict: string }) => [g.name, g.verdict]), [
+        ['errors-vs-stable', 'fail'],
+        ['score-drift', 'fail'],
+      ]);
+      const equal = await check('1.1.0');
+      assert.notEqual(equal.code, 3, equal.stdout);
+      const noStable = await runCli(['gates', 'check', '--file', file, '--var', 'version=1.2.0', '--prometheus-url', prom.url, '--json'], { env: { MODELCTL_PROMETHEUS_URL: '' } });
+      assert.equal(noStable.code, 2);
+      assert.match(noStable.json().error.message, /compared with stable: give --var stable=/);
+    } finally {
+      await scratch.cleanup();
+    }
   });
 
   test('no data and a refused query, through the registry', async () => {
