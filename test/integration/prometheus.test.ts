@@ -252,7 +252,7 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
 
     const forgot = await check('relative.yaml', ['version=1.2.0']);
     assert.equal(forgot.code, 2);
-    assert.match(forgot.json().error.message, /relative to stable: give --var stable=/);
+    assert.match(forgot.json().error.message, /compared with stable: give --var stable=/);
   });
 
   test('NaN, +Inf and -Inf from the wire: NaN inconclusive, ±Inf compared as numbers', async () => {

@@ -304,7 +304,7 @@ describe('gates check', () => {
       assert.ok(e instanceof UsageError);
       assert.match(e.message, /gates\.yaml:3: gates\[0\]\.query: gate "a": unknown placeholder \{\{versoin\}\}/);
       assert.match(e.message, /gates\.yaml:5: gates\[1\]: gate "b": no limit/);
-      assert.match(e.message, /gates\.yaml:7: gates\[2\]: gate "c" has no query: gates check judges Prometheus query gates only/);
+      assert.match(e.message, /gates\.yaml:7: gates\[2\]: gate "c" has no query: gates check judges gates Prometheus measures — query, or errorsQuery\/totalQuery/);
       return true;
     });
   });
@@ -325,7 +325,7 @@ describe('gates check', () => {
     const q = querier({ '1.2.0': '0' });
     await assert.rejects(
       checkGates({ gates: [gate({ max: undefined, relative: { maxRatio: 1 } })], client: q, prometheus: 'http://p', vars: {}, windowMs: 60_000, minIntervalMs: 60_000 }),
-      /gate "error-rate" uses \{\{version\}\}: give --var version=…\n {2}gate "error-rate" is relative to stable: give --var stable=…/,
+      /gate "error-rate" uses \{\{version\}\}: give --var version=…\n {2}gate "error-rate" is compared with stable: give --var stable=…/,
     );
     assert.equal(q.asked.length, 0);
     assert.deepEqual(parseVars(['version=1.2.0', 'x=a=b', 'e=']), { version: '1.2.0', x: 'a=b', e: '' });
