@@ -17,14 +17,13 @@
  * it (the TSDB is thrown away), waits until it is reaped and removes the temp dir. Temp dirs of
  * dead owners are swept at the next start.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { sweepStaleDirs } from './temp-dirs.js';
+import { findBinary, spawnService, tail } from './service.js';
 
 const DIR_PREFIX = 'modelctl-prom-';
 
@@ -32,18 +31,6 @@ export class PrometheusStartError extends Error {
   override name = 'PrometheusStartError';
 }
 
-function findBinary(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin']) {
-    if (!d) continue;
-    try {
-      accessSync(join(d, name), fsConstants.X_OK);
-      return join(d, name);
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,13 +46,6 @@ export async function freePort(): Promise<number> {
 
 
 
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } catch {
-    return `(no ${file})`;
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -116,7 +96,6 @@ async function startOnce(bin: string, opts: Required<StartPrometheusOptions>): P
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(dir, 'prometheus.log');
-  const out = openSync(logFile, 'a');
   const args = [
     `--config.file=${join(dir, 'prometheus.yml')}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
@@ -124,46 +103,8 @@ async function startOnce(bin: string, opts: Required<StartPrometheusOptions>): P
     `--web.console.templates=${join(dir, 'consoles')}`,
     `--web.console.libraries=${join(dir, 'console_libraries')}`,
   ];
-  const setpriv = findBinary('setpriv');
-  const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
-  const child: ChildProcess = spawn(cmd, argv, { cwd: dir, detached: true, stdio: ['ignore', out, out] });
-  closeSync(out);
-  child.unref();
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      resolve();
-    });
-    child.once('error', (err) => {
-      exitInfo = `failed to spawn: ${err.message}`;
-      resolve();
-    });
-  });
-  const kill = () => {
-    if (exitInfo === undefined && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  const exitHook = () => {
-    kill();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', exitHook);
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      process.off('exit', exitHook);
-      kill();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 10_000)))]);
-      clearTimeout(timer);
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    })());
+  const proc = spawnService(bin, args, dir, logFile);
+  const stop = proc.stop;
 
   const query = async (promql: string): Promise<ApiSample[]> => {
     const res = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`, { signal: AbortSignal.timeout(5_000) });
@@ -175,7 +116,7 @@ async function startOnce(bin: string, opts: Required<StartPrometheusOptions>): P
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (;;) {
-      if (exitInfo !== undefined) throw new PrometheusStartError(`prometheus ${exitInfo}\n${tail(logFile)}`);
+      if (proc.exitInfo() !== undefined) throw new PrometheusStartError(`prometheus ${proc.exitInfo()}\n${tail(logFile)}`);
       try {
         const r = await query(promql);
         if (ok(r)) return r;
@@ -191,7 +132,7 @@ async function startOnce(bin: string, opts: Required<StartPrometheusOptions>): P
   try {
     const deadline = Date.now() + opts.timeoutMs;
     for (;;) {
-      if (exitInfo !== undefined) throw new PrometheusStartError(`prometheus ${exitInfo} during start-up\n--- prometheus.log ---\n${tail(logFile)}`);
+      if (proc.exitInfo() !== undefined) throw new PrometheusStartError(`prometheus ${proc.exitInfo()} during start-up\n--- prometheus.log ---\n${tail(logFile)}`);
       const status = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(
         (r) => r.status,
         () => 0,

@@ -15,12 +15,12 @@
  * hook kills it if the test forgets `stop()`. `stop()` SIGKILLs it, waits until it is reaped and
  * removes the temp dir. Temp dirs of dead owners are swept at the next start.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from './prometheus.js';
+import { findBinary, spawnService, tail } from './service.js';
+import { sweepStaleDirs } from './temp-dirs.js';
 
 const DIR_PREFIX = 'modelctl-pgw-';
 const BINARY = 'prometheus-pushgateway';
@@ -38,105 +38,22 @@ export interface PushgatewayHandle {
   stop(): Promise<void>;
 }
 
-function findBinary(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin']) {
-    if (!d) continue;
-    try {
-      accessSync(join(d, name), fsConstants.X_OK);
-      return join(d, name);
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-function sweepStaleDirs(): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of entries.filter((n) => n.startsWith(DIR_PREFIX))) {
-    const dir = join(tmpdir(), name);
-    try {
-      const owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* being created, or not ours to judge */
-    }
-  }
-}
 
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } catch {
-    return `(no ${file})`;
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function startOnce(bin: string, timeoutMs: number): Promise<PushgatewayHandle> {
-  sweepStaleDirs();
+  sweepStaleDirs(DIR_PREFIX);
   const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, 'owner.pid'), `${process.pid}\n`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(dir, 'pushgateway.log');
-  const out = openSync(logFile, 'a');
   const args = [`--web.listen-address=127.0.0.1:${port}`, `--persistence.file=${join(dir, 'pushgateway.data')}`, '--log.level=warn'];
-  const setpriv = findBinary('setpriv');
-  const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
-  const child: ChildProcess = spawn(cmd, argv, { cwd: dir, detached: true, stdio: ['ignore', out, out] });
-  closeSync(out);
-  child.unref();
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      resolve();
-    });
-    child.once('error', (err) => {
-      exitInfo = `failed to spawn: ${err.message}`;
-      resolve();
-    });
-  });
-  const kill = () => {
-    if (exitInfo === undefined && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  const exitHook = () => {
-    kill();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', exitHook);
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      process.off('exit', exitHook);
-      kill();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 10_000)))]);
-      clearTimeout(timer);
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    })());
+  const proc = spawnService(bin, args, dir, logFile);
+  const stop = proc.stop;
   const metrics = async (): Promise<string> => {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
     if (!res.ok) throw new Error(`GET ${url}/metrics: HTTP ${res.status}`);
@@ -145,7 +62,7 @@ async function startOnce(bin: string, timeoutMs: number): Promise<PushgatewayHan
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (exitInfo !== undefined) throw new PushgatewayStartError(`pushgateway ${exitInfo} during start-up\n--- pushgateway.log ---\n${tail(logFile)}`);
+      if (proc.exitInfo() !== undefined) throw new PushgatewayStartError(`pushgateway ${proc.exitInfo()} during start-up\n--- pushgateway.log ---\n${tail(logFile)}`);
       const status = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(
         (r) => r.status,
         () => 0,
