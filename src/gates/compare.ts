@@ -1,4 +1,5 @@
-import type { GateSpec, Verdict } from './contracts.js';
+import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
+import type { GateContext, GateSpec, Verdict } from './contracts.js';
 
 /**
  * Threshold arithmetic shared by every gate kind: a local metric, a Prometheus query or a
@@ -121,4 +122,29 @@ export function validateCommon(gate: GateSpec): string[] {
     errs.push(`${where}: min (${gate.min}) is above max (${gate.max}); nothing could pass`);
   }
   return errs;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The candidate's and the stable version's windows over the same span (what every comparison
+ * gate measures), or why one of them could not be measured.
+ */
+export async function measurePair(
+  source: MetricSource,
+  ctx: GateContext & { stable: string },
+): Promise<{ cand: VersionWindow; stab: VersionWindow } | { error: string }> {
+  let cand: VersionWindow;
+  try {
+    cand = await source.window(ctx.model, ctx.candidate, ctx.sinceMs);
+  } catch (err) {
+    return { error: `measuring ${ctx.candidate}: ${errorMessage(err)}` };
+  }
+  try {
+    return { cand, stab: await source.window(ctx.model, ctx.stable, ctx.sinceMs) };
+  } catch (err) {
+    return { error: `measuring stable ${ctx.stable}: ${errorMessage(err)}` };
+  }
 }

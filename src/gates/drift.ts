@@ -1,5 +1,5 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
-import { fmt, validateCommon } from './compare.js';
+import type { MetricSource } from '../rollout/contracts.js';
+import { fmt, measurePair, validateCommon } from './compare.js';
 import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
 import { ks, psi } from './stats/distribution.js';
 
@@ -24,10 +24,6 @@ export const DRIFT_DEFAULTS = { psiMax: 0.2, buckets: 10, minSamples: 100 } as c
 
 const METRICS = ['psi', 'ks'];
 const BOTH: GatePhase[] = ['shadow', 'canary'];
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function psiReading(v: number): string {
   return v < 0.1 ? 'no meaningful shift (< 0.1)' : v <= 0.25 ? 'moderate shift (0.1–0.25)' : 'major shift (> 0.25)';
@@ -60,18 +56,9 @@ export class DriftGateEvaluator implements GateEvaluator {
     const result = (verdict: GateResult['verdict'], value: number | null, samples: number, reason: string): GateResult => ({ ...base, verdict, value, samples, reason });
     if (!METRICS.includes(gate.metric) || Number.isNaN(max)) return result('error', null, 0, `kind drift cannot judge ${JSON.stringify(gate.metric)}${Number.isNaN(max) ? ' without max' : ''}`);
     if (ctx.stable === null) return result('inconclusive', null, 0, 'no stable version to compare with');
-    let cand: VersionWindow;
-    let stab: VersionWindow;
-    try {
-      cand = await source.window(ctx.model, ctx.candidate, ctx.sinceMs);
-    } catch (err) {
-      return result('error', null, 0, `measuring ${ctx.candidate}: ${errorMessage(err)}`);
-    }
-    try {
-      stab = await source.window(ctx.model, ctx.stable, ctx.sinceMs);
-    } catch (err) {
-      return result('error', null, 0, `measuring stable ${ctx.stable}: ${errorMessage(err)}`);
-    }
+    const pair = await measurePair(source, { ...ctx, stable: ctx.stable });
+    if ('error' in pair) return result('error', null, 0, pair.error);
+    const { cand, stab } = pair;
     const c = cand.scores.filter(Number.isFinite);
     const s = stab.scores.filter(Number.isFinite);
     if (c.length < minSamples || s.length < minSamples) {

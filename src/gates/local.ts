@@ -1,5 +1,5 @@
 import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
-import { DEFAULT_MIN_SAMPLES, describeLimit, fmt, hasRelative, judge, validateCommon } from './compare.js';
+import { DEFAULT_MIN_SAMPLES, describeLimit, fmt, hasRelative, judge, errorMessage, validateCommon } from './compare.js';
 import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
 
 /**
@@ -91,10 +91,6 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
     }),
   },
 };
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 export class LocalGateEvaluator implements GateEvaluator {
   constructor(private readonly metrics: Readonly<Record<string, LocalMetric>> = LOCAL_METRICS) {}

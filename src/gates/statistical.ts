@@ -1,5 +1,5 @@
 import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
-import { fmt, validateCommon } from './compare.js';
+import { fmt, measurePair, validateCommon } from './compare.js';
 import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
 import { type ConditionalPrior, conditionalMsprt, twoProportionZTest } from './stats/proportions.js';
 import { type Direction, mannWhitneyU, percentile } from './stats/ranks.js';
@@ -44,10 +44,6 @@ const BOTH: GatePhase[] = ['shadow', 'canary'];
 export interface StatisticalOptions {
   /** The sequential error-rate test's Beta prior (speed only; validity holds for any). */
   prior?: ConditionalPrior;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function pct(x: number): string {
@@ -117,18 +113,9 @@ export class StatisticalGateEvaluator implements GateEvaluator {
     if (gate.metric !== 'error-rate' && !isLatency) return result('error', null, 0, `kind statistical cannot measure ${JSON.stringify(gate.metric)}`);
     if (ctx.stable === null) return result('inconclusive', null, 0, 'no stable version to compare with');
 
-    let cand: VersionWindow;
-    let stab: VersionWindow;
-    try {
-      cand = await source.window(ctx.model, ctx.candidate, ctx.sinceMs);
-    } catch (err) {
-      return result('error', null, 0, `measuring ${ctx.candidate}: ${errorMessage(err)}`);
-    }
-    try {
-      stab = await source.window(ctx.model, ctx.stable, ctx.sinceMs);
-    } catch (err) {
-      return result('error', null, 0, `measuring stable ${ctx.stable}: ${errorMessage(err)}`);
-    }
+    const pair = await measurePair(source, { ...ctx, stable: ctx.stable });
+    if ('error' in pair) return result('error', null, 0, pair.error);
+    const { cand, stab } = pair;
     const baselineQuery = query.replace(`version=${ctx.candidate} vs ${ctx.stable}`, `version=${ctx.stable}`);
     return gate.metric === 'error-rate'
       ? this.errorRate(gate, cand, stab, alpha, minSamples, result, baselineQuery, ctx)
