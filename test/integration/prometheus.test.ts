@@ -108,6 +108,24 @@ async function authProxy(upstream: string, accept: { authorization: string[]; te
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
 }
 
+/** The local router's live error rate of the candidate, as a Prometheus query gate sees it. */
+const LIVE_ERROR_RATE =
+  'sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live",status_class="5xx"}[{{interval}}]))' +
+  ' / sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live"}[{{interval}}]))';
+
+/** Steady traffic through the local router until `stop.abort()`; await `load` afterwards. */
+function steadyLoad(routerUrl: string): { stop: AbortController; load: Promise<void> } {
+  const stop = new AbortController();
+  const load = (async () => {
+    while (!stop.signal.aborted) {
+      const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
+      await res?.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return { stop, load };
+}
+
 describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
   const scratch = useScratch();
   let exporter: ExporterHandle;
@@ -347,9 +365,7 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
 
   test('deploy: a query gate in modelctl.yaml, measured by Prometheus from the runtime’s /metrics, rolls a bad canary back', async () => {
     const project = await scratch.fresh('prom-deploy');
-    const errorRate =
-      'sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live",status_class="5xx"}[{{interval}}]))' +
-      ' / sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live"}[{{interval}}]))';
+    const errorRate = LIVE_ERROR_RATE;
     await writeFile(
       path.join(project, 'modelctl.yaml'),
       `prometheus:\n  url: ${prom.url}\nrollout:\n  gates:\n    - name: error-rate\n      query: '${errorRate}'\n      max: 0.05\n      critical: true\n`,
@@ -364,14 +380,7 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
     assert.equal(refused.code, 2);
     assert.match(refused.json().error.message, /gate "error-rate" has a query: query gates need a Prometheus URL/);
 
-    const stop = new AbortController();
-    const load = (async () => {
-      while (!stop.signal.aborted) {
-        const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
-        await res?.arrayBuffer();
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const { stop, load } = steadyLoad(routerUrl);
     try {
       const r = await local(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '25s', '--check-every', '1s', '--json'], project);
       assert.equal(r.code, 3, r.stdout + r.stderr);
@@ -406,21 +415,12 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
     const good = await local(['bundle', 'push', path.join(REPO_ROOT, 'bundles/example'), '--version', '1.3.0', '--json']);
     assert.equal(good.code, 0, good.stderr);
     const project = await scratch.fresh('prom-down');
-    const errorRate =
-      'sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live",status_class="5xx"}[{{interval}}]))' +
-      ' / sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live"}[{{interval}}]))';
+    const errorRate = LIVE_ERROR_RATE;
     await writeFile(
       path.join(project, 'modelctl.yaml'),
       `prometheus:\n  url: ${proxyUrl}\n  retries: 1\n  timeout: 2s\nrollout:\n  gates:\n    - name: error-rate\n      query: '${errorRate}'\n      max: 0.05\n`,
     );
-    const stop = new AbortController();
-    const load = (async () => {
-      while (!stop.signal.aborted) {
-        const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
-        await res?.arrayBuffer();
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const { stop, load } = steadyLoad(routerUrl);
     const takeDown = setTimeout(() => (down = true), 4000);
     try {
       const r = await local(['deploy', 'sentiment@1.3.0', '--steps', '50,100', '--interval', '40s', '--check-every', '1s', '--json'], project);
