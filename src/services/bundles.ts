@@ -222,7 +222,9 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   try {
     progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);
-    await Promise.all(
+    // allSettled, not all: a failed blob must not let us delete the temp dir while another
+    // download is still writing into it (rm would race the writes: ENOTEMPTY).
+    const settled = await Promise.allSettled(
       manifest.blobs.map((b) =>
         limit(async () => {
           if (b.kind === 'tar') {
@@ -264,6 +266,8 @@ export async function pull(store: BundleStore, refText: string, output: string, 
         }),
       ),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     progress.finish();
     await writeFile(path.join(tmp, BUNDLE_FILE), bundleYaml(manifest));
     await mkdir(path.join(tmp, META_DIR));
