@@ -126,3 +126,28 @@ export function useScratch(): {
     cleanup: () => removeAll(...dirs.splice(0)),
   };
 }
+
+/** A copy of the example bundle in `dir` whose config injects `errorRate` (a bad version by config alone). */
+export async function faultyExample(dir: string, errorRate: number): Promise<string> {
+  const { cp, readFile } = await import('node:fs/promises');
+  const bundle = path.join(dir, 'bundle');
+  await cp(path.join(REPO_ROOT, 'bundles/example'), bundle, { recursive: true });
+  const configFile = path.join(bundle, 'config/model.json');
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  config.faults.errorRate = errorRate;
+  await writeFile(configFile, JSON.stringify(config));
+  return bundle;
+}
+
+/** Steady traffic through the local router until `stop.abort()`; await `load` afterwards. */
+export function steadyLoad(routerUrl: string): { stop: AbortController; load: Promise<void> } {
+  const stop = new AbortController();
+  const load = (async () => {
+    while (!stop.signal.aborted) {
+      const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
+      await res?.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return { stop, load };
+}

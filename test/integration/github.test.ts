@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseWorkflowCommand, type ParsedCommand } from '../../src/cli/github/commands.js';
 import { mermaidBlocks, validateXyChart } from '../../src/cli/github/mermaid.js';
 import { parseOutputFile } from '../../src/cli/github/outputs.js';
-import { CLI, REPO_ROOT, runCli, useScratch, type CliResult } from '../helpers/fixtures.js';
+import { CLI, REPO_ROOT, runCli, useScratch, type CliResult, steadyLoad } from '../helpers/fixtures.js';
 
 /**
  * The real CLI as a GitHub Actions step: GITHUB_ACTIONS=true, a fresh $GITHUB_OUTPUT and
@@ -80,14 +80,7 @@ async function assertValidCharts(summary: string): Promise<number> {
 /** Steady traffic through the router until the returned stop() is called. */
 async function startLoad(): Promise<() => Promise<void>> {
   const url = (await runCli(['local', 'status', '--json'], { env: { ...base, GITHUB_ACTIONS: undefined } as unknown as NodeJS.ProcessEnv })).json().url;
-  const stop = new AbortController();
-  const load = (async () => {
-    while (!stop.signal.aborted) {
-      const res = await fetch(`${url}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
-      await res?.arrayBuffer();
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
+  const { stop, load } = steadyLoad(url);
   return async () => {
     stop.abort();
     await load;

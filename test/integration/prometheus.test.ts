@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, startExporter, startPrometheus, type ExporterHandle, type PrometheusHandle } from '../infra/prometheus.js';
-import { REPO_ROOT, runCli, useScratch, type CliResult } from '../helpers/fixtures.js';
+import { faultyExample, REPO_ROOT, runCli, steadyLoad, useScratch, type CliResult } from '../helpers/fixtures.js';
 
 /**
  * `modelctl gates check` against a real Prometheus 2.42 (Debian) scraping, every second, an
@@ -113,19 +113,6 @@ const LIVE_ERROR_RATE =
   'sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live",status_class="5xx"}[{{interval}}]))' +
   ' / sum(rate(modelctl_local_requests_total{model="{{model}}",version="{{version}}",role="live"}[{{interval}}]))';
 
-/** Steady traffic through the local router until `stop.abort()`; await `load` afterwards. */
-function steadyLoad(routerUrl: string): { stop: AbortController; load: Promise<void> } {
-  const stop = new AbortController();
-  const load = (async () => {
-    while (!stop.signal.aborted) {
-      const res = await fetch(`${routerUrl}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
-      await res?.arrayBuffer();
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
-  return { stop, load };
-}
-
 describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
   const scratch = useScratch();
   let exporter: ExporterHandle;
@@ -141,11 +128,7 @@ describe('gates check against a real Prometheus', { timeout: 90_000 }, () => {
   before(async () => {
     // The local runtime first (a first deploy starts it), so Prometheus can scrape its admin port too.
     home = await scratch.fresh('prom-home');
-    const bad = path.join(await scratch.fresh('prom-bad'), 'bundle');
-    await cp(path.join(REPO_ROOT, 'bundles/example'), bad, { recursive: true });
-    const model = JSON.parse(await readFile(path.join(bad, 'config/model.json'), 'utf8'));
-    model.faults.errorRate = 0.5;
-    await writeFile(path.join(bad, 'config/model.json'), JSON.stringify(model));
+    const bad = await faultyExample(await scratch.fresh('prom-bad'), 0.5);
     for (const [src, version] of [[path.join(REPO_ROOT, 'bundles/example'), '1.0.0'], [bad, '1.1.0']] as const) {
       const r = await local(['bundle', 'push', src, '--version', version, '--json']);
       assert.equal(r.code, 0, r.stderr);

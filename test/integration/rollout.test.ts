@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI, REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
+import { CLI, REPO_ROOT, runCli, useScratch, faultyExample } from '../helpers/fixtures.js';
 
 /**
  * Rollouts end to end on the embedded local runtime: the real CLI, the real daemon, real model
@@ -68,11 +67,7 @@ before(async () => {
   home = await fresh('rollout-home');
   env = { MODELCTL_HOME: home, MODELCTL_LOCAL_PORT: '0', MODELCTL_STORE: undefined } as unknown as NodeJS.ProcessEnv;
   const example = path.join(REPO_ROOT, 'bundles/example');
-  const bad = path.join(await fresh('bad'), 'bundle');
-  await cp(example, bad, { recursive: true });
-  const config = JSON.parse(await readFile(path.join(bad, 'config/model.json'), 'utf8'));
-  config.faults.errorRate = 0.5;
-  await writeFile(path.join(bad, 'config/model.json'), JSON.stringify(config));
+  const bad = await faultyExample(await fresh('bad'), 0.5);
   for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [bad, '1.2.0'], [example, '1.3.0']] as const) {
     const r = await cli(['bundle', 'push', dir, '--version', version, '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
+import { REPO_ROOT, runCli, useScratch, steadyLoad, faultyExample } from '../helpers/fixtures.js';
 import { sampleValue, startPushgateway, type PushgatewayHandle } from '../infra/pushgateway.js';
 
 /**
@@ -35,11 +35,7 @@ before(async () => {
   home = await fresh('telemetry-home');
   env = { MODELCTL_HOME: home, MODELCTL_LOCAL_PORT: '0', MODELCTL_STORE: undefined, MODELCTL_PUSHGATEWAY_URL: undefined } as unknown as NodeJS.ProcessEnv;
   const example = path.join(REPO_ROOT, 'bundles/example');
-  const bad = path.join(await fresh('bad'), 'bundle');
-  await cp(example, bad, { recursive: true });
-  const config = JSON.parse(await readFile(path.join(bad, 'config/model.json'), 'utf8'));
-  config.faults.errorRate = 0.5;
-  await writeFile(path.join(bad, 'config/model.json'), JSON.stringify(config));
+  const bad = await faultyExample(await fresh('bad'), 0.5);
   for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [bad, '1.2.0']] as const) {
     const r = await cli(['bundle', 'push', dir, '--version', version, '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -89,14 +85,7 @@ describe('telemetry pushed to a real Pushgateway', { timeout: 120_000 }, () => {
 
   test('a bad canary rolled back by its gate: rollback counter, outcome, gate verdicts and values, gate→rollback time', async () => {
     const url = await routerUrl();
-    const stop = new AbortController();
-    const load = (async () => {
-      while (!stop.signal.aborted) {
-        const res = await fetch(`${url}/sentiment/predict`, { method: 'POST', body: '{"text":"fine"}', headers: { 'content-type': 'application/json' } }).catch(() => undefined);
-        await res?.arrayBuffer();
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const { stop, load } = steadyLoad(url);
     const r = await cli(['deploy', 'sentiment@1.2.0', '--steps', '30,100', '--interval', '20s', '--check-every', '1s', '--pushgateway', pgw.url, '--json']);
     stop.abort();
     await load;
