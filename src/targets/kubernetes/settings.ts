@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import { UsageError } from '../../cli/errors.js';
+import { parseDuration } from '../../rollout/plan.js';
+
+/**
+ * The `kubernetes:` section of modelctl.yaml: where and how versions run on a cluster. Everything
+ * has a default except what only the user knows (the Gateway to attach the route to).
+ *
+ *   kubernetes:
+ *     namespace: ml-serving
+ *     image: ghcr.io/modelctl/modelctl:0.1.0   # init container (pull + verify) and metering sidecar
+ *     servingImage: ghcr.io/modelctl/modelctl:0.1.0  # runs serve.command (default: image; it has Node)
+ *     replicas: 2                 # pods of the serving version
+ *     warmReplicas: 1             # pods of each warm version of the stable set (never 0 unless you say so)
+ *     traffic: auto               # gateway-api | replicas | auto (Gateway API when installed)
+ *     route:
+ *       name: sentiment           # default: the model name
+ *       parentRefs: [{name: public-gateway, namespace: gateways}]
+ *       hostnames: [models.example.com]
+ *       path: /sentiment          # PathPrefix match (default /)
+ *     resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {nvidia.com/gpu: 1}}
+ *     nodeSelector: {cloud.google.com/gke-accelerator: nvidia-l4}
+ *     tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+ *     serviceAccountName: model-runner
+ *     imagePullSecrets: [regcred]
+ *     storeSecret: modelctl-store    # Secret with AWS_* variables for the init container
+ *     progressDeadline: 10m          # how long a version may take to become ready
+ *     lease: 60s                     # Lease duration; renewed while a rollout runs
+ */
+
+const quantity = z.union([z.string(), z.number()]).transform(String);
+const resourceMap = z.record(z.string(), quantity, { error: 'expected a map like {cpu: 500m, memory: 1Gi}' });
+
+export const kubernetesSectionSchema = z
+  .object({
+    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name (DNS-1123 label)').max(63).optional(),
+    context: z.string().optional(),
+    kubeconfig: z.string().optional(),
+    image: z.string().min(1).optional(),
+    servingImage: z.string().min(1).optional(),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+    replicas: z.number().int().min(1).max(1000).optional(),
+    warmReplicas: z.number().int().min(0).max(1000).optional(),
+    traffic: z.enum(['auto', 'gateway-api', 'replicas'], { error: 'expected auto, gateway-api or replicas' }).optional(),
+    route: z
+      .object({
+        name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'expected an object name').max(253).optional(),
+        parentRefs: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1),
+                namespace: z.string().optional(),
+                sectionName: z.string().optional(),
+                port: z.number().int().min(1).max(65535).optional(),
+                group: z.string().optional(),
+                kind: z.string().optional(),
+              })
+              .strict(),
+          )
+          .optional(),
+        hostnames: z.array(z.string().min(1)).optional(),
+        path: z.string().regex(/^\//, 'expected a path starting with /').optional(),
+      })
+      .strict()
+      .optional(),
+    resources: z.object({ requests: resourceMap.optional(), limits: resourceMap.optional() }).strict().optional(),
+    nodeSelector: z.record(z.string(), z.string()).optional(),
+    tolerations: z
+      .array(
+        z
+          .object({
+            key: z.string().optional(),
+            operator: z.enum(['Exists', 'Equal']).optional(),
+            value: z.string().optional(),
+            effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+            tolerationSeconds: z.number().int().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    serviceAccountName: z.string().optional(),
+    imagePullSecrets: z.array(z.string().min(1)).optional(),
+    storeSecret: z.string().optional(),
+    progressDeadline: z.union([z.string(), z.number()]).optional(),
+    lease: z.union([z.string(), z.number()]).optional(),
+  })
+  .strict();
+
+export type KubernetesSection = z.output<typeof kubernetesSectionSchema>;
+
+/** The port the metering sidecar takes traffic on (the Service's target port). */
+export const TRAFFIC_PORT = 8080;
+/** The port the bundle's server listens on inside the pod (PORT env), behind the meter. */
+export const SERVING_PORT = 8081;
+/** The meter's own API (windows, health): reached only through the API server's pod proxy. */
+export const METER_PORT = 9090;
+
+export const DEFAULT_IMAGE = 'ghcr.io/modelctl/modelctl:latest';
+
+export interface KubernetesSettings {
+  namespace: string;
+  image: string;
+  servingImage: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never' | undefined;
+  replicas: number;
+  warmReplicas: number;
+  traffic: 'auto' | 'gateway-api' | 'replicas';
+  route: {
+    name: string | undefined;
+    parentRefs: NonNullable<NonNullable<KubernetesSection['route']>['parentRefs']>;
+    hostnames: string[];
+    path: string;
+  };
+  resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+  nodeSelector: Record<string, string>;
+  tolerations: NonNullable<KubernetesSection['tolerations']>;
+  serviceAccountName: string | undefined;
+  imagePullSecrets: string[];
+  storeSecret: string | undefined;
+  progressDeadlineMs: number;
+  leaseMs: number;
+  /** Store URL the init container pulls from (the same store the CLI uses). */
+  storeUrl: string;
+}
+
+/** modelctl.yaml section (already parsed) + flags → settings with defaults. */
+export function resolveKubernetesSettings(
+  section: KubernetesSection | undefined,
+  opts: { namespace?: string | undefined; storeUrl: string; where?: string },
+): KubernetesSettings {
+  const s = section ?? {};
+  const where = opts.where ?? 'modelctl.yaml';
+  const image = s.image ?? DEFAULT_IMAGE;
+  const leaseMs = s.lease !== undefined ? parseDuration(s.lease, `${where}: kubernetes.lease`) : 60_000;
+  if (leaseMs < 5_000) throw new UsageError(`${where}: kubernetes.lease must be at least 5s`);
+  return {
+    namespace: opts.namespace ?? s.namespace ?? 'default',
+    image,
+    servingImage: s.servingImage ?? image,
+    imagePullPolicy: s.imagePullPolicy,
+    replicas: s.replicas ?? 1,
+    warmReplicas: s.warmReplicas ?? 1,
+    traffic: s.traffic ?? 'auto',
+    route: { name: s.route?.name, parentRefs: s.route?.parentRefs ?? [], hostnames: s.route?.hostnames ?? [], path: s.route?.path ?? '/' },
+    resources: s.resources ?? {},
+    nodeSelector: s.nodeSelector ?? {},
+    tolerations: s.tolerations ?? [],
+    serviceAccountName: s.serviceAccountName,
+    imagePullSecrets: s.imagePullSecrets ?? [],
+    storeSecret: s.storeSecret,
+    progressDeadlineMs: s.progressDeadline !== undefined ? parseDuration(s.progressDeadline, `${where}: kubernetes.progressDeadline`) : 600_000,
+    leaseMs,
+    storeUrl: opts.storeUrl,
+  };
+}
