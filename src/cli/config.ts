@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import envPaths from 'env-paths';
 import { z } from 'zod';
+import { kubernetesSectionSchema } from '../targets/kubernetes/settings.js';
 import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
 import { parseDuration } from '../rollout/plan.js';
 import { UsageError } from './errors.js';
@@ -44,6 +45,7 @@ export const projectConfigSchema = z.looseObject({
     .strict()
     .optional(),
   prometheus: prometheusSectionSchema.optional(),
+  kubernetes: kubernetesSectionSchema.optional(),
 });
 export type ProjectConfig = z.output<typeof projectConfigSchema>;
 

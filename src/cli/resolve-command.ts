@@ -1,10 +1,9 @@
 import { Args } from '@oclif/core';
 import { OUTCOME_EXIT_CODES, type Outcome, type ResolveResult } from '../rollout/engine.js';
-import type { TargetName } from '../services/rollouts.js';
 import { StoreCommand, storeFlags } from './base-command.js';
 import type { GithubReport } from './github/reports.js';
 import { ExitCode } from './errors.js';
-import { targetFlags } from './rollout-flags.js';
+import { targetFlags, targetOptionsOf } from './rollout-flags.js';
 import { createRolloutView } from './rollout-view.js';
 
 /**
@@ -25,7 +24,7 @@ export abstract class ResolveRolloutCommand extends StoreCommand {
     const { openEngine } = await import('../services/rollouts.js');
     const view = createRolloutView({});
     try {
-      const engine = await openEngine({ target: flags.target as TargetName, store, port: flags.port, onEvent: (e) => view.onEvent(e) });
+      const engine = await openEngine({ ...targetOptionsOf(flags), store, onEvent: (e) => view.onEvent(e), note: (m) => this.note(m) });
       return await engine[this.action](args.model);
     } finally {
       view.close();

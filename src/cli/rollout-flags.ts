@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { TARGETS } from '../services/rollouts.js';
+import { TARGETS, type TargetName } from '../services/rollouts.js';
 
 /** Flags of every command that acts on a target. */
 export const targetFlags = {
@@ -15,7 +15,27 @@ export const targetFlags = {
     env: 'MODELCTL_LOCAL_PORT',
     helpGroup: 'TARGET',
   }),
+  kubeconfig: Flags.string({
+    description: 'Kubernetes: kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then the in-cluster service account).',
+    helpGroup: 'TARGET',
+  }),
+  context: Flags.string({ description: 'Kubernetes: kubeconfig context to use (default: its current context).', env: 'MODELCTL_KUBE_CONTEXT', helpGroup: 'TARGET' }),
+  namespace: Flags.string({
+    char: 'n',
+    description: "Kubernetes: namespace (default: modelctl.yaml kubernetes.namespace, then the context's namespace, then default).",
+    env: 'MODELCTL_NAMESPACE',
+    helpGroup: 'TARGET',
+  }),
 };
+
+/** What the target flags say, as openEngine's options. */
+export function targetOptionsOf(flags: { target: string; port?: number | undefined; kubeconfig?: string | undefined; context?: string | undefined; namespace?: string | undefined }): {
+  target: TargetName;
+  port: number | undefined;
+  kube: { kubeconfig?: string | undefined; context?: string | undefined; namespace?: string | undefined };
+} {
+  return { target: flags.target as TargetName, port: flags.port, kube: { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace } };
+}
 
 /** The rollout plan's flags (each also settable by its MODELCTL_* variable). */
 export const planFlags = {

@@ -1,12 +1,12 @@
 import { Args, Flags } from '@oclif/core';
+import { stringify as stringifyYaml } from 'yaml';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import type { ExitCode } from '../cli/errors.js';
-import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import { planFlags, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
 import { OUTCOME_EXIT_CODES, type RolloutResult } from '../rollout/engine.js';
-import type { TargetName } from '../services/rollouts.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 export default class Deploy extends StoreCommand {
@@ -47,9 +47,9 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
     const { deploy } = await import('../services/rollouts.js');
     try {
       return await deploy({
-        target: flags.target as TargetName,
+        ...targetOptionsOf(flags),
         store,
-        port: flags.port,
+        note: (m) => this.note(m),
         ref: args.ref,
         dryRun: flags['dry-run'],
         resume: flags.resume,
@@ -86,7 +86,11 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
   }
 
   protected human(r: RolloutResult | PlanDescription): string {
-    if (!('outcome' in r)) return renderPlan(r);
+    if (!('outcome' in r)) {
+      if (!r.manifests) return renderPlan(r);
+      const docs = r.manifests.map((m) => stringifyYaml(m)).join('---\n');
+      return `${renderPlan(r)}\nManifests of the first step (server-side apply, field manager modelctl):\n---\n${docs}`;
+    }
     const head = `${r.model}@${r.version}: ${r.outcome.toUpperCase()}`;
     const lines = [`${head} — ${r.reason}`];
     if (r.rolledBackTo) lines.push(`serving ${r.rolledBackTo}`);

@@ -1,9 +1,8 @@
 import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { table } from '../cli/format.js';
-import { targetFlags } from '../cli/rollout-flags.js';
+import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { HistoryEntry } from '../rollout/engine.js';
-import type { TargetName } from '../services/rollouts.js';
 
 export default class History extends StoreCommand {
   static override summary = 'Show the release history of a model, newest first.';
@@ -14,7 +13,7 @@ export default class History extends StoreCommand {
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(History);
     const { openEngine } = await import('../services/rollouts.js');
-    const engine = await openEngine({ target: flags.target as TargetName, store: await this.openStore(flags), port: flags.port });
+    const engine = await openEngine({ ...targetOptionsOf(flags), store: await this.openStore(flags) });
     return engine.history(args.model);
   }
 

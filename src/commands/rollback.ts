@@ -1,11 +1,10 @@
 import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { ExitCode } from '../cli/errors.js';
-import { planFlags, targetFlags } from '../cli/rollout-flags.js';
+import { planFlags, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
 import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
-import type { TargetName } from '../services/rollouts.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
@@ -39,15 +38,15 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
     try {
       const telemetry = await openTelemetry(args.model, flags.target, { pushgateway: flags.pushgateway, telemetry: true, warn: warnOnStderr });
       const onEvent = teeEvents((e) => view.onEvent(e), telemetry && ((e) => telemetry.onEvent(e)))!;
-      const engine = await openEngine({ target: flags.target as TargetName, store, port: flags.port, onEvent });
+      const engine = await openEngine({ ...targetOptionsOf(flags), store, onEvent, note: (m) => this.note(m) });
       // A switch pushes its own story; needs-deploy pushes nothing here (the deploy below does).
       const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force }));
       if (r.action !== 'needs-deploy') return r;
       this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
       const result = (await deploy({
-        target: flags.target as TargetName,
+        ...targetOptionsOf(flags),
         store,
-        port: flags.port,
+        note: (m) => this.note(m),
         ref: `${args.model}@${r.to}`,
         dryRun: false,
         resume: false,

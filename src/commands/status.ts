@@ -1,8 +1,7 @@
 import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
-import { targetFlags } from '../cli/rollout-flags.js';
+import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { StatusView } from '../rollout/engine.js';
-import type { TargetName } from '../services/rollouts.js';
 
 export default class Status extends StoreCommand {
   static override summary = 'Show what serves a model: the stable set, the traffic split and any rollout in progress.';
@@ -13,7 +12,7 @@ export default class Status extends StoreCommand {
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Status);
     const { openEngine } = await import('../services/rollouts.js');
-    const engine = await openEngine({ target: flags.target as TargetName, store: await this.openStore(flags), port: flags.port });
+    const engine = await openEngine({ ...targetOptionsOf(flags), store: await this.openStore(flags) });
     return engine.status(args.model);
   }
 

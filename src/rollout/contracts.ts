@@ -5,6 +5,8 @@
  * backend (local runtime now, Kubernetes and Prometheus next); fakes in tests.
  */
 
+import type { RolloutPlan } from '../ledger/model.js';
+
 /** Milliseconds since the epoch; the engine never reads the system clock itself. */
 export interface Clock {
   now(): number;
@@ -42,6 +44,10 @@ export interface Target {
   applyTraffic(model: string, split: TrafficSplit): Promise<void>;
   /** Stop a version (it left the stable set, or it failed). */
   retire(model: string, version: string): Promise<void>;
+  /** Refuse (UsageError) a plan this target cannot carry out, before the engine changes anything. */
+  checkPlan?(model: string, plan: RolloutPlan): Promise<void>;
+  /** The objects deploy() and applyTraffic(split) would write, for `deploy --dry-run` (targets that write manifests). */
+  manifests?(ref: VersionRef, split: TrafficSplit): Promise<object[]>;
 }
 
 /** What a metric source measured for one version over a window. */

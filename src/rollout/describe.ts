@@ -40,6 +40,8 @@ export interface PlanDescription {
   checkEveryMs: number;
   readyTimeoutMs: number;
   gates: Array<GateSpec & { limit: string; query: string }>;
+  /** Kubernetes: the objects the first step would apply (Deployment, Service, HTTPRoute…). */
+  manifests?: object[];
 }
 
 /** What `deploy --dry-run` prints: the steps with their timings and the gates with their resolved queries. */

@@ -185,6 +185,8 @@ export class RolloutEngine {
   /** Roll `ref` out following `plan`; resolves with the outcome (never throws for a gate verdict). */
   async deploy(ref: VersionRef, plan: RolloutPlan, opts: DeployOptions = {}): Promise<RolloutResult> {
     const normalized = this.normalizePlan(plan);
+    // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
+    await this.deps.target.checkPlan?.(ref.model, normalized);
     const run = this.newRun(ref.model, ref.version, ref.digest);
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';

@@ -1,14 +1,13 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { actorIdentity } from '../cli/identity.js';
-import { UsageError } from '../cli/errors.js';
 import { loadProjectConfig, modelctlHome, prometheusUrlOf, resolvePrometheusSettings } from '../cli/config.js';
 import type { GateContext, GateEvaluator, GateResult, GateSpec } from '../gates/contracts.js';
 import { defaultLocalGates } from '../gates/local.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
-import type { RolloutPlan } from '../ledger/model.js';
-import { systemClock } from '../rollout/contracts.js';
+import type { LedgerStore, RolloutPlan } from '../ledger/model.js';
+import { systemClock, type MetricSource, type Target, type TrafficSplit } from '../rollout/contracts.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../rollout/engine.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
@@ -30,6 +29,16 @@ export interface RolloutContextOptions {
   onEvent?: (e: RolloutEvent) => void;
   /** --prometheus-url, where a command has it; else MODELCTL_PROMETHEUS_URL, else modelctl.yaml prometheus.url. */
   prometheusUrl?: string | undefined;
+  /** --kubeconfig, --context, --namespace (target kubernetes); each overrides modelctl.yaml kubernetes:. */
+  kube?: KubeFlags | undefined;
+  /** Progress notes a target has for the user (stderr). */
+  note?: ((message: string) => void) | undefined;
+}
+
+export interface KubeFlags {
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  namespace?: string | undefined;
 }
 
 export interface TelemetryRequest {
@@ -133,24 +142,54 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
 
 /**
  * Wire the engine to a target: the local runtime (target, metric source, file ledger under
- * MODELCTL_HOME) today; Kubernetes plugs in here next. The engine itself never knows which.
+ * MODELCTL_HOME) or a Kubernetes namespace (Deployments, HTTPRoute, ledger ConfigMap + Lease,
+ * metering sidecars). The engine itself never knows which.
  */
 export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEngine> {
-  if (opts.target !== 'local') {
-    throw new UsageError(`--target ${opts.target} is not available yet in this build`, { hint: 'use --target local (the default)' });
-  }
-  const home = opts.home ?? modelctlHome();
-  const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
+  return engineOf(await openTargetParts(opts), opts);
+}
+
+/** The target, metric source and ledger of `opts.target`. */
+export async function openTargetParts(opts: RolloutContextOptions): Promise<{ target: Target; metrics: MetricSource; ledger: LedgerStore }> {
+  return opts.target === 'kubernetes' ? kubernetesParts(opts) : localParts(opts);
+}
+
+async function engineOf(parts: { target: Target; metrics: MetricSource; ledger: LedgerStore }, opts: RolloutContextOptions): Promise<RolloutEngine> {
   return new RolloutEngine({
-    target: new LocalTarget({ home, store: opts.store, port: opts.port }),
-    metrics: new LocalMetricSource({ home }),
-    ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
+    target: parts.target,
+    metrics: parts.metrics,
+    ledger: parts.ledger,
     clock: systemClock,
     holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
     holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
     evaluator: await gateRegistryFor({ prometheusUrl: opts.prometheusUrl }),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
+}
+
+async function localParts(opts: RolloutContextOptions) {
+  const home = opts.home ?? modelctlHome();
+  const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
+  return {
+    target: new LocalTarget({ home, store: opts.store, port: opts.port }),
+    metrics: new LocalMetricSource({ home }),
+    ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
+  };
+}
+
+/** Target, metric source and ledger of a namespace; the kubernetes modules load only here (startup stays light). */
+async function kubernetesParts(opts: RolloutContextOptions) {
+  const { openKubernetes } = await import('../targets/kubernetes/open.js');
+  const project = await loadProjectConfig(process.cwd());
+  return openKubernetes({ flags: opts.kube ?? {}, project, store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
+}
+
+/** The split of a rollout's first step: all traffic for a first deploy, else the shadow mirror or the first canary weight. */
+function firstSplit(version: string, stable: string | null, plan: RolloutPlan): TrafficSplit {
+  if (stable === null || stable === version) return { weights: { [version]: 100 }, mirror: null };
+  if (plan.shadowPercent > 0) return { weights: { [stable]: 100 }, mirror: { version, percent: plan.shadowPercent } };
+  const first = plan.steps[0] ?? 100;
+  return first >= 100 ? { weights: { [version]: 100 }, mirror: null } : { weights: { [stable]: 100 - first, [version]: first }, mirror: null };
 }
 
 export interface DeployRequest {
@@ -165,7 +204,7 @@ export async function planDeploy(
   store: BundleStore,
   refText: string,
   flags: RolloutFlags,
-  opts: { prometheusUrl?: string | undefined } = {},
+  opts: { prometheusUrl?: string | undefined; target?: TargetName } = {},
 ): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
@@ -174,7 +213,8 @@ export async function planDeploy(
     project: parseRolloutSection(project.config.rollout, project.file ?? 'modelctl.yaml'),
     bundle: parseRolloutSection(manifest.spec.rollout, `bundle.yaml of ${manifest.name}@${manifest.version}`),
     flags,
-    defaultGates: defaultLocalGates(),
+    // The Gateway discards mirrored answers, so shadow agreement cannot be measured on Kubernetes.
+    defaultGates: defaultLocalGates().filter((g) => opts.target !== 'kubernetes' || g.metric !== 'shadow-agreement'),
     queryGates: prometheusUrlOf({ url: opts.prometheusUrl }, project) !== undefined,
   });
   return { model: manifest.name, version: manifest.version, digest, plan };
@@ -183,14 +223,16 @@ export async function planDeploy(
 export async function deploy(
   opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
 ): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl });
+  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
   const telemetry = await openTelemetry(model, opts.target, opts);
   opts.onPlan?.(plan);
   if (opts.dryRun) {
-    const engine = await openEngine(opts);
-    const status = await engine.status(model);
-    return describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
+    const parts = await openTargetParts(opts);
+    const status = await (await engineOf(parts, opts)).status(model);
+    const description = describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
+    if (parts.target.manifests) description.manifests = await parts.target.manifests({ model, version, digest }, firstSplit(version, status.serving, plan));
+    return description;
   }
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
   const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });

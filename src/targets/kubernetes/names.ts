@@ -30,6 +30,8 @@ export const ANNOTATIONS = {
   /** Lease: pid and host of the holder (a Lease only has holderIdentity). */
   holderPid: `${LABEL_PREFIX}/holder-pid`,
   holderHost: `${LABEL_PREFIX}/holder-host`,
+  /** On a version's Deployment once it carried traffic: losing it scales it to the warm size, not away. */
+  served: `${LABEL_PREFIX}/served`,
 } as const;
 
 export const MANAGED_BY = 'modelctl';

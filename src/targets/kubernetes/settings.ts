@@ -24,6 +24,7 @@ import { parseDuration } from '../../rollout/plan.js';
  *     serviceAccountName: model-runner
  *     imagePullSecrets: [regcred]
  *     storeSecret: modelctl-store    # Secret with AWS_* variables for the init container
+ *     store: s3://models/prod        # the store as the cluster sees it (default: the CLI's store)
  *     progressDeadline: 10m          # how long a version may take to become ready
  *     lease: 60s                     # Lease duration; renewed while a rollout runs
  */
@@ -82,6 +83,7 @@ export const kubernetesSectionSchema = z
     serviceAccountName: z.string().optional(),
     imagePullSecrets: z.array(z.string().min(1)).optional(),
     storeSecret: z.string().optional(),
+    store: z.string().regex(/^s3:\/\//, 'expected the s3:// URL the cluster pulls bundles from').optional(),
     progressDeadline: z.union([z.string(), z.number()]).optional(),
     lease: z.union([z.string(), z.number()]).optional(),
   })
@@ -151,6 +153,6 @@ export function resolveKubernetesSettings(
     storeSecret: s.storeSecret,
     progressDeadlineMs: s.progressDeadline !== undefined ? parseDuration(s.progressDeadline, `${where}: kubernetes.progressDeadline`) : 600_000,
     leaseMs,
-    storeUrl: opts.storeUrl,
+    storeUrl: s.store ?? opts.storeUrl,
   };
 }

@@ -1,0 +1,437 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { ApisApi, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
+import { FIELD_MANAGER } from './names.js';
+
+/**
+ * The one door to the API server: loading a KubeConfig the way kubectl users expect, and a thin
+ * typed wrapper over @kubernetes/client-node's generic object API that turns the server's answers
+ * into modelctl errors (403 → which permission, 5xx/timeouts → retried with backoff, 404 → undefined).
+ * Conflicts (409) are NOT retried here: only the caller knows whether to re-read (ledger CAS) or not.
+ */
+
+export interface KubeConnectOptions {
+  /** --kubeconfig (or modelctl.yaml kubernetes.kubeconfig). */
+  kubeconfig?: string | undefined;
+  /** --context (or modelctl.yaml kubernetes.context). */
+  context?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Home directory holding .kube/config (tests point it elsewhere). */
+  home?: string;
+}
+
+export interface KubeConnection {
+  kc: KubeConfig;
+  /** The context's namespace, when it names one. */
+  contextNamespace: string | undefined;
+  context: string;
+  server: string;
+  /** Where the configuration came from, for messages: "--kubeconfig /x", "KUBECONFIG", "~/.kube/config", "in-cluster". */
+  source: string;
+}
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * kubectl's order: --kubeconfig, then KUBECONFIG, then ~/.kube/config, then the in-cluster service
+ * account. client-node's loadFromDefault() silently falls back to http://localhost:8080 when none
+ * exists, which turns "you forgot to configure a cluster" into a confusing connection error against
+ * a port nobody listens on; we never let that fallback through.
+ */
+export function connectKube(opts: KubeConnectOptions = {}): KubeConnection {
+  const env = opts.env ?? process.env;
+  const kc = new KubeConfig();
+  let source: string;
+  try {
+    if (opts.kubeconfig) {
+      if (!existsSync(opts.kubeconfig)) {
+        throw new UsageError(`kubeconfig ${opts.kubeconfig} does not exist`, { hint: 'pass the path of a kubeconfig file to --kubeconfig' });
+      }
+      kc.loadFromFile(opts.kubeconfig);
+      source = `--kubeconfig ${opts.kubeconfig}`;
+    } else if (env.KUBECONFIG) {
+      const files = env.KUBECONFIG.split(path.delimiter).filter((f) => f && existsSync(f));
+      if (files.length === 0) {
+        throw new UsageError(`KUBECONFIG=${env.KUBECONFIG} names no existing file`, { hint: 'fix KUBECONFIG or pass --kubeconfig' });
+      }
+      kc.loadFromFile(files[0]!);
+      for (const f of files.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(f);
+        kc.mergeConfig(more);
+      }
+      source = `KUBECONFIG (${files.join(path.delimiter)})`;
+    } else if (existsSync(path.join(opts.home ?? homedir(), '.kube', 'config'))) {
+      kc.loadFromFile(path.join(opts.home ?? homedir(), '.kube', 'config'));
+      source = '~/.kube/config';
+    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(IN_CLUSTER_TOKEN)) {
+      kc.loadFromCluster();
+      source = 'in-cluster service account';
+    } else {
+      throw new UsageError('no Kubernetes configuration found (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account)', {
+        hint: 'point modelctl at a cluster with --kubeconfig <file> (and --context <name>), or use --target local',
+      });
+    }
+  } catch (err) {
+    if (err instanceof ModelctlError) throw err;
+    throw new UsageError(`cannot read the Kubernetes configuration: ${err instanceof Error ? err.message : String(err)}`, {
+      hint: 'check the kubeconfig file (kubectl config view shows what it holds)',
+      cause: err,
+    });
+  }
+  if (opts.context) {
+    if (!kc.getContexts().some((c) => c.name === opts.context)) {
+      throw new UsageError(`context ${JSON.stringify(opts.context)} is not in ${source}`, {
+        hint: `known contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'}`,
+      });
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) {
+    throw new UsageError(`the current context of ${source} names no cluster with a server`, { hint: 'pick a context with --context <name>' });
+  }
+  // The library's own fallback cluster, reached e.g. through an empty kubeconfig: never what the user meant.
+  if (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080') {
+    throw new UsageError(`${source} resolved to client-node's fallback http://localhost:8080, not a configured cluster`, {
+      hint: 'pass --kubeconfig <file> (and --context <name>) naming a real cluster',
+    });
+  }
+  const context = kc.getCurrentContext();
+  const contextNamespace = kc.getContextObject(context)?.namespace || undefined;
+  return { kc, contextNamespace, context, server: cluster.server, source };
+}
+
+/** How requests that failed for reasons worth retrying (5xx, 429, timeouts, refused connections) are retried. */
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** One request longer than this counts as a timeout (and is retried). */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000, requestTimeoutMs: 30_000 };
+
+/** A 409 from the API server: a stale resourceVersion (Conflict) or an object that exists (AlreadyExists). */
+export class KubeConflictError extends ModelctlError {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(ExitCode.conflict, message);
+  }
+}
+
+/** What an API status body says, as far as it says anything. */
+interface StatusBody {
+  message?: string;
+  reason?: string;
+  details?: { causes?: Array<{ message?: string; field?: string }> };
+}
+
+function statusOf(err: unknown): { code: number; body: StatusBody } | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err) || typeof (err as { code: unknown }).code !== 'number') return undefined;
+  const raw = (err as { body?: unknown }).body;
+  let body: StatusBody = {};
+  if (typeof raw === 'string') {
+    try {
+      body = JSON.parse(raw) as StatusBody;
+    } catch {
+      body = { message: raw };
+    }
+  } else if (raw && typeof raw === 'object') {
+    body = raw as StatusBody;
+  }
+  return { code: (err as { code: number }).code, body };
+}
+
+/** Connection-level failures (no HTTP answer at all): refused, reset, DNS, our own timeout. */
+function isTransportError(err: unknown): boolean {
+  if (err instanceof RequestTimeoutError) return true;
+  const codes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && codes.has(code)) return true;
+    if (e instanceof TypeError && /fetch failed/.test(e.message)) return true;
+  }
+  return false;
+}
+
+class RequestTimeoutError extends Error {}
+
+function retryable(err: unknown): boolean {
+  const s = statusOf(err);
+  if (s) return s.code >= 500 || s.code === 429;
+  return isTransportError(err);
+}
+
+/** Which Role rule grants a verb on a resource; a hook so rbac.ts (the Role we print) stays the one source. */
+export type PermissionExplainer = (verb: string, resource: string, group: string) => string | undefined;
+
+export interface KubeApiOptions {
+  retry?: Partial<RetryPolicy>;
+  sleep?: (ms: number) => Promise<void>;
+  explainPermission?: PermissionExplainer;
+  /** Server-side apply field manager (one for everything modelctl writes). */
+  fieldManager?: string;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+/** The plural resource and group of the kinds modelctl touches (for messages and watch paths). */
+const RESOURCES: Record<string, { resource: string; group: string }> = {
+  Deployment: { resource: 'deployments', group: 'apps' },
+  Service: { resource: 'services', group: '' },
+  ConfigMap: { resource: 'configmaps', group: '' },
+  Pod: { resource: 'pods', group: '' },
+  Event: { resource: 'events', group: '' },
+  Lease: { resource: 'leases', group: 'coordination.k8s.io' },
+  HTTPRoute: { resource: 'httproutes', group: 'gateway.networking.k8s.io' },
+};
+
+export function resourceOf(kind: string): { resource: string; group: string } {
+  return RESOURCES[kind] ?? { resource: `${kind.toLowerCase()}s`, group: '' };
+}
+
+/** The collection URL of a kind in a namespace: /api/v1/namespaces/ns/pods, /apis/apps/v1/namespaces/ns/deployments. */
+export function collectionPath(apiVersion: string, kind: string, namespace: string): string {
+  const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return `${prefix}/namespaces/${encodeURIComponent(namespace)}/${resourceOf(kind).resource}`;
+}
+
+export class KubeApi {
+  readonly objects: KubernetesObjectApi;
+  private readonly retry: RetryPolicy;
+  private readonly sleep: (ms: number) => Promise<void>;
+  readonly fieldManager: string;
+  private gatewayApi: Promise<boolean> | undefined;
+
+  constructor(
+    readonly kc: KubeConfig,
+    private readonly opts: KubeApiOptions = {},
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+  }
+
+  get server(): string {
+    return this.kc.getCurrentCluster()?.server ?? '(no server)';
+  }
+
+  /**
+   * Run one request with retries on 5xx/429/timeouts/refused connections (exponential backoff with
+   * jitter), then translate what is left into modelctl errors. `what` names the request in messages.
+   */
+  async call<T>(what: { verb: string; kind: string; namespace: string; name?: string }, op: () => Promise<T>): Promise<T> {
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
+      try {
+        return await this.withTimeout(op);
+      } catch (err) {
+        lastErr = err;
+        if (!retryable(err) || attempt === this.retry.attempts) break;
+        const backoff = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+        await this.sleep(backoff / 2 + Math.random() * (backoff / 2));
+      }
+    }
+    throw this.translate(what, lastErr);
+  }
+
+  private async withTimeout<T>(op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        op(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new RequestTimeoutError(`no answer within ${this.retry.requestTimeoutMs} ms`)), this.retry.requestTimeoutMs);
+          timer.unref();
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A failed request as the error a user can act on. */
+  translate(what: { verb: string; kind: string; namespace: string; name?: string }, err: unknown): Error {
+    if (err instanceof ModelctlError) return err;
+    const { resource, group } = resourceOf(what.kind);
+    const target = `${what.kind}${what.name ? ` ${what.name}` : 's'} in namespace ${what.namespace}`;
+    const s = statusOf(err);
+    if (!s) {
+      return new UnavailableError(`cannot reach the Kubernetes API server ${this.server} to ${what.verb} ${target}: ${err instanceof Error ? err.message : String(err)}`, {
+        hint: 'check the cluster is up and the kubeconfig points at it (kubectl cluster-info); retried with backoff before giving up',
+        cause: err,
+      });
+    }
+    const message = s.body.message ?? `HTTP ${s.code}`;
+    if (s.code === 403 || s.code === 401) {
+      const rule = this.opts.explainPermission?.(what.verb, resource, group);
+      return new UnavailableError(`the cluster refused to ${what.verb} ${target}: ${message}`, {
+        hint:
+          s.code === 401
+            ? 'the credentials of the kubeconfig were rejected: log in again or refresh the token'
+            : `modelctl needs "${what.verb}" on ${group ? `${resource}.${group}` : resource}${rule ? ` (${rule})` : ''}; apply the Role printed by \`modelctl kubernetes rbac --namespace ${what.namespace}\``,
+        details: { status: s.code, verb: what.verb, resource, group, namespace: what.namespace },
+      });
+    }
+    if (s.code === 409) return new KubeConflictError(`${target}: ${message}`, s.body.reason ?? 'Conflict');
+    if (s.code === 422 || s.code === 400) {
+      const causes = (s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join('; ');
+      return new UsageError(`the cluster rejected ${target}: ${message}${causes && !message.includes(causes) ? ` (${causes})` : ''}`, {
+        hint: 'check the kubernetes: section of modelctl.yaml and the serve: section of bundle.yaml',
+        details: { status: s.code },
+      });
+    }
+    if (s.code === 404) {
+      return new UnavailableError(`${target} not found (${message})`, { hint: 'is the namespace right (--namespace)? is the API (CRD) installed?', details: { status: 404 } });
+    }
+    return new UnavailableError(`the Kubernetes API server answered ${s.code} to ${what.verb} ${target}: ${message}`, {
+      hint: 'retried with backoff before giving up; check the API server health',
+      details: { status: s.code },
+    });
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return await this.call({ verb: 'get', ...ref }, () =>
+        this.objects.read<T>({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }),
+      );
+    } catch (err) {
+      if (err instanceof UnavailableError && (err.details as { status?: number }).status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list<T extends KubernetesObject>(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string | undefined }> {
+    const list = await this.call({ verb: 'list', kind, namespace }, () =>
+      this.objects.list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
+    );
+    return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
+  }
+
+  /** Server-side apply with our one field manager. force: modelctl owns what it applies (a human's `kubectl scale` is overridden, like kubectl apply --force-conflicts). */
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    const m = obj.metadata!;
+    return this.call({ verb: 'patch', kind: obj.kind!, namespace: m.namespace!, name: m.name! }, () =>
+      this.objects.patch<T>(obj, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply),
+    );
+  }
+
+  /** JSON merge patch (RFC 7386) of a few fields, e.g. replicas: no read-modify-write, no resourceVersion needed. */
+  async mergePatch<T extends KubernetesObject>(patch: T): Promise<T> {
+    const m = patch.metadata!;
+    return this.call({ verb: 'patch', kind: patch.kind!, namespace: m.namespace!, name: m.name! }, () =>
+      this.objects.patch<T>(patch, undefined, undefined, this.fieldManager, undefined, PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Create; KubeConflictError (reason AlreadyExists) when it exists. */
+  async create<T extends KubernetesObject>(obj: T): Promise<T> {
+    const m = obj.metadata!;
+    return this.call({ verb: 'create', kind: obj.kind!, namespace: m.namespace!, name: m.name! }, () =>
+      this.objects.create<T>(obj, undefined, undefined, this.fieldManager),
+    );
+  }
+
+  /** Replace with the resourceVersion in obj.metadata as precondition; KubeConflictError when stale. */
+  async replace<T extends KubernetesObject>(obj: T): Promise<T> {
+    const m = obj.metadata!;
+    return this.call({ verb: 'update', kind: obj.kind!, namespace: m.namespace!, name: m.name! }, () =>
+      this.objects.replace<T>(obj, undefined, undefined, this.fieldManager),
+    );
+  }
+
+  /** Delete; a missing object is fine (idempotent). */
+  async delete(ref: ObjectRef): Promise<void> {
+    try {
+      await this.call({ verb: 'delete', ...ref }, () =>
+        this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }, undefined, undefined, undefined, undefined, 'Background'),
+      );
+    } catch (err) {
+      if (err instanceof UnavailableError && (err.details as { status?: number }).status === 404) return;
+      throw err;
+    }
+  }
+
+  /** Is the Gateway API (HTTPRoute v1) served? Asked once per process. */
+  async hasGatewayApi(): Promise<boolean> {
+    this.gatewayApi ??= this.call({ verb: 'get', kind: 'APIGroup', namespace: '-' }, () => this.kc.makeApiClient(ApisApi).getAPIVersions()).then((groups) =>
+      groups.groups.some((g) => g.name === 'gateway.networking.k8s.io' && g.versions.some((v) => v.version === 'v1')),
+    );
+    return this.gatewayApi;
+  }
+
+  /**
+   * Watch a collection from `resourceVersion` (the list's); `onEvent` returning true stops the watch.
+   * Resolves when stopped, rejects when the stream fails (caller decides whether to re-list).
+   */
+  watch<T>(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    query: { labelSelector?: string; fieldSelector?: string; resourceVersion?: string; timeoutSeconds?: number },
+    onEvent: (e: WatchEvent<T>) => boolean | void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let stopped = false;
+      let controller: AbortController | undefined;
+      const stop = () => {
+        stopped = true;
+        controller?.abort();
+        resolve();
+      };
+      signal?.addEventListener('abort', stop, { once: true });
+      const params: Record<string, string | number | boolean | undefined> = { allowWatchBookmarks: true, ...query };
+      new Watch(this.kc)
+        .watch(
+          collectionPath(apiVersion, kind, namespace),
+          params,
+          (type, object) => {
+            if (stopped) return;
+            if (type === 'ERROR') {
+              stopped = true;
+              controller?.abort();
+              const s = object as StatusBody & { code?: number };
+              reject(Object.assign(new Error(`watch of ${kind}s failed: ${s.message ?? 'error event'}`), { code: s.code ?? 500, body: s }));
+              return;
+            }
+            if (onEvent({ type: type as WatchEvent<T>['type'], object: object as T }) === true) stop();
+          },
+          (err: unknown) => {
+            signal?.removeEventListener('abort', stop);
+            if (stopped) return;
+            stopped = true;
+            if (err && !(err instanceof Error && err.name === 'AbortError')) reject(err);
+            else resolve();
+          },
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (stopped) c.abort();
+          },
+          (err: unknown) => {
+            if (!stopped) reject(err);
+          },
+        );
+    });
+  }
+}

@@ -1,0 +1,44 @@
+import type { ProjectConfig } from '../../cli/config.js';
+import type { LedgerStore } from '../../ledger/model.js';
+import type { MetricSource, Target } from '../../rollout/contracts.js';
+import type { BundleStore } from '../../store/store.js';
+import { connectKube, KubeApi } from './client.js';
+import { KubernetesLedgerStore } from './ledger-store.js';
+import { KubernetesMetricSource, podAccessFromKubeConfig } from './metric-source.js';
+import { describePermission } from './rbac.js';
+import { resolveKubernetesSettings, type KubernetesSettings } from './settings.js';
+import { KubernetesTarget } from './target.js';
+
+export interface OpenKubernetesOptions {
+  flags: { kubeconfig?: string | undefined; context?: string | undefined; namespace?: string | undefined };
+  project: { file?: string; config: ProjectConfig };
+  store: BundleStore;
+  note?: (message: string) => void;
+}
+
+export interface KubernetesParts {
+  target: Target;
+  metrics: MetricSource;
+  ledger: LedgerStore;
+  settings: KubernetesSettings;
+  api: KubeApi;
+}
+
+/**
+ * Everything the engine needs to run on a namespace. Flags override modelctl.yaml's kubernetes:
+ * section; the namespace falls back to the kube context's, then "default" (like kubectl).
+ */
+export function openKubernetes(opts: OpenKubernetesOptions): KubernetesParts {
+  const section = opts.project.config.kubernetes;
+  const conn = connectKube({ kubeconfig: opts.flags.kubeconfig ?? section?.kubeconfig, context: opts.flags.context ?? section?.context });
+  const namespace = opts.flags.namespace ?? section?.namespace ?? conn.contextNamespace ?? 'default';
+  const settings = resolveKubernetesSettings(section, { namespace, storeUrl: opts.store.url, where: opts.project.file ?? 'modelctl.yaml' });
+  const api = new KubeApi(conn.kc, { explainPermission: describePermission });
+  return {
+    target: new KubernetesTarget({ api, settings, store: opts.store, ...(opts.note ? { note: opts.note } : {}) }),
+    metrics: new KubernetesMetricSource({ core: podAccessFromKubeConfig(conn.kc), namespace }),
+    ledger: new KubernetesLedgerStore({ api, namespace }),
+    settings,
+    api,
+  };
+}

@@ -1,0 +1,299 @@
+import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { UsageError, UnavailableError } from '../../cli/errors.js';
+import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
+import type { RolloutPlan } from '../../ledger/model.js';
+import type { Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import { fetchManifest, resolveRef } from '../../services/bundles.js';
+import { parseStoreUrl } from '../../store/open.js';
+import type { BundleStore } from '../../store/store.js';
+import type { KubeApi } from './client.js';
+import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
+import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
+import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
+import { replicaPlan } from './replicas.js';
+import type { KubernetesSettings } from './settings.js';
+
+/**
+ * Kubernetes as a Target: a Deployment + Service per version, traffic through a Gateway API
+ * HTTPRoute (weights, RequestMirror percent) or, without Gateway API, by replica ratio behind one
+ * model Service. Every write is server-side apply (one field manager) or a merge patch of fields
+ * modelctl alone owns (replicas, the in-service label), so every method is idempotent: the engine
+ * may repeat any step after a crash.
+ *
+ * Requests per call are constant in the number of versions and steps except where a call touches
+ * each version by nature (scaling in replica mode); readiness is watched, never polled.
+ */
+
+export type TrafficMode = 'gateway-api' | 'replicas';
+
+export interface KubernetesTargetOptions {
+  api: KubeApi;
+  settings: KubernetesSettings;
+  store: BundleStore;
+  /** Progress lines (e.g. the replica-ratio approximation). */
+  note?: (message: string) => void;
+}
+
+const SERVED = ANNOTATIONS.served;
+
+export class KubernetesTarget implements Target {
+  readonly name = 'kubernetes';
+  private mode: Promise<TrafficMode> | undefined;
+
+  constructor(private readonly opts: KubernetesTargetOptions) {}
+
+  private get ns(): string {
+    return this.opts.settings.namespace;
+  }
+
+  /** gateway-api or replicas, as configured; `auto` asks discovery once. */
+  trafficMode(): Promise<TrafficMode> {
+    this.mode ??= (async () => {
+      const wanted = this.opts.settings.traffic;
+      const installed = await this.opts.api.hasGatewayApi();
+      if (wanted === 'gateway-api' && !installed) {
+        throw new UsageError(`kubernetes.traffic is gateway-api but ${this.opts.api.server} does not serve gateway.networking.k8s.io/v1`, {
+          hint: 'install the Gateway API CRDs and an implementation, or set kubernetes.traffic: replicas (canary by replica ratio)',
+        });
+      }
+      if (wanted === 'gateway-api' || (wanted === 'auto' && installed)) {
+        if (this.opts.settings.route.parentRefs.length === 0) {
+          throw new UsageError('the HTTPRoute needs a Gateway to attach to: kubernetes.route.parentRefs is empty in modelctl.yaml', {
+            hint: 'e.g. kubernetes: {route: {parentRefs: [{name: public-gateway, namespace: gateways}]}} (or kubernetes.traffic: replicas)',
+          });
+        }
+        return 'gateway-api';
+      }
+      return 'replicas';
+    })();
+    return this.mode;
+  }
+
+  /** Shadow needs a router that mirrors: the Gateway API. Replica ratio cannot copy requests. */
+  async checkPlan(_model: string, plan: RolloutPlan): Promise<void> {
+    if (plan.shadowPercent > 0 && (await this.trafficMode()) === 'replicas') {
+      throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
+        hint: 'install the Gateway API and an implementation (kubernetes.traffic: gateway-api), or deploy without --shadow',
+      });
+    }
+  }
+
+  private deploymentRef(model: string, version: string) {
+    return { apiVersion: 'apps/v1', kind: 'Deployment', namespace: this.ns, name: versionObjectName(model, version) };
+  }
+
+  /** The serve section of the bundle (checked like the local runtime does), read from the store's manifest. */
+  private async serveSpec(ref: VersionRef): Promise<ServeSpec> {
+    const { manifest } = await fetchManifest(this.opts.store, await resolveRef(this.opts.store, `${ref.model}@${ref.digest}`));
+    const where = `bundle.yaml of ${ref.model}@${ref.version}`;
+    if (manifest.spec.serve === undefined) {
+      throw new UsageError(`${ref.model}@${ref.version} cannot run on Kubernetes: its bundle.yaml has no serve section`, {
+        hint: 'add e.g. `serve: {command: [node, serve.mjs], readinessPath: /healthz}` to bundle.yaml, push a new version and deploy it',
+      });
+    }
+    const parsed = serveSpecSchema.safeParse(manifest.spec.serve);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `serve.${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new UsageError(`${where}: ${issues}`, { hint: 'fix the serve section, push a new version and deploy it' });
+    }
+    return parsed.data;
+  }
+
+  /** What deploy() and applyTraffic(split) would apply, without touching the cluster's objects (discovery and reads only). */
+  async manifests(ref: VersionRef, split: TrafficSplit): Promise<object[]> {
+    const serve = await this.serveSpec(ref);
+    const mode = await this.trafficMode();
+    const inService = mode === 'replicas' ? (split.weights[ref.version] ?? 0) > 0 : undefined;
+    const objects: object[] = [
+      deploymentFor({ ref, serve, settings: this.opts.settings, replicas: this.opts.settings.replicas, inService }),
+      serviceFor({ ref, settings: this.opts.settings }),
+    ];
+    objects.push(mode === 'gateway-api' ? httpRouteFor({ model: ref.model, split, settings: this.opts.settings }) : modelServiceFor({ model: ref.model, settings: this.opts.settings }));
+    return objects;
+  }
+
+  /** Apply the version's Deployment and Service (created without traffic: not in any route, out of service). */
+  async deploy(ref: VersionRef): Promise<void> {
+    if (parseStoreUrl(this.opts.settings.storeUrl).kind === 'file') {
+      throw new UsageError(`pods cannot pull ${ref.model}@${ref.version} from the local store ${this.opts.settings.storeUrl}`, {
+        hint: 'push bundles to an S3 store the cluster can reach (--store s3://bucket/prefix), or name it in modelctl.yaml kubernetes.store',
+      });
+    }
+    const serve = await this.serveSpec(ref);
+    const mode = await this.trafficMode();
+    const existing = await this.opts.api.read<V1Deployment>(this.deploymentRef(ref.model, ref.version));
+    // A re-deploy (resume, rollback to a warm version) keeps its current size and service membership.
+    const replicas = existing?.spec?.replicas ?? this.opts.settings.replicas;
+    const inService = mode === 'replicas' ? existing?.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true' : undefined;
+    await this.opts.api.apply(deploymentFor({ ref, serve, settings: this.opts.settings, replicas, inService }));
+    await this.opts.api.apply(serviceFor({ ref, settings: this.opts.settings }));
+  }
+
+  /**
+   * Resolve when every replica of the version is ready. Watches the Deployment (for readiness) and
+   * its pods (to fail at once on states that do not heal: ImagePullBackOff, CrashLoopBackOff…);
+   * at the deadline the error names what the pods report (e.g. Unschedulable: Insufficient nvidia.com/gpu).
+   */
+  async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
+    const ref = this.deploymentRef(model, version);
+    const first = await this.opts.api.read<V1Deployment>(ref);
+    if (!first) throw new UnavailableError(`${model}@${version} is not deployed in namespace ${this.ns} (no Deployment ${ref.name})`);
+    if (deploymentReady(first)) return;
+    const selector = selectorString(versionSelector(model, version));
+    const deadline = Math.min(timeoutMs, this.opts.settings.progressDeadlineMs);
+    const controller = new AbortController();
+    const fail = (why: string, hint?: string) =>
+      new UnavailableError(`${model}@${version} did not become ready in namespace ${this.ns}: ${why}`, {
+        hint: hint ?? `see \`kubectl -n ${this.ns} describe deployment ${ref.name}\`; nothing was routed to it`,
+        details: { model, version, deployment: ref.name },
+      });
+    const pods = new Map<string, V1Pod>();
+    let settled = false;
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        controller.abort();
+        if (err) reject(err);
+        else resolve();
+      };
+      const diagnoseAll = async (fatalOnly: boolean) => {
+        const problems = diagnosePods([...pods.values()], await this.podEvents([...pods.keys()]).catch(() => []));
+        const fatal = problems.find((p) => p.fatal);
+        if (fatal) finish(fail(describeProblems(problems.filter((p) => p.fatal))));
+        else if (!fatalOnly) finish(fail(`not ready after ${Math.round(deadline / 1000)}s: ${describeProblems(problems)}`));
+      };
+      const timer = setTimeout(() => void diagnoseAll(false), deadline);
+      void this.follow<V1Deployment>('apps/v1', 'Deployment', { fieldSelector: `metadata.name=${ref.name}` }, first.metadata?.resourceVersion, controller.signal, (d, type) => {
+        if (type === 'DELETED') return finish(fail('its Deployment was deleted'));
+        if (deploymentReady(d)) return finish();
+        const exceeded = progressDeadlineExceeded(d);
+        if (exceeded) void diagnoseAll(true).then(() => finish(fail(exceeded)));
+      }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+      void this.follow<V1Pod>('v1', 'Pod', { labelSelector: selector }, undefined, controller.signal, (p, type) => {
+        const name = p.metadata?.name ?? '';
+        if (type === 'DELETED') pods.delete(name);
+        else pods.set(name, p);
+        if (diagnosePods([p]).some((x) => x.fatal)) void diagnoseAll(true);
+      }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+    });
+  }
+
+  /** Warning events of these pods (for the messages), one list call. */
+  private async podEvents(podNames: string[]): Promise<CoreV1Event[]> {
+    if (podNames.length === 0) return [];
+    const { items } = await this.opts.api.list<CoreV1Event>('v1', 'Event', this.ns);
+    const wanted = new Set(podNames);
+    return items.filter((e) => e.involvedObject?.kind === 'Pod' && wanted.has(e.involvedObject.name ?? ''));
+  }
+
+  /**
+   * Follow a collection: a watch from `resourceVersion` (or a fresh one, which starts with ADDED
+   * events for what exists), re-opened when the server ends it (watches time out) and re-listed
+   * when the version expired (410). Runs until `signal` aborts.
+   */
+  private async follow<T extends KubernetesObject>(
+    apiVersion: string,
+    kind: string,
+    query: { labelSelector?: string; fieldSelector?: string },
+    resourceVersion: string | undefined,
+    signal: AbortSignal,
+    onObject: (o: T, type: string) => void,
+  ): Promise<void> {
+    let rv = resourceVersion;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        await this.opts.api.watch<T>(
+          apiVersion,
+          kind,
+          this.ns,
+          { ...query, ...(rv ? { resourceVersion: rv } : {}), timeoutSeconds: 300 },
+          (e) => {
+            failures = 0;
+            if (e.object?.metadata?.resourceVersion) rv = e.object.metadata.resourceVersion;
+            if (e.type !== 'BOOKMARK') onObject(e.object, e.type);
+          },
+          signal,
+        );
+      } catch (err) {
+        if (signal.aborted) return;
+        const code = (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
+        if (code === 410) rv = undefined; // too old: start over (the fresh watch lists first)
+        else if (++failures >= 5) throw this.opts.api.translate({ verb: 'watch', kind, namespace: this.ns }, err);
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** failures)));
+      }
+    }
+  }
+
+  async healthy(model: string, version: string): Promise<boolean> {
+    try {
+      const d = await this.opts.api.read<V1Deployment>(this.deploymentRef(model, version));
+      return !!d && (d.status?.readyReplicas ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Gateway API: one server-side apply of the whole HTTPRoute (its rules list is atomic), then
+   * versions with traffic scaled to `replicas` and versions that lost it back to the warm size.
+   * Replica ratio: sizes and service membership from replicaPlan, then wait until the pods that
+   * should serve are ready.
+   */
+  async applyTraffic(model: string, split: TrafficSplit): Promise<void> {
+    const mode = await this.trafficMode();
+    const { items } = await this.opts.api.list<V1Deployment>('apps/v1', 'Deployment', this.ns, `${LABELS.model}=${model},${LABELS.managedBy}=${MANAGED_BY}`);
+    const deployments = new Map(items.map((d) => [d.metadata?.annotations?.[ANNOTATIONS.version] ?? '', d]));
+    const withTraffic = Object.entries(split.weights).filter(([, w]) => w > 0).map(([v]) => v);
+    for (const v of [...withTraffic, ...(split.mirror ? [split.mirror.version] : [])]) {
+      if (!deployments.has(v)) throw new UnavailableError(`cannot route to ${model}@${v}: it is not deployed in namespace ${this.ns}`);
+    }
+    if (mode === 'gateway-api') {
+      await this.opts.api.apply(httpRouteFor({ model, split, settings: this.opts.settings }));
+      for (const [version, d] of deployments) {
+        const served = withTraffic.includes(version) || split.mirror?.version === version;
+        const wasServed = d.metadata?.annotations?.[SERVED] === 'true';
+        const want = served ? this.opts.settings.replicas : wasServed ? this.opts.settings.warmReplicas : (d.spec?.replicas ?? 0);
+        if (want !== d.spec?.replicas || (served && !wasServed)) await this.scale(d, want, { served: served || wasServed });
+      }
+      return;
+    }
+    if (split.mirror) {
+      throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
+        hint: 'install the Gateway API and an implementation (kubernetes.traffic: gateway-api), or deploy without --shadow',
+      });
+    }
+    const plan = replicaPlan(split, {
+      servingReplicas: this.opts.settings.replicas,
+      warmReplicas: this.opts.settings.warmReplicas,
+      stableSet: [...deployments.keys()].filter((v) => !withTraffic.includes(v)),
+    });
+    await this.opts.api.apply(modelServiceFor({ model, settings: this.opts.settings }));
+    for (const [version, d] of deployments) {
+      const want = plan.versions[version] ?? { replicas: d.spec?.replicas ?? 0, inService: false };
+      const inServiceNow = d.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true';
+      if (want.replicas !== d.spec?.replicas || want.inService !== inServiceNow) await this.scale(d, want.replicas, { inService: want.inService });
+    }
+    if (plan.note) this.opts.note?.(plan.note);
+    for (const v of withTraffic) await this.waitReady(model, v, this.opts.settings.progressDeadlineMs);
+  }
+
+  /** Merge-patch only the fields modelctl alone decides after deploy: replica count, served marker, service membership. */
+  private async scale(d: V1Deployment, replicas: number, marks: { served?: boolean; inService?: boolean }): Promise<void> {
+    const patch: Record<string, unknown> = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: d.metadata!.name, namespace: this.ns } };
+    const spec: Record<string, unknown> = { replicas };
+    if (marks.served !== undefined) (patch.metadata as Record<string, unknown>).annotations = { [SERVED]: String(marks.served) };
+    if (marks.inService !== undefined) spec.template = { metadata: { labels: { [LABELS.inService]: String(marks.inService) } } };
+    patch.spec = spec;
+    await this.opts.api.mergePatch(patch as KubernetesObject);
+  }
+
+  /** Delete the version's Deployment (its pods go with it) and Service. */
+  async retire(model: string, version: string): Promise<void> {
+    const name = versionObjectName(model, version);
+    await this.opts.api.delete({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: this.ns, name });
+    await this.opts.api.delete({ apiVersion: 'v1', kind: 'Service', namespace: this.ns, name });
+  }
+}
