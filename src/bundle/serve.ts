@@ -10,6 +10,9 @@ import { z } from 'zod';
  *     scoreField: score            # numeric field of JSON answers recorded per request (score histograms, score-mean gates)
  *     agreementField: label        # field compared between a shadow's answer and the live answer (shadow agreement)
  *     stopGraceMs: 5000            # SIGTERM → SIGKILL delay when a version stops
+ *     resources:                   # Kubernetes target only (the local runtime ignores it): merged over
+ *       requests: {cpu: 500m, memory: 1Gi}   # modelctl.yaml's kubernetes.resources, the bundle winning per key
+ *       limits: {nvidia.com/gpu: 1}
  *
  * Fields are dotted paths into the JSON answer (`result.score`). The schema is checked when a
  * version is deployed, so a typo fails the deploy with file, line and field instead of a version
@@ -18,6 +21,13 @@ import { z } from 'zod';
 const fieldPath = z
   .string({ error: 'expected a field name of the JSON answer, e.g. score or result.score' })
   .regex(/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/, 'expected a field name or dotted path, e.g. score or result.score');
+
+const quantity = z
+  .union([z.string({ error: 'expected a quantity such as 500m, 1Gi or 1' }).min(1), z.number().nonnegative()], {
+    error: 'expected a quantity such as 500m, 1Gi or 1',
+  })
+  .transform(String);
+const resourceMap = z.record(z.string().min(1), quantity, { error: 'expected a map like {cpu: 500m, memory: 1Gi}' });
 
 export const serveSpecSchema = z
   .object({
@@ -36,6 +46,10 @@ export const serveSpecSchema = z
     scoreField: fieldPath.optional(),
     agreementField: fieldPath.optional(),
     stopGraceMs: z.number({ error: 'expected milliseconds' }).int().min(0).max(600_000).default(5000),
+    resources: z
+      .object({ requests: resourceMap.optional(), limits: resourceMap.optional() }, { error: 'expected {requests: {…}, limits: {…}}' })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -1,0 +1,320 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { UsageError } from '../../cli/errors.js';
+import { fieldOf } from '../local/serve-spec.js';
+import { SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
+
+/**
+ * The metering sidecar of a Kubernetes version pod: it takes the pod's traffic (:8080), streams it
+ * to the bundle's server (127.0.0.1:8081) and records every request in the same SampleRing the
+ * local router uses, so gates on Kubernetes judge exactly the same per-request windows as on the
+ * local runtime (not Prometheus counters sampled at scrape time). Windows are served on a separate
+ * API port (:9090) that no Service exposes: modelctl reaches it through the API server's pod proxy
+ * (RBAC `get pods/proxy`), so the CLI needs no network path to pod IPs. Other pods can still reach
+ * the pod IP directly; the windows hold only counts and timings, and a NetworkPolicy can close that.
+ *
+ * Unlike the local router, the meter streams bodies both ways (it never needs a request copy: the
+ * Gateway does the mirroring) and buffers at most MAX_PARSE_BYTES of an answer to read its score.
+ * It cannot measure shadow agreement: the Gateway discards mirrored answers, so the meter never
+ * sees the live answer to compare with; `agreed` is always null here.
+ */
+
+/** JSON answers up to this size are parsed for the score; larger ones are only forwarded. */
+export const MAX_PARSE_BYTES = 1024 * 1024;
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
+/** How long close() lets in-flight requests finish before cutting their connections. */
+export const DEFAULT_CLOSE_GRACE_MS = 5_000;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface MeterOptions {
+  /** Where the pod's traffic arrives (the Service's target port). */
+  listen: HostPort;
+  /** The bundle's server inside the pod. */
+  upstream: HostPort;
+  /** The windows/health API (reached through the API server's pod proxy). */
+  api: HostPort;
+  /** The bundle's numeric answer field (`serve.scoreField`, dotted path). */
+  scoreField?: string | undefined;
+  /** Ring capacity (samples kept); see SampleRing. */
+  capacity?: number | undefined;
+  /** Wall clock (ms since the epoch) of sample end times and of the window's "now". */
+  clock?: (() => number) | undefined;
+  /** No byte from the server for this long: 504 (before the answer started) or a cut answer. */
+  upstreamTimeoutMs?: number | undefined;
+  log?: ((message: string) => void) | undefined;
+}
+
+export interface Meter {
+  trafficPort: number;
+  apiPort: number;
+  /** Samples recorded so far (tests, logs). */
+  readonly recorded: number;
+  /** Stop accepting, let in-flight requests finish for up to `graceMs`, then cut what is left. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** What GET /v1/window answers: the local runtime's window plus the meter's clock at answer time. */
+export interface MeterWindow extends LocalWindow {
+  now: number;
+}
+
+/**
+ * Envoy marks mirrored requests by appending "-shadow" to the host (before a port, if any):
+ * "models.example.com:8080" → "models.example.com-shadow:8080". That is the only way the meter
+ * can tell the Gateway's mirror copies from live traffic.
+ */
+export function roleOfHost(host: string | undefined): Role {
+  if (!host) return 'live';
+  const withoutPort = host.replace(/:\d+$/, '');
+  return withoutPort.endsWith('-shadow') ? 'shadow' : 'live';
+}
+
+/** Only JSON answers carry a score; anything else is forwarded without being parsed. */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+/** The numeric score at `field` of a buffered JSON answer; null when absent, not numeric or not JSON. */
+export function scoreOf(body: Buffer, field: string): number | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const v = fieldOf(parsed, field);
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** "0.0.0.0:8080", "[::]:8080" or ":8080" (all interfaces) → {host, port}; UsageError otherwise. */
+export function parseHostPort(text: string, what: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new UsageError(`${what}: "${text}" is not host:port`, { hint: 'e.g. 0.0.0.0:8080 or 127.0.0.1:8081' });
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** The `since` of /v1/window: a non-negative ms timestamp, else null (400). */
+export function parseSince(value: string | null): number | null {
+  if (value === null || value.trim() === '') return null;
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 ? n : null;
+}
+
+/*
+ * Headers meaningful for one connection only (RFC 9110 §7.6.1), plus whatever the Connection
+ * header names. Host, Content-Length and Transfer-Encoding framing: Host and Content-Length are
+ * kept (the meter is transparent and streams, so the length stays true); Transfer-Encoding is
+ * redone by Node on our own hop.
+ * The router keeps a similar list privately (src/targets/local/router.ts HOP_BY_HOP), but it also
+ * drops host/content-length because it re-sends buffered bodies, so it is not the same set.
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Headers to pass on to the next hop: everything but the hop-by-hop ones. */
+export function endToEndHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
+  return out;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+  if (res.headersSent) {
+    res.destroy(); // the answer already started: cutting it is the only honest signal left
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** A request without a body: nothing of it is consumed before the server answers, so it may be re-sent. */
+function hasNoBody(req: http.IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (len === undefined || Number(len) === 0);
+}
+
+async function listen(server: http.Server, at: HostPort): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+export async function startMeter(opts: MeterOptions): Promise<Meter> {
+  const clock = opts.clock ?? Date.now;
+  const timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+  const log = opts.log ?? (() => {});
+  const ring = new SampleRing(opts.capacity);
+  const scoreField = opts.scoreField || undefined;
+  // One keep-alive pool to the one server: no connect per request on the hot path.
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
+  let recorded = 0;
+
+  const record = (status: number, t0: number, role: Role, score: number | null) => {
+    recorded++;
+    ring.push({ at: clock(), status, latencyMs: performance.now() - t0, score: status < 400 ? score : null, agreed: null, role });
+  };
+
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
+    let finished = false;
+    let gotResponse = false;
+    const finish = (status: number, score: number | null = null) => {
+      if (finished) return;
+      finished = true;
+      record(status, t0, role, score);
+    };
+    const upstream = http.request({
+      host: opts.upstream.host,
+      port: opts.upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: endToEndHeaders(req.headers),
+      agent,
+      timeout: timeoutMs,
+    });
+    // The caller went away: stop the upstream request too (499, as nginx counts it: not a server error).
+    const onClientClose = () => {
+      if (!res.writableFinished && !finished) {
+        upstream.destroy();
+        finish(499);
+      }
+    };
+    res.on('close', onClientClose);
+
+    upstream.on('response', (up) => {
+      gotResponse = true;
+      const status = up.statusCode ?? 502;
+      res.writeHead(status, up.statusMessage, endToEndHeaders(up.headers));
+      // A bounded copy for the score, only when it can be one: a JSON answer of a bundle that names a field.
+      let copy: Buffer[] | null = scoreField && status < 400 && isJsonContentType(up.headers['content-type']) ? [] : null;
+      let size = 0;
+      if (copy) {
+        up.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_PARSE_BYTES) copy = null;
+          else copy?.push(c);
+        });
+      }
+      let timedOut = false;
+      upstream.on('timeout', () => (timedOut = true));
+      const broken = () => {
+        res.destroy();
+        finish(timedOut ? 504 : 502);
+      };
+      up.on('error', () => {}); // 'close' below handles it; an unhandled 'error' would crash the sidecar
+      up.on('close', () => {
+        if (!up.complete) broken();
+      });
+      res.on('finish', () => {
+        if (!up.complete) return finish(502); // the server cut its answer: the caller got a truncated body
+        finish(status, copy && scoreField ? scoreOf(Buffer.concat(copy), scoreField) : null);
+      });
+      up.pipe(res);
+    });
+
+    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (gotResponse) return; // the response's own error path records it
+      // A keep-alive socket the server closed just as we reused it: the request never reached the
+      // server. Re-sending is only safe when none of the caller's body was consumed (Node's pattern).
+      if (attempt === 0 && upstream.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && hasNoBody(req)) {
+        finished = true; // the retry records the sample
+        res.off('close', onClientClose);
+        forward(req, res, t0, role, 1);
+        return;
+      }
+      if (res.writableEnded || res.destroyed) return finish(499);
+      const timedOut = err.code === 'ETIMEDOUT';
+      const status = timedOut ? 504 : 502;
+      sendJson(res, status, { error: timedOut ? `the model server did not answer within ${timeoutMs} ms` : `the model server is unreachable: ${err.code ?? err.message}` }, {
+        'x-modelctl-meter': 'error',
+      });
+      finish(status);
+    });
+
+    if (hasNoBody(req)) {
+      req.resume();
+      upstream.end();
+    } else {
+      req.pipe(upstream);
+    }
+  };
+
+  const traffic = http.createServer((req, res) => forward(req, res, performance.now(), roleOfHost(req.headers.host), 0));
+  // Longer than the Gateway's idle pool timeouts (Envoy: 1 h max, typically 60 s), so the proxy
+  // closes idle connections first and never reuses one the meter is closing.
+  traffic.keepAliveTimeout = 65_000;
+
+  const api = http.createServer((req, res) => {
+    req.resume();
+    const url = new URL(req.url ?? '/', 'http://meter');
+    if (req.method === 'GET' && url.pathname === '/healthz') {
+      // Up once listening: the server's own readiness is the Deployment's readiness probe's job.
+      return sendJson(res, 200, { ok: true, recorded });
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/window') {
+      const since = parseSince(url.searchParams.get('since'));
+      if (since === null) return sendJson(res, 400, { error: 'since must be a timestamp in ms since the epoch, e.g. /v1/window?since=1767225600000' });
+      const now = clock();
+      const w: MeterWindow = { ...windowOf(ring, since, now), now };
+      return sendJson(res, 200, w);
+    }
+    sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', 'GET /v1/window?since=<ms>'] });
+  });
+
+  let trafficPort: number;
+  let apiPort: number;
+  try {
+    trafficPort = await listen(traffic, opts.listen);
+    apiPort = await listen(api, opts.api);
+  } catch (err) {
+    traffic.close();
+    api.close();
+    agent.destroy();
+    throw err;
+  }
+  log(`meter: traffic ${opts.listen.host}:${trafficPort} → ${opts.upstream.host}:${opts.upstream.port}, api ${opts.api.host}:${apiPort}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    trafficPort,
+    apiPort,
+    get recorded() {
+      return recorded;
+    },
+    close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
+      closing ??= (async () => {
+        // Traffic first: in-flight requests finish (and are recorded) while the API still answers.
+        const trafficClosed = new Promise<void>((r) => traffic.close(() => r()));
+        traffic.closeIdleConnections();
+        const cut = setTimeout(() => traffic.closeAllConnections(), graceMs);
+        await trafficClosed;
+        clearTimeout(cut);
+        const apiClosed = new Promise<void>((r) => api.close(() => r()));
+        api.closeAllConnections();
+        await apiClosed;
+        agent.destroy();
+      })();
+      return closing;
+    },
+  };
+}
+

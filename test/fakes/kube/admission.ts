@@ -1,0 +1,250 @@
+/**
+ * What the apiserver does to an object between decoding and storing it: decode-level type checks
+ * (400, like a JSON unmarshal failure), defaulting, and validation (422 Invalid with causes).
+ * Only the checks cheap enough to be worth simulating; see server.ts for what is not.
+ */
+import { deepEqual, isPlainObject } from './apply.js';
+import { KubeError, errors, type StatusCause } from './errors.js';
+import type { ResourceDef } from './resources.js';
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+/** metav1.MicroTime is parsed with Go layout RFC3339Micro: exactly six fractional digits. */
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+const MSG_SUBDOMAIN = `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`;
+const MSG_LABEL = `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`;
+const MSG_1035 = `a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')`;
+const MSG_LABEL_VALUE = `a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`;
+const MSG_QUALIFIED = `name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`;
+
+function invalidValue(field: string, value: unknown, detail: string): StatusCause {
+  return { reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(value)}: ${detail}`, field };
+}
+
+function required(field: string, detail = ''): StatusCause {
+  return { reason: 'FieldValueRequired', message: `Required value${detail ? ': ' + detail : ''}`, field };
+}
+
+// ---- decoding ----------------------------------------------------------------------------------
+
+/** Type errors the real server hits while unmarshalling the body: 400, not 422. */
+export function checkDecodable(def: ResourceDef, obj: any): void {
+  const fail = (detail: string): never => {
+    throw new KubeError(400, 'BadRequest', `${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: ${detail}`);
+  };
+  if (!isPlainObject(obj)) fail('json: cannot unmarshal into Go value of type struct');
+  if (obj.metadata !== undefined && !isPlainObject(obj.metadata)) fail(`json: cannot unmarshal ${typeof obj.metadata} into Go struct field ${def.kind}.metadata of type v1.ObjectMeta`);
+  for (const f of ['labels', 'annotations'] as const) {
+    const m = obj.metadata?.[f];
+    if (m === undefined || m === null) continue;
+    if (!isPlainObject(m)) fail(`json: cannot unmarshal ${typeof m} into Go struct field ObjectMeta.metadata.${f} of type map[string]string`);
+    for (const v of Object.values(m)) if (typeof v !== 'string') fail(`json: cannot unmarshal ${typeof v} into Go struct field ObjectMeta.metadata.${f} of type string`);
+  }
+  if (def.resource === 'configmaps' && isPlainObject(obj.data)) {
+    for (const v of Object.values(obj.data)) if (typeof v !== 'string') fail(`json: cannot unmarshal ${typeof v} into Go struct field ConfigMap.data of type string`);
+  }
+  if (def.resource === 'leases' && isPlainObject(obj.spec)) {
+    for (const f of ['acquireTime', 'renewTime'] as const) {
+      const v = obj.spec[f];
+      if (v === undefined || v === null) continue;
+      if (typeof v !== 'string' || !MICRO_TIME.test(v)) {
+        fail(`parsing time ${JSON.stringify(String(v))} as "2006-01-02T15:04:05.000000Z07:00": cannot parse ${JSON.stringify(String(v))} as RFC3339Micro`);
+      }
+    }
+  }
+}
+
+// ---- defaulting --------------------------------------------------------------------------------
+
+function defaultPodSpec(spec: any): void {
+  if (!isPlainObject(spec)) return;
+  spec.restartPolicy ??= 'Always';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= 'ClusterFirst';
+  spec.securityContext ??= {};
+  spec.schedulerName ??= 'default-scheduler';
+  for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) {
+    if (!isPlainObject(c)) continue;
+    const image = String(c.image ?? '');
+    c.imagePullPolicy ??= image.endsWith(':latest') || !/:[^/]+$/.test(image) ? 'Always' : 'IfNotPresent';
+    c.terminationMessagePath ??= '/dev/termination-log';
+    c.terminationMessagePolicy ??= 'File';
+    c.resources ??= {};
+    for (const p of c.ports ?? []) if (isPlainObject(p)) p.protocol ??= 'TCP';
+  }
+}
+
+let nextClusterIp = 10;
+
+/** The defaults the real apiserver fills in (a subset: enough that diffs against live look real). */
+export function applyDefaults(def: ResourceDef, obj: any): void {
+  switch (def.resource) {
+    case 'deployments': {
+      const spec = (obj.spec ??= {});
+      spec.replicas ??= 1;
+      spec.revisionHistoryLimit ??= 10;
+      spec.progressDeadlineSeconds ??= 600;
+      spec.strategy ??= { type: 'RollingUpdate' };
+      if (spec.strategy.type === 'RollingUpdate') spec.strategy.rollingUpdate ??= { maxUnavailable: '25%', maxSurge: '25%' };
+      defaultPodSpec(spec.template?.spec);
+      break;
+    }
+    case 'pods':
+      defaultPodSpec(obj.spec);
+      break;
+    case 'services': {
+      const spec = (obj.spec ??= {});
+      spec.type ??= 'ClusterIP';
+      spec.sessionAffinity ??= 'None';
+      if (spec.clusterIP === undefined) {
+        spec.clusterIP = `10.96.${Math.floor(nextClusterIp / 250)}.${(nextClusterIp % 250) + 1}`;
+        nextClusterIp++;
+      }
+      spec.clusterIPs ??= [spec.clusterIP];
+      spec.ipFamilies ??= ['IPv4'];
+      spec.ipFamilyPolicy ??= 'SingleStack';
+      spec.internalTrafficPolicy ??= 'Cluster';
+      for (const p of spec.ports ?? []) if (isPlainObject(p)) {
+        p.protocol ??= 'TCP';
+        p.targetPort ??= p.port;
+      }
+      break;
+    }
+    case 'secrets':
+      obj.type ??= 'Opaque';
+      break;
+    case 'namespaces':
+      obj.spec ??= { finalizers: ['kubernetes'] };
+      obj.status ??= { phase: 'Active' };
+      break;
+    case 'httproutes':
+      for (const r of obj.spec?.rules ?? []) {
+        if (!isPlainObject(r)) continue;
+        r.matches ??= [{ path: { type: 'PathPrefix', value: '/' } }];
+        for (const b of r.backendRefs ?? []) if (isPlainObject(b)) {
+          b.group ??= '';
+          b.kind ??= 'Service';
+          b.weight ??= 1;
+        }
+      }
+      break;
+  }
+}
+
+// ---- validation --------------------------------------------------------------------------------
+
+function validateLabels(field: string, labels: unknown, causes: StatusCause[]): void {
+  if (!isPlainObject(labels)) return;
+  for (const [k, v] of Object.entries(labels)) {
+    const slash = k.lastIndexOf('/');
+    const prefix = slash >= 0 ? k.slice(0, slash) : undefined;
+    const name = slash >= 0 ? k.slice(slash + 1) : k;
+    if (prefix !== undefined && (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) causes.push(invalidValue(field, k, `prefix part ${MSG_SUBDOMAIN}`));
+    if (name.length > 63) causes.push(invalidValue(field, k, 'name part must be no more than 63 characters'));
+    else if (!QUALIFIED_NAME.test(name)) causes.push(invalidValue(field, k, MSG_QUALIFIED));
+    const value = String(v);
+    if (value.length > 63) causes.push(invalidValue(`${field}`, value, 'must be no more than 63 characters'));
+    else if (!LABEL_VALUE.test(value)) causes.push(invalidValue(`${field}`, value, MSG_LABEL_VALUE));
+  }
+}
+
+function validateName(def: ResourceDef, name: string, causes: StatusCause[]): void {
+  // Namespaces and Services are DNS labels (Services: RFC 1035); everything else a subdomain.
+  if (def.resource === 'namespaces') {
+    if (name.length > 63) causes.push(invalidValue('metadata.name', name, 'must be no more than 63 characters'));
+    else if (!DNS1123_LABEL.test(name)) causes.push(invalidValue('metadata.name', name, MSG_LABEL));
+  } else if (def.resource === 'services') {
+    if (name.length > 63) causes.push(invalidValue('metadata.name', name, 'must be no more than 63 characters'));
+    else if (!DNS1035_LABEL.test(name)) causes.push(invalidValue('metadata.name', name, MSG_1035));
+  } else if (name.length > 253) causes.push(invalidValue('metadata.name', name, 'must be no more than 253 characters'));
+  else if (!DNS1123_SUBDOMAIN.test(name)) causes.push(invalidValue('metadata.name', name, MSG_SUBDOMAIN));
+}
+
+function validateContainers(field: string, containers: unknown, causes: StatusCause[]): void {
+  if (!Array.isArray(containers) || containers.length === 0) {
+    causes.push(required(field));
+    return;
+  }
+  const seen = new Set<string>();
+  containers.forEach((c: any, i) => {
+    const f = `${field}[${i}]`;
+    if (!c?.name) causes.push(required(`${f}.name`));
+    else if (!DNS1123_LABEL.test(c.name) || c.name.length > 63) causes.push(invalidValue(`${f}.name`, c.name, MSG_LABEL));
+    else if (seen.has(c.name)) causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: ${JSON.stringify(c.name)}`, field: `${f}.name` });
+    if (c?.name) seen.add(c.name);
+    if (!c?.image) causes.push(required(`${f}.image`));
+  });
+}
+
+function selectorMatches(selector: any, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector?.matchExpressions ?? []) {
+    const has = e.key in labels;
+    const ok = e.operator === 'In' ? has && e.values.includes(labels[e.key]) : e.operator === 'NotIn' ? !has || !e.values.includes(labels[e.key]) : e.operator === 'Exists' ? has : !has;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Validate an object about to be stored (`old` set for updates). Throws 422 Invalid. */
+export function validate(def: ResourceDef, obj: any, old?: any): void {
+  const causes: StatusCause[] = [];
+  const name: string = obj.metadata?.name ?? '';
+  if (!name) causes.push(required('metadata.name', 'name or generateName is required'));
+  else validateName(def, name, causes);
+  validateLabels('metadata.labels', obj.metadata?.labels, causes);
+
+  switch (def.resource) {
+    case 'configmaps':
+    case 'secrets':
+      for (const k of Object.keys({ ...(obj.data ?? {}), ...(obj.binaryData ?? obj.stringData ?? {}) })) {
+        if (!CONFIG_KEY.test(k)) causes.push(invalidValue(`data[${k}]`, k, `a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')`));
+      }
+      break;
+    case 'deployments': {
+      const spec = obj.spec ?? {};
+      if (typeof spec.replicas === 'number' && spec.replicas < 0) causes.push(invalidValue('spec.replicas', spec.replicas, 'must be greater than or equal to 0'));
+      if (!spec.selector || (Object.keys(spec.selector.matchLabels ?? {}).length === 0 && (spec.selector.matchExpressions ?? []).length === 0)) {
+        causes.push(required('spec.selector'));
+      } else {
+        validateLabels('spec.selector.matchLabels', spec.selector.matchLabels, causes);
+        const tl = spec.template?.metadata?.labels ?? {};
+        if (!selectorMatches(spec.selector, tl)) causes.push(invalidValue('spec.template.metadata.labels', tl, '`selector` does not match template `labels`'));
+      }
+      validateLabels('spec.template.metadata.labels', spec.template?.metadata?.labels, causes);
+      validateContainers('spec.template.spec.containers', spec.template?.spec?.containers, causes);
+      if (spec.template?.spec?.restartPolicy && spec.template.spec.restartPolicy !== 'Always') {
+        causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(spec.template.spec.restartPolicy)}: supported values: "Always"`, field: 'spec.template.spec.restartPolicy' });
+      }
+      if (old && !deepEqual(old.spec?.selector, spec.selector)) causes.push(invalidValue('spec.selector', spec.selector, 'field is immutable'));
+      break;
+    }
+    case 'pods':
+      validateContainers('spec.containers', obj.spec?.containers, causes);
+      break;
+    case 'services':
+      for (const [i, p] of (obj.spec?.ports ?? []).entries()) {
+        if (typeof p?.port !== 'number' || p.port < 1 || p.port > 65535) causes.push(invalidValue(`spec.ports[${i}].port`, p?.port, 'must be between 1 and 65535, inclusive'));
+      }
+      break;
+    case 'leases': {
+      const d = obj.spec?.leaseDurationSeconds;
+      if (d !== undefined && (typeof d !== 'number' || d <= 0)) causes.push(invalidValue('spec.leaseDurationSeconds', d, 'must be greater than 0'));
+      break;
+    }
+    case 'httproutes':
+      if ((obj.spec?.rules ?? []).length > 16) causes.push({ reason: 'FieldValueTooMany', message: 'Too many: must have at most 16 items', field: 'spec.rules' });
+      for (const [i, r] of (obj.spec?.rules ?? []).entries()) {
+        for (const [j, b] of (r?.backendRefs ?? []).entries()) {
+          if (typeof b?.weight === 'number' && (b.weight < 0 || b.weight > 1000000)) causes.push(invalidValue(`spec.rules[${i}].backendRefs[${j}].weight`, b.weight, 'spec.rules.backendRefs.weight in body should be less than or equal to 1000000'));
+        }
+      }
+      break;
+  }
+  if (causes.length > 0) throw errors.invalid(def, name, causes);
+}

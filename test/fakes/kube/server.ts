@@ -1,0 +1,572 @@
+/**
+ * An in-process fake Kubernetes API server for tests: a real HTTP server on 127.0.0.1 that speaks
+ * the apiserver's REST protocol closely enough for the real @kubernetes/client-node (discovery,
+ * typed APIs, KubernetesObjectApi, Watch) and our Kubernetes target to run against it unchanged.
+ *
+ *   store.ts      objects, resourceVersions, watch history, write semantics, GC
+ *   apply.ts      merge / strategic-merge / JSON patch, server-side apply and field ownership
+ *   admission.ts  decoding checks, defaulting, validation (400 / 422)
+ *   controller.ts simulated deployment controller + scheduler + kubelet (pods, status, events)
+ *   resources.ts  served resource types and discovery documents
+ *   selectors.ts  label / field selectors
+ *   errors.ts     metav1.Status objects
+ *
+ * Not simulated (deliberately): authentication/authorization (any token works; RBAC only via
+ * forbid()), protobuf/Table/CBOR encodings, list pagination (limit/continue ignored), ReplicaSets,
+ * associative-list merging in SSA (all lists are atomic), graceful deletion and finalizers,
+ * admission webhooks, resourceVersionMatch, periodic watch bookmarks, API priority & fairness.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { clone, jsonPatch, mergePatch } from './apply.js';
+import { DeploymentController, type BehaviourMatch, type PodFailureMode } from './controller.js';
+import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
+import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { Store, type PatchType, type StoreEvent } from './store.js';
+
+export type { PodFailureMode } from './controller.js';
+
+export interface FakeRequest {
+  method: string;
+  /** URL path as sent (not decoded). */
+  path: string;
+  query: Record<string, string>;
+  /** get | list | watch | create | update | patch | delete | deletecollection | proxy | discovery */
+  verb: string;
+  /** Plural resource ('' for discovery and other non-resource URLs). */
+  resource: string;
+  subresource?: string;
+  group: string;
+  namespace?: string;
+  name?: string;
+  /** HTTP status answered (0 while a response is still pending). */
+  status: number;
+  contentType?: string;
+}
+
+export interface PodProxyRequest {
+  namespace: string;
+  pod: any;
+  port: string;
+  path: string;
+  query: URLSearchParams;
+}
+
+export type PodProxyHandler = (req: PodProxyRequest) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+
+export interface FakeKube {
+  url: string;
+  kubeConfig(namespace?: string): KubeConfig;
+  kubeconfigYaml(namespace?: string): string;
+  close(): Promise<void>;
+  get(apiVersion: string, kind: string, namespace: string, name: string): any | undefined;
+  list(apiVersion: string, kind: string, namespace?: string): any[];
+  requests: FakeRequest[];
+  resetRequests(): void;
+  failNext(n: number, status: number, match?: (r: { method: string; path: string }) => boolean): void;
+  setDown(down: boolean): void;
+  forbid(verb: string, resource: string, group?: string): void;
+  delayMs(ms: number): void;
+  withoutGatewayApi(): void;
+  controller: {
+    behave(match: { model?: string; version?: string; image?: string }, mode: PodFailureMode): void;
+    readyAfterMs: number;
+  };
+  onPodProxy(handler: PodProxyHandler): void;
+}
+
+export interface FakeKubeOptions {
+  /** How many watch events are kept for resuming watches (older → 410 Expired). Default 1000. */
+  watchHistory?: number;
+  /** Initial controller.readyAfterMs. Default 50. */
+  readyAfterMs?: number;
+}
+
+/** The identity RBAC denials name (what our CLI runs as in CI). */
+const USER = 'system:serviceaccount:ci:modelctl';
+const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
+const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
+
+const PATCH_TYPES: Record<string, PatchType> = {
+  'application/merge-patch+json': 'merge',
+  'application/strategic-merge-patch+json': 'strategic',
+  'application/json-patch+json': 'json',
+  'application/apply-patch+yaml': 'apply',
+};
+
+interface Route {
+  verb: string;
+  def?: ResourceDef;
+  group: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  /** Undecoded remainder after /proxy (pod proxy only). */
+  proxyPath?: string;
+  /** Handler for non-resource URLs (discovery, /version). */
+  nonResource?: () => unknown;
+  /** A group/version that is not served: the real server answers a plain-text 404 for these. */
+  unknownGroupVersion?: boolean;
+}
+
+interface Fault {
+  remaining: number;
+  status: number;
+  match?: (r: { method: string; path: string }) => boolean;
+}
+
+export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKube> {
+  const registry = new Registry();
+  const store = new Store(opts.watchHistory ?? 1000);
+  const controller = new DeploymentController(store);
+  controller.readyAfterMs = opts.readyAfterMs ?? 50;
+  for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
+    store.create(NAMESPACES, undefined, { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } }, { manager: 'kube-apiserver' });
+  }
+
+  const requests: FakeRequest[] = [];
+  const faults: Fault[] = [];
+  const forbidden: { verb: string; resource: string; group?: string }[] = [];
+  const watches = new Set<ServerResponse>();
+  let down = false;
+  let delay = 0;
+  let proxyHandler: PodProxyHandler | undefined;
+  let url = '';
+
+  const server: Server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      const e = err instanceof KubeError ? err : new KubeError(500, 'InternalError', `Internal error occurred: ${(err as Error)?.message ?? String(err)}`);
+      if (!res.headersSent) sendStatus(res, e);
+      else res.destroy();
+    });
+  });
+
+  // ---- routing ---------------------------------------------------------------------------------
+
+  function route(method: string, rawPath: string, query: URLSearchParams): Route {
+    // A trailing slash is the same URL to the apiserver (ApisApi.getAPIVersions asks for /apis/).
+    const raw = rawPath.split('/').slice(1);
+    if (raw.length > 1 && raw[raw.length - 1] === '') raw.pop();
+    const segs = raw.map((s) => decodeURIComponent(s));
+    const p = segs.join('/');
+    if (p === 'version') return { verb: 'get', group: '', nonResource: () => ({ major: '1', minor: '33', gitVersion: 'v1.33.0-fake', gitCommit: 'fake', gitTreeState: 'clean', buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.24', compiler: 'gc', platform: 'linux/amd64' }) };
+    if (p === 'healthz' || p === 'readyz' || p === 'livez') return { verb: 'get', group: '', nonResource: () => 'ok' };
+    if (p === 'api') return { verb: 'get', group: '', nonResource: () => registry.apiVersions(url.replace(/^https?:\/\//, '')) };
+    if (p === 'apis') return { verb: 'get', group: '', nonResource: () => registry.apiGroupList() };
+
+    let group: string;
+    let version: string;
+    let rest: string[];
+    let rawRest: string[];
+    if (segs[0] === 'api' && segs.length >= 2) {
+      group = '';
+      version = segs[1]!;
+      rest = segs.slice(2);
+      rawRest = raw.slice(2);
+    } else if (segs[0] === 'apis' && segs.length === 2) {
+      const g = segs[1]!;
+      const doc = registry.apiGroup(g);
+      return doc ? { verb: 'get', group: g, nonResource: () => doc } : { verb: 'get', group: g, unknownGroupVersion: true };
+    } else if (segs[0] === 'apis' && segs.length >= 3) {
+      group = segs[1]!;
+      version = segs[2]!;
+      rest = segs.slice(3);
+      rawRest = raw.slice(3);
+    } else {
+      return { verb: 'get', group: '', unknownGroupVersion: true };
+    }
+    if (!registry.hasGroupVersion(group, version)) return { verb: method.toLowerCase(), group, unknownGroupVersion: true };
+    if (rest.length === 0) return { verb: 'get', group, nonResource: () => registry.apiResourceList(group, version) };
+
+    let watchPrefix = false;
+    if (rest[0] === 'watch') {
+      // Legacy /api/v1/watch/... URLs.
+      watchPrefix = true;
+      rest = rest.slice(1);
+      rawRest = rawRest.slice(1);
+    }
+    let namespace: string | undefined;
+    if (rest[0] === 'namespaces' && rest.length >= 3 && !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize'))) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+      rawRest = rawRest.slice(2);
+    }
+    const def = registry.byResource(group, version, rest[0]!);
+    if (!def || (def.namespaced && namespace === undefined && rest.length > 1) || (!def.namespaced && namespace !== undefined)) {
+      return { verb: method.toLowerCase(), group, unknownGroupVersion: false };
+    }
+    const name = rest[1];
+    const subresource = rest[2];
+    const isWatch = watchPrefix || query.get('watch') === 'true' || query.get('watch') === '1';
+    let verb: string;
+    if (subresource === 'proxy') verb = 'proxy';
+    else if (name === undefined) verb = method === 'GET' ? (isWatch ? 'watch' : 'list') : method === 'POST' ? 'create' : method === 'DELETE' ? 'deletecollection' : method.toLowerCase();
+    else verb = ({ GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete', POST: 'create' } as Record<string, string>)[method] ?? method.toLowerCase();
+    const r: Route = { verb, def, group, namespace, name, subresource };
+    if (subresource === 'proxy') r.proxyPath = rawRest.slice(3).join('/');
+    return r;
+  }
+
+  // ---- request handling ------------------------------------------------------------------------
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? '/', 'http://fake');
+    const method = req.method ?? 'GET';
+    const r = route(method, u.pathname, u.searchParams);
+    const record: FakeRequest = { method, path: u.pathname, query: Object.fromEntries(u.searchParams), verb: r.nonResource ? 'discovery' : r.verb, resource: r.def?.resource ?? '', group: r.group, status: 0 };
+    if (r.subresource) record.subresource = r.subresource;
+    if (r.namespace !== undefined) record.namespace = r.namespace;
+    if (r.name !== undefined) record.name = r.name.split(':')[0]!;
+    if (req.headers['content-type']) record.contentType = req.headers['content-type'];
+    requests.push(record);
+    res.on('finish', () => (record.status = res.statusCode));
+    res.on('close', () => (record.status ||= res.statusCode));
+
+    const body = await readBody(req);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+
+    // Faults first: they model the network/apiserver, not the API's semantics.
+    if (down) return sendStatus(res, errors.serviceUnavailable());
+    const fault = faults.find((f) => f.remaining > 0 && (!f.match || f.match({ method, path: u.pathname })));
+    if (fault) {
+      fault.remaining--;
+      return sendStatus(res, statusForCode(fault.status));
+    }
+    if (r.unknownGroupVersion) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('404 page not found\n');
+      return;
+    }
+    if (r.nonResource) return sendJson(res, 200, r.nonResource());
+    if (!r.def) return sendStatus(res, errors.pageNotFound());
+    const denied = forbidden.find((f) => (f.verb === '*' || f.verb === r.verb) && (f.resource === '*' || f.resource === r.def!.resource || f.resource === `${r.def!.resource}/${r.subresource}`) && (f.group === undefined || f.group === r.group));
+    if (denied) return sendStatus(res, forbiddenError(r));
+
+    await dispatch(r, req, res, u.searchParams, body);
+    // Watches stay open: record their status as soon as the headers are out.
+    if (res.headersSent) record.status ||= res.statusCode;
+  }
+
+  function forbiddenError(r: Route): KubeError {
+    const def = r.def!;
+    const resource = r.subresource ? `${def.resource}/${r.subresource}` : def.resource;
+    const subject = r.name !== undefined ? `${qualifiedResource(def)} "${r.name}"` : qualifiedResource(def);
+    const scope = r.namespace !== undefined ? `in the namespace "${r.namespace}"` : 'at the cluster scope';
+    const details: Record<string, string> = {};
+    if (r.name !== undefined) details.name = r.name;
+    details.group = def.group;
+    details.kind = def.resource;
+    return new KubeError(403, 'Forbidden', `${subject} is forbidden: User "${USER}" cannot ${r.verb} resource "${resource}" in API group "${def.group}" ${scope}`, details);
+  }
+
+  async function dispatch(r: Route, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, rawBody: string): Promise<void> {
+    const def = r.def!;
+    const ns = def.namespaced ? r.namespace : undefined;
+    const dryRun = q.getAll('dryRun').includes('All');
+    const manager = q.get('fieldManager') ?? userAgentManager(req);
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+
+    if (r.verb === 'proxy') return proxy(r, res, q);
+    if (r.subresource && !def.subresources.includes(r.subresource)) return sendStatus(res, errors.pageNotFound());
+    if (r.subresource === 'scale') return scale(r, res, q, rawBody, contentType, manager);
+    const sub = r.subresource === 'status' ? ('status' as const) : undefined;
+
+    switch (r.verb) {
+      case 'get':
+        return sendJson(res, 200, store.getOrThrow(def, ns, r.name!));
+      case 'list': {
+        const match = matcher(def, r, q);
+        const items = store.list(def, ns, match).map((o) => (def.crd ? o : stripTypeMeta(o)));
+        return sendJson(res, 200, { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(store.currentRv()) }, items });
+      }
+      case 'watch':
+        return watch(def, r, q, res);
+      case 'create': {
+        if (r.subresource) throw errors.methodNotAllowed();
+        const obj = store.create(def, ns, parseBody(rawBody, contentType), { manager, dryRun });
+        return sendJson(res, 201, obj);
+      }
+      case 'update':
+        return sendJson(res, 200, store.replace(def, ns, r.name!, parseBody(rawBody, contentType), { manager, dryRun, ...(sub ? { subresource: sub } : {}) }));
+      case 'patch': {
+        const type = PATCH_TYPES[contentType];
+        if (!type) throw errors.unsupportedMediaType(contentType);
+        const patch = parseBody(rawBody, type === 'apply' ? 'application/yaml' : 'application/json');
+        const existed = store.get(def, ns, r.name!) !== undefined;
+        const force = q.get('force') === 'true';
+        const out = store.patch(def, ns, r.name!, type, patch, { manager: type === 'apply' ? q.get('fieldManager') ?? '' : manager, dryRun, force, ...(sub ? { subresource: sub } : {}) });
+        return sendJson(res, existed ? 200 : 201, out);
+      }
+      case 'delete': {
+        const opts = rawBody ? (parseBody(rawBody, contentType || 'application/json') as any) : {};
+        const policy = q.get('propagationPolicy') ?? opts?.propagationPolicy;
+        const orphan = policy === 'Orphan' || q.get('orphanDependents') === 'true' || opts?.orphanDependents === true;
+        const gone = store.delete(def, ns, r.name!, { dryRun, orphan, resourceVersion: opts?.preconditions?.resourceVersion });
+        // Pods answer with the (terminating) object; most other types with a Success Status.
+        if (def.resource === 'pods') return sendJson(res, 200, gone);
+        return sendJson(res, 200, successStatus({ name: r.name!, ...(def.group ? { group: def.group } : {}), kind: def.resource, uid: gone.metadata.uid }));
+      }
+      case 'deletecollection': {
+        const match = matcher(def, r, q);
+        const gone = store.list(def, ns, match).map((o) => store.delete(def, o.metadata.namespace, o.metadata.name, { dryRun }));
+        return sendJson(res, 200, { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(store.currentRv()) }, items: gone });
+      }
+      default:
+        throw errors.methodNotAllowed();
+    }
+  }
+
+  function matcher(def: ResourceDef, r: Route, q: URLSearchParams): (o: any) => boolean {
+    const labels = parseLabelSelector(q.get('labelSelector'));
+    const fields = parseFieldSelector(q.get('fieldSelector'), def);
+    return (o) => (!def.namespaced || r.namespace === undefined || o.metadata.namespace === r.namespace) && labels(o) && fields(o);
+  }
+
+  /** autoscaling/v1 Scale view of a Deployment (what `kubectl scale` and HPAs use). */
+  function scale(r: Route, res: ServerResponse, q: URLSearchParams, rawBody: string, contentType: string, manager: string): void {
+    const def = r.def!;
+    const toScale = (d: any) => ({
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: { name: d.metadata.name, namespace: d.metadata.namespace, uid: d.metadata.uid, resourceVersion: d.metadata.resourceVersion, creationTimestamp: d.metadata.creationTimestamp },
+      spec: { replicas: d.spec.replicas },
+      status: { replicas: d.status?.replicas ?? 0, selector: Object.entries(d.spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') },
+    });
+    const live = store.getOrThrow(def, r.namespace, r.name!);
+    if (r.verb === 'get') return sendJson(res, 200, toScale(live));
+    // Edit the Scale view with whatever the client sent, then write spec.replicas back.
+    let edited: any;
+    if (r.verb === 'update') edited = parseBody(rawBody, contentType);
+    else if (r.verb === 'patch' && PATCH_TYPES[contentType] === 'json') edited = jsonPatch(toScale(live), parseBody(rawBody, contentType));
+    else if (r.verb === 'patch' && (PATCH_TYPES[contentType] === 'merge' || PATCH_TYPES[contentType] === 'strategic')) edited = mergePatch(toScale(live), parseBody(rawBody, contentType));
+    else throw errors.unsupportedMediaType(contentType);
+    const replicas = edited?.spec?.replicas;
+    if (typeof replicas !== 'number' || replicas < 0) {
+      throw new KubeError(422, 'Invalid', `Scale.autoscaling "${r.name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`, { name: r.name!, group: 'autoscaling', kind: 'Scale', causes: [{ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`, field: 'spec.replicas' }] });
+    }
+    const rv = edited?.metadata?.resourceVersion;
+    if (r.verb === 'update' && rv && rv !== live.metadata.resourceVersion) throw errors.conflict(def, r.name!);
+    const patched = store.patch(def, r.namespace, r.name!, 'merge', { spec: { replicas } }, { manager, dryRun: q.getAll('dryRun').includes('All') });
+    sendJson(res, 200, toScale(patched));
+  }
+
+  async function proxy(r: Route, res: ServerResponse, q: URLSearchParams): Promise<void> {
+    if (r.def !== PODS) throw errors.pageNotFound();
+    // The name segment may be `pod`, `pod:port` or `scheme:pod:port`.
+    const parts = r.name!.split(':');
+    const podName = parts.length === 3 ? parts[1]! : parts[0]!;
+    const port = parts.length === 3 ? parts[2]! : parts[1] ?? '';
+    const pod = store.get(PODS, r.namespace, podName);
+    if (!pod) throw errors.notFound(PODS, podName);
+    if (!proxyHandler) throw errors.serviceUnavailable(`no endpoints available for pod "${podName}"`);
+    if (!pod.status?.podIP) throw errors.serviceUnavailable(`error trying to reach service: pod ${podName} has no IP address yet`);
+    const path = '/' + decodeURIComponent(r.proxyPath ?? '');
+    let out: { status: number; body: unknown };
+    try {
+      out = await proxyHandler({ namespace: r.namespace!, pod, port, path, query: q });
+    } catch (err) {
+      throw errors.serviceUnavailable(`error trying to reach service: ${(err as Error)?.message ?? String(err)}`);
+    }
+    if (typeof out.body === 'string') {
+      res.writeHead(out.status, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(out.body);
+    } else if (out.body instanceof Uint8Array) {
+      res.writeHead(out.status, { 'Content-Type': 'application/octet-stream' });
+      res.end(out.body);
+    } else sendJson(res, out.status, out.body);
+  }
+
+  function watch(def: ResourceDef, r: Route, q: URLSearchParams, res: ServerResponse): void {
+    const match = matcher(def, r, q);
+    const rvParam = q.get('resourceVersion') ?? '';
+    const fromRv = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
+    if (fromRv !== undefined && !Number.isInteger(fromRv)) throw errors.badRequest(`resourceVersion: Invalid value: "${rvParam}": strconv.ParseUint: parsing "${rvParam}": invalid syntax`);
+    const bookmarks = q.get('allowWatchBookmarks') === 'true';
+
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+    res.flushHeaders();
+    watches.add(res);
+    const send = (type: string, object: unknown) => {
+      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify({ type, object }) + '\n');
+    };
+    if (fromRv !== undefined && fromRv < store.oldestWatchableRv()) {
+      // The real server opens the stream, then sends one ERROR event and closes.
+      send('ERROR', new KubeError(410, 'Expired', `too old resource version: ${fromRv} (${store.oldestWatchableRv() + 1})`).toStatus());
+      watches.delete(res);
+      res.end();
+      return;
+    }
+
+    /** Selector-aware translation: objects entering/leaving the selection are ADDED/DELETED. */
+    const deliver = (e: StoreEvent) => {
+      if (e.def !== def) return;
+      const now = match(e.object);
+      const before = e.previous !== undefined && match(e.previous);
+      if (e.type === 'ADDED' && now) send('ADDED', e.object);
+      else if (e.type === 'MODIFIED') {
+        if (now && before) send('MODIFIED', e.object);
+        else if (now) send('ADDED', e.object);
+        else if (before) send('DELETED', e.object);
+      } else if (e.type === 'DELETED' && (before || now)) send('DELETED', e.object);
+    };
+    const unsubscribe = store.subscribe(deliver);
+    let timer: NodeJS.Timeout | undefined;
+    const end = () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+      watches.delete(res);
+      if (!res.writableEnded) res.end();
+    };
+    if (fromRv === undefined) {
+      for (const o of store.list(def, def.namespaced ? r.namespace : undefined, match)) send('ADDED', o);
+      if (bookmarks && q.get('sendInitialEvents') === 'true') {
+        send('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(store.currentRv()), annotations: { 'k8s.io/initial-events-end': 'true' } } });
+      }
+    } else {
+      for (const e of store.eventsSince(fromRv)) deliver(e);
+    }
+    const timeout = Number(q.get('timeoutSeconds') ?? '');
+    if (timeout > 0) {
+      timer = setTimeout(() => {
+        if (bookmarks) send('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(store.currentRv()) } });
+        end();
+      }, timeout * 1000);
+    }
+    res.on('close', end);
+  }
+
+  // ---- plumbing --------------------------------------------------------------------------------
+
+  function closeWatches(): void {
+    for (const w of [...watches]) w.end();
+    watches.clear();
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const kubeconfigObject = (namespace = 'default') => ({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'u', namespace }],
+    currentContext: 'fake',
+  });
+
+  const fake: FakeKube = {
+    url,
+    kubeConfig(namespace) {
+      const kc = new KubeConfig();
+      kc.loadFromOptions(kubeconfigObject(namespace));
+      return kc;
+    },
+    kubeconfigYaml(namespace = 'default') {
+      return YAML.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'fake', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'u', namespace } }],
+        'current-context': 'fake',
+        preferences: {},
+      });
+    },
+    async close() {
+      controller.close();
+      closeWatches();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    get(apiVersion, kind, namespace, name) {
+      const def = registry.anyByKind(apiVersion, kind);
+      if (!def) throw new Error(`fake kube: unknown kind ${apiVersion} ${kind}`);
+      return store.get(def, namespace, name);
+    },
+    list(apiVersion, kind, namespace) {
+      const def = registry.anyByKind(apiVersion, kind);
+      if (!def) throw new Error(`fake kube: unknown kind ${apiVersion} ${kind}`);
+      return store.list(def, namespace);
+    },
+    requests,
+    resetRequests() {
+      requests.length = 0;
+    },
+    failNext(n, status, match) {
+      faults.push(match ? { remaining: n, status, match } : { remaining: n, status });
+    },
+    setDown(d) {
+      down = d;
+      // An outage also drops the long-running watch connections.
+      if (d) closeWatches();
+    },
+    forbid(verb, resource, group) {
+      forbidden.push(group === undefined ? { verb, resource } : { verb, resource, group });
+    },
+    delayMs(ms) {
+      delay = ms;
+    },
+    withoutGatewayApi() {
+      registry.hideGroup(GATEWAY_GROUP);
+    },
+    controller: {
+      behave(match: BehaviourMatch, mode: PodFailureMode) {
+        controller.behave(match, mode);
+      },
+      get readyAfterMs() {
+        return controller.readyAfterMs;
+      },
+      set readyAfterMs(ms: number) {
+        controller.readyAfterMs = ms;
+      },
+    },
+    onPodProxy(handler) {
+      proxyHandler = handler;
+    },
+  };
+  return fake;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseBody(raw: string, contentType: string): unknown {
+  if (raw.trim() === '') throw errors.badRequest('the body of the request was empty');
+  try {
+    return contentType.includes('yaml') ? YAML.parse(raw) : JSON.parse(raw);
+  } catch (err) {
+    throw errors.badRequest(`error decoding ${contentType.includes('yaml') ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+  }
+}
+
+/** Default field manager for non-apply writes: the User-Agent's product token, like the real server. */
+function userAgentManager(req: IncomingMessage): string {
+  return (req.headers['user-agent'] ?? 'unknown').split('/')[0]!.trim() || 'unknown';
+}
+
+/** Built-in list items come without apiVersion/kind (CRD lists keep them), as on the real server. */
+function stripTypeMeta(o: any): any {
+  const { apiVersion: _a, kind: _k, ...rest } = o;
+  return clone(rest);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendStatus(res: ServerResponse, e: KubeError): void {
+  const headers: Record<string, string> = {};
+  if (e.code === 429 || e.code === 503) headers['Retry-After'] = '1';
+  const text = JSON.stringify(e.toStatus());
+  res.writeHead(e.code, { ...headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}

@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { LockedError } from '../../src/ledger/lock.js';
+import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
+import { CLI } from '../helpers/fixtures.js';
+import { fastPlan, MODEL, startKubeWorld, type KubeWorld } from '../helpers/kube-world.js';
+
+/**
+ * Whole rollouts on Kubernetes, against the in-repo fake API server (driven through the real
+ * @kubernetes/client-node) with its simulated deployment controller, bundles in a real S3 (Ceph
+ * RGW), and per-version metrics read through the API server's pod proxy. The scenarios build on
+ * each other like a day in the life of a model.
+ */
+
+const ROUTE = ['gateway.networking.k8s.io/v1', 'HTTPRoute', 'default', MODEL] as const;
+
+function backendWeights(route: any): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of route?.spec?.rules?.[0]?.backendRefs ?? []) out[b.name] = b.weight;
+  return out;
+}
+
+function mirrorOf(route: any): { name: string; percent: number } | null {
+  const f = (route?.spec?.rules?.[0]?.filters ?? []).find((x: any) => x.type === 'RequestMirror');
+  return f ? { name: f.requestMirror.backendRef.name, percent: f.requestMirror.percent } : null;
+}
+
+const svc = (v: string) => versionObjectName(MODEL, v);
+
+describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_000 }, () => {
+  let w: KubeWorld;
+  before(async () => {
+    w = await startKubeWorld({ section: { replicas: 2, warmReplicas: 1 } });
+    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0']) await w.push(v);
+  });
+  after(() => w?.close());
+
+  test('first deploy: Deployment and Service per version, route 100% on it, ledger in a ConfigMap, Lease released', async () => {
+    const r = await w.engine().deploy(await ref(w, '1.0.0'), fastPlan({ steps: [] }));
+    assert.equal(r.outcome, 'promoted', r.reason);
+    const d = w.fake.get('apps/v1', 'Deployment', 'default', svc('1.0.0'));
+    assert.ok(d, 'Deployment created');
+    assert.equal(d.metadata.labels['modelctl.dev/model'], MODEL);
+    assert.equal(d.spec.replicas, 2);
+    assert.equal(d.spec.template.spec.initContainers[0].name, 'fetch-bundle');
+    assert.ok(w.fake.get('v1', 'Service', 'default', svc('1.0.0')), 'Service created');
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.0.0')]: 100 });
+    const cm = w.fake.get('v1', 'ConfigMap', 'default', ledgerConfigMapName(MODEL));
+    assert.deepEqual(JSON.parse(cm.data['ledger.json']).stableSet, ['1.0.0']);
+    const lease = w.fake.get('coordination.k8s.io/v1', 'Lease', 'default', leaseName(MODEL));
+    assert.ok(lease, 'the Lease exists');
+    assert.ok(!lease.spec.holderIdentity, 'and nobody holds it after the rollout');
+    assert.match(lease.spec.renewTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'renewTime is a MicroTime');
+  });
+
+  test('canary climbs the ladder on the HTTPRoute, promotes, and the old stable stays warm', async () => {
+    const seen: Record<string, number>[] = [];
+    const engine = w.engine({ onEvent: (e) => e.type === 'traffic-applied' && seen.push(backendWeights(w.fake.get(...ROUTE))) });
+    w.fake.resetRequests();
+    const r = await engine.deploy(await ref(w, '1.1.0'), fastPlan());
+    assert.equal(r.outcome, 'promoted', r.reason);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+    assert.ok(
+      seen.some((s) => s[svc('1.1.0')] === 20 && s[svc('1.0.0')] === 80),
+      `the 20% step was on the route: ${JSON.stringify(seen)}`,
+    );
+    assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.0.0')).spec.replicas, 1, '1.0.0 scaled to the warm size, not away');
+    assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.1.0')).spec.replicas, 2);
+    const polls = w.fake.requests.filter((q) => q.verb === 'get' && q.resource === 'deployments').length;
+    assert.ok(polls <= 6, `readiness is watched, not polled (${polls} GETs of deployments)`);
+  });
+
+  test('a bad canary is rolled back automatically: route back on the stable, candidate retired', async () => {
+    w.quality.set('1.2.0', 0.3);
+    const r = await w.engine().deploy(await ref(w, '1.2.0'), fastPlan());
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.equal(r.rolledBackTo, '1.1.0');
+    assert.match(r.reason, /error-rate/);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+    assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.2.0')), undefined, 'the failed version is removed');
+  });
+
+  test('shadow: the route mirrors a percentage to the candidate; its answers never reach callers', async () => {
+    let mirrored: { name: string; percent: number } | null = null;
+    const engine = w.engine({ onEvent: (e) => e.type === 'traffic-applied' && (mirrored ??= mirrorOf(w.fake.get(...ROUTE))) });
+    const r = await engine.deploy(await ref(w, '1.3.0'), fastPlan({ shadowPercent: 30, shadowDurationMs: 800, shadowOnly: true }));
+    assert.equal(r.outcome, 'shadow-passed', r.reason);
+    assert.deepEqual(mirrored, { name: svc('1.3.0'), percent: 30 });
+    assert.equal(mirrorOf(w.fake.get(...ROUTE)), null, 'mirror removed after the shadow phase');
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+  });
+
+  test('a version that cannot start fails before any traffic, naming the reason from pod status', async () => {
+    w.fake.controller.behave({ version: '1.4.0' }, 'image-pull');
+    const r = await w.engine().deploy(await ref(w, '1.4.0'), fastPlan());
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.match(r.reason, /ImagePullBackOff/);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+  });
+
+  test('two CI jobs racing for the Lease: exactly one rolls out, the other is told who holds it', async () => {
+    const a = w.engine({ holder: 'https://github.com/acme/models/actions/runs/1' });
+    const b = w.engine({ holder: 'https://github.com/acme/models/actions/runs/2' });
+    const results = await Promise.allSettled([a.deploy(await ref(w, '1.5.0'), fastPlan()), b.deploy(await ref(w, '1.5.0'), fastPlan())]);
+    const won = results.filter((x) => x.status === 'fulfilled');
+    const lost = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+    assert.equal(won.length, 1, JSON.stringify(results.map((x) => (x.status === 'rejected' ? String(x.reason) : x.value.outcome))));
+    assert.equal(lost.length, 1);
+    assert.ok(lost[0]!.reason instanceof LockedError, String(lost[0]!.reason));
+    assert.match(lost[0]!.reason.message, /actions\/runs\/[12]/);
+  });
+
+  test('the API server failing mid-rollout: requests are retried with backoff and the rollout completes', async () => {
+    let downed = false;
+    const engine = w.engine({
+      onEvent: (e) => {
+        if (e.type === 'traffic-applied' && !downed) {
+          downed = true;
+          w.fake.setDown(true);
+          setTimeout(() => w.fake.setDown(false), 1500);
+        }
+      },
+    });
+    const r = await engine.deploy(await ref(w, '1.6.0'), fastPlan());
+    assert.ok(downed);
+    assert.equal(r.outcome, 'promoted', r.reason);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.6.0')]: 100 });
+  });
+
+  test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
+    w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
+    const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);
+    assert.equal(r.code, 9, r.stderr);
+    const err = r.json().error;
+    assert.match(err.message, /forbidden|refused/);
+    assert.match(err.hint, /httproutes\.gateway\.networking\.k8s\.io/);
+    assert.match(err.hint, /modelctl kubernetes rbac/);
+  });
+});
+
+describe('Kubernetes target: a killed deploy, then resume or abort', { timeout: 300_000 }, () => {
+  let w: KubeWorld;
+  before(async () => {
+    w = await startKubeWorld();
+    for (const v of ['2.0.0', '2.1.0', '2.2.0']) await w.push(v);
+    const first = await w.cli(['deploy', `${MODEL}@2.0.0`, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+  });
+  after(() => w?.close());
+
+  /** Start a CLI deploy and SIGKILL it once the candidate has traffic on the route. */
+  async function killMidCanary(version: string): Promise<void> {
+    const child = spawn(process.execPath, [CLI, 'deploy', `${MODEL}@${version}`, '--steps', '30,100', '--interval', '20s', '--kubeconfig', w.kubeconfigFile], {
+      cwd: w.projectDir,
+      env: { ...process.env, ...w.env, MODELCTL_GITHUB: 'off' },
+      stdio: 'ignore',
+    });
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (backendWeights(w.fake.get(...ROUTE))[svc(version)] === 30) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.equal(backendWeights(w.fake.get(...ROUTE))[svc(version)], 30, 'killed mid-step with 30% on the candidate');
+  }
+
+  test('status shows the interrupted rollout; abort puts all traffic back on the stable', async () => {
+    await killMidCanary('2.1.0');
+    const s = await w.cli(['status', MODEL, '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.json().rollout.version, '2.1.0');
+    const a = await w.cli(['abort', MODEL, '--json']);
+    assert.equal(a.code, 0, a.stderr);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('2.0.0')]: 100 });
+  });
+
+  test('deploy --resume continues the interrupted rollout to promotion', async () => {
+    await killMidCanary('2.2.0');
+    const r = await w.cli(['deploy', `${MODEL}@2.2.0`, '--resume', '--steps', '30,100', '--interval', '1s', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json().outcome, 'promoted');
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('2.2.0')]: 100 });
+  });
+});
+
+describe('Kubernetes target: replica-ratio traffic where no Gateway API is installed', { timeout: 300_000 }, () => {
+  let w: KubeWorld;
+  before(async () => {
+    w = await startKubeWorld({ gatewayApi: false, section: { replicas: 4, warmReplicas: 1 } });
+    for (const v of ['3.0.0', '3.1.0', '3.2.0']) await w.push(v);
+  });
+  after(() => w?.close());
+
+  test('the canary share is approximated by pods behind one model Service', async () => {
+    const first = await w.engine().deploy(await ref(w, '3.0.0'), fastPlan({ steps: [] }));
+    assert.equal(first.outcome, 'promoted', first.reason);
+    const service = w.fake.get('v1', 'Service', 'default', MODEL);
+    assert.equal(service.spec.selector['modelctl.dev/in-service'], 'true');
+    const snapshots: Array<Record<string, [number, string]>> = [];
+    const engine = w.engine({
+      onEvent: (e) => {
+        if (e.type !== 'traffic-applied') return;
+        const snap: Record<string, [number, string]> = {};
+        for (const v of ['3.0.0', '3.1.0']) {
+          const d = w.fake.get('apps/v1', 'Deployment', 'default', svc(v));
+          if (d) snap[v] = [d.spec.replicas, d.spec.template.metadata.labels['modelctl.dev/in-service']];
+        }
+        snapshots.push(snap);
+      },
+    });
+    const r = await engine.deploy(await ref(w, '3.1.0'), fastPlan({ steps: [25, 100] }));
+    assert.equal(r.outcome, 'promoted', r.reason);
+    const canary = snapshots.find((s) => s['3.1.0']?.[1] === 'true' && s['3.0.0']?.[1] === 'true');
+    assert.ok(canary, `both versions in service during the canary: ${JSON.stringify(snapshots)}`);
+    const [c, s] = [canary['3.1.0']![0], canary['3.0.0']![0]];
+    assert.ok(Math.abs((100 * c) / (c + s) - 25) <= 10, `25% approximated by ${c} of ${c + s} pods`);
+    const stable = w.fake.get('apps/v1', 'Deployment', 'default', svc('3.0.0'));
+    assert.equal(stable.spec.template.metadata.labels['modelctl.dev/in-service'], 'false', 'the old stable left the Service');
+  });
+
+  test('shadow needs the Gateway API: a clear usage error', async () => {
+    const r = await w.cli(['deploy', `${MODEL}@3.2.0`, '--shadow', '10%', '--shadow-only', '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.json().error.message, /shadow traffic needs the Gateway API/);
+    assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('3.2.0')), undefined, 'nothing was created');
+  });
+});
+
+async function ref(w: KubeWorld, version: string) {
+  const { resolveRef } = await import('../../src/services/bundles.js');
+  const resolved = await resolveRef(w.store, `${MODEL}@${version}`);
+  return { model: MODEL, version, digest: resolved.digest };
+}

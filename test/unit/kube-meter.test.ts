@@ -1,0 +1,325 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { UsageError } from '../../src/cli/errors.js';
+import { isJsonContentType, parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
+import { listenLocal, stopServer } from '../helpers/http-server.js';
+
+/**
+ * The metering sidecar against a real model server (node:http) over real sockets: what it forwards
+ * (status, headers, streamed bodies) and what it records (the window served on its API port).
+ */
+
+const LOCAL = '127.0.0.1';
+
+/** A stand-in for the bundle's server: a few behaviours a model server has in production. */
+function modelServer(): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const json = (status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) => {
+      req.resume();
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(body));
+    };
+    switch (url.pathname) {
+      case '/predict':
+        return json(200, { label: 'pos', out: { score: Number(url.searchParams.get('score') ?? 0.5) } });
+      case '/fail':
+        return json(500, { error: 'model crashed' });
+      case '/bad-request':
+        return json(400, { out: { score: 0.9 } });
+      case '/slow':
+        setTimeout(() => json(200, { out: { score: 0.1 } }), Number(url.searchParams.get('ms') ?? 100));
+        return;
+      case '/hang':
+        req.resume();
+        return; // never answers
+      case '/text':
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return res.end('{"out": {"score": 0.3}}');
+      case '/big': {
+        // > 1 MiB of JSON: forwarded whole, never parsed for its score.
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ out: { score: 0.77 }, pad: 'x'.repeat(2 * 1024 * 1024) }));
+      }
+      case '/headers':
+        return json(201, { method: req.method, headers: req.headers }, { 'x-model': 'sentiment', connection: 'keep-alive' });
+      case '/echo':
+        // Answer as the body arrives: a proxy that buffered either way would deadlock the test.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        req.pipe(res);
+        return;
+      default:
+        return json(404, { error: 'no such path' });
+    }
+  });
+}
+
+const listen = listenLocal;
+const stop = stopServer;
+
+/** A port nothing listens on (bound, then released). */
+async function deadPort(): Promise<number> {
+  const s = http.createServer();
+  const port = await listen(s);
+  await stop(s);
+  return port;
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function send(port: number, opts: { method?: string; path: string; headers?: http.OutgoingHttpHeaders; body?: Buffer | string }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: LOCAL, port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+async function windowOf(meter: Meter, since: number): Promise<MeterWindow> {
+  const a = await send(meter.apiPort, { path: `/v1/window?since=${since}` });
+  assert.equal(a.status, 200, a.body.toString());
+  return JSON.parse(a.body.toString()) as MeterWindow;
+}
+
+describe('kubernetes meter', () => {
+  let server: http.Server;
+  let upstreamPort: number;
+  let now = 1_000_000;
+  const meters: Meter[] = [];
+  const start = async (opts: { upstreamPort?: number; scoreField?: string | undefined; upstreamTimeoutMs?: number; capacity?: number } = {}) => {
+    const m = await startMeter({
+      listen: { host: LOCAL, port: 0 },
+      upstream: { host: LOCAL, port: opts.upstreamPort ?? upstreamPort },
+      api: { host: LOCAL, port: 0 },
+      scoreField: 'scoreField' in opts ? opts.scoreField : 'out.score',
+      clock: () => now,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs,
+      capacity: opts.capacity,
+    });
+    meters.push(m);
+    return m;
+  };
+
+  before(async () => {
+    server = modelServer();
+    upstreamPort = await listen(server);
+  });
+  after(async () => {
+    await Promise.all(meters.map((m) => m.close(100)));
+    await stop(server);
+  });
+
+  test('records one sample per request: counts, 5xx errors, latencies, scores of successful JSON answers', async () => {
+    const meter = await start();
+    now = 1_000_000;
+    for (const s of [0.25, 0.5, 0.75]) assert.equal((await send(meter.trafficPort, { path: `/predict?score=${s}` })).status, 200);
+    assert.equal((await send(meter.trafficPort, { path: '/fail' })).status, 500);
+    assert.equal((await send(meter.trafficPort, { path: '/bad-request' })).status, 400); // 4xx: not an error, no score
+    assert.equal((await send(meter.trafficPort, { path: '/slow?ms=60' })).status, 200);
+    const w = await windowOf(meter, 0);
+    assert.equal(w.requests, 6);
+    assert.equal(w.errors, 1);
+    assert.deepEqual(w.scores, [0.25, 0.5, 0.75, 0.1]);
+    assert.equal(w.latenciesMs.length, 6);
+    assert.ok(w.latenciesMs.every((l) => l >= 0));
+    assert.ok(w.latenciesMs[5]! >= 50, `the slow request's latency ${w.latenciesMs[5]} covers the server's delay`);
+    // Agreement cannot be measured behind a Gateway mirror: never compared.
+    assert.equal(w.shadowCompared, 0);
+    assert.equal(w.shadowAgreed, 0);
+    assert.equal(w.truncated, false);
+    assert.equal(w.now, now);
+    assert.equal(meter.recorded, 6);
+  });
+
+  test('mirrored requests (Host ending in -shadow) are measured like live ones', async () => {
+    const meter = await start();
+    const a = await send(meter.trafficPort, { path: '/predict?score=0.6', headers: { host: 'models.example.com-shadow' } });
+    assert.equal(a.status, 200);
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors, w.scores], [1, 0, [0.6]]);
+    assert.equal(w.shadowCompared, 0, 'the Gateway drops the mirror answer: nothing to compare it with');
+  });
+
+  test('window since: only requests that ended at or after it (meter clock)', async () => {
+    const meter = await start();
+    now = 5_000;
+    await send(meter.trafficPort, { path: '/predict?score=0.1' });
+    now = 6_000;
+    await send(meter.trafficPort, { path: '/predict?score=0.2' });
+    await send(meter.trafficPort, { path: '/fail' });
+    now = 7_000;
+    const w = await windowOf(meter, 6_000);
+    assert.equal(w.requests, 2);
+    assert.equal(w.errors, 1);
+    assert.deepEqual(w.scores, [0.2]);
+    assert.equal((await windowOf(meter, 0)).requests, 3);
+    assert.equal((await windowOf(meter, 6_001)).requests, 0);
+  });
+
+  test('ring overflow inside the window is reported as truncated', async () => {
+    const meter = await start({ capacity: 2 });
+    now = 10_000;
+    for (let i = 0; i < 3; i++) await send(meter.trafficPort, { path: '/predict?score=0.5' });
+    const w = await windowOf(meter, 0);
+    assert.equal(w.requests, 2);
+    assert.equal(w.truncated, true);
+  });
+
+  test('no score from answers that are not JSON, too large to parse, or when the bundle names no score field', async () => {
+    const meter = await start();
+    const text = await send(meter.trafficPort, { path: '/text' });
+    assert.equal(text.body.toString(), '{"out": {"score": 0.3}}');
+    const big = await send(meter.trafficPort, { path: '/big' });
+    assert.equal(big.status, 200);
+    assert.ok(big.body.length > 2 * 1024 * 1024, 'the large answer is forwarded whole');
+    assert.equal((JSON.parse(big.body.toString()) as { out: { score: number } }).out.score, 0.77);
+    const w = await windowOf(meter, 0);
+    assert.equal(w.requests, 2);
+    assert.deepEqual(w.scores, []);
+
+    const noField = await start({ scoreField: undefined });
+    await send(noField.trafficPort, { path: '/predict?score=0.4' });
+    const w2 = await windowOf(noField, 0);
+    assert.equal(w2.requests, 1);
+    assert.deepEqual(w2.scores, []);
+  });
+
+  test('transparent: method, status, end-to-end headers and Host pass through; hop-by-hop headers do not', async () => {
+    const meter = await start();
+    const a = await send(meter.trafficPort, {
+      method: 'PUT',
+      path: '/headers?x=1',
+      headers: { host: 'models.example.com', 'x-request-id': 'abc', connection: 'x-secret, keep-alive', 'x-secret': 'hop', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(a.status, 201);
+    assert.equal(a.headers['x-model'], 'sentiment');
+    const seen = JSON.parse(a.body.toString()) as { method: string; headers: Record<string, string> };
+    assert.equal(seen.method, 'PUT');
+    assert.equal(seen.headers.host, 'models.example.com');
+    assert.equal(seen.headers['x-request-id'], 'abc');
+    assert.equal(seen.headers['content-length'], '2');
+    assert.equal(seen.headers['x-secret'], undefined, 'a header named by Connection is hop-by-hop');
+  });
+
+  test('streams bodies both ways: the server answers while the caller is still sending (5 MiB round trip)', { timeout: 20_000 }, async () => {
+    const meter = await start();
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    const rounds = 5;
+    const sent = createHash('sha256');
+    const got = createHash('sha256');
+    let received = 0;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: LOCAL, port: meter.trafficPort, method: 'POST', path: '/echo', agent: false, headers: { 'content-type': 'application/octet-stream' } });
+      let written = 0;
+      const writeNext = () => {
+        written++;
+        const c = Buffer.from(chunk);
+        c.writeUInt32BE(written, 0); // distinct chunks, so order matters to the hash
+        sent.update(c);
+        req.write(c);
+      };
+      req.on('response', (res) => {
+        assert.equal(res.statusCode, 200);
+        res.on('data', (c: Buffer) => {
+          got.update(c);
+          received += c.length;
+          // Send the next MiB only once the previous one came back through the meter.
+          if (received === written * chunk.length) {
+            if (written < rounds) writeNext();
+            else req.end();
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+      writeNext();
+    });
+    assert.equal(received, rounds * chunk.length);
+    assert.equal(got.digest('hex'), sent.digest('hex'));
+    const w = await windowOf(meter, 0);
+    assert.equal(w.requests, 1);
+    assert.equal(w.errors, 0);
+  });
+
+  test('model server down: 502 to the caller, counted as an error', async () => {
+    const meter = await start({ upstreamPort: await deadPort() });
+    const a = await send(meter.trafficPort, { path: '/predict' });
+    assert.equal(a.status, 502);
+    assert.match(a.body.toString(), /unreachable/);
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors, w.scores.length], [1, 1, 0]);
+  });
+
+  test('model server silent: 504 after the upstream timeout, counted as an error', async () => {
+    const meter = await start({ upstreamTimeoutMs: 150 });
+    const a = await send(meter.trafficPort, { path: '/hang' });
+    assert.equal(a.status, 504);
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors], [1, 1]);
+  });
+
+  test('API: /healthz, 400 on a bad since, 404 on anything else', async () => {
+    const meter = await start();
+    assert.equal((await send(meter.apiPort, { path: '/healthz' })).status, 200);
+    assert.equal((await send(meter.apiPort, { path: '/v1/window' })).status, 400);
+    assert.equal((await send(meter.apiPort, { path: '/v1/window?since=yesterday' })).status, 400);
+    assert.equal((await send(meter.apiPort, { path: '/v1/windows?since=0' })).status, 404);
+    assert.equal((await send(meter.apiPort, { method: 'POST', path: '/v1/window?since=0' })).status, 404);
+    assert.equal((await send(meter.apiPort, { path: '/' })).status, 404);
+    // The API port does not proxy, and its requests are not traffic.
+    assert.equal((await windowOf(meter, 0)).requests, 0);
+  });
+
+  test('close lets in-flight requests finish and records them, then refuses new connections', async () => {
+    const meter = await startMeter({ listen: { host: LOCAL, port: 0 }, upstream: { host: LOCAL, port: upstreamPort }, api: { host: LOCAL, port: 0 } });
+    const inFlight = send(meter.trafficPort, { path: '/slow?ms=200' });
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = meter.close(2_000);
+    assert.equal((await inFlight).status, 200);
+    await closed;
+    assert.equal(meter.recorded, 1);
+    await assert.rejects(send(meter.trafficPort, { path: '/predict' }), /ECONNREFUSED/);
+  });
+});
+
+describe('meter helpers', () => {
+  test('role: Envoy appends -shadow to the host of mirrored requests (before the port)', () => {
+    assert.equal(roleOfHost('models.example.com-shadow'), 'shadow');
+    assert.equal(roleOfHost('models.example.com-shadow:8080'), 'shadow');
+    assert.equal(roleOfHost('sentiment-1-4-0.ml.svc-shadow'), 'shadow');
+    assert.equal(roleOfHost('models.example.com'), 'live');
+    assert.equal(roleOfHost('shadow.example.com'), 'live');
+    assert.equal(roleOfHost(undefined), 'live');
+  });
+
+  test('JSON content types', () => {
+    assert.equal(isJsonContentType('application/json; charset=utf-8'), true);
+    assert.equal(isJsonContentType('application/problem+json'), true);
+    assert.equal(isJsonContentType('text/plain'), false);
+    assert.equal(isJsonContentType(undefined), false);
+  });
+
+  test('host:port flags', () => {
+    assert.deepEqual(parseHostPort('0.0.0.0:8080', '--listen'), { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(parseHostPort('[::]:9090', '--api'), { host: '::', port: 9090 });
+    assert.deepEqual(parseHostPort(':8081', '--upstream'), { host: '0.0.0.0', port: 8081 });
+    assert.throws(() => parseHostPort('8080', '--listen'), UsageError);
+    assert.throws(() => parseHostPort('host:99999', '--listen'), /--listen: "host:99999" is not host:port/);
+  });
+});
