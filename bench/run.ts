@@ -6,7 +6,9 @@
  *   node dist/bench/run.js --only 1,3 run only some measures (1 pack 1 file, 2 pack 4 files,
  *                                     3 re-push bytes, 4 peak RSS, 5 startup,
  *                                     6 rollback latency, 7 router overhead; 6 and 7 share one runtime;
- *                                     8 detect: bad-canary detection simulation, pure, see bench/detect.ts)
+ *                                     8 detect: bad-canary detection simulation, pure, see bench/detect.ts;
+ *                                     9 kube: Kubernetes API requests per canary step and 50 canaries at
+ *                                     once, in-process against the fake API server, see bench/kube.ts)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -1051,6 +1053,19 @@ async function main(): Promise<number> {
       notes.push(...r.notes);
     } catch (err) {
       failedRow('time to roll back a bad canary (simulation)', '< 0.5× Flagger', err);
+    }
+  }
+
+  if (wanted(9)) {
+    log(`9 kube: Kubernetes API requests per canary step, then ${QUICK ? 10 : 50} canaries at once (fake API server, in-process)…`);
+    try {
+      // The working tree's Kubernetes target and the fake API server, loaded only when this measure runs.
+      const { benchKubernetes, KUBE_DEFAULTS, KUBE_QUICK } = await import('./kube.js');
+      const r = await benchKubernetes(QUICK ? KUBE_QUICK : KUBE_DEFAULTS, log);
+      rows.push(...r.rows);
+      notes.push(...r.notes);
+    } catch (err) {
+      failedRow('kubernetes API requests per canary step / concurrent canaries', 'O(1) per step; 50 canaries ≤ 2× the bake', err);
     }
   }
 

@@ -346,7 +346,9 @@ export class RolloutEngine {
     const r = doc.rollout;
     if (r) {
       const resumable = opts.resume && r.version === ref.version && r.digest === ref.digest && r.phase !== 'held';
-      if (!resumable || lockState(doc.lock, now, this.deps.holderGone).kind === 'live') this.refuseIfRollout(doc, ref);
+      const ls = lockState(doc.lock, now, this.deps.holderGone);
+      // Our own live lock (a failed attempt of this same driver could not release it) does not block our resume.
+      if (!resumable || (ls.kind === 'live' && !isOwner(ls.lock, this.deps.holder))) this.refuseIfRollout(doc, ref);
       const tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
       r.holder = this.deps.holder.holder; // the new driver (the release keeps who started it)
       return { mode: 'resume', tookOver };

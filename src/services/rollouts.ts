@@ -150,15 +150,24 @@ export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEn
 }
 
 /** The target, metric source and ledger of `opts.target`. */
-export async function openTargetParts(opts: RolloutContextOptions): Promise<{ target: Target; metrics: MetricSource; ledger: LedgerStore }> {
+export async function openTargetParts(opts: RolloutContextOptions): Promise<TargetParts> {
   return opts.target === 'kubernetes' ? kubernetesParts(opts) : localParts(opts);
 }
 
-async function engineOf(parts: { target: Target; metrics: MetricSource; ledger: LedgerStore }, opts: RolloutContextOptions): Promise<RolloutEngine> {
+/** What a target brings to the engine; `lockTtlMs` when the target has its own lock lifetime (a Lease duration). */
+interface TargetParts {
+  target: Target;
+  metrics: MetricSource;
+  ledger: LedgerStore;
+  lockTtlMs?: number;
+}
+
+async function engineOf(parts: TargetParts, opts: RolloutContextOptions): Promise<RolloutEngine> {
   return new RolloutEngine({
     target: parts.target,
     metrics: parts.metrics,
     ledger: parts.ledger,
+    ...(parts.lockTtlMs !== undefined ? { lockTtlMs: parts.lockTtlMs } : {}),
     clock: systemClock,
     holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
     holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
@@ -181,7 +190,8 @@ async function localParts(opts: RolloutContextOptions) {
 async function kubernetesParts(opts: RolloutContextOptions) {
   const { openKubernetes } = await import('../targets/kubernetes/open.js');
   const project = await loadProjectConfig(process.cwd());
-  return openKubernetes({ flags: opts.kube ?? {}, project, store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
+  const parts = openKubernetes({ flags: opts.kube ?? {}, project, store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
+  return { ...parts, lockTtlMs: parts.settings.leaseMs };
 }
 
 /** The split of a rollout's first step: all traffic for a first deploy, else the shadow mirror or the first canary weight. */

@@ -32,7 +32,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
   let w: KubeWorld;
   before(async () => {
     w = await startKubeWorld({ section: { replicas: 2, warmReplicas: 1 } });
-    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0']) await w.push(v);
+    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0', '1.8.0', '1.9.0']) await w.push(v);
   });
   after(() => w?.close());
 
@@ -128,6 +128,62 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.6.0')]: 100 });
   });
 
+  test('--dry-run prints the manifests of the first step and changes nothing', async () => {
+    const before = w.fake.requests.length;
+    const r = await w.cli(['deploy', `${MODEL}@1.8.0`, '--canary', '5%', '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /kind: Deployment/);
+    assert.match(r.stdout, /kind: HTTPRoute/);
+    assert.match(r.stdout, new RegExp(`name: ${svc('1.8.0')}\\n\\s+port: 80\\n\\s+weight: 5`));
+    const writes = w.fake.requests.slice(before).filter((q) => ['create', 'update', 'patch', 'delete'].includes(q.verb));
+    assert.deepEqual(writes, [], 'a dry run writes nothing');
+  });
+
+  test('rollback cascades: a bad canary while the previous stable is gone lands on the next warm version', async () => {
+    assert.deepEqual(JSON.parse(w.fake.get('v1', 'ConfigMap', 'default', ledgerConfigMapName(MODEL)).data['ledger.json']).stableSet, ['1.6.0', '1.5.0', '1.1.0']);
+    w.quality.set('1.8.0', 0.3);
+    const { api } = w.parts();
+    let deleted = false;
+    const engine = w.engine({
+      onEvent: (e) => {
+        if (e.type === 'traffic-applied' && !deleted) {
+          deleted = true;
+          void api.delete({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'default', name: svc('1.6.0') });
+        }
+      },
+    });
+    const r = await engine.deploy(await ref(w, '1.8.0'), fastPlan());
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.equal(r.rolledBackTo, '1.5.0');
+    assert.ok(r.events.some((e) => e.type === 'cascade'), 'the cascade is in the events');
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.5.0')]: 100 });
+    assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.5.0')).spec.replicas, 2, 'the version now serving is scaled up from warm');
+  });
+
+  test('the API server down for longer than the retries: exit 9, the ledger says where it stopped, --resume finishes', async () => {
+    let downed = false;
+    const engine = w.engine({
+      onEvent: (e) => {
+        if (e.type === 'traffic-applied' && !downed) {
+          downed = true;
+          w.fake.setDown(true);
+        }
+      },
+    });
+    const err = await engine.deploy(await ref(w, '1.9.0'), fastPlan()).then(
+      () => null,
+      (e: unknown) => e as { exitCode?: number; message: string },
+    );
+    w.fake.setDown(false);
+    assert.ok(err, 'the rollout could not go on');
+    assert.equal(err.exitCode, 9, err.message);
+    const s = await w.engine().status(MODEL);
+    assert.equal(s.rollout?.version, '1.9.0', 'the ledger shows the interrupted rollout');
+    const r = await w.engine({ holder: 'test@world' }).deploy(await ref(w, '1.9.0'), fastPlan(), { resume: true });
+    assert.equal(r.outcome, 'promoted', r.reason);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.9.0')]: 100 });
+  });
+
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
     w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
     const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);
@@ -151,7 +207,7 @@ describe('Kubernetes target: a killed deploy, then resume or abort', { timeout: 
 
   /** Start a CLI deploy and SIGKILL it once the candidate has traffic on the route. */
   async function killMidCanary(version: string): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'deploy', `${MODEL}@${version}`, '--steps', '30,100', '--interval', '20s', '--kubeconfig', w.kubeconfigFile], {
+    const child = spawn(process.execPath, [CLI, 'deploy', `${MODEL}@${version}`, '--steps', '30,100', '--interval', '8s', '--kubeconfig', w.kubeconfigFile], {
       cwd: w.projectDir,
       env: { ...process.env, ...w.env, MODELCTL_GITHUB: 'off' },
       stdio: 'ignore',
@@ -166,11 +222,26 @@ describe('Kubernetes target: a killed deploy, then resume or abort', { timeout: 
     assert.equal(backendWeights(w.fake.get(...ROUTE))[svc(version)], 30, 'killed mid-step with 30% on the candidate');
   }
 
-  test('status shows the interrupted rollout; abort puts all traffic back on the stable', async () => {
+  test('a Lease left by a dead CI job is reported, never silently taken; abort resolves what it left', async () => {
     await killMidCanary('2.1.0');
+    // Make the dead holder look like a runner on another machine whose Lease ran out (its pid cannot be checked from here).
+    const { api } = w.parts();
+    const lease: any = await api.read({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: 'default', name: leaseName(MODEL) });
+    lease.spec.holderIdentity = 'https://github.com/acme/models/actions/runs/99';
+    lease.metadata.annotations['modelctl.dev/holder-host'] = 'runner-7';
+    lease.spec.renewTime = new Date(Date.now() - 300_000).toISOString().replace('Z', '000Z');
+    lease.spec.leaseDurationSeconds = 10;
+    await api.replace(lease);
     const s = await w.cli(['status', MODEL, '--json']);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(s.json().rollout.version, '2.1.0');
+    assert.equal(s.json().rollout.interrupted, true);
+    assert.equal(s.json().lock.expired, true);
+    const other = await w.cli(['deploy', `${MODEL}@2.2.0`, '--json']);
+    assert.equal(other.code, 5, other.stderr);
+    assert.match(other.json().error.message, /2\.1\.0/);
+    assert.match(other.json().error.hint, /modelctl abort sentiment/);
+    assert.equal(backendWeights(w.fake.get(...ROUTE))[svc('2.1.0')], 30, 'nothing moved');
     const a = await w.cli(['abort', MODEL, '--json']);
     assert.equal(a.code, 0, a.stderr);
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('2.0.0')]: 100 });

@@ -247,9 +247,8 @@ export class KubernetesTarget implements Target {
     const { items } = await this.opts.api.list<V1Deployment>('apps/v1', 'Deployment', this.ns, `${LABELS.model}=${model},${LABELS.managedBy}=${MANAGED_BY}`);
     const deployments = new Map(items.map((d) => [d.metadata?.annotations?.[ANNOTATIONS.version] ?? '', d]));
     const withTraffic = Object.entries(split.weights).filter(([, w]) => w > 0).map(([v]) => v);
-    for (const v of [...withTraffic, ...(split.mirror ? [split.mirror.version] : [])]) {
-      if (!deployments.has(v)) throw new UnavailableError(`cannot route to ${model}@${v}: it is not deployed in namespace ${this.ns}`);
-    }
+    // A version without a Deployment is still routed to: the engine switches first and then asks
+    // healthy(), which says no, and cascades to the next stable version (refusing here would stop that).
     if (mode === 'gateway-api') {
       await this.opts.api.apply(httpRouteFor({ model, split, settings: this.opts.settings }));
       for (const [version, d] of deployments) {

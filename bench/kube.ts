@@ -1,0 +1,482 @@
+/**
+ * Measure 9 of `npm run bench` (and runnable alone: `node dist/bench/kube.js [--quick]`): the
+ * Kubernetes target's cost on the API server, against the in-repo fake API server
+ * (test/fakes/kube/server.ts) driven through the real @kubernetes/client-node, with the production
+ * wiring (openKubernetes + RolloutEngine), all in this one process.
+ *
+ * (a) API requests per canary step. One model, already serving, then a canary; every request the
+ *     fake answers is attributed to the step whose window it falls in. A step's window runs from the
+ *     previous step-passed (for the first: version-ready) to its own step-passed: the ledger write
+ *     entering it, the route update to its weight, its bake with the gate checks. (The 100% step
+ *     is the promotion and is not baked: [50, 100] has one baked step.) Requests are split into writes (create/update/patch/delete),
+ *     reads (get/list), watches, discovery, and pod-proxy reads (the metering sidecars' windows,
+ *     which scale with gate checks × pods and are reported per gate check). Three scenarios:
+ *     2 steps [50, 100]; 10 steps [10 … 100]; and 2 steps with 4 versions deployed before (the
+ *     stable set is capped at 3: serving + 2 warm). Same bake and check interval everywhere, so
+ *     every step has the same number of gate checks.
+ *     pass: max/min of the Kubernetes API requests per step ≤ 1.5 over all three, and the
+ *     warm-versions median ≤ the one-version median + 1.
+ * (b) N models (50; --quick 10) first-deployed concurrently, then N canaries started at the same
+ *     moment with steps [5, 25, 50, 100], 1 s bake, checks every 250 ms. Wall time of the N
+ *     canaries vs the ideal (3 baked steps × 1 s — 100% is the promotion, not baked — plus
+ *     readiness), API requests, requests/s, and how many promoted. pass: all promoted and wall
+ *     ≤ 2× the bake time (6 s).
+ *
+ * Bundles go to a file:// store in a temp dir (pushed in-process); the kubernetes section names
+ * s3://bench/models as the cluster-side store, which nothing pulls from (the fake runs no
+ * containers: its controller marks pods ready after controller.readyAfterMs = 20 ms).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { defaultLocalGates } from '../src/gates/local.js';
+import { defaultGateRegistry } from '../src/gates/registry.js';
+import type { RolloutPlan } from '../src/ledger/model.js';
+import { systemClock, type VersionRef, type VersionWindow } from '../src/rollout/contracts.js';
+import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../src/rollout/engine.js';
+import { openLocalBundle, push } from '../src/services/bundles.js';
+import { openStore } from '../src/store/open.js';
+import type { BundleStore } from '../src/store/store.js';
+import { openKubernetes } from '../src/targets/kubernetes/open.js';
+import type { KubernetesSection } from '../src/targets/kubernetes/settings.js';
+import { startFakeKube, type FakeKube, type FakeRequest } from '../test/fakes/kube/server.js';
+
+export interface KubeBenchOptions {
+  /** Models rolled out at once in (b). */
+  models: number;
+  /** Bake per step and gate-check interval (a and b). */
+  intervalMs: number;
+  checkEveryMs: number;
+}
+
+export const KUBE_DEFAULTS: KubeBenchOptions = { models: 50, intervalMs: 1000, checkEveryMs: 250 };
+export const KUBE_QUICK: KubeBenchOptions = { models: 10, intervalMs: 1000, checkEveryMs: 250 };
+
+export interface KubeRow {
+  measure: string;
+  modelctl: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  pass: boolean | null;
+}
+
+export interface KubeReport {
+  rows: KubeRow[];
+  notes: string[];
+  ms: number;
+}
+
+const READY_AFTER_MS = 20;
+const REPLICAS = 2;
+const WARM_REPLICAS = 1;
+const CANARY_GATES = defaultLocalGates().filter((g) => g.metric !== 'shadow-agreement');
+
+// ---------------------------------------------------------------------------------------------
+// Request accounting
+
+type Kind = 'write' | 'read' | 'watch' | 'discovery' | 'proxy' | 'other';
+type Counts = Record<Kind, number>;
+
+function kindOf(r: FakeRequest): Kind {
+  switch (r.verb) {
+    case 'create':
+    case 'update':
+    case 'patch':
+    case 'delete':
+    case 'deletecollection':
+      return 'write';
+    case 'get':
+    case 'list':
+      return r.resource ? 'read' : 'discovery';
+    case 'watch':
+      return 'watch';
+    case 'discovery':
+      return 'discovery';
+    case 'proxy':
+      return 'proxy';
+    default:
+      return 'other';
+  }
+}
+
+function count(reqs: FakeRequest[]): Counts {
+  const c: Counts = { write: 0, read: 0, watch: 0, discovery: 0, proxy: 0, other: 0 };
+  for (const r of reqs) c[kindOf(r)]++;
+  return c;
+}
+
+/** Kubernetes API requests: everything but the pod proxy (whose count is gate checks × pods). */
+const apiOf = (c: Counts) => c.write + c.read + c.watch + c.discovery + c.other;
+
+/** "configmaps get ×4, leases update ×4…": what a window's API requests were. */
+function breakdown(reqs: FakeRequest[]): string {
+  const m = new Map<string, number>();
+  for (const r of reqs) {
+    if (kindOf(r) === 'proxy') continue;
+    const k = `${r.verb} ${r.resource || r.path}${r.subresource ? `/${r.subresource}` : ''}`;
+    m.set(k, (m.get(k) ?? 0) + 1);
+  }
+  return [...m].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, n]) => `${k} ×${n}`).join(', ');
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const fmtN = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(1));
+
+// ---------------------------------------------------------------------------------------------
+// World: fake API server, file store, engines
+
+interface World {
+  fake: FakeKube;
+  store: BundleStore;
+  pushVersion(model: string, version: string): Promise<VersionRef>;
+  engine(model: string, onEvent?: (e: RolloutEvent) => void): RolloutEngine;
+  close(): Promise<void>;
+}
+
+/** What a pod's meter reports: 200 requests, 0.5% errors, steady latencies (as test/helpers/kube-world.ts). */
+function meterWindow(): VersionWindow & { truncated: boolean; now: number } {
+  const requests = 200;
+  return {
+    requests,
+    errors: 1,
+    latenciesMs: Array.from({ length: requests }, (_, i) => 20 + (i % 10)),
+    scores: [],
+    shadowCompared: 0,
+    shadowAgreed: 0,
+    truncated: false,
+    now: Date.now(),
+  };
+}
+
+async function startWorld(): Promise<World> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'modelctl-bench-kube-'));
+  let fake: FakeKube | undefined;
+  try {
+    // A watch history large enough for 50 models' churn (the real apiserver keeps ~5 minutes).
+    fake = await startFakeKube({ readyAfterMs: READY_AFTER_MS, watchHistory: 100_000 });
+    const f = fake;
+    f.onPodProxy(({ path: p }) => (p.replace(/^\//, '').startsWith('v1/window') ? { status: 200, body: meterWindow() } : { status: 404, body: { error: `no ${p}` } }));
+    const store = await openStore(pathToFileURL(path.join(dir, 'store')).href, { s3PathStyle: false });
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, f.kubeconfigYaml('default'));
+    const section = (model: string): KubernetesSection =>
+      ({
+        namespace: 'default',
+        replicas: REPLICAS,
+        warmReplicas: WARM_REPLICAS,
+        route: { parentRefs: [{ name: 'public', namespace: 'gateways' }], hostnames: ['models.example.com'], path: `/${model}` },
+        store: 's3://bench/models',
+        lease: '10s',
+        progressDeadline: '30s',
+      }) as KubernetesSection;
+    return {
+      fake: f,
+      store,
+      async pushVersion(model, version) {
+        const b = path.join(dir, 'bundles', `${model}-${version}`);
+        await mkdir(path.join(b, 'weights'), { recursive: true });
+        await mkdir(path.join(b, 'config'), { recursive: true });
+        await writeFile(
+          path.join(b, 'bundle.yaml'),
+          `name: ${model}\nversion: ${version}\ncomponents:\n  weights: [weights/]\n  prompts: []\n  preprocessing: []\n  config: [config/]\nserve:\n  command: [node, serve.mjs]\n`,
+        );
+        await writeFile(path.join(b, 'weights', 'small.bin'), `weights of ${model}@${version}\n`);
+        await writeFile(path.join(b, 'config', 'labels.json'), '{"labels":["negative","positive"]}\n');
+        const source = await openLocalBundle(b);
+        try {
+          const r = await push(store, source);
+          return { model, version, digest: r.digest };
+        } finally {
+          await source.close();
+        }
+      },
+      engine(model, onEvent) {
+        // One openKubernetes per model, as one `modelctl deploy` process per model would do.
+        const p = openKubernetes({ flags: { kubeconfig }, project: { file: path.join(dir, 'modelctl.yaml'), config: { kubernetes: section(model) } }, store });
+        return new RolloutEngine({
+          target: p.target,
+          metrics: p.metrics,
+          ledger: p.ledger,
+          clock: systemClock,
+          holder: { holder: `bench@${model}`, pid: process.pid, host: hostname() },
+          evaluator: defaultGateRegistry(),
+          lockTtlMs: 10_000,
+          ...(onEvent ? { onEvent } : {}),
+        });
+      },
+      async close() {
+        await f.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await fake?.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function plan(steps: number[], intervalMs: number, checkEveryMs: number): RolloutPlan {
+  return { steps, intervalMs, checkEveryMs, shadowPercent: 0, shadowDurationMs: 0, shadowOnly: false, gates: CANARY_GATES, readyTimeoutMs: 30_000 };
+}
+
+function mustPromote(r: RolloutResult): RolloutResult {
+  if (r.outcome !== 'promoted') throw new Error(`${r.model}@${r.version}: ${r.outcome} (${r.reason})`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Requests per step
+
+interface StepWindow {
+  index: number;
+  weight: number;
+  counts: Counts;
+  api: number;
+  checks: number;
+  reqs: FakeRequest[];
+}
+
+interface ScenarioResult {
+  label: string;
+  steps: number[];
+  versionsBefore: number;
+  stableSetBefore: string[];
+  /** One per baked step (the 100% step is the promotion, not baked): see requestsPerStep. */
+  windows: StepWindow[];
+  /** Rollout start → candidate ready: lock, ledger, candidate Deployment + Service, readiness watch. */
+  setup: Counts;
+  setupReqs: FakeRequest[];
+  /** Last step-passed → end: promotion (ledger, route to 100%, warm-scaling, retiring, lock release). */
+  finish: Counts;
+  total: Counts;
+  ms: number;
+}
+
+async function scenario(w: World, label: string, model: string, versionsBefore: number, steps: number[], o: KubeBenchOptions): Promise<ScenarioResult> {
+  const versions = Array.from({ length: versionsBefore + 1 }, (_, i) => `1.${i}.0`);
+  const refs: VersionRef[] = [];
+  for (const v of versions) refs.push(await w.pushVersion(model, v));
+  mustPromote(await w.engine(model).deploy(refs[0]!, plan([], o.intervalMs, o.checkEveryMs)));
+  let stableSet: string[] = [versions[0]!];
+  // Earlier versions: straight to 100% (no bake; they only fill the stable set).
+  for (const ref of refs.slice(1, versionsBefore)) stableSet = mustPromote(await w.engine(model).deploy(ref, plan([100], 200, 100))).stableSet;
+
+  const marks: { type: string; n: number; phase?: unknown; index?: unknown }[] = [];
+  const engine = w.engine(model, (e) => marks.push({ type: e.type, n: w.fake.requests.length, phase: e.phase, index: e.index }));
+  w.fake.resetRequests();
+  const t0 = performance.now();
+  mustPromote(await engine.deploy(refs[versionsBefore]!, plan(steps, o.intervalMs, o.checkEveryMs)));
+  const ms = performance.now() - t0;
+  const reqs = [...w.fake.requests];
+
+  const ready = marks.findIndex((m) => m.type === 'version-ready');
+  const passed = marks.map((m, i) => [m, i] as const).filter(([m]) => m.type === 'step-passed');
+  if (ready < 0 || passed.length !== steps.length - 1) throw new Error(`${label}: ${passed.length} step-passed events for ${steps.length - 1} baked steps`);
+  const isCheck = (m: (typeof marks)[number]) => (m.type === 'gate-evaluated' || m.type === 'gate-failed') && m.phase === 'canary';
+  const windows: StepWindow[] = [];
+  let from = ready;
+  for (const [k, [m, i]] of passed.entries()) {
+    const slice = reqs.slice(marks[from]!.n, m.n);
+    const counts = count(slice);
+    windows.push({ index: k, weight: steps[k]!, counts, api: apiOf(counts), checks: marks.slice(from, i).filter(isCheck).length / CANARY_GATES.length, reqs: slice });
+    from = i;
+  }
+  return {
+    label,
+    steps,
+    versionsBefore,
+    stableSetBefore: stableSet,
+    windows,
+    setup: count(reqs.slice(0, marks[ready]!.n)),
+    setupReqs: reqs.slice(0, marks[ready]!.n),
+    finish: count(reqs.slice(marks[from]!.n)),
+    total: count(reqs),
+    ms,
+  };
+}
+
+function fmtCounts(c: Counts): string {
+  const parts = [`${c.write} writes`, `${c.read} reads`, `${c.watch} watches`, `${c.discovery} discovery`];
+  if (c.other) parts.push(`${c.other} other`);
+  return parts.join(' + ');
+}
+
+async function requestsPerStep(w: World, o: KubeBenchOptions): Promise<{ rows: KubeRow[]; notes: string[] }> {
+  const ten = Array.from({ length: 10 }, (_, i) => (i + 1) * 10);
+  const runs = [
+    await scenario(w, '2 steps, 1 version', 'bench-steps2', 1, [50, 100], o),
+    await scenario(w, '10 steps, 1 version', 'bench-steps10', 1, ten, o),
+    await scenario(w, '2 steps, after 4 versions', 'bench-warm', 4, [50, 100], o),
+  ];
+  const all = runs.flatMap((r) => r.windows);
+  const apis = all.map((c) => c.api);
+  const max = Math.max(...apis);
+  const min = Math.min(...apis);
+  const medOf = (r: ScenarioResult) => median(r.windows.map((c) => c.api));
+  const single = medOf(runs[0]!);
+  const warm = medOf(runs[2]!);
+  const pass = min > 0 && max / min <= 1.5 && warm <= single + 1;
+  const proxyPerCheck = (r: ScenarioResult) => {
+    const checks = r.windows.reduce((n, c) => n + c.checks, 0);
+    return r.windows.reduce((n, c) => n + c.counts.proxy, 0) / (checks || 1);
+  };
+  const perRun = runs.map((r) => `${r.label}: ${r.windows.map((c) => c.api).join('/')}`).join('; ');
+  const rows: KubeRow[] = [
+    {
+      measure: `kubernetes API requests per canary step (bake ${o.intervalMs / 1000} s, gate check every ${o.checkEveryMs} ms; fake API server)`,
+      modelctl: `${fmtN(median(apis))} per step (min ${min}, max ${max}; ${perRun}); pod-proxy meter reads ${runs.map((r) => fmtN(proxyPerCheck(r))).join('/')} per gate check`,
+      reference: '—',
+      ratio: `max/min ${(max / min).toFixed(2)}`,
+      target: 'O(1): same per step for 2 or 10 steps, 1 or 3 warm versions (max/min ≤ 1.5, no growth with versions)',
+      pass,
+    },
+  ];
+  const notes: string[] = [];
+  for (const r of runs) {
+    const c0 = r.windows[0]!;
+    const checks = r.windows.map((c) => fmtN(c.checks)).join('/');
+    notes.push(
+      `kube (a) ${r.label} (steps [${r.steps.join(', ')}]${r.versionsBefore > 1 ? `, stable set before the canary [${r.stableSetBefore.join(', ')}]` : ''}): ` +
+        `per baked step ${r.windows.map((c) => c.api).join('/')} API requests (first: ${fmtCounts(c0.counts)}; ${breakdown(c0.reqs)}), ` +
+        `gate checks per step ${checks}, pod-proxy reads ${r.windows.map((c) => c.counts.proxy).join('/')} (${fmtN(proxyPerCheck(r))} per check); ` +
+        `start → candidate ready ${apiOf(r.setup)} (${fmtCounts(r.setup)}; ${breakdown(r.setupReqs)}), promotion ${apiOf(r.finish)} (${fmtCounts(r.finish)}), ` +
+        `whole rollout ${apiOf(r.total)} API + ${r.total.proxy} pod-proxy in ${fmtS(r.ms)}.`,
+    );
+  }
+  notes.push(
+    'kube (a): a step is from the previous step-passed (or, for the first, version-ready) to its own step-passed: the ledger write entering it, the route update to its weight, its bake with the gate checks. ' +
+      'The final 100% step is the promotion, which is not baked (so [50, 100] has one baked step, [10 … 100] nine). ' +
+      'the Kubernetes API count excludes pod-proxy reads, which are gate checks × pods read (candidate and stable) and reported per check. ' +
+      'Each gate check writes the ledger ConfigMap (renewing the lock), so requests per step scale with bake ÷ check interval, a constant of the plan.',
+  );
+  return { rows, notes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) N canaries at once
+
+async function concurrentCanaries(w: World, o: KubeBenchOptions): Promise<{ rows: KubeRow[]; notes: string[] }> {
+  const n = o.models;
+  const steps = [5, 25, 50, 100];
+  const models = Array.from({ length: n }, (_, i) => `bench-fleet-${String(i).padStart(2, '0')}`);
+  const v1: VersionRef[] = [];
+  const v2: VersionRef[] = [];
+  for (const m of models) {
+    v1.push(await w.pushVersion(m, '1.0.0'));
+    v2.push(await w.pushVersion(m, '1.1.0'));
+  }
+
+  w.fake.resetRequests();
+  let t = performance.now();
+  const firsts = await Promise.all(v1.map((ref) => w.engine(ref.model).deploy(ref, plan([], o.intervalMs, o.checkEveryMs))));
+  const firstMs = performance.now() - t;
+  const firstPromoted = firsts.filter((r) => r.outcome === 'promoted').length;
+  const firstReqs = w.fake.requests.length;
+  if (firstPromoted !== n) throw new Error(`first deploys: ${firstPromoted}/${n} promoted: ${firsts.find((r) => r.outcome !== 'promoted')?.reason}`);
+
+  w.fake.resetRequests();
+  const readyMs: number[] = [];
+  const perModelMs: number[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
+  t = performance.now();
+  const results = await Promise.all(
+    v2.map(async (ref) => {
+      let started = 0;
+      const engine = w.engine(ref.model, (e) => {
+        if (e.type === 'rollout-started') started = performance.now();
+        if (e.type === 'version-ready') readyMs.push(performance.now() - started);
+      });
+      const t1 = performance.now();
+      try {
+        return await engine.deploy(ref, plan(steps, o.intervalMs, o.checkEveryMs));
+      } catch (err) {
+        return { model: ref.model, version: ref.version, outcome: 'error', reason: (err as Error).message } as unknown as RolloutResult;
+      } finally {
+        perModelMs.push(performance.now() - t1);
+      }
+    }),
+  );
+  const wallMs = performance.now() - t;
+  const cpu = process.cpuUsage(cpu0);
+  lag.disable();
+  const reqs = [...w.fake.requests];
+  const c = count(reqs);
+  const promoted = results.filter((r) => r.outcome === 'promoted').length;
+  const failures = results.filter((r) => r.outcome !== 'promoted');
+  const baked = steps.filter((x) => x < 100).length;
+  const bakeMs = baked * o.intervalMs;
+  const idealMs = bakeMs + median(readyMs);
+  const targetMs = 2 * bakeMs;
+  const cpuPct = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
+  const rows: KubeRow[] = [
+    {
+      measure: `${n} canaries at once on one fake API server (steps [${steps.join(', ')}], bake ${o.intervalMs / 1000} s, checks every ${o.checkEveryMs} ms; one process)`,
+      modelctl: `${fmtS(wallMs)} wall, ${promoted}/${n} promoted; ${apiOf(c)} API requests + ${c.proxy} pod-proxy (${((reqs.length / wallMs) * 1000).toFixed(0)} req/s)`,
+      reference: `${fmtS(idealMs)} ideal (${baked} baked steps × ${o.intervalMs / 1000} s + readiness ${fmtS(median(readyMs))})`,
+      ratio: `${(wallMs / idealMs).toFixed(2)}×`,
+      target: `≤ ${fmtS(targetMs)} (2× the bake), ${n}/${n} promoted`,
+      pass: promoted === n && wallMs <= targetMs,
+    },
+  ];
+  const notes = [
+    `kube (b) ${n} canaries: per model ${fmtS(median(perModelMs))} median, ${fmtS(Math.max(...perModelMs))} max (ideal ${fmtS(idealMs)}); ` +
+      `version start → ready median ${fmtS(median(readyMs))}, max ${fmtS(Math.max(...readyMs))} (controller.readyAfterMs ${READY_AFTER_MS} ms); ` +
+      `requests: ${fmtCounts(c)}, ${c.proxy} pod-proxy = ${fmtN(apiOf(c) / n)} API + ${fmtN(c.proxy / n)} pod-proxy per model ` +
+      `(${fmtN(apiOf(c) / n / baked)} API per model and baked step, incl. setup and promotion); ` +
+      `process CPU ${cpuPct.toFixed(0)}% of one core over the run (engines, client and the fake server share it), event-loop delay p50 ${(lag.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms, max ${(lag.max / 1e6).toFixed(0)} ms.`,
+    `kube (b) first deploys of the ${n} models (concurrent, no canary): ${fmtS(firstMs)}, ${firstReqs} requests.` +
+      (failures.length ? ` NOT promoted: ${failures.slice(0, 5).map((r) => `${r.model}: ${r.outcome} (${r.reason})`).join('; ')}` : ''),
+  ];
+  return { rows, notes };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function benchKubernetes(o: KubeBenchOptions = KUBE_DEFAULTS, log: (line: string) => void = () => {}): Promise<KubeReport> {
+  const t0 = performance.now();
+  const w = await startWorld();
+  const rows: KubeRow[] = [];
+  const notes: string[] = [];
+  try {
+    log('9a kubernetes: API requests per canary step (2 steps, 10 steps, after 4 versions)…');
+    const a = await requestsPerStep(w, o);
+    rows.push(...a.rows);
+    notes.push(...a.notes);
+    log(`9b kubernetes: ${o.models} canaries at once…`);
+    const b = await concurrentCanaries(w, o);
+    rows.push(...b.rows);
+    notes.push(...b.notes);
+  } finally {
+    await w.close();
+  }
+  const ms = performance.now() - t0;
+  notes.push(`kube: ${fmtS(ms)} in all (fake API server in-process: ${READY_AFTER_MS} ms to ready, ${REPLICAS} replicas, ${WARM_REPLICAS} warm).`);
+  return { rows, notes, ms };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const quick = process.argv.includes('--quick');
+  const r = await benchKubernetes(quick ? KUBE_QUICK : KUBE_DEFAULTS, (l) => process.stderr.write(`${l}\n`));
+  const header = ['measure', 'modelctl', 'reference', 'ratio', 'target', 'pass'];
+  process.stdout.write(
+    [
+      `| ${header.join(' | ')} |`,
+      `|${header.map(() => '---').join('|')}|`,
+      ...r.rows.map((x) => `| ${[x.measure, x.modelctl, x.reference, x.ratio, x.target, x.pass === null ? '—' : x.pass ? 'yes' : 'NO'].join(' | ')} |`),
+      '',
+      ...r.notes.map((n) => `- ${n}`),
+      '',
+    ].join('\n'),
+  );
+}
