@@ -48,6 +48,8 @@ esac
 if [ "$INPUT_COMMAND" != "push" ] && [ "$INPUT_COMMAND" != "gates-check" ]; then
   add --target "$INPUT_TARGET"
   if [ -n "$INPUT_KUBE_CONTEXT" ]; then args+=(--context "$INPUT_KUBE_CONTEXT"); fi
+  if [ -n "$INPUT_KUBECONFIG" ]; then args+=(--kubeconfig "$INPUT_KUBECONFIG"); fi
+  if [ -n "$INPUT_NAMESPACE" ]; then args+=(--namespace "$INPUT_NAMESPACE"); fi
 fi
 if [ "$INPUT_COMMAND" != "gates-check" ]; then
   add --store "$INPUT_STORE"
