@@ -28,6 +28,8 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
     '<%= config.bin %> deploy sentiment@1.4.0 --dry-run',
     '<%= config.bin %> deploy sentiment@1.4.0 --json > result.json',
     '<%= config.bin %> deploy sentiment@1.4.0 --pushgateway http://pushgateway:9091',
+    '<%= config.bin %> deploy sentiment@1.4.0 --target kubernetes --context prod -n ml-serving --canary 5%',
+    '<%= config.bin %> deploy sentiment@1.4.0 --target kubernetes --dry-run   # plan + the manifests it would apply',
   ];
   static override args = { ref: Args.string({ description: '<name>@<version> or <name>@sha256:<hex> in the store.', required: true }) };
   static override flags = {

@@ -304,3 +304,22 @@ async function ref(w: KubeWorld, version: string) {
   const resolved = await resolveRef(w.store, `${MODEL}@${version}`);
   return { model: MODEL, version, digest: resolved.digest };
 }
+
+describe('modelctl kubernetes rbac', () => {
+  test('prints the namespaced Role and RoleBinding (YAML for kubectl apply, or one JSON List)', async () => {
+    const { runCli } = await import('../helpers/fixtures.js');
+    const { parseAllDocuments } = await import('yaml');
+    const human = await runCli(['kubernetes', 'rbac', '--namespace', 'ml-serving', '--service-account', 'github-deployer']);
+    assert.equal(human.code, 0, human.stderr);
+    const docs = parseAllDocuments(human.stdout).map((d) => d.toJS());
+    assert.deepEqual(docs.map((d) => d.kind), ['Role', 'RoleBinding']);
+    assert.equal(docs[0].metadata.namespace, 'ml-serving');
+    assert.ok(docs[0].rules.some((r: any) => r.apiGroups.includes('coordination.k8s.io') && r.resources.includes('leases')));
+    assert.deepEqual(docs[1].subjects, [{ kind: 'ServiceAccount', name: 'github-deployer', namespace: 'ml-serving' }]);
+    const json = await runCli(['kubernetes', 'rbac', '--namespace', 'ml-serving', '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(json.json().items.map((i: any) => i.kind), ['Role', 'RoleBinding']);
+    const bad = await runCli(['kubernetes', 'rbac', '--namespace', 'Not_A_Namespace', '--json']);
+    assert.equal(bad.code, 2);
+  });
+});
