@@ -352,10 +352,18 @@ async function requestsPerStep(w: World, o: KubeBenchOptions): Promise<{ rows: K
         `whole rollout ${apiOf(r.total)} API + ${r.total.proxy} pod-proxy in ${fmtS(r.ms)}.`,
     );
   }
+  const planned = o.intervalMs / o.checkEveryMs;
+  const odd = runs.flatMap((r) => r.windows.filter((c) => c.checks !== planned).map((c) => `${r.label} step ${c.index + 1}: ${fmtN(c.checks)} checks, ${c.api} requests`));
+  if (odd.length) {
+    notes.push(
+      `kube (a): steps with other than ${planned} gate checks (${odd.join('; ')}). The bake loop sleeps min(check interval, end − now); ` +
+        'when the timer fires a moment before the end of the step, one more check (meters read, ledger written) follows right away. That is the jitter in the per-step counts, not growth.',
+    );
+  }
   notes.push(
     'kube (a): a step is from the previous step-passed (or, for the first, version-ready) to its own step-passed: the ledger write entering it, the route update to its weight, its bake with the gate checks. ' +
       'The final 100% step is the promotion, which is not baked (so [50, 100] has one baked step, [10 … 100] nine). ' +
-      'the Kubernetes API count excludes pod-proxy reads, which are gate checks × pods read (candidate and stable) and reported per check. ' +
+      'The Kubernetes API count excludes pod-proxy reads, which are gate checks × pods read (candidate and stable) and reported per check. ' +
       'Each gate check writes the ledger ConfigMap (renewing the lock), so requests per step scale with bake ÷ check interval, a constant of the plan.',
   );
   return { rows, notes };
@@ -386,6 +394,9 @@ async function concurrentCanaries(w: World, o: KubeBenchOptions): Promise<{ rows
   w.fake.resetRequests();
   const readyMs: number[] = [];
   const perModelMs: number[] = [];
+  /** Bake (step-started → step-passed) and switch (step-passed → next step-started) durations. */
+  const bakes: number[] = [];
+  const switches: number[] = [];
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const cpu0 = process.cpuUsage();
@@ -393,9 +404,20 @@ async function concurrentCanaries(w: World, o: KubeBenchOptions): Promise<{ rows
   const results = await Promise.all(
     v2.map(async (ref) => {
       let started = 0;
+      let stepAt = 0;
+      let passedAt = 0;
       const engine = w.engine(ref.model, (e) => {
-        if (e.type === 'rollout-started') started = performance.now();
-        if (e.type === 'version-ready') readyMs.push(performance.now() - started);
+        const now = performance.now();
+        if (e.type === 'rollout-started') started = now;
+        if (e.type === 'version-ready') readyMs.push(now - started);
+        if (e.type === 'step-started') {
+          stepAt = now;
+          if (passedAt) switches.push(now - passedAt);
+        }
+        if (e.type === 'step-passed') {
+          passedAt = now;
+          bakes.push(now - stepAt);
+        }
       });
       const t1 = performance.now();
       try {
@@ -412,6 +434,9 @@ async function concurrentCanaries(w: World, o: KubeBenchOptions): Promise<{ rows
   lag.disable();
   const reqs = [...w.fake.requests];
   const c = count(reqs);
+  const statuses = new Map<number, number>();
+  for (const r of reqs) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  const statusText = [...statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k}: ${v}`).join(', ');
   const promoted = results.filter((r) => r.outcome === 'promoted').length;
   const failures = results.filter((r) => r.outcome !== 'promoted');
   const baked = steps.filter((x) => x < 100).length;
@@ -435,6 +460,8 @@ async function concurrentCanaries(w: World, o: KubeBenchOptions): Promise<{ rows
       `requests: ${fmtCounts(c)}, ${c.proxy} pod-proxy = ${fmtN(apiOf(c) / n)} API + ${fmtN(c.proxy / n)} pod-proxy per model ` +
       `(${fmtN(apiOf(c) / n / baked)} API per model and baked step, incl. setup and promotion); ` +
       `process CPU ${cpuPct.toFixed(0)}% of one core over the run (engines, client and the fake server share it), event-loop delay p50 ${(lag.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms, max ${(lag.max / 1e6).toFixed(0)} ms.`,
+    `kube (b) ${n} canaries: step bake (step-started → step-passed, ${o.intervalMs} ms planned) median ${fmtS(median(bakes))}, max ${fmtS(Math.max(...bakes))}; ` +
+      `switch to the next weight (step-passed → step-started) median ${fmtS(median(switches))}, max ${fmtS(Math.max(...switches))}; answers by HTTP status ${statusText}.`,
     `kube (b) first deploys of the ${n} models (concurrent, no canary): ${fmtS(firstMs)}, ${firstReqs} requests.` +
       (failures.length ? ` NOT promoted: ${failures.slice(0, 5).map((r) => `${r.model}: ${r.outcome} (${r.reason})`).join('; ')}` : ''),
   ];

@@ -108,13 +108,17 @@ export function acquireLock(
 }
 
 /**
- * Extend our lock to `now + extraMs + ttlMs`: `extraMs` is how long the holder is about to be
+ * Extend our lock to `now + extraMs + ttlMs` (unless it already lasts nearly that long): `extraMs` is how long the holder is about to be
  * busy without renewing (a bake interval, a readiness timeout), so a slow but living holder is
  * never presumed dead. Throws LockLostError when the lock is no longer ours.
  */
 export function renewLock(doc: ModelLedger, owner: LockOwner, now: number, ttlMs: number, extraMs = 0): void {
   if (!isOwner(doc.lock, owner)) throw new LockLostError(doc.model, doc.lock);
-  doc.lock = { ...doc.lock!, expiresAt: now + extraMs + ttlMs };
+  const wanted = now + extraMs + ttlMs;
+  // Extend only when less than ¾ of a TTL (beyond the announced wait) is left: a renewal is a write
+  // of its own on Kubernetes (the Lease), and most ledger writes come well within that margin.
+  if (doc.lock!.expiresAt >= wanted - ttlMs / 4) return;
+  doc.lock = { ...doc.lock!, expiresAt: wanted };
 }
 
 /** Drop our lock (no-op if it is not ours: never release somebody else's). */

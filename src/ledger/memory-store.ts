@@ -9,13 +9,15 @@ import { emptyLedger, LedgerConflictError, type LedgerStore, type ModelLedger, t
 export class MemoryLedgerStore implements LedgerStore {
   private readonly docs = new Map<string, { json: string; rev: number }>();
   private counter = 0;
-  /** Number of successful writes and of rejected (conflicting) ones, for tests. */
+  /** Number of reads, successful writes and rejected (conflicting) ones, for tests. */
+  reads = 0;
   writes = 0;
   conflicts = 0;
 
   constructor(readonly target = 'local') {}
 
   async read(model: string): Promise<Versioned<ModelLedger>> {
+    this.reads++;
     const entry = this.docs.get(model);
     if (!entry) return { doc: emptyLedger(model, this.target), rev: null };
     return { doc: JSON.parse(entry.json) as ModelLedger, rev: String(entry.rev) };

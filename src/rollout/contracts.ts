@@ -68,3 +68,23 @@ export interface MetricSource {
   /** Measurements of `version` for requests that ended in [sinceMs, now]. */
   window(model: string, version: string, sinceMs: number): Promise<VersionWindow>;
 }
+
+/**
+ * A view of `source` for one gate check: every gate of the check that asks for the same version and
+ * window shares one measurement (on Kubernetes a measurement is a pod list plus a read of every
+ * pod's meter). Windows are treated as read-only by gates, so sharing them is safe.
+ */
+export function sharedPerCheck(source: MetricSource): MetricSource {
+  const taken = new Map<string, Promise<VersionWindow>>();
+  return {
+    window(model, version, sinceMs) {
+      const key = `${model}\u0000${version}\u0000${sinceMs}`;
+      let w = taken.get(key);
+      if (!w) {
+        w = source.window(model, version, sinceMs);
+        taken.set(key, w);
+      }
+      return w;
+    },
+  };
+}

@@ -24,10 +24,11 @@ import type {
   RolloutPhase,
   RolloutPlan,
   StepRecord,
+  Versioned,
 } from '../ledger/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
-import type { Clock, MetricSource, Target, TrafficSplit, VersionRef } from './contracts.js';
-import { updateLedger } from './ledger-update.js';
+import { sharedPerCheck, type Clock, type MetricSource, type Target, type TrafficSplit, type VersionRef } from './contracts.js';
+import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /**
  * The rollout engine: a deterministic state machine over a Target, a MetricSource, a LedgerStore
@@ -167,6 +168,8 @@ interface Run {
   events: RolloutEvent[];
   /** When the current bake's window started (after its traffic finished moving). */
   bakeStart: number;
+  /** The ledger as this run last wrote it, with its revision (the next write starts from it). */
+  known?: Versioned<ModelLedger> | null;
 }
 
 type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
@@ -574,9 +577,10 @@ export class RolloutEngine {
       if (wait > 0) await this.deps.clock.sleep(wait);
       const now = this.now();
       const atEnd = now >= end;
+      const source = sharedPerCheck(this.deps.metrics);
       for (const gate of gates) {
         if (now - run.bakeStart < (gate.initialDelayMs ?? 0)) continue;
-        const result = await this.measure(run, gate, phase, now);
+        const result = await this.measure(run, gate, phase, now, source);
         analysis.record(result);
         this.emit(run, result.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(result), dryRun: gate.dryRun ?? false });
       }
@@ -596,7 +600,7 @@ export class RolloutEngine {
   }
 
   /** One gate, one measurement; an evaluator that throws is a query error, not a crash. */
-  private async measure(run: Run, gate: GateSpec, phase: GatePhase, now: number): Promise<GateResult> {
+  private async measure(run: Run, gate: GateSpec, phase: GatePhase, now: number, source: MetricSource): Promise<GateResult> {
     const ctx: GateContext = {
       model: run.model,
       candidate: run.version,
@@ -607,7 +611,7 @@ export class RolloutEngine {
       phase,
     };
     try {
-      return await this.evaluator.evaluate(gate, ctx, this.deps.metrics);
+      return await this.evaluator.evaluate(gate, ctx, source);
     } catch (err) {
       return { name: gate.name, verdict: 'error', value: null, limit: '', samples: 0, reason: message(err), query: '', at: now };
     }
@@ -796,10 +800,18 @@ export class RolloutEngine {
 
   /** A change by the lock holder: renews the lock (for `extraMs` of silence ahead) or finds it lost. */
   private async write(run: Run, change: (doc: ModelLedger) => void, extraMs = 0): Promise<void> {
-    run.doc = await updateLedger(this.deps.ledger, run.model, (doc) => {
-      renewLock(doc, this.deps.holder, this.now(), this.ttl, extraMs);
-      change(doc);
-    });
+    // The lock holder's writes start from what it last wrote (CAS makes that safe: see updateLedgerAt).
+    const written = await updateLedgerAt(
+      this.deps.ledger,
+      run.model,
+      (doc) => {
+        renewLock(doc, this.deps.holder, this.now(), this.ttl, extraMs);
+        change(doc);
+      },
+      run.known ?? null,
+    );
+    run.doc = written.doc;
+    run.known = written;
   }
 
   private async releaseLock(run: Run): Promise<void> {

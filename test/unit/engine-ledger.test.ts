@@ -4,7 +4,8 @@ import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
 import { acquireLock, lockState, LockLostError, releaseLock, renewLock, type LockOwner } from '../../src/ledger/lock.js';
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js';
 import { emptyLedger, LedgerConflictError } from '../../src/ledger/model.js';
-import { updateLedger } from '../../src/rollout/ledger-update.js';
+import { updateLedger, updateLedgerAt } from '../../src/rollout/ledger-update.js';
+import { sharedPerCheck, type VersionWindow } from '../../src/rollout/contracts.js';
 import { ContendedLedgerStore } from '../fakes/ledger.js';
 
 const alice: LockOwner = { holder: 'alice', pid: 1, host: 'a' };
@@ -34,6 +35,50 @@ describe('MemoryLedgerStore', () => {
     assert.equal(again.doc.stableSet.length, 0);
     again.doc.stableSet.push('y');
     assert.equal(s.peek('m')!.stableSet.length, 0);
+  });
+});
+
+describe('updateLedgerAt: writing from the last known revision', () => {
+  test('no read when nobody else wrote; a conflict (someone did) re-applies to a fresh read; "nothing to do" is decided on a fresh read', async () => {
+    const mem = new MemoryLedgerStore();
+    let known = await updateLedgerAt(mem, 'm', (d) => void (d.stableSet = ['1']), null);
+    const reads = () => mem.reads;
+    const r0 = reads();
+    known = await updateLedgerAt(mem, 'm', (d) => void d.stableSet.push('2'), known);
+    assert.equal(reads(), r0, 'written at the known revision without reading');
+    assert.deepEqual(mem.peek('m')!.stableSet, ['1', '2']);
+    // Another process writes (a promote request): our known revision is stale now.
+    await updateLedger(mem, 'm', (d) => void (d.rollout = { requested: 'promote' } as any));
+    const seen: unknown[] = [];
+    known = await updateLedgerAt(mem, 'm', (d) => void seen.push(d.rollout?.requested ?? null), known);
+    assert.deepEqual(seen, [null, 'promote'], 'first on the known copy, then on a fresh read after the conflict');
+    assert.equal(mem.peek('m')!.rollout?.requested, 'promote', 'the other writer\'s change is kept');
+    // A change that finds nothing to do on the known copy is asked again on current data.
+    await updateLedger(mem, 'm', (d) => void d.stableSet.push('3'));
+    const decided: string[][] = [];
+    await updateLedgerAt(mem, 'm', (d) => (decided.push([...d.stableSet]), false), known);
+    assert.deepEqual(decided, [['1', '2'], ['1', '2', '3']]);
+  });
+
+  test('the known document is never mutated by a failed attempt', async () => {
+    const mem = new MemoryLedgerStore();
+    const known = await updateLedgerAt(mem, 'm', () => {}, null);
+    await updateLedger(mem, 'm', () => {});
+    await updateLedgerAt(mem, 'm', (d) => void d.stableSet.push('x'), known);
+    assert.deepEqual(known.doc.stableSet, []);
+  });
+});
+
+describe('sharedPerCheck', () => {
+  test('one measurement per version and window within a check', async () => {
+    let calls = 0;
+    const empty: VersionWindow = { requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0 };
+    const source = { window: async () => (calls++, empty) };
+    const check = sharedPerCheck(source);
+    await Promise.all([check.window('m', '1', 5), check.window('m', '1', 5), check.window('m', '2', 5), check.window('m', '1', 6)]);
+    assert.equal(calls, 3);
+    await sharedPerCheck(source).window('m', '1', 5);
+    assert.equal(calls, 4, 'the next check measures again');
   });
 });
 
