@@ -32,6 +32,8 @@ export interface KubeWorld {
   env: NodeJS.ProcessEnv;
   /** Per version: error rate its pods report (default 0.005); `null` = the meter does not answer. */
   quality: Map<string, number | null>;
+  /** What the target told the user (stderr notes in the CLI), for engines made here. */
+  notes: string[];
   push(version: string, opts?: { name?: string }): Promise<void>;
   parts(section?: Partial<KubernetesSection>): KubernetesParts;
   engine(opts?: { holder?: string; section?: Partial<KubernetesSection>; onEvent?: (e: RolloutEvent) => void; lockTtlMs?: number }): RolloutEngine;
@@ -109,8 +111,14 @@ export async function startKubeWorld(opts: { gatewayApi?: boolean; section?: Par
   });
   const env: NodeJS.ProcessEnv = { ...s3Env, MODELCTL_STORE: storeUrl, MODELCTL_TARGET: 'kubernetes', MODELCTL_HOME: await scratch.fresh('kube-home') };
 
+  const notes: string[] = [];
   const parts = (extra: Partial<KubernetesSection> = {}): KubernetesParts =>
-    openKubernetes({ flags: { kubeconfig: kubeconfigFile }, project: { file: path.join(projectDir, 'modelctl.yaml'), config: { kubernetes: { ...section, ...extra } } }, store });
+    openKubernetes({
+      flags: { kubeconfig: kubeconfigFile },
+      project: { file: path.join(projectDir, 'modelctl.yaml'), config: { kubernetes: { ...section, ...extra } } },
+      store,
+      note: (m) => notes.push(m),
+    });
 
   return {
     fake,
@@ -120,6 +128,7 @@ export async function startKubeWorld(opts: { gatewayApi?: boolean; section?: Par
     kubeconfigFile,
     env,
     quality,
+    notes,
     async push(version, o = {}) {
       const name = o.name ?? MODEL;
       const files = sampleBundle({ name, version });

@@ -33,6 +33,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
   before(async () => {
     w = await startKubeWorld({ section: { replicas: 2, warmReplicas: 1 } });
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0', '1.8.0', '1.9.0']) await w.push(v);
+    for (const v of ['1.0.0', '1.1.0', '1.2.0']) await w.push(v, { name: 'ranker' });
   });
   after(() => w?.close());
 
@@ -184,6 +185,36 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.9.0')]: 100 });
   });
 
+  test('each route change waits until the Gateway reports its generation Accepted', async () => {
+    w.fake.gateway.delayMs = 300;
+    const accepted: boolean[] = [];
+    const engine = w.engine({
+      onEvent: (e) => {
+        if (e.type !== 'traffic-applied') return;
+        const route = w.fake.get('gateway.networking.k8s.io/v1', 'HTTPRoute', 'default', 'ranker');
+        accepted.push(route.status?.parents?.[0]?.conditions?.some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === route.metadata.generation) ?? false);
+      },
+    });
+    const r = await engine.deploy({ ...(await ref(w, '1.0.0', 'ranker')) }, fastPlan({ steps: [] }));
+    w.fake.gateway.delayMs = 10;
+    assert.equal(r.outcome, 'promoted', r.reason);
+    assert.ok(accepted.length > 0 && accepted.every(Boolean), `accepted before traffic-applied: ${accepted.join(', ')}`);
+  });
+
+  test('a route the Gateway rejects, or that nobody accepts, is reported (never blocks moving traffic)', async () => {
+    w.fake.gateway.mode = 'reject';
+    const before = w.notes.length;
+    const r = await w.engine().deploy(await ref(w, '1.1.0', 'ranker'), fastPlan());
+    assert.equal(r.outcome, 'promoted', r.reason);
+    assert.ok(w.notes.slice(before).some((n) => /not accepted by Gateway public: NotAllowedByListeners/.test(n)), w.notes.join('\n'));
+    w.fake.gateway.mode = 'silent';
+    const mark = w.notes.length;
+    const r2 = await w.engine({ section: { routeTimeout: '300ms' } }).rollback('ranker');
+    w.fake.gateway.mode = 'accept';
+    assert.equal(r2.action, 'switched');
+    assert.ok(w.notes.slice(mark).some((n) => /no Gateway controller reported generation \d+ Accepted within 300 ms/.test(n)), w.notes.join('\n'));
+  });
+
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
     w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
     const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);
@@ -299,10 +330,10 @@ describe('Kubernetes target: replica-ratio traffic where no Gateway API is insta
   });
 });
 
-async function ref(w: KubeWorld, version: string) {
+async function ref(w: KubeWorld, version: string, model = MODEL) {
   const { resolveRef } = await import('../../src/services/bundles.js');
-  const resolved = await resolveRef(w.store, `${MODEL}@${version}`);
-  return { model: MODEL, version, digest: resolved.digest };
+  const resolved = await resolveRef(w.store, `${model}@${version}`);
+  return { model, version, digest: resolved.digest };
 }
 
 describe('modelctl kubernetes rbac', () => {

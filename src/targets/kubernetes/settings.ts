@@ -26,6 +26,7 @@ import { parseDuration } from '../../rollout/plan.js';
  *     storeSecret: modelctl-store    # Secret with AWS_* variables for the init container
  *     store: s3://models/prod        # the store as the cluster sees it (default: the CLI's store)
  *     progressDeadline: 10m          # how long a version may take to become ready
+ *     routeTimeout: 10s              # how long to wait for the Gateway to report a route change Accepted
  *     lease: 60s                     # Lease duration; renewed while a rollout runs
  */
 
@@ -85,6 +86,7 @@ export const kubernetesSectionSchema = z
     storeSecret: z.string().optional(),
     store: z.string().regex(/^s3:\/\//, 'expected the s3:// URL the cluster pulls bundles from').optional(),
     progressDeadline: z.union([z.string(), z.number()]).optional(),
+    routeTimeout: z.union([z.string(), z.number()]).optional(),
     lease: z.union([z.string(), z.number()]).optional(),
   })
   .strict();
@@ -121,6 +123,8 @@ export interface KubernetesSettings {
   imagePullSecrets: string[];
   storeSecret: string | undefined;
   progressDeadlineMs: number;
+  /** How long applyTraffic waits for the Gateway controller to accept a new route generation. */
+  routeTimeoutMs: number;
   leaseMs: number;
   /** Store URL the init container pulls from (the same store the CLI uses). */
   storeUrl: string;
@@ -152,6 +156,7 @@ export function resolveKubernetesSettings(
     imagePullSecrets: s.imagePullSecrets ?? [],
     storeSecret: s.storeSecret,
     progressDeadlineMs: s.progressDeadline !== undefined ? parseDuration(s.progressDeadline, `${where}: kubernetes.progressDeadline`) : 600_000,
+    routeTimeoutMs: s.routeTimeout !== undefined ? parseDuration(s.routeTimeout, `${where}: kubernetes.routeTimeout`) : 10_000,
     leaseMs,
     storeUrl: s.store ?? opts.storeUrl,
   };

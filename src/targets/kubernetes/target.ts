@@ -250,7 +250,8 @@ export class KubernetesTarget implements Target {
     // A version without a Deployment is still routed to: the engine switches first and then asks
     // healthy(), which says no, and cascades to the next stable version (refusing here would stop that).
     if (mode === 'gateway-api') {
-      await this.opts.api.apply(httpRouteFor({ model, split, settings: this.opts.settings }));
+      const route = await this.opts.api.apply(httpRouteFor({ model, split, settings: this.opts.settings }));
+      await this.routeAccepted(route);
       for (const [version, d] of deployments) {
         const served = withTraffic.includes(version) || split.mirror?.version === version;
         const wasServed = d.metadata?.annotations?.[SERVED] === 'true';
@@ -279,6 +280,44 @@ export class KubernetesTarget implements Target {
     for (const v of withTraffic) await this.waitReady(model, v, this.opts.settings.progressDeadlineMs);
   }
 
+  /**
+   * Wait (watch, bounded by kubernetes.routeTimeout) until the Gateway controller reports the route's
+   * new generation Accepted by every parent, so a bake measures the split it is meant to. A route
+   * that is rejected, refers to missing Services, or gets no answer is reported, not fatal: failing
+   * here would also block an abort or a rollback, which must always be able to move traffic.
+   */
+  private async routeAccepted(route: KubernetesObject & { status?: RouteStatus }): Promise<void> {
+    const name = route.metadata?.name ?? '';
+    const generation = route.metadata?.generation ?? 0;
+    let verdict = routeVerdict(route, generation);
+    if (verdict.kind === 'pending') {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), this.opts.settings.routeTimeoutMs);
+      try {
+        await this.follow<KubernetesObject & { status?: RouteStatus }>(
+          'gateway.networking.k8s.io/v1',
+          'HTTPRoute',
+          { fieldSelector: `metadata.name=${name}` },
+          route.metadata?.resourceVersion,
+          controller.signal,
+          (r) => {
+            verdict = routeVerdict(r, generation);
+            if (verdict.kind !== 'pending') controller.abort();
+          },
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    if (verdict.kind === 'pending') {
+      this.opts.note?.(
+        `HTTPRoute ${name}: no Gateway controller reported generation ${generation} Accepted within ${duration(this.opts.settings.routeTimeoutMs)}; traffic may not follow yet (kubectl -n ${this.ns} describe httproute ${name})`,
+      );
+    } else if (verdict.kind === 'problem') {
+      this.opts.note?.(`HTTPRoute ${name}: ${verdict.message} (kubectl -n ${this.ns} describe httproute ${name})`);
+    }
+  }
+
   /** Merge-patch only the fields modelctl alone decides after deploy: replica count, served marker, service membership. */
   private async scale(d: V1Deployment, replicas: number, marks: { served?: boolean; inService?: boolean }): Promise<void> {
     const patch: Record<string, unknown> = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: d.metadata!.name, namespace: this.ns } };
@@ -295,4 +334,37 @@ export class KubernetesTarget implements Target {
     await this.opts.api.delete({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: this.ns, name });
     await this.opts.api.delete({ apiVersion: 'v1', kind: 'Service', namespace: this.ns, name });
   }
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+interface RouteCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+}
+
+interface RouteStatus {
+  parents?: Array<{ parentRef?: { name?: string }; controllerName?: string; conditions?: RouteCondition[] }>;
+}
+
+/** Has every parent Gateway reported on `generation` of the route, and how? */
+export function routeVerdict(route: { status?: RouteStatus }, generation: number): { kind: 'pending' } | { kind: 'accepted' } | { kind: 'problem'; message: string } {
+  const parents = route.status?.parents ?? [];
+  if (parents.length === 0) return { kind: 'pending' };
+  const problems: string[] = [];
+  for (const p of parents) {
+    const conditions = p.conditions ?? [];
+    const accepted = conditions.find((c) => c.type === 'Accepted');
+    if (!accepted || (accepted.observedGeneration ?? 0) < generation) return { kind: 'pending' };
+    const gw = p.parentRef?.name ?? '?';
+    if (accepted.status !== 'True') problems.push(`not accepted by Gateway ${gw}: ${accepted.reason ?? ''} ${accepted.message ?? ''}`.trim());
+    const refs = conditions.find((c) => c.type === 'ResolvedRefs');
+    if (refs && refs.status !== 'True' && (refs.observedGeneration ?? 0) >= generation) problems.push(`backends not resolved by Gateway ${gw}: ${refs.reason ?? ''} ${refs.message ?? ''}`.trim());
+  }
+  return problems.length ? { kind: 'problem', message: problems.join('; ') } : { kind: 'accepted' };
 }

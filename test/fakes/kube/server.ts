@@ -22,6 +22,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { clone, jsonPatch, mergePatch } from './apply.js';
 import { DeploymentController, type BehaviourMatch, type PodFailureMode } from './controller.js';
+import { GatewayController, type GatewayMode } from './gateway.js';
 import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
 import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -75,6 +76,8 @@ export interface FakeKube {
     behave(match: { model?: string; version?: string; image?: string }, mode: PodFailureMode): void;
     readyAfterMs: number;
   };
+  /** The simulated Gateway API implementation that reports HTTPRoute status (accept / reject / silent). */
+  gateway: { mode: GatewayMode; delayMs: number };
   onPodProxy(handler: PodProxyHandler): void;
 }
 
@@ -123,6 +126,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   const store = new Store(opts.watchHistory ?? 1000);
   const controller = new DeploymentController(store);
   controller.readyAfterMs = opts.readyAfterMs ?? 50;
+  const gateway = new GatewayController(store);
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
     store.create(NAMESPACES, undefined, { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } }, { manager: 'kube-apiserver' });
   }
@@ -475,6 +479,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     },
     async close() {
       controller.close();
+      gateway.close();
       closeWatches();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -521,6 +526,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
         controller.readyAfterMs = ms;
       },
     },
+    gateway,
     onPodProxy(handler) {
       proxyHandler = handler;
     },
