@@ -49,6 +49,8 @@ export interface Release {
   /** Who started it: "user@host pid 123", or the GitHub run URL in Actions. */
   startedBy: string;
   steps: StepRecord[];
+  /** The step evidence was dropped to keep the ledger within its store's size limit (a ConfigMap holds 1 MiB). */
+  evidenceTrimmed?: boolean;
 }
 
 export type RolloutPhase = 'starting' | 'shadow' | 'canary' | 'promoting' | 'rolling-back' | 'held';
@@ -105,6 +107,8 @@ export interface ModelLedger {
   traffic: TrafficSplit;
   rollout: RolloutState | null;
   lock: LockRecord | null;
+  /** Oldest releases removed to keep the ledger within its store's size limit. */
+  releasesDropped?: number;
 }
 
 export function emptyLedger(model: string, target: string): ModelLedger {

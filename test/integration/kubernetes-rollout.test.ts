@@ -33,7 +33,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
   before(async () => {
     w = await startKubeWorld({ section: { replicas: 2, warmReplicas: 1 } });
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0', '1.8.0', '1.9.0']) await w.push(v);
-    for (const v of ['1.0.0', '1.1.0', '1.2.0']) await w.push(v, { name: 'ranker' });
+    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0']) await w.push(v, { name: 'ranker' });
   });
   after(() => w?.close());
 
@@ -98,6 +98,16 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.equal(r.outcome, 'rolled-back', r.reason);
     assert.match(r.reason, /ImagePullBackOff/);
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+  });
+
+  test('an unschedulable version: said while waiting, then named at the deadline', async () => {
+    w.fake.controller.behave({ model: 'ranker', version: '1.2.0' }, 'unschedulable');
+    const mark = w.notes.length;
+    await w.engine().deploy(await ref(w, '1.0.0', 'ranker'), fastPlan({ steps: [] }));
+    const r = await w.engine().deploy(await ref(w, '1.2.0', 'ranker'), fastPlan({ readyTimeoutMs: 1500 }));
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.match(r.reason, /Unschedulable.*Insufficient nvidia\.com\/gpu/);
+    assert.ok(w.notes.slice(mark).some((n) => /ranker@1\.2\.0: pod \S+ Unschedulable: .*still waiting/.test(n)), w.notes.slice(mark).join('\n'));
   });
 
   test('two CI jobs racing for the Lease: exactly one rolls out, the other is told who holds it', async () => {
@@ -195,16 +205,16 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
         accepted.push(route.status?.parents?.[0]?.conditions?.some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === route.metadata.generation) ?? false);
       },
     });
-    const r = await engine.deploy({ ...(await ref(w, '1.0.0', 'ranker')) }, fastPlan({ steps: [] }));
+    const r = await engine.deploy(await ref(w, '1.1.0', 'ranker'), fastPlan());
     w.fake.gateway.delayMs = 10;
     assert.equal(r.outcome, 'promoted', r.reason);
-    assert.ok(accepted.length > 0 && accepted.every(Boolean), `accepted before traffic-applied: ${accepted.join(', ')}`);
+    assert.ok(accepted.length >= 2 && accepted.every(Boolean), `accepted before traffic-applied: ${accepted.join(', ')}`);
   });
 
   test('a route the Gateway rejects, or that nobody accepts, is reported (never blocks moving traffic)', async () => {
     w.fake.gateway.mode = 'reject';
     const before = w.notes.length;
-    const r = await w.engine().deploy(await ref(w, '1.1.0', 'ranker'), fastPlan());
+    const r = await w.engine().deploy(await ref(w, '1.3.0', 'ranker'), fastPlan());
     assert.equal(r.outcome, 'promoted', r.reason);
     assert.ok(w.notes.slice(before).some((n) => /not accepted by Gateway public: NotAllowedByListeners/.test(n)), w.notes.join('\n'));
     w.fake.gateway.mode = 'silent';
@@ -212,6 +222,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     const r2 = await w.engine({ section: { routeTimeout: '300ms' } }).rollback('ranker');
     w.fake.gateway.mode = 'accept';
     assert.equal(r2.action, 'switched');
+    assert.equal(r2.to, '1.1.0');
     assert.ok(w.notes.slice(mark).some((n) => /no Gateway controller reported generation \d+ Accepted within 300 ms/.test(n)), w.notes.join('\n'));
   });
 

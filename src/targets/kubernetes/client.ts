@@ -319,9 +319,15 @@ export class KubeApi {
     }
   }
 
-  async list<T extends KubernetesObject>(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string | undefined }> {
+  async list<T extends KubernetesObject>(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    labelSelector?: string,
+    fieldSelector?: string,
+  ): Promise<{ items: T[]; resourceVersion: string | undefined }> {
     const list = await this.call({ verb: 'list', kind, namespace }, () =>
-      this.objects.list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
+      this.objects.list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector),
     );
     return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
   }

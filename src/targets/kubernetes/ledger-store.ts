@@ -1,5 +1,5 @@
 import type { KubernetesObject, V1ConfigMap, V1Lease } from '@kubernetes/client-node';
-import { emptyLedger, LedgerConflictError, type LedgerStore, type LockRecord, type ModelLedger, type Versioned } from '../../ledger/model.js';
+import { emptyLedger, LedgerConflictError, type LedgerStore, type LockRecord, type ModelLedger, type Release, type Versioned } from '../../ledger/model.js';
 import { KubeConflictError, type KubeApi } from './client.js';
 import { ledgerConfigMapFor, leaseFor, parseMicroTime, LEDGER_KEY } from './manifests.js';
 import { ANNOTATIONS, LABELS, ledgerConfigMapName, leaseName, MANAGED_BY } from './names.js';
@@ -108,7 +108,7 @@ export class KubernetesLedgerStore implements LedgerStore {
     let leaseRv = rev.lease;
     try {
       if (lockChanged && doc.lock !== null) leaseRv = await this.writeLease(model, doc.lock, seen, rev.lease);
-      const stored: ModelLedger = { ...doc, lock: null }; // the lock lives in the Lease only
+      const stored = fitLedger({ ...doc, lock: null }); // the lock lives in the Lease only
       const cm = ledgerConfigMapFor(model, this.opts.namespace, stored);
       let written: KubernetesObject;
       if (rev.configMap === null) {
@@ -157,4 +157,40 @@ export class KubernetesLedgerStore implements LedgerStore {
     this.seenLocks.set(model, { rv: newRv, lock, transitions });
     return newRv;
   }
+}
+
+/** A ConfigMap holds at most 1 MiB (data plus metadata): the ledger stays well under it. */
+export const MAX_LEDGER_BYTES = 900 * 1024;
+
+/**
+ * The ledger, made to fit `maxBytes` of JSON: first the step evidence (gate results per step) of
+ * the oldest finished releases is dropped, then the oldest releases that are neither in the stable
+ * set nor the rollout in progress. Years of releases fit; the newest evidence is always kept.
+ */
+export function fitLedger(doc: ModelLedger, maxBytes = MAX_LEDGER_BYTES): ModelLedger {
+  const bytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
+  let size = bytes(doc);
+  if (size <= maxBytes) return doc;
+  const out = structuredClone(doc);
+  const keep = new Set([...out.stableSet, ...(out.rollout ? [out.rollout.version] : [])]);
+  const finished = (r: Release) => !(out.rollout && r.version === out.rollout.version && r.state === 'deploying');
+  for (const r of out.releases) {
+    if (size <= maxBytes) return out;
+    if (!finished(r) || r.steps.length === 0) continue;
+    const before = bytes(r);
+    r.steps = [];
+    r.evidenceTrimmed = true;
+    size += bytes(r) - before;
+  }
+  out.releasesDropped ??= 0;
+  size = bytes(out);
+  while (size > maxBytes) {
+    const i = out.releases.findIndex((r) => finished(r) && !keep.has(r.version));
+    if (i < 0) break; // what is left is what a rollback needs: the store will refuse it, loudly
+    size -= bytes(out.releases[i]) + 1; // and its comma
+    out.releases.splice(i, 1);
+    out.releasesDropped++;
+  }
+  if (out.releasesDropped === 0) delete out.releasesDropped;
+  return out;
 }

@@ -171,11 +171,19 @@ export class KubernetesTarget implements Target {
         const exceeded = progressDeadlineExceeded(d);
         if (exceeded) void diagnoseAll(true).then(() => finish(fail(exceeded)));
       }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+      const told = new Set<string>();
       void this.follow<V1Pod>('v1', 'Pod', { labelSelector: selector }, undefined, controller.signal, (p, type) => {
         const name = p.metadata?.name ?? '';
         if (type === 'DELETED') pods.delete(name);
         else pods.set(name, p);
-        if (diagnosePods([p]).some((x) => x.fatal)) void diagnoseAll(true);
+        const problems = type === 'DELETED' ? [] : diagnosePods([p]);
+        if (problems.some((x) => x.fatal)) return void diagnoseAll(true);
+        // Long waits say why (Unschedulable: Insufficient nvidia.com/gpu…), once per pod and reason.
+        for (const x of problems) {
+          if (told.has(`${x.pod}/${x.reason}`) || x.reason === 'NotReady') continue;
+          told.add(`${x.pod}/${x.reason}`);
+          this.opts.note?.(`${model}@${version}: pod ${x.pod} ${x.reason}: ${x.message} (still waiting, up to ${Math.round(deadline / 1000)} s)`);
+        }
       }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
     });
   }
@@ -183,7 +191,9 @@ export class KubernetesTarget implements Target {
   /** Warning events of these pods (for the messages), one list call. */
   private async podEvents(podNames: string[]): Promise<CoreV1Event[]> {
     if (podNames.length === 0) return [];
-    const { items } = await this.opts.api.list<CoreV1Event>('v1', 'Event', this.ns);
+    // One pod: the server filters by name; several: by kind (a field selector cannot OR names).
+    const selector = podNames.length === 1 ? `involvedObject.kind=Pod,involvedObject.name=${podNames[0]}` : 'involvedObject.kind=Pod';
+    const { items } = await this.opts.api.list<CoreV1Event>('v1', 'Event', this.ns, undefined, selector);
     const wanted = new Set(podNames);
     return items.filter((e) => e.involvedObject?.kind === 'Pod' && wanted.has(e.involvedObject.name ?? ''));
   }
