@@ -77,6 +77,20 @@ describe('KubernetesLedgerStore: the ledger in a ConfigMap, the lock in a Lease'
   });
 });
 
+describe('connections to the API server are reused', () => {
+  test('many requests, few TCP connections (client-node alone would open one per request)', async () => {
+    const fake = await startFakeKube();
+    try {
+      const api = new KubeApi(fake.kubeConfig('default'));
+      const before = fake.connections;
+      for (let i = 0; i < 20; i++) await api.read({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'default', name: `none-${i}` });
+      assert.ok(fake.connections - before <= 2, `${fake.connections - before} connections for 20 requests`);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('fitLedger: a ConfigMap holds at most 1 MiB', () => {
   const release = (version: string, state: Release['state'], evidenceBytes: number): Release => ({
     version,

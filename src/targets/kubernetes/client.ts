@@ -101,7 +101,31 @@ export function connectKube(opts: KubeConnectOptions = {}): KubeConnection {
   }
   const context = kc.getCurrentContext();
   const contextNamespace = kc.getContextObject(context)?.namespace || undefined;
+  reuseConnections(kc);
   return { kc, contextNamespace, context, server: cluster.server, source };
+}
+
+const POOLED = Symbol('modelctl.pooledDispatchers');
+
+/**
+ * client-node 2.0 builds a new undici Agent for every request whenever the cluster has TLS options
+ * (a CA, a client certificate, skip-verify: every real cluster), so each API call pays a fresh
+ * TCP + TLS handshake and leaves a connection behind. Reuse one dispatcher per distinct set of
+ * options instead (a rotated client certificate is a new set). The method is private in the
+ * typings, hence the cast; if a future client-node renames it, this quietly does nothing.
+ */
+export function reuseConnections(kc: KubeConfig): void {
+  const target = kc as unknown as Record<PropertyKey, unknown> & { createDispatcher?: (cluster: unknown, agentOptions: Record<string, unknown>) => unknown };
+  if (target[POOLED] || typeof target.createDispatcher !== 'function') return;
+  const original = target.createDispatcher.bind(kc);
+  const pool = new Map<string, unknown>();
+  target.createDispatcher = (cluster, agentOptions) => {
+    const c = cluster as { server?: string; proxyUrl?: string } | null;
+    const key = JSON.stringify([c?.server, c?.proxyUrl, Object.entries(agentOptions).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('base64') : v])]);
+    if (!pool.has(key)) pool.set(key, original(cluster, agentOptions));
+    return pool.get(key);
+  };
+  target[POOLED] = true;
 }
 
 /** How requests that failed for reasons worth retrying (5xx, 429, timeouts, refused connections) are retried. */
@@ -223,6 +247,7 @@ export class KubeApi {
     readonly kc: KubeConfig,
     private readonly opts: KubeApiOptions = {},
   ) {
+    reuseConnections(kc);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));

@@ -67,6 +67,8 @@ export interface FakeKube {
   list(apiVersion: string, kind: string, namespace?: string): any[];
   requests: FakeRequest[];
   resetRequests(): void;
+  /** TCP connections accepted so far (a client that reuses connections opens few). */
+  readonly connections: number;
   failNext(n: number, status: number, match?: (r: { method: string; path: string }) => boolean): void;
   setDown(down: boolean): void;
   forbid(verb: string, resource: string, group?: string): void;
@@ -449,6 +451,8 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     watches.clear();
   }
 
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -527,6 +531,9 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       },
     },
     gateway,
+    get connections() {
+      return connections;
+    },
     onPodProxy(handler) {
       proxyHandler = handler;
     },
