@@ -217,8 +217,9 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   const encoded = await fetchManifest(store, resolved);
   const { manifest } = encoded;
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
-  await mkdir(tmp, { recursive: true });
+  // Registered before it exists: a Ctrl-C right after the mkdir must still remove it (and exit 130).
   const forget = removeOnInterrupt(tmp);
+  await mkdir(tmp, { recursive: true });
   try {
     progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);

@@ -226,6 +226,25 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.ok(w.notes.slice(mark).some((n) => /no Gateway controller reported generation \d+ Accepted within 300 ms/.test(n)), w.notes.join('\n'));
   });
 
+  test('fencing: a driver that stalled while another took over cannot move traffic any more', async () => {
+    const serving = Object.keys(backendWeights(w.fake.get(...ROUTE)))[0]!;
+    const version = (name: string) => ['1.9.0', '1.5.0', '1.1.0'].find((v) => svc(v) === name)!;
+    const [a, b] = [w.parts().target, w.parts().target];
+    const servingVersion = version(serving);
+    const other = servingVersion === '1.5.0' ? '1.1.0' : '1.5.0';
+    await a.applyTraffic(MODEL, { weights: { [servingVersion]: 100 }, mirror: null }); // A drives
+    await new Promise((r) => setTimeout(r, 50)); // the Gateway writes status: a new resourceVersion, same generation
+    await a.applyTraffic(MODEL, { weights: { [servingVersion]: 100 }, mirror: null }); // status writes do not trip the fence
+    await b.applyTraffic(MODEL, { weights: { [servingVersion]: 90, [other]: 10 }, mirror: null }); // B took over
+    await assert.rejects(a.applyTraffic(MODEL, { weights: { [servingVersion]: 50, [other]: 50 }, mirror: null }), (e: Error & { exitCode?: number }) => {
+      assert.match(e.message, /changed by someone else/);
+      assert.equal(e.exitCode, 5);
+      return true;
+    });
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc(servingVersion)]: 90, [svc(other)]: 10 }, "B's split stands");
+    await b.applyTraffic(MODEL, { weights: { [servingVersion]: 100 }, mirror: null });
+  });
+
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
     w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
     const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);

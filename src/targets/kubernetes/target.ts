@@ -1,12 +1,13 @@
 import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { UsageError, UnavailableError } from '../../cli/errors.js';
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
+import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan } from '../../ledger/model.js';
 import type { Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import { fetchManifest, resolveRef } from '../../services/bundles.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
-import type { KubeApi } from './client.js';
+import { KubeConflictError, type KubeApi } from './client.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
@@ -39,6 +40,8 @@ const SERVED = ANNOTATIONS.served;
 export class KubernetesTarget implements Target {
   readonly name = 'kubernetes';
   private mode: Promise<TrafficMode> | undefined;
+  /** Per HTTPRoute: the resourceVersion and generation this target last wrote or saw. */
+  private readonly routeSeen = new Map<string, { rv: string; generation: number }>();
 
   constructor(private readonly opts: KubernetesTargetOptions) {}
 
@@ -260,7 +263,7 @@ export class KubernetesTarget implements Target {
     // A version without a Deployment is still routed to: the engine switches first and then asks
     // healthy(), which says no, and cascades to the next stable version (refusing here would stop that).
     if (mode === 'gateway-api') {
-      const route = await this.opts.api.apply(httpRouteFor({ model, split, settings: this.opts.settings }));
+      const route = await this.applyRoute(model, split);
       await this.routeAccepted(route);
       for (const [version, d] of deployments) {
         const served = withTraffic.includes(version) || split.mirror?.version === version;
@@ -291,6 +294,44 @@ export class KubernetesTarget implements Target {
   }
 
   /**
+   * Apply the whole route with the resourceVersion this target last wrote or saw as a precondition:
+   * the fencing token of traffic. A driver that stalled (longer than its Lease) while another
+   * modelctl took over finds the route changed and stops instead of applying a stale split. Status
+   * writes by the Gateway controller also change the resourceVersion, but not the generation: a
+   * conflict with an unchanged generation is retried at the current version.
+   */
+  private async applyRoute(model: string, split: TrafficSplit): Promise<KubernetesObject & { status?: RouteStatus }> {
+    const desired = httpRouteFor({ model, split, settings: this.opts.settings });
+    const name = desired.metadata.name;
+    let rv = this.routeSeen.get(name)?.rv;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const applied = await this.opts.api.apply<KubernetesObject & { status?: RouteStatus }>(rv ? { ...desired, metadata: { ...desired.metadata, resourceVersion: rv } } : desired);
+        this.remember(applied);
+        return applied;
+      } catch (err) {
+        const seen = this.routeSeen.get(name);
+        if (!(err instanceof KubeConflictError) || !seen || attempt >= 3) throw err;
+        const current = await this.opts.api.read({ apiVersion: desired.apiVersion, kind: desired.kind, namespace: this.ns, name });
+        const generation = current?.metadata?.generation ?? 0;
+        if (current && generation !== seen.generation) {
+          throw new LockedError(
+            `HTTPRoute ${name} was changed by someone else since this modelctl last set it (generation ${seen.generation} → ${generation}): another modelctl, or a person, is moving traffic of ${model}; this one stopped without touching it`,
+            { hint: `see \`modelctl status ${model}\` and \`kubectl -n ${this.ns} get httproute ${name} -o yaml\``, details: { model, route: name } },
+          );
+        }
+        rv = current?.metadata?.resourceVersion;
+      }
+    }
+  }
+
+  /** The route's resourceVersion and generation as last written or watched (the fencing token). */
+  private remember(route: KubernetesObject): void {
+    const m = route.metadata;
+    if (m?.name && m.resourceVersion) this.routeSeen.set(m.name, { rv: m.resourceVersion, generation: m.generation ?? 0 });
+  }
+
+  /**
    * Wait (watch, bounded by kubernetes.routeTimeout) until the Gateway controller reports the route's
    * new generation Accepted by every parent, so a bake measures the split it is meant to. A route
    * that is rejected, refers to missing Services, or gets no answer is reported, not fatal: failing
@@ -311,6 +352,7 @@ export class KubernetesTarget implements Target {
           route.metadata?.resourceVersion,
           controller.signal,
           (r) => {
+            if ((r.metadata?.generation ?? 0) === generation) this.remember(r); // a status write: same spec, new resourceVersion
             verdict = routeVerdict(r, generation);
             if (verdict.kind !== 'pending') controller.abort();
           },
