@@ -69,7 +69,7 @@ function serveOf(extra: Record<string, unknown> = {}): ServeSpec {
 }
 
 const VERSIONS = ['1.0.0', '2.0.0-rc.1+build.7', '10.20.30-alpha.beta.gamma.delta.epsilon+sha.0123456789abcdef0123456789abcdef'];
-const MODELS = ['sentiment', LONG_MODEL];
+const MODELS = ['sentiment', LONG_MODEL, '4chan-filter']; // a bundle name may start with a digit; a Service name may not
 
 function validate(model: { validate(): void }, what: string): void {
   try {
@@ -80,6 +80,8 @@ function validate(model: { validate(): void }, what: string): void {
 }
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Service names (and so every name we derive from a model): a letter first. */
+const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
@@ -87,6 +89,7 @@ function assertName(name: string | undefined, what: string): void {
   assert.ok(name, `${what}: no name`);
   assert.ok(name.length <= 63, `${what}: "${name}" is ${name.length} chars (> 63)`);
   assert.match(name, DNS_1123_LABEL, `${what}: "${name}" is not a DNS-1123 label`);
+  assert.match(name, DNS_1035_LABEL, `${what}: "${name}" is not a DNS-1035 label (Services need a letter first)`);
 }
 
 function assertLabels(labels: Record<string, string> | undefined, what: string): void {

@@ -63,18 +63,28 @@ function fitName(base: string, exact: string): string {
   return base.slice(0, MAX_NAME - suffix.length).replace(/-+$/g, '') + suffix;
 }
 
+/**
+ * How object names of a model begin: the model name, or `m-<model>` when it starts with a digit —
+ * bundle names are DNS-1123 labels (a leading digit is fine) but Service names must be DNS-1035
+ * labels (a letter first), and the API server would refuse the Service.
+ */
+function namePrefix(model: string): string {
+  return /^[a-z]/.test(model) ? model : `m-${model}`;
+}
+
 /** `<model>-<version slug>`: the Deployment and the Service of one version. */
 export function versionObjectName(model: string, version: string): string {
   const slug = versionSlug(version);
   // Only a plain x.y.z is unambiguous after slugging; anything else gets a hash of the exact version.
   const plain = /^\d+\.\d+\.\d+$/.test(version);
-  const base = plain ? `${model}-${slug}` : `${model}-${slug}-${shortHash(version)}`;
+  const prefix = namePrefix(model);
+  const base = plain ? `${prefix}-${slug}` : `${prefix}-${slug}-${shortHash(version)}`;
   return fitName(base, `${model}@${version}`);
 }
 
 /** The model's HTTPRoute (Gateway API) or its Service (replica ratio), unless modelctl.yaml names the route. */
 export function modelObjectName(model: string): string {
-  return fitName(model, model);
+  return fitName(namePrefix(model), model);
 }
 
 export function ledgerConfigMapName(model: string): string {
@@ -93,7 +103,7 @@ export function labelValue(text: string): string {
 
 /** Labels that select one version's pods (also the Deployment's immutable selector). */
 export function versionSelector(model: string, version: string): Record<string, string> {
-  return { [LABELS.model]: model, [LABELS.versionSlug]: labelValue(versionObjectName(model, version).slice(model.length + 1)) };
+  return { [LABELS.model]: model, [LABELS.versionSlug]: labelValue(versionObjectName(model, version).slice(namePrefix(model).length + 1)) };
 }
 
 /** Every label of one version's objects (selector + descriptive ones). */
