@@ -109,7 +109,7 @@ describe('KubernetesMetricSource over real meters', () => {
     assert.deepEqual(calls.selectors, [selectorString(versionSelector(MODEL, VERSION))]);
     assert.equal(w.requests, 6);
     assert.equal(w.errors, 2);
-    assert.deepEqual(w.scores, [0.1, 0.2, 0.9, 0.8], 'pod by pod, each oldest first');
+    assert.deepEqual(w.scores, [0.1, 0.2, 0.8, 0.9], 'pod by pod, each sorted (the meters send runs: order is no part of a window)');
     assert.equal(w.latenciesMs.length, 6);
     assert.deepEqual([w.shadowCompared, w.shadowAgreed, w.truncated], [0, 0, false]);
     assert.deepEqual(w.pods, ['pod-a', 'pod-b']);

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/errors.js';
 import { fieldOf } from '../local/serve-spec.js';
 import { SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
+import { encodeWindow } from './window-codec.js';
 
 /**
  * The metering sidecar of a Kubernetes version pod: it takes the pod's traffic (:8080), streams it
@@ -274,10 +275,13 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       const since = parseSince(url.searchParams.get('since'));
       if (since === null) return sendJson(res, 400, { error: 'since must be a timestamp in ms since the epoch, e.g. /v1/window?since=1767225600000' });
       const now = clock();
-      const w: MeterWindow = { ...windowOf(ring, since, now), now };
+      const window = windowOf(ring, since, now);
+      // ?encoding=runs: sorted [value, count] runs instead of raw arrays (window-codec.ts); the default stays plain.
+      if (url.searchParams.get('encoding') === 'runs') return sendJson(res, 200, { ...encodeWindow(window), now });
+      const w: MeterWindow = { ...window, now };
       return sendJson(res, 200, w);
     }
-    sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', 'GET /v1/window?since=<ms>'] });
+    sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', 'GET /v1/window?since=<ms>[&encoding=runs]'] });
   });
 
   let trafficPort: number;

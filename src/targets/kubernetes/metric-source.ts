@@ -5,6 +5,7 @@ import type { MetricSource } from '../../rollout/contracts.js';
 import type { LocalWindow } from '../local/window.js';
 import { selectorString, versionSelector } from './names.js';
 import { METER_PORT } from './settings.js';
+import { meterAnswerSchema } from './window-codec.js';
 
 /**
  * Exact per-version windows on Kubernetes: every pod of a version runs the metering sidecar
@@ -29,17 +30,6 @@ export interface KubernetesWindow extends LocalWindow {
   pods: string[];
   missing: Array<{ pod: string; error: string }>;
 }
-
-/** The meter's /v1/window answer, checked: a wrong or old sidecar must not become silently wrong numbers. */
-const meterWindowSchema = z.object({
-  requests: z.number().int().nonnegative(),
-  errors: z.number().int().nonnegative(),
-  latenciesMs: z.array(z.number()),
-  scores: z.array(z.number()),
-  shadowCompared: z.number().int().nonnegative(),
-  shadowAgreed: z.number().int().nonnegative(),
-  truncated: z.boolean(),
-});
 
 /** Sum of per-pod windows: counts add up, samples concatenate, truncated if any pod's is. */
 export function mergeWindows(parts: readonly LocalWindow[]): LocalWindow {
@@ -98,9 +88,10 @@ export class KubernetesMetricSource implements MetricSource {
         details: { model, version, namespace: this.namespace, selector, listed: listed.map((p) => ({ name: p.name, phase: p.phase })) },
       });
     }
-    const path = `/v1/window?since=${encodeURIComponent(String(Math.floor(sinceMs)))}`;
+    // Runs, not raw arrays: kilobytes instead of up to ~1 MB per pod through the API server (window-codec.ts).
+    const path = `/v1/window?since=${encodeURIComponent(String(Math.floor(sinceMs)))}&encoding=runs`;
     const answers = await Promise.allSettled(
-      pods.map(async (pod) => meterWindowSchema.parse(await withTimeout(this.core.proxyGet(this.namespace, pod, METER_PORT, path), this.timeoutMs, pod))),
+      pods.map(async (pod) => meterAnswerSchema.parse(await withTimeout(this.core.proxyGet(this.namespace, pod, METER_PORT, path), this.timeoutMs, pod))),
     );
     const parts: LocalWindow[] = [];
     const answered: string[] = [];
