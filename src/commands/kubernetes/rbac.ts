@@ -3,7 +3,6 @@ import { Document, isMap, isSeq } from 'yaml';
 import { BaseCommand } from '../../cli/base-command.js';
 import { loadProjectConfig } from '../../cli/config.js';
 import { UsageError } from '../../cli/errors.js';
-import { kubernetesSectionSchema } from '../../targets/kubernetes/settings.js';
 import { RBAC_RULES, roleBindingFor, roleFor } from '../../targets/kubernetes/rbac.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -68,11 +67,7 @@ function check(value: string, what: string): void {
   }
 }
 
+/** modelctl.yaml's kubernetes.namespace (the section is checked, with file and line, when the file is loaded). */
 async function namespaceFromConfig(): Promise<string | undefined> {
-  const { file, config } = await loadProjectConfig(process.cwd());
-  const section = (config as { kubernetes?: unknown }).kubernetes;
-  if (section === undefined) return undefined;
-  const parsed = kubernetesSectionSchema.safeParse(section);
-  if (!parsed.success) throw new UsageError(`${file ?? 'modelctl.yaml'}: kubernetes: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  return parsed.data.namespace;
+  return (await loadProjectConfig(process.cwd())).config.kubernetes?.namespace;
 }
