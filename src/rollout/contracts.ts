@@ -48,6 +48,16 @@ export interface Target {
   checkPlan?(model: string, plan: RolloutPlan): Promise<void>;
   /** The objects deploy() and applyTraffic(split) would write, for `deploy --dry-run` (targets that write manifests). */
   manifests?(ref: VersionRef, split: TrafficSplit): Promise<object[]>;
+  /** What actually runs and where traffic actually goes, read from the target (for `status`: is the ledger true?). */
+  observe?(model: string): Promise<ObservedState>;
+}
+
+/** A target's own view of a model, independent of the ledger. */
+export interface ObservedState {
+  /** Per version found running: ready and desired replicas. */
+  versions: Record<string, { ready: number; desired: number }>;
+  /** The split the router is configured with (null: no router object found). */
+  traffic: TrafficSplit | null;
 }
 
 /** What a metric source measured for one version over a window. */

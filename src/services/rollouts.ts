@@ -7,9 +7,10 @@ import { defaultLocalGates } from '../gates/local.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
 import type { LedgerStore, RolloutPlan } from '../ledger/model.js';
-import { systemClock, type MetricSource, type Target, type TrafficSplit } from '../rollout/contracts.js';
+import { systemClock, type MetricSource, type ObservedState, type Target, type TrafficSplit } from '../rollout/contracts.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
-import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../rollout/engine.js';
+import { RolloutEngine, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
+import { differences } from '../rollout/reality.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
@@ -147,6 +148,15 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
  */
 export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEngine> {
   return engineOf(await openTargetParts(opts), opts);
+}
+
+/** The ledger's status of `model` and, where the target can tell, what it really runs and routes, with every difference. */
+export async function statusWithReality(opts: RolloutContextOptions, model: string): Promise<StatusView & { observed?: ObservedState; differences?: string[] }> {
+  const parts = await openTargetParts(opts);
+  const status = await (await engineOf(parts, opts)).status(model);
+  if (!parts.target.observe) return status;
+  const observed = await parts.target.observe(model);
+  return { ...status, observed, differences: differences(status, observed) };
 }
 
 /** The target, metric source and ledger of `opts.target`. */

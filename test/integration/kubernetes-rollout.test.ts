@@ -245,6 +245,31 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     await b.applyTraffic(MODEL, { weights: { [servingVersion]: 100 }, mirror: null });
   });
 
+  test('status compares the ledger with the cluster: traffic moved by hand is spelled out, deploy of the serving version re-applies', async () => {
+    const clean = await w.cli(['status', MODEL, '--json']);
+    assert.equal(clean.code, 0, clean.stderr);
+    const serving = clean.json().serving;
+    // The cascade test above deleted 1.6.0's Deployment; it is still in the stable set, and status says so.
+    assert.deepEqual(clean.json().differences, ['1.6.0 (warm) is not running'], JSON.stringify(clean.json().observed));
+    assert.equal(clean.json().observed.traffic.weights[serving], 100);
+    // Someone edits the route by hand: 50% to a warm version.
+    const other = clean.json().stableSet.find((v: string) => v !== serving && v !== '1.6.0');
+    const { api } = w.parts();
+    const route: any = await api.read({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: 'default', name: MODEL });
+    route.spec.rules[0].backendRefs = [
+      { name: svc(serving), port: 80, weight: 50 },
+      { name: svc(other), port: 80, weight: 50 },
+    ];
+    await api.replace(route);
+    const drifted = await w.cli(['status', MODEL]);
+    assert.equal(drifted.code, 0, drifted.stderr);
+    assert.match(drifted.stdout, new RegExp(`DIFFERS: traffic: the ledger says ${serving.replace(/\./g, '\\.')} 100%, the target routes`));
+    assert.match(drifted.stdout, new RegExp(`modelctl deploy ${MODEL}@${serving.replace(/\./g, '\\.')}`));
+    const fix = await w.cli(['deploy', `${MODEL}@${serving}`, '--json']);
+    assert.equal(fix.code, 0, fix.stderr);
+    assert.deepEqual((await w.cli(['status', MODEL, '--json'])).json().differences, ['1.6.0 (warm) is not running'], 'the route agrees again');
+  });
+
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
     w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
     const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);

@@ -3,12 +3,12 @@ import { UsageError, UnavailableError } from '../../cli/errors.js';
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan } from '../../ledger/model.js';
-import type { Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import { fetchManifest, resolveRef } from '../../services/bundles.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';
-import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
+import { deploymentFor, httpRouteFor, modelServiceFor, routeName, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
 import { replicaPlan } from './replicas.js';
@@ -113,6 +113,47 @@ export class KubernetesTarget implements Target {
     ];
     objects.push(mode === 'gateway-api' ? httpRouteFor({ model: ref.model, split, settings: this.opts.settings }) : modelServiceFor({ model: ref.model, settings: this.opts.settings }));
     return objects;
+  }
+
+  /**
+   * What the namespace really holds for `model`: each version's Deployment (ready/desired) and the
+   * split its route (or, in replica mode, its in-service pods) carries. Read-only: two lists and a get.
+   */
+  async observe(model: string): Promise<ObservedState> {
+    const mode = await this.trafficMode();
+    const { items } = await this.opts.api.list<V1Deployment>('apps/v1', 'Deployment', this.ns, `${LABELS.model}=${model},${LABELS.managedBy}=${MANAGED_BY}`);
+    const versions: ObservedState['versions'] = {};
+    const byName = new Map<string, string>();
+    for (const d of items) {
+      const version = d.metadata?.annotations?.[ANNOTATIONS.version];
+      if (!version) continue;
+      versions[version] = { ready: d.status?.readyReplicas ?? 0, desired: d.spec?.replicas ?? 0 };
+      byName.set(versionObjectName(model, version), version);
+    }
+    if (mode === 'replicas') {
+      const serving = items.filter((d) => d.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true');
+      const total = serving.reduce((n, d) => n + (d.status?.readyReplicas ?? 0), 0);
+      const weights: Record<string, number> = {};
+      for (const d of serving) weights[d.metadata?.annotations?.[ANNOTATIONS.version] ?? '?'] = total ? Math.round(((d.status?.readyReplicas ?? 0) * 100) / total) : 0;
+      return { versions, traffic: serving.length ? { weights, mirror: null } : null };
+    }
+    const route = await this.opts.api.read<KubernetesObject & { spec?: { rules?: RouteRule[] } }>({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      namespace: this.ns,
+      name: routeName(model, this.opts.settings),
+    });
+    if (!route) return { versions, traffic: null };
+    const rule = route.spec?.rules?.[0];
+    const refs = rule?.backendRefs ?? [];
+    const sum = refs.reduce((n, b) => n + (b.weight ?? 1), 0);
+    const weights: Record<string, number> = {};
+    for (const b of refs) weights[byName.get(b.name) ?? b.name] = sum ? Math.round(((b.weight ?? 1) * 100) / sum) : 0;
+    const mirror = rule?.filters?.find((f) => f.type === 'RequestMirror')?.requestMirror;
+    return {
+      versions,
+      traffic: { weights, mirror: mirror ? { version: byName.get(mirror.backendRef.name) ?? mirror.backendRef.name, percent: mirror.percent ?? 100 } : null },
+    };
   }
 
   /** Apply the version's Deployment and Service (created without traffic: not in any route, out of service). */
@@ -390,6 +431,12 @@ export class KubernetesTarget implements Target {
 
 function duration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** The parts of an HTTPRoute rule that observe() reads. */
+interface RouteRule {
+  backendRefs?: Array<{ name: string; weight?: number }>;
+  filters?: Array<{ type: string; requestMirror?: { backendRef: { name: string }; percent?: number } }>;
 }
 
 interface RouteCondition {
