@@ -15,7 +15,7 @@ export function differences(status: StatusView, observed: ObservedState): string
       .map(([v, p]) => `${v} ${p}%`)
       .join(', ') || 'nothing';
   if (observed.traffic === null) {
-    if (Object.values(status.traffic).some((p) => p > 0)) out.push(`the ledger routes ${split(status.traffic)}, but the target has no router object for it`);
+    if (Object.values(status.traffic).some((p) => p > 0)) out.push(`the ledger routes ${split(status.traffic)}, but the target routes nothing for this model`);
   } else {
     const versions = new Set([...Object.keys(status.traffic), ...Object.keys(observed.traffic.weights)]);
     const off = [...versions].some((v) => Math.abs((status.traffic[v] ?? 0) - (observed.traffic!.weights[v] ?? 0)) > 1);

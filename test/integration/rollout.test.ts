@@ -217,13 +217,20 @@ describe('shadow', () => {
     assert.deepEqual(Object.keys(seen), ['1.1.0'], 'callers only ever got the live version');
     const s = await status();
     assert.deepEqual([s.serving, s.traffic, s.mirror], ['1.1.0', { '1.1.0': 100 }, null]);
+    assert.deepEqual(s.differences, [], 'the runtime runs and routes what the ledger says');
+    assert.deepEqual(s.observed.traffic, { weights: { '1.1.0': 100 }, mirror: null });
   });
 });
 
 describe('after the runtime lost its versions (local down --forget)', () => {
   test('re-deploying the serving version brings it back; rollback restarts the warm version it needs', async () => {
     assert.equal((await cli(['local', 'down', '--forget'])).code, 0);
-    assert.equal((await status()).serving, '1.1.0', 'the ledger still knows what should serve');
+    const lost = await status();
+    assert.equal(lost.serving, '1.1.0', 'the ledger still knows what should serve');
+    assert.ok(lost.differences.includes('1.1.0 (serving) is not running'), lost.differences.join('; '));
+    const human = await cli(['status', 'sentiment']);
+    assert.match(human.stdout, /DIFFERS: .*the target routes nothing/);
+    assert.match(human.stdout, /modelctl deploy sentiment@1\.1\.0` re-applies/);
     const again = await cli(['deploy', 'sentiment@1.1.0', '--json']);
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });

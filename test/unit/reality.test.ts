@@ -32,6 +32,6 @@ test('differences: traffic, mirror, missing router, versions not running or not 
     '3.0.0 (candidate) has 0/2 replicas ready',
   ]);
   assert.deepEqual(differences(status({ rollout: null, traffic: { '2.0.0': 100 } }), { versions: { '2.0.0': { ready: 1, desired: 1 }, '1.0.0': { ready: 1, desired: 1 } }, traffic: null }), [
-    'the ledger routes 2.0.0 100%, but the target has no router object for it',
+    'the ledger routes 2.0.0 100%, but the target routes nothing for this model',
   ]);
 });

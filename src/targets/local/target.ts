@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import { IntegrityError } from '../../cli/errors.js';
-import type { Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import { pull, verifyLocal } from '../../services/bundles.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';
@@ -87,6 +87,16 @@ export class LocalTarget implements Target {
   /** Resolves once the router serves `split` (the admin API answers after the swap). */
   async applyTraffic(model: string, split: TrafficSplit): Promise<void> {
     await (await this.client()).setTraffic(model, split);
+  }
+
+  /** What the runtime really runs and routes for `model` (nothing when it is not running; never starts it). */
+  async observe(model: string): Promise<ObservedState> {
+    const client = await connectRuntime(this.opts.home);
+    if (!client) return { versions: {}, traffic: null };
+    const state = await client.state();
+    const versions: ObservedState['versions'] = {};
+    for (const v of state.versions) if (v.model === model) versions[v.version] = { ready: v.ready ? 1 : 0, desired: 1 };
+    return { versions, traffic: state.traffic[model] ?? null };
   }
 
   /** Stop a version after its in-flight requests drained. Refused (ConflictError) while it still has traffic. */
