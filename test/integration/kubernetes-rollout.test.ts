@@ -270,6 +270,19 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.deepEqual((await w.cli(['status', MODEL, '--json'])).json().differences, ['1.6.0 (warm) is not running'], 'the route agrees again');
   });
 
+  test('kubernetes check: API server, every permission (SelfSubjectAccessReview), traffic, store — all ok here', async () => {
+    const before = w.fake.requests.length;
+    const r = await w.cli(['kubernetes', 'check', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = r.json();
+    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['store', true]]);
+    assert.match(report.checks[2].detail, /Gateway API: HTTPRoutes attached to gateways\/public/);
+    const reviews = w.fake.requests.slice(before).filter((q) => q.resource === 'selfsubjectaccessreviews').length;
+    assert.ok(reviews >= 30, `${reviews} access reviews: one per verb and resource of the Role`);
+    const writes = w.fake.requests.slice(before).filter((q) => ['update', 'patch', 'delete'].includes(q.verb) || (q.verb === 'create' && q.resource !== 'selfsubjectaccessreviews'));
+    assert.deepEqual(writes, [], 'a check writes nothing');
+  });
+
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {
     w.fake.forbid('patch', 'httproutes', 'gateway.networking.k8s.io');
     const r = await w.cli(['deploy', `${MODEL}@1.7.0`, '--steps', '50,100', '--interval', '1s', '--json']);
@@ -278,6 +291,10 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.match(err.message, /forbidden|refused/);
     assert.match(err.hint, /httproutes\.gateway\.networking\.k8s\.io/);
     assert.match(err.hint, /modelctl kubernetes rbac/);
+    const check = await w.cli(['kubernetes', 'check']);
+    assert.equal(check.code, 9, check.stdout + check.stderr);
+    assert.match(check.stdout, /FAIL permissions +not allowed in default: patch httproutes\.gateway\.networking\.k8s\.io/);
+    assert.match(check.stdout, /modelctl kubernetes rbac --namespace default/);
   });
 });
 
@@ -375,6 +392,12 @@ describe('Kubernetes target: replica-ratio traffic where no Gateway API is insta
     assert.ok(Math.abs((100 * c) / (c + s) - 25) <= 10, `25% approximated by ${c} of ${c + s} pods`);
     const stable = w.fake.get('apps/v1', 'Deployment', 'default', svc('3.0.0'));
     assert.equal(stable.spec.template.metadata.labels['modelctl.dev/in-service'], 'false', 'the old stable left the Service');
+  });
+
+  test('kubernetes check says canaries will be approximated by pods', async () => {
+    const r = await w.cli(['kubernetes', 'check', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.json().checks.find((c: any) => c.name === 'traffic').detail, /replica ratio/);
   });
 
   test('shadow needs the Gateway API: a clear usage error', async () => {

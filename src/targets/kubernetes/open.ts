@@ -2,7 +2,7 @@ import type { ProjectConfig } from '../../cli/config.js';
 import type { LedgerStore } from '../../ledger/model.js';
 import type { MetricSource, Target } from '../../rollout/contracts.js';
 import type { BundleStore } from '../../store/store.js';
-import { connectKube, KubeApi } from './client.js';
+import { connectKube, KubeApi, type KubeConnection } from './client.js';
 import { KubernetesLedgerStore } from './ledger-store.js';
 import { KubernetesMetricSource, podAccessFromKubeConfig } from './metric-source.js';
 import { describePermission } from './rbac.js';
@@ -17,11 +17,12 @@ export interface OpenKubernetesOptions {
 }
 
 export interface KubernetesParts {
-  target: Target;
+  target: KubernetesTarget & Target;
   metrics: MetricSource;
   ledger: LedgerStore;
   settings: KubernetesSettings;
   api: KubeApi;
+  conn: KubeConnection;
 }
 
 /**
@@ -40,5 +41,6 @@ export function openKubernetes(opts: OpenKubernetesOptions): KubernetesParts {
     ledger: new KubernetesLedgerStore({ api, namespace }),
     settings,
     api,
+    conn,
   };
 }

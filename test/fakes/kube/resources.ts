@@ -36,6 +36,8 @@ export const RESOURCES: readonly ResourceDef[] = [
   def({ group: '', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], hasStatus: true, hasGeneration: true, crd: false, subresources: ['status', 'scale'] }),
   def({ group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
+  // Create-only and never stored: the server answers whether the caller may do something (see server.ts).
+  def({ group: 'authorization.k8s.io', version: 'v1', resource: 'selfsubjectaccessreviews', singular: 'selfsubjectaccessreview', kind: 'SelfSubjectAccessReview', namespaced: false, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: 'gateway.networking.k8s.io', version: 'v1', resource: 'httproutes', singular: 'httproute', kind: 'HTTPRoute', namespaced: true, hasStatus: true, hasGeneration: true, crd: true, subresources: ['status'] }),
 ];
 

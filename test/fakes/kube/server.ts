@@ -250,10 +250,20 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     if (!r.def) return sendStatus(res, errors.pageNotFound());
     const denied = forbidden.find((f) => (f.verb === '*' || f.verb === r.verb) && (f.resource === '*' || f.resource === r.def!.resource || f.resource === `${r.def!.resource}/${r.subresource}`) && (f.group === undefined || f.group === r.group));
     if (denied) return sendStatus(res, forbiddenError(r));
+    if (r.def.resource === 'selfsubjectaccessreviews' && r.verb === 'create') return sendJson(res, 201, accessReview(body));
 
     await dispatch(r, req, res, u.searchParams, body);
     // Watches stay open: record their status as soon as the headers are out.
     if (res.headersSent) record.status ||= res.statusCode;
+  }
+
+  /** SelfSubjectAccessReview: "may I?" answered from the same forbid() list the requests obey. */
+  function accessReview(body: Buffer | string | undefined): unknown {
+    const review = JSON.parse(String(body ?? '{}')) as { spec?: { resourceAttributes?: { verb?: string; group?: string; resource?: string; subresource?: string } } };
+    const a = review.spec?.resourceAttributes ?? {};
+    const resource = a.subresource ? `${a.resource}/${a.subresource}` : (a.resource ?? '');
+    const hit = forbidden.find((f) => (f.verb === '*' || f.verb === a.verb) && (f.resource === '*' || f.resource === resource || f.resource === a.resource) && (f.group === undefined || f.group === (a.group ?? '')));
+    return { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', metadata: { creationTimestamp: null }, spec: review.spec ?? {}, status: hit ? { allowed: false, reason: `forbidden by the fake's RBAC (${hit.verb} ${hit.resource})` } : { allowed: true, reason: 'fake: everything not forbidden is allowed' } };
   }
 
   function forbiddenError(r: Route): KubeError {

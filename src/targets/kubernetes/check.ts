@@ -1,0 +1,130 @@
+import { VersionApi } from '@kubernetes/client-node';
+import { ExitCode, ModelctlError } from '../../cli/errors.js';
+import { parseStoreUrl } from '../../store/open.js';
+import type { KubeApi, KubeConnection } from './client.js';
+import { RBAC_RULES, resourceName } from './rbac.js';
+import type { KubernetesSettings } from './settings.js';
+import type { KubernetesTarget } from './target.js';
+
+/**
+ * `modelctl kubernetes check`: everything a rollout will need from a cluster, asked before the
+ * first one — the API server answers, every permission of `modelctl kubernetes rbac` is granted
+ * (SelfSubjectAccessReview: the cluster's own answer, nothing is written), traffic can be routed
+ * (Gateway API and a parent Gateway, or replica ratio), and pods can reach the store.
+ */
+
+export interface CheckItem {
+  name: 'api-server' | 'permissions' | 'traffic' | 'store';
+  ok: boolean;
+  detail: string;
+  hint?: string;
+  /** What a failure means for a script: 9 cannot reach / not allowed, 2 configuration. */
+  exitCode?: ExitCode;
+}
+
+export interface CheckReport {
+  server: string;
+  context: string;
+  source: string;
+  namespace: string;
+  checks: CheckItem[];
+}
+
+function fail(name: CheckItem['name'], err: unknown): CheckItem {
+  const e = err instanceof ModelctlError ? err : undefined;
+  return {
+    name,
+    ok: false,
+    detail: err instanceof Error ? err.message : String(err),
+    ...(e?.hint ? { hint: e.hint } : {}),
+    exitCode: e?.exitCode ?? ExitCode.unavailable,
+  };
+}
+
+export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; settings: KubernetesSettings; target: KubernetesTarget }): Promise<CheckReport> {
+  const { api, conn, settings } = deps;
+  const ns = settings.namespace;
+  const report: CheckReport = { server: conn.server, context: conn.context, source: conn.source, namespace: ns, checks: [] };
+
+  try {
+    const v = await api.call({ verb: 'get', kind: 'version', namespace: ns }, () => conn.kc.makeApiClient(VersionApi).getCode());
+    report.checks.push({ name: 'api-server', ok: true, detail: `Kubernetes ${v.gitVersion} at ${conn.server}` });
+  } catch (err) {
+    report.checks.push(fail('api-server', err));
+    return report; // nothing else can be asked
+  }
+
+  try {
+    const denied: string[] = [];
+    for (const { rule } of RBAC_RULES) {
+      for (const group of rule.apiGroups) {
+        for (const res of rule.resources) {
+          const [resource, subresource] = res.split('/');
+          for (const verb of rule.verbs) {
+            const review = await api.call({ verb: 'create', kind: 'SelfSubjectAccessReview', namespace: ns }, () =>
+              api.objects.create({
+                apiVersion: 'authorization.k8s.io/v1',
+                kind: 'SelfSubjectAccessReview',
+                metadata: {},
+                spec: { resourceAttributes: { namespace: ns, verb, group, resource, ...(subresource ? { subresource } : {}) } },
+              } as never),
+            );
+            if (!(review as { status?: { allowed?: boolean } }).status?.allowed) denied.push(`${verb} ${resourceName(res, group)}`);
+          }
+        }
+      }
+    }
+    report.checks.push(
+      denied.length === 0
+        ? { name: 'permissions', ok: true, detail: `every permission of the modelctl Role is granted in ${ns}` }
+        : {
+            name: 'permissions',
+            ok: false,
+            detail: `not allowed in ${ns}: ${denied.join(', ')}`,
+            hint: `apply the Role: modelctl kubernetes rbac --namespace ${ns} --service-account <who runs modelctl> | kubectl apply -f -`,
+            exitCode: ExitCode.unavailable,
+          },
+    );
+  } catch (err) {
+    report.checks.push(fail('permissions', err));
+  }
+
+  try {
+    const mode = await deps.target.trafficMode();
+    report.checks.push({
+      name: 'traffic',
+      ok: true,
+      detail:
+        mode === 'gateway-api'
+          ? `Gateway API: HTTPRoutes attached to ${settings.route.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}`).join(', ')} (canary weights and shadow mirroring)`
+          : 'replica ratio: no Gateway API served; canary shares are approximated by pods, shadow is not possible',
+    });
+  } catch (err) {
+    report.checks.push(fail('traffic', err));
+  }
+
+  const store = parseStoreUrl(settings.storeUrl);
+  report.checks.push(
+    store.kind === 's3'
+      ? {
+          name: 'store',
+          ok: true,
+          detail: `pods pull bundles from ${settings.storeUrl}${settings.storeSecret ? ` with the credentials of Secret ${settings.storeSecret}` : ' (no kubernetes.storeSecret: the node or pod identity must grant access)'}`,
+        }
+      : {
+          name: 'store',
+          ok: false,
+          detail: `pods cannot read the local store ${settings.storeUrl}`,
+          hint: 'push bundles to S3 (--store s3://bucket/prefix) or name the cluster-side store in modelctl.yaml kubernetes.store',
+          exitCode: ExitCode.usage,
+        },
+  );
+  return report;
+}
+
+/** 0 when every check passed; 9 when the cluster cannot be reached or refuses something; else 2 (configuration). */
+export function checkExitCode(report: CheckReport): ExitCode {
+  const failed = report.checks.filter((c) => !c.ok);
+  if (failed.length === 0) return ExitCode.ok;
+  return failed.some((c) => c.exitCode === ExitCode.unavailable) ? ExitCode.unavailable : (failed[0]!.exitCode ?? ExitCode.usage);
+}
