@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/errors.js';
-import { fieldOf } from '../local/serve-spec.js';
+import { copyUpTo, numericField, parseJson, sendJson } from '../local/http-util.js';
 import { SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
 import { encodeWindow } from './window-codec.js';
 
@@ -16,13 +16,11 @@ import { encodeWindow } from './window-codec.js';
  * the pod IP directly; the windows hold only counts and timings, and a NetworkPolicy can close that.
  *
  * Unlike the local router, the meter streams bodies both ways (it never needs a request copy: the
- * Gateway does the mirroring) and buffers at most MAX_PARSE_BYTES of an answer to read its score.
+ * Gateway does the mirroring) and buffers at most MAX_PARSE_BYTES (http-util.ts) of an answer to read its score.
  * It cannot measure shadow agreement: the Gateway discards mirrored answers, so the meter never
  * sees the live answer to compare with; `agreed` is always null here.
  */
 
-/** JSON answers up to this size are parsed for the score; larger ones are only forwarded. */
-export const MAX_PARSE_BYTES = 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
 /** How long close() lets in-flight requests finish before cutting their connections. */
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
@@ -82,18 +80,6 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return type === 'application/json' || type.endsWith('+json');
 }
 
-/** The numeric score at `field` of a buffered JSON answer; null when absent, not numeric or not JSON. */
-export function scoreOf(body: Buffer, field: string): number | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    return null;
-  }
-  const v = fieldOf(parsed, field);
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
-
 /** "0.0.0.0:8080", "[::]:8080" or ":8080" (all interfaces) → {host, port}; UsageError otherwise. */
 export function parseHostPort(text: string, what: string): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
@@ -130,16 +116,6 @@ export function endToEndHeaders(headers: http.IncomingHttpHeaders): http.Outgoin
   const out: http.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
   return out;
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  if (res.headersSent) {
-    res.destroy(); // the answer already started: cutting it is the only honest signal left
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
 }
 
 /** A request without a body: nothing of it is consumed before the server answers, so it may be re-sent. */
@@ -205,15 +181,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       const status = up.statusCode ?? 502;
       res.writeHead(status, up.statusMessage, endToEndHeaders(up.headers));
       // A bounded copy for the score, only when it can be one: a JSON answer of a bundle that names a field.
-      let copy: Buffer[] | null = scoreField && status < 400 && isJsonContentType(up.headers['content-type']) ? [] : null;
-      let size = 0;
-      if (copy) {
-        up.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_PARSE_BYTES) copy = null;
-          else copy?.push(c);
-        });
-      }
+      const copy = scoreField && status < 400 && isJsonContentType(up.headers['content-type']) ? copyUpTo(up) : null;
       let timedOut = false;
       upstream.on('timeout', () => (timedOut = true));
       const broken = () => {
@@ -226,7 +194,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       });
       res.on('finish', () => {
         if (!up.complete) return finish(502); // the server cut its answer: the caller got a truncated body
-        finish(status, copy && scoreField ? scoreOf(Buffer.concat(copy), scoreField) : null);
+        finish(status, copy ? numericField(parseJson(copy()), scoreField) : null);
       });
       up.pipe(res);
     });

@@ -7,6 +7,7 @@ import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balan
 import type { RuntimeMetrics } from './metrics.js';
 import { versionKey } from './paths.js';
 import type { ServeSpec } from '../../bundle/serve.js';
+import { copyUpTo, numericField, parseJson, sendJson as sendJsonAnswer } from './http-util.js';
 import { fieldOf } from './serve-spec.js';
 import type { Role } from './window.js';
 
@@ -27,8 +28,6 @@ import type { Role } from './window.js';
 
 /** Request bodies are buffered (a mirror needs its own copy); larger ones are refused with 413. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
-/** Answers larger than this are forwarded but not parsed for score / agreement. */
-const MAX_PARSE_BYTES = 1024 * 1024;
 const UPSTREAM_TIMEOUT_MS = 60_000;
 const MIRROR_TIMEOUT_MS = 15_000;
 /** Mirrored requests in flight at once; beyond this a request is not mirrored (counted as skipped). */
@@ -71,29 +70,9 @@ function responseHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHe
   return out;
 }
 
-function parseJson(chunks: Buffer[] | null): unknown {
-  if (!chunks || chunks.length === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function numericField(body: unknown, field: string | undefined): number | null {
-  if (!field) return null;
-  const v = fieldOf(body, field);
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
-
+/** Errors the router itself answers say so (`x-modelctl-router: error`), apart from a version's own errors. */
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-modelctl-router': 'error', ...headers });
-  res.end(text);
+  sendJsonAnswer(res, status, body, { 'x-modelctl-router': 'error', ...headers });
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
@@ -308,20 +287,12 @@ export class Router {
       gotResponse = true;
       const status = up.statusCode ?? 502;
       res.writeHead(status, { ...responseHeaders(up.headers), 'x-model-version': version });
-      let chunks: Buffer[] | null = collect ? [] : null;
-      let size = 0;
-      if (chunks) {
-        up.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_PARSE_BYTES) chunks = null;
-          else chunks?.push(c);
-        });
-      }
+      const copy = collect ? copyUpTo(up) : null;
       up.on('error', () => {
         res.destroy();
         finish(502, undefined);
       });
-      res.on('finish', () => finish(up.complete ? status : 502, parseJson(chunks)));
+      res.on('finish', () => finish(up.complete ? status : 502, parseJson(copy?.() ?? null)));
       up.pipe(res);
     });
     upstream.on('timeout', () => upstream.destroy(Object.assign(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
@@ -385,14 +356,8 @@ export class Router {
     });
     upstream.on('response', (up) => {
       const status = up.statusCode ?? 502;
-      let chunks: Buffer[] | null = [];
-      let size = 0;
-      up.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_PARSE_BYTES) chunks = null;
-        else chunks?.push(c);
-      });
-      up.on('end', () => complete(status, parseJson(chunks)));
+      const copy = copyUpTo(up);
+      up.on('end', () => complete(status, parseJson(copy())));
       up.on('error', () => complete(502, undefined));
       up.on('aborted', () => complete(502, undefined));
     });
