@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { ApisApi, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
+import { withTimeout } from '../../util/timeout.js';
 import { FIELD_MANAGER } from './names.js';
 
 /**
@@ -266,7 +267,8 @@ export class KubeApi {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
       try {
-        return await this.withTimeout(op);
+        const ms = this.retry.requestTimeoutMs;
+        return await withTimeout(op(), ms, () => new RequestTimeoutError(`no answer within ${ms} ms`));
       } catch (err) {
         lastErr = err;
         if (!retryable(err) || attempt === this.retry.attempts) break;
@@ -275,21 +277,6 @@ export class KubeApi {
       }
     }
     throw this.translate(what, lastErr);
-  }
-
-  private async withTimeout<T>(op: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        op(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new RequestTimeoutError(`no answer within ${this.retry.requestTimeoutMs} ms`)), this.retry.requestTimeoutMs);
-          timer.unref();
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** A failed request as the error a user can act on. */

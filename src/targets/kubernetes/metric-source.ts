@@ -4,6 +4,7 @@ import { UnavailableError } from '../../cli/errors.js';
 import type { MetricSource } from '../../rollout/contracts.js';
 import type { LocalWindow } from '../local/window.js';
 import { selectorString, versionSelector } from './names.js';
+import { withTimeout } from '../../util/timeout.js';
 import { METER_PORT } from './settings.js';
 import { meterAnswerSchema } from './window-codec.js';
 
@@ -52,14 +53,6 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 export class KubernetesMetricSource implements MetricSource {
   private readonly core: PodAccess;
   private readonly namespace: string;
@@ -91,7 +84,7 @@ export class KubernetesMetricSource implements MetricSource {
     // Runs, not raw arrays: kilobytes instead of up to ~1 MB per pod through the API server (window-codec.ts).
     const path = `/v1/window?since=${encodeURIComponent(String(Math.floor(sinceMs)))}&encoding=runs`;
     const answers = await Promise.allSettled(
-      pods.map(async (pod) => meterAnswerSchema.parse(await withTimeout(this.core.proxyGet(this.namespace, pod, METER_PORT, path), this.timeoutMs, pod))),
+      pods.map(async (pod) => meterAnswerSchema.parse(await withTimeout(this.core.proxyGet(this.namespace, pod, METER_PORT, path), this.timeoutMs, () => new Error(`${pod}: no answer within ${this.timeoutMs} ms`)))),
     );
     const parts: LocalWindow[] = [];
     const answered: string[] = [];
