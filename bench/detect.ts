@@ -22,6 +22,7 @@
  * every 10 s — the false-rollback rate that an always-valid test exists to avoid.
  */
 import { pathToFileURL } from 'node:url';
+import { standaloneReport, type BenchRow } from './report.js';
 
 export interface DetectOptions {
   badCanaries: number;
@@ -29,12 +30,7 @@ export interface DetectOptions {
   seed: number;
 }
 
-export interface DetectRow {
-  measure: string;
-  modelctl: string;
-  reference: string;
-  ratio: string;
-  target: string;
+export interface DetectRow extends BenchRow {
   pass: boolean | null;
 }
 
@@ -171,15 +167,5 @@ export async function simulateDetection(opts: DetectOptions = DETECT_DEFAULTS): 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
   const r = await simulateDetection(quick ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500 } : DETECT_DEFAULTS);
-  const header = ['measure', 'modelctl', 'reference', 'ratio', 'target', 'pass'];
-  process.stdout.write(
-    [
-      `| ${header.join(' | ')} |`,
-      `|${header.map(() => '---').join('|')}|`,
-      ...r.rows.map((x) => `| ${[x.measure, x.modelctl, x.reference, x.ratio, x.target, x.pass === null ? '—' : x.pass ? 'yes' : 'NO'].join(' | ')} |`),
-      '',
-      ...r.notes.map((n) => `- ${n}`),
-      '',
-    ].join('\n'),
-  );
+  process.stdout.write(standaloneReport(r.rows, r.notes));
 }

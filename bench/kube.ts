@@ -44,6 +44,7 @@ import { openKubernetes } from '../src/targets/kubernetes/open.js';
 import type { KubernetesSection } from '../src/targets/kubernetes/settings.js';
 import type { FakeKube, FakeRequest } from '../test/fakes/kube/server.js';
 import { startFakeInWorker, startMeteredFake, type RemoteFake } from './kube-fake.js';
+import { standaloneReport, type BenchRow } from './report.js';
 
 export interface KubeBenchOptions {
   /** Models rolled out at once in (b). */
@@ -56,12 +57,7 @@ export interface KubeBenchOptions {
 export const KUBE_DEFAULTS: KubeBenchOptions = { models: 50, intervalMs: 1000, checkEveryMs: 250 };
 export const KUBE_QUICK: KubeBenchOptions = { models: 10, intervalMs: 1000, checkEveryMs: 250 };
 
-export interface KubeRow {
-  measure: string;
-  modelctl: string;
-  reference: string;
-  ratio: string;
-  target: string;
+export interface KubeRow extends BenchRow {
   pass: boolean | null;
 }
 
@@ -495,15 +491,5 @@ export async function benchKubernetes(o: KubeBenchOptions = KUBE_DEFAULTS, log: 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
   const r = await benchKubernetes(quick ? KUBE_QUICK : KUBE_DEFAULTS, (l) => process.stderr.write(`${l}\n`));
-  const header = ['measure', 'modelctl', 'reference', 'ratio', 'target', 'pass'];
-  process.stdout.write(
-    [
-      `| ${header.join(' | ')} |`,
-      `|${header.map(() => '---').join('|')}|`,
-      ...r.rows.map((x) => `| ${[x.measure, x.modelctl, x.reference, x.ratio, x.target, x.pass === null ? '—' : x.pass ? 'yes' : 'NO'].join(' | ')} |`),
-      '',
-      ...r.notes.map((n) => `- ${n}`),
-      '',
-    ].join('\n'),
-  );
+  process.stdout.write(standaloneReport(r.rows, r.notes));
 }

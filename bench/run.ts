@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { LoadResult, LoadSpec, Sample } from './load.js';
+import { markdownTable, type BenchRow } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Setup
@@ -273,14 +274,7 @@ const WEIGHTS_ONLY = { weights: ['weights/'], prompts: [], preprocessing: [], co
 // ---------------------------------------------------------------------------------------------
 // Report
 
-interface Row {
-  measure: string;
-  modelctl: string;
-  reference: string;
-  ratio: string;
-  target: string;
-  pass: boolean | null | undefined; // undefined: not measured (error); null: no target (information)
-}
+type Row = BenchRow;
 const rows: Row[] = [];
 const notes: string[] = [];
 
@@ -953,13 +947,6 @@ function freeBytes(p: string): number {
   return s.bavail * s.bsize;
 }
 
-function table(): string {
-  const header = ['measure', 'modelctl', 'reference', 'ratio', 'target', 'pass'];
-  const body = rows.map((r) => [r.measure, r.modelctl, r.reference, r.ratio, r.target, r.pass === undefined ? 'ERROR' : r.pass === null ? '—' : r.pass ? 'yes' : 'NO']);
-  const esc = (s: string) => s.replaceAll('|', '\\|');
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
-}
-
 async function main(): Promise<number> {
   if (!existsSync(path.join(ROOT, 'dist', 'src', 'commands'))) {
     log(`no ${path.join(ROOT, 'dist/src/commands')}: run \`npm run build\` first (npm run bench does)`);
@@ -1074,7 +1061,7 @@ async function main(): Promise<number> {
     '',
     ...facts,
     '',
-    table(),
+    markdownTable(rows),
     '',
     'Notes:',
     ...notes.map((n) => `- ${n}`),
