@@ -1,5 +1,5 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { VersionWindow } from '../src/rollout/contracts.js';
+import { meterWindow } from '../test/fakes/kube/meter-window.js';
 import { startFakeKube, type FakeKube, type FakeRequest } from '../test/fakes/kube/server.js';
 
 /**
@@ -14,24 +14,9 @@ export interface FakeOptions {
   watchHistory: number;
 }
 
-/** What a pod's meter reports: 200 requests, 0.5% errors, steady latencies (as test/helpers/kube-world.ts). */
-function meterWindow(): VersionWindow & { truncated: boolean; now: number } {
-  const requests = 200;
-  return {
-    requests,
-    errors: 1,
-    latenciesMs: Array.from({ length: requests }, (_, i) => 20 + (i % 10)),
-    scores: [],
-    shadowCompared: 0,
-    shadowAgreed: 0,
-    truncated: false,
-    now: Date.now(),
-  };
-}
-
 export async function startMeteredFake(o: FakeOptions): Promise<FakeKube> {
   const fake = await startFakeKube(o);
-  fake.onPodProxy(({ path: p }) => (p.replace(/^\//, '').startsWith('v1/window') ? { status: 200, body: meterWindow() } : { status: 404, body: { error: `no ${p}` } }));
+  fake.onPodProxy(({ path: p }) => (p.replace(/^\//, '').startsWith('v1/window') ? { status: 200, body: meterWindow(0.005) } : { status: 404, body: { error: `no ${p}` } }));
   return fake;
 }
 

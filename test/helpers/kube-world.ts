@@ -2,7 +2,6 @@ import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { VersionWindow } from '../../src/rollout/contracts.js';
 import { systemClock } from '../../src/rollout/contracts.js';
 import { RolloutEngine, type RolloutEvent } from '../../src/rollout/engine.js';
 import type { RolloutPlan } from '../../src/ledger/model.js';
@@ -12,6 +11,7 @@ import { openStore } from '../../src/store/open.js';
 import type { BundleStore } from '../../src/store/store.js';
 import type { KubernetesSection } from '../../src/targets/kubernetes/settings.js';
 import { openKubernetes, type KubernetesParts } from '../../src/targets/kubernetes/open.js';
+import { meterWindow } from '../fakes/kube/meter-window.js';
 import { startFakeKube, type FakeKube } from '../fakes/kube/server.js';
 import { testS3 } from '../infra/ceph-rgw.js';
 import { bundleYaml, runCli, sampleBundle, useScratch, type CliResult } from './fixtures.js';
@@ -55,21 +55,6 @@ export function fastPlan(overrides: Partial<RolloutPlan> = {}): RolloutPlan {
     gates: defaultLocalGates().filter((g) => g.metric !== 'shadow-agreement'),
     readyTimeoutMs: 10_000,
     ...overrides,
-  };
-}
-
-/** What a pod's meter reports for `since`: 200 requests, errors by the version's quality, steady latencies. */
-function meterWindow(errorRate: number): VersionWindow & { truncated: boolean; now: number } {
-  const requests = 200;
-  return {
-    requests,
-    errors: Math.round(requests * errorRate),
-    latenciesMs: Array.from({ length: requests }, (_, i) => 20 + (i % 10)),
-    scores: [],
-    shadowCompared: 0,
-    shadowAgreed: 0,
-    truncated: false,
-    now: Date.now(),
   };
 }
 

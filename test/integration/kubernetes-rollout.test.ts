@@ -28,6 +28,20 @@ function mirrorOf(route: any): { name: string; percent: number } | null {
 
 const svc = (v: string) => versionObjectName(MODEL, v);
 
+/** An engine whose first traffic change takes the API server down (back up after `upAfterMs`, or never). */
+function downAtFirstTraffic(w: KubeWorld, upAfterMs?: number): { engine: ReturnType<KubeWorld['engine']>; happened: () => boolean } {
+  let downed = false;
+  const engine = w.engine({
+    onEvent: (e) => {
+      if (e.type !== 'traffic-applied' || downed) return;
+      downed = true;
+      w.fake.setDown(true);
+      if (upAfterMs !== undefined) setTimeout(() => w.fake.setDown(false), upAfterMs);
+    },
+  });
+  return { engine, happened: () => downed };
+}
+
 describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_000 }, () => {
   let w: KubeWorld;
   before(async () => {
@@ -123,18 +137,9 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
   });
 
   test('the API server failing mid-rollout: requests are retried with backoff and the rollout completes', async () => {
-    let downed = false;
-    const engine = w.engine({
-      onEvent: (e) => {
-        if (e.type === 'traffic-applied' && !downed) {
-          downed = true;
-          w.fake.setDown(true);
-          setTimeout(() => w.fake.setDown(false), 1500);
-        }
-      },
-    });
-    const r = await engine.deploy(await ref(w, '1.6.0'), fastPlan());
-    assert.ok(downed);
+    const outage = downAtFirstTraffic(w, 1500);
+    const r = await outage.engine.deploy(await ref(w, '1.6.0'), fastPlan());
+    assert.ok(outage.happened());
     assert.equal(r.outcome, 'promoted', r.reason);
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.6.0')]: 100 });
   });
@@ -172,16 +177,8 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
   });
 
   test('the API server down for longer than the retries: exit 9, the ledger says where it stopped, --resume finishes', async () => {
-    let downed = false;
-    const engine = w.engine({
-      onEvent: (e) => {
-        if (e.type === 'traffic-applied' && !downed) {
-          downed = true;
-          w.fake.setDown(true);
-        }
-      },
-    });
-    const err = await engine.deploy(await ref(w, '1.9.0'), fastPlan()).then(
+    const outage = downAtFirstTraffic(w);
+    const err = await outage.engine.deploy(await ref(w, '1.9.0'), fastPlan()).then(
       () => null,
       (e: unknown) => e as { exitCode?: number; message: string },
     );

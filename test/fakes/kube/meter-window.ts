@@ -1,0 +1,20 @@
+import type { VersionWindow } from '../../../src/rollout/contracts.js';
+
+/**
+ * What a pod's metering sidecar reports to the fake's pod proxy: 200 requests, errors at
+ * `errorRate`, steady latencies of 20–29 ms (the meter's plain /v1/window form). Shared by the test
+ * world and the bench so both pods "measure" alike.
+ */
+export function meterWindow(errorRate: number): VersionWindow & { truncated: boolean; now: number } {
+  const requests = 200;
+  return {
+    requests,
+    errors: Math.round(requests * errorRate),
+    latenciesMs: Array.from({ length: requests }, (_, i) => 20 + (i % 10)),
+    scores: [],
+    shadowCompared: 0,
+    shadowAgreed: 0,
+    truncated: false,
+    now: Date.now(),
+  };
+}
