@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { emptyLedger, LedgerConflictError, type ModelLedger, type Release } from '../../src/ledger/model.js';
 import { KubeApi } from '../../src/targets/kubernetes/client.js';
 import { fitLedger, KubernetesLedgerStore, MAX_LEDGER_BYTES } from '../../src/targets/kubernetes/ledger-store.js';
+import { ledgerConfigMapFor, LEDGER_KEY } from '../../src/targets/kubernetes/manifests.js';
 import { leaseName, ledgerConfigMapName } from '../../src/targets/kubernetes/names.js';
 import { startFakeKube, type FakeKube } from '../fakes/kube/server.js';
 
@@ -111,6 +112,8 @@ describe('fitLedger: a ConfigMap holds at most 1 MiB', () => {
     doc.rollout = { version: '9.0.0', digest: 'd', phase: 'canary', stepIndex: 0, plan: {} as any, startedAt: 1, holder: 'ci', requested: null };
     const fitted = fitLedger(doc);
     assert.ok(Buffer.byteLength(JSON.stringify(fitted)) <= MAX_LEDGER_BYTES);
+    const stored = ledgerConfigMapFor('big', 'default', fitted).data![LEDGER_KEY]!;
+    assert.ok(Buffer.byteLength(stored) <= MAX_LEDGER_BYTES, `the ConfigMap stores what was measured (${Buffer.byteLength(stored)} bytes)`);
     assert.ok(fitted.releases[0]!.evidenceTrimmed, 'oldest evidence went first');
     assert.equal(fitted.releases.at(-1)!.steps.length, 1, 'the rollout in progress keeps its evidence');
     assert.ok(!fitted.releases.at(-2)!.evidenceTrimmed, 'the newest finished releases keep theirs');

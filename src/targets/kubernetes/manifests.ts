@@ -399,11 +399,13 @@ export function assertNoMirrorWithoutGateway(model: string, split: TrafficSplit)
 export const LEDGER_KEY = 'ledger.json';
 
 /**
- * The model's ledger ConfigMap: `data["ledger.json"]` holds the document (a string is taken as is).
- * The caller adds metadata.resourceVersion for a compare-and-swap replace.
+ * The model's ledger ConfigMap: `data["ledger.json"]` holds the document as compact JSON — exactly
+ * the bytes fitLedger (ledger-store.ts) measures against the ConfigMap size limit; indentation would
+ * add a third or more on top of what was measured. The caller adds metadata.resourceVersion for a
+ * compare-and-swap replace.
  */
 export function ledgerConfigMapFor(model: string, namespace: string, ledger: unknown): V1ConfigMap {
-  const json = typeof ledger === 'string' ? ledger : `${JSON.stringify(ledger, null, 2)}\n`;
+  const json = JSON.stringify(ledger);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
