@@ -314,11 +314,7 @@ export class KubernetesTarget implements Target {
       }
       return;
     }
-    if (split.mirror) {
-      throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
-        hint: 'install the Gateway API and an implementation (kubernetes.traffic: gateway-api), or deploy without --shadow',
-      });
-    }
+    // replicaPlan refuses a mirror (no router to copy requests), before anything is written.
     const plan = replicaPlan(split, {
       servingReplicas: this.opts.settings.replicas,
       warmReplicas: this.opts.settings.warmReplicas,
