@@ -272,7 +272,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     const r = await w.cli(['kubernetes', 'check', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = r.json();
-    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['gateway-api', true], ['store', true]]);
+    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['gateway-api', true], ['settings', true], ['store', true]]);
     assert.match(report.checks[2].detail, /Gateway API: HTTPRoutes attached to gateways\/public/);
     // The fake serves no CRDs, so the mirror-percent answer comes from the server-side dry run.
     assert.match(report.checks[3].detail, /RequestMirror percent supported \(a server-side dry run/);

@@ -4,6 +4,8 @@ import { parseStoreUrl } from '../../store/open.js';
 import type { KubeApi, KubeConnection } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { RBAC_RULES, resourceName } from './rbac.js';
+import { settingsIssues } from './render.js';
+import { formatIssue } from './validate.js';
 import type { KubernetesSettings } from './settings.js';
 import type { KubernetesTarget } from './target.js';
 
@@ -44,7 +46,15 @@ function fail(name: CheckItem['name'], err: unknown): CheckItem {
   };
 }
 
-export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; settings: KubernetesSettings; target: KubernetesTarget; model?: string }): Promise<CheckReport> {
+export async function checkCluster(deps: {
+  api: KubeApi;
+  conn: KubeConnection;
+  settings: KubernetesSettings;
+  target: KubernetesTarget;
+  model?: string;
+  settingsFile?: string;
+  namespaceFrom?: string;
+}): Promise<CheckReport> {
   const { api, conn, settings } = deps;
   const ns = settings.namespace;
   const report: CheckReport = { server: conn.server, context: conn.context, source: conn.source, namespace: ns, checks: [] };
@@ -114,6 +124,18 @@ export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; s
     }
   } catch (err) {
     report.checks.push(fail('traffic', err));
+  }
+
+  try {
+    const mode = await deps.target.trafficMode().catch(() => 'replicas' as const);
+    const issues = await settingsIssues({ settings, settingsFile: deps.settingsFile ?? 'modelctl.yaml', namespaceFrom: deps.namespaceFrom, mode });
+    report.checks.push(
+      issues.length === 0
+        ? { name: 'settings', ok: true, detail: 'the kubernetes: settings pass the API server\'s rules and the upstream schemas (bundles are checked by deploy and deploy --dry-run)' }
+        : { name: 'settings', ok: false, detail: issues.map(formatIssue).join('; '), hint: 'fix these in modelctl.yaml before deploying', exitCode: ExitCode.usage },
+    );
+  } catch (err) {
+    report.checks.push(fail('settings', err));
   }
 
   const store = parseStoreUrl(settings.storeUrl);

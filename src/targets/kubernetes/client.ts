@@ -34,6 +34,15 @@ export interface KubeConnection {
   source: string;
 }
 
+/** Nothing names a cluster at all (what `deploy --dry-run` works without). */
+export class NoKubeConfigError extends UsageError {
+  constructor() {
+    super('no Kubernetes configuration found (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account)', {
+      hint: 'point modelctl at a cluster with --kubeconfig <file> (and --context <name>), or use --target local',
+    });
+  }
+}
+
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 /**
@@ -72,9 +81,7 @@ export function connectKube(opts: KubeConnectOptions = {}): KubeConnection {
       kc.loadFromCluster();
       source = 'in-cluster service account';
     } else {
-      throw new UsageError('no Kubernetes configuration found (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account)', {
-        hint: 'point modelctl at a cluster with --kubeconfig <file> (and --context <name>), or use --target local',
-      });
+      throw new NoKubeConfigError();
     }
   } catch (err) {
     if (err instanceof ModelctlError) throw err;
