@@ -99,19 +99,6 @@ export class KubernetesTarget implements Target {
     return serveSpecOf(this.opts.store, ref);
   }
 
-  /** What deploy() and applyTraffic(split) would apply, without touching the cluster's objects (discovery and reads only). */
-  async manifests(ref: VersionRef, split: TrafficSplit): Promise<object[]> {
-    const serve = await this.serveSpec(ref);
-    const mode = await this.trafficMode();
-    const inService = mode === 'replicas' ? (split.weights[ref.version] ?? 0) > 0 : undefined;
-    const objects: object[] = [
-      deploymentFor({ ref, serve, settings: this.opts.settings, replicas: this.opts.settings.replicas, inService }),
-      serviceFor({ ref, settings: this.opts.settings }),
-    ];
-    objects.push(mode === 'gateway-api' ? httpRouteFor({ model: ref.model, split, settings: this.opts.settings }) : modelServiceFor({ model: ref.model, settings: this.opts.settings }));
-    return objects;
-  }
-
   /**
    * What the namespace really holds for `model`: each version's Deployment (ready/desired) and the
    * split its route (or, in replica mode, its in-service pods) carries. Read-only: two lists and a get.
