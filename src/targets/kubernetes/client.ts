@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApisApi, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, Watch, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node';
 import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
 import { withTimeout } from '../../util/timeout.js';
-import { explainUnknownFields, parseWarnings } from './field-validation.js';
+import { explainUnknownFields, parseWarnings, unknownFieldsOf } from './field-validation.js';
 import { FIELD_MANAGER } from './names.js';
 
 /**
@@ -197,7 +197,9 @@ class RequestTimeoutError extends Error {}
 
 function retryable(err: unknown): boolean {
   const s = statusOf(err);
-  if (s) return s.code >= 500 || s.code === 429;
+  // A server-side apply with a field the schema lacks is answered 500 (kubernetes#122480, #139253):
+  // deterministic, never worth a retry.
+  if (s) return (s.code >= 500 && unknownFieldsOf(s.body.message ?? '').length === 0) || s.code === 429;
   return isTransportError(err);
 }
 
@@ -363,7 +365,9 @@ export class KubeApi {
       });
     }
     if (s.code === 409) return new KubeConflictError(`${target}: ${message}`, s.body.reason ?? 'Conflict');
-    const unknown = s.code === 400 || s.code === 422 ? explainUnknownFields(target, `${message} ${(s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join(' ')}`) : undefined;
+    // 400/422: Strict refusals of create/update/patch; 500: server-side apply of a field the schema lacks
+    // ("failed to create typed patch object (…): .spec.x: field not declared in schema", whatever fieldValidation says).
+    const unknown = s.code === 400 || s.code === 422 || s.code === 500 ? explainUnknownFields(target, `${message} ${(s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join(' ')}`) : undefined;
     if (unknown) return new UsageError(unknown.message, { hint: unknown.hint, details: { status: s.code, unknownFields: unknown.fields, server: message } });
     if (s.code === 422 || s.code === 400) {
       const causes = (s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join('; ');
