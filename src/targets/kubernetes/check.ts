@@ -32,7 +32,7 @@ export interface CheckReport {
   namespace: string;
   checks: CheckItem[];
   /** What the cluster's Gateway API is (when traffic goes through it): version, channel, mirror percent support. */
-  gatewayApi?: { version: string | null; channel: string | null; mirrorPercent: boolean | null; how: string };
+  gatewayApi?: { version: string | null; channel: string | null; mirrorPercent: boolean; how: string };
 }
 
 function fail(name: CheckItem['name'], err: unknown): CheckItem {
@@ -112,16 +112,7 @@ export async function checkCluster(deps: {
           ? `Gateway API: HTTPRoutes attached to ${settings.route.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}`).join(', ')} (canary weights and shadow mirroring)`
           : 'replica ratio: no Gateway API served; canary shares are approximated by pods, shadow is not possible',
     });
-    if (mode === 'gateway-api') {
-      const g = await gatewayApiSupport(api, deps.model ?? 'modelctl-check', settings);
-      report.gatewayApi = { version: g.crd?.bundleVersion ?? null, channel: g.crd?.channel ?? null, mirrorPercent: g.mirrorPercent ?? null, how: g.how };
-      // Canary weights work on every v1 Gateway API; only shadow needs percent, so this is not a failure.
-      report.checks.push({
-        name: 'gateway-api',
-        ok: true,
-        detail: `${describeGatewaySupport(g)}${g.refusal ? ` — --shadow will be refused: ${g.refusal.message}; ${g.refusal.hint ?? ''}` : ''}`,
-      });
-    }
+    if (mode === 'gateway-api') await checkGatewayApi(deps, report);
   } catch (err) {
     report.checks.push(fail('traffic', err));
   }
@@ -155,6 +146,21 @@ export async function checkCluster(deps: {
         },
   );
   return report;
+}
+
+/** Which Gateway API, and whether a shadow can mirror a share (only shadow needs it: never a failure by itself). */
+async function checkGatewayApi(deps: { api: KubeApi; settings: KubernetesSettings; model?: string }, report: CheckReport): Promise<void> {
+  try {
+    const g = await gatewayApiSupport(deps.api, deps.model ?? 'modelctl-check', deps.settings);
+    report.gatewayApi = { version: g.crd?.bundleVersion ?? null, channel: g.crd?.channel ?? null, mirrorPercent: g.mirrorPercent, how: g.how };
+    report.checks.push({
+      name: 'gateway-api',
+      ok: true,
+      detail: `${describeGatewaySupport(g)}${g.refusal ? ` — --shadow will be refused: ${g.refusal.message}; ${g.refusal.hint ?? ''}` : ''}`,
+    });
+  } catch (err) {
+    report.checks.push(fail('gateway-api', err));
+  }
 }
 
 /** 0 when every check passed; 9 when the cluster cannot be reached or refuses something; else 2 (configuration). */

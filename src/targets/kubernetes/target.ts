@@ -87,7 +87,6 @@ export class KubernetesTarget implements Target {
     }
     const support = await gatewayApiSupport(this.opts.api, model, this.opts.settings, plan.shadowPercent);
     if (support.refusal) throw support.refusal;
-    if (support.mirrorPercent === undefined) this.opts.note?.(`could not tell whether the cluster supports RequestMirror percent: ${support.how}`);
   }
 
   private deploymentRef(model: string, version: string) {
