@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { serveSpecSchema, type ServeSpec } from '../../src/bundle/serve.js';
 import { UsageError } from '../../src/cli/errors.js';
 import type { RolloutPlan } from '../../src/ledger/model.js';
-import { renderRollout, rolloutIssues, validateRollout } from '../../src/targets/kubernetes/render.js';
+import { decideTrafficMode, renderRollout, rolloutIssues, validateRollout } from '../../src/targets/kubernetes/render.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings, type KubernetesSettings } from '../../src/targets/kubernetes/settings.js';
 import {
   kubernetesIssues,
@@ -205,5 +205,22 @@ describe('every step of a rollout, rendered and validated by one function', () =
         /kubernetes\.resources\.requests\.memory = "1 Gi"/.test(e.message) &&
         /kubernetes\.store .* = "file:\/\/\/tmp\/store": pods pull bundles from an s3:\/\/ store/.test(e.message),
     );
+  });
+});
+
+describe('traffic mode, with and without a cluster to ask', () => {
+  const withGateway = settingsOf(GOOD);
+  const withoutGateway = settingsOf({});
+  test('a cluster answers: auto follows discovery; gateway-api without it is refused', () => {
+    assert.equal(decideTrafficMode(withGateway, true, 'https://k').mode, 'gateway-api');
+    assert.equal(decideTrafficMode(withGateway, false, 'https://k').mode, 'replicas');
+    assert.throws(() => decideTrafficMode(settingsOf({ ...GOOD, traffic: 'gateway-api' }), false, 'https://k'), /does not serve gateway\.networking\.k8s\.io\/v1/);
+    assert.throws(() => decideTrafficMode(withoutGateway, true, 'https://k'), /parentRefs is empty/);
+  });
+  test('no cluster: auto assumes the Gateway API when a parent Gateway is configured, and says so', () => {
+    const g = decideTrafficMode(withGateway, undefined, '(no cluster)');
+    assert.deepEqual([g.mode, /assumed gateway-api because kubernetes\.route\.parentRefs is set \(no cluster to ask\)/.test(g.why)], ['gateway-api', true]);
+    assert.equal(decideTrafficMode(withoutGateway, undefined, '(no cluster)').mode, 'replicas');
+    assert.equal(decideTrafficMode(settingsOf({ traffic: 'replicas' }), undefined, '(no cluster)').why, 'kubernetes.traffic: replicas');
   });
 });
