@@ -85,6 +85,9 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     );
     assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.0.0')).spec.replicas, 1, '1.0.0 scaled to the warm size, not away');
     assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.1.0')).spec.replicas, 2);
+    // Before anything is written, the candidate's objects were dry-run on the server (Strict, admission).
+    const writes = w.fake.requests.filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method));
+    assert.deepEqual(writes.slice(0, 2).map((q) => [q.resource, q.query.dryRun]), [['deployments', 'All'], ['services', 'All']]);
     const polls = w.fake.requests.filter((q) => q.verb === 'get' && q.resource === 'deployments').length;
     assert.ok(polls <= 6, `readiness is watched, not polled (${polls} GETs of deployments)`);
   });

@@ -221,6 +221,16 @@ describe('KubeApi against an API server with field validation', () => {
     assert.deepEqual(seen.filter((q) => q.method === 'PATCH'), []);
   });
 
+  test('a policy of the cluster (admission webhook) is a usage error naming it, not a missing permission', () => {
+    const err = apiOf().translate(
+      { verb: 'patch', kind: 'Deployment', namespace: 'ml', name: 'sentiment-1-4-0' },
+      { code: 400, body: { message: 'admission webhook "validation.gatekeeper.sh" denied the request: [require-memory-limit] container <model> has no memory limit' } },
+    );
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(err.message, /a policy of the cluster refused to patch Deployment sentiment-1-4-0 in namespace ml: admission webhook/);
+    assert.doesNotMatch(err.hint ?? '', /kubernetes rbac/);
+  });
+
   test('the pre-flight route is the model\'s own route with a mirror', () => {
     const r = preflightRoute('sentiment', SETTINGS, 5);
     assert.equal(r.metadata.name, 'sentiment');

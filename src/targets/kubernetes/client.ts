@@ -354,6 +354,14 @@ export class KubeApi {
       });
     }
     const message = s.body.message ?? `HTTP ${s.code}`;
+    // A policy of the cluster (an admission webhook such as Kyverno or Gatekeeper, a ValidatingAdmissionPolicy)
+    // said no: not a missing permission of modelctl's, and the same write would be refused again.
+    if (/admission webhook .* denied the request|ValidatingAdmissionPolicy .* denied request|is forbidden: violates PodSecurity/i.test(message)) {
+      return new UsageError(`a policy of the cluster refused to ${what.verb} ${target}: ${message}`, {
+        hint: 'change the kubernetes: settings (or the bundle\'s serve: section) to satisfy the policy, or ask the cluster\'s admins for an exception',
+        details: { status: s.code, policy: true },
+      });
+    }
     if (s.code === 403 || s.code === 401) {
       const rule = this.opts.explainPermission?.(what.verb, resource, group);
       return new UnavailableError(`the cluster refused to ${what.verb} ${target}: ${message}`, {

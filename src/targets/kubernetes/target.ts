@@ -69,7 +69,7 @@ export class KubernetesTarget implements Target {
     // Everything the rollout will send, checked against the API server's rules and the upstream
     // schemas before the ledger or the cluster is written (the same function as deploy --dry-run).
     if (ref) {
-      await validateRollout({
+      const [versions] = await validateRollout({
         candidate: { ref, serve: await this.serveSpec(ref) },
         stable: null,
         plan,
@@ -78,6 +78,9 @@ export class KubernetesTarget implements Target {
         settingsFile: this.opts.settingsFile ?? 'modelctl.yaml',
         namespaceFrom: this.opts.namespaceFrom,
       });
+      // Then the server's own checks (Strict field validation, defaulting, admission webhooks and
+      // policies), persisting nothing: a refusal here leaves no release in the ledger, no object behind.
+      for (const o of versions!.objects as KubernetesObject[]) await this.opts.api.apply(o, { dryRun: true });
     }
     if (plan.shadowPercent <= 0) return;
     if ((await this.trafficMode()) === 'replicas') {
