@@ -80,6 +80,8 @@ export interface RolloutResult {
   /** The candidate's steps with their gate evidence (from the ledger, so a resumed rollout shows all). */
   steps: StepRecord[];
   events: RolloutEvent[];
+  /** Set when an interruption (the deploy's `signal`, e.g. SIGINT) made it abort: what interrupted it. */
+  interrupted?: string;
 }
 
 export interface EngineDeps {
@@ -102,6 +104,12 @@ export interface EngineDeps {
 export interface DeployOptions {
   /** Take over an interrupted rollout of this same version and digest and continue it from its recorded phase. */
   resume?: boolean;
+  /**
+   * Aborting it (e.g. on SIGINT/SIGTERM) aborts the rollout to stable through the ordinary abort
+   * path, as `modelctl abort` would: bakes and readiness waits wake at once. Its `reason` (a string,
+   * e.g. 'SIGINT') names the interruption in the result. A promotion already under way finishes.
+   */
+  signal?: AbortSignal;
 }
 
 /** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
@@ -170,6 +178,10 @@ interface Run {
   bakeStart: number;
   /** The ledger as this run last wrote it, with its revision (the next write starts from it). */
   known?: Versioned<ModelLedger> | null;
+  /** Aborted: stop the rollout to stable (DeployOptions.signal). */
+  signal?: AbortSignal | undefined;
+  /** What interrupted it, once the engine acted on `signal`. */
+  interruptedBy?: string;
 }
 
 type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
@@ -187,10 +199,14 @@ export class RolloutEngine {
 
   /** Roll `ref` out following `plan`; resolves with the outcome (never throws for a gate verdict). */
   async deploy(ref: VersionRef, plan: RolloutPlan, opts: DeployOptions = {}): Promise<RolloutResult> {
+    if (opts.signal?.aborted) {
+      throw new ModelctlError(ExitCode.interrupted, `interrupted by ${interruptionName(opts.signal)} before the rollout of ${ref.model}@${ref.version} started: nothing changed`);
+    }
     const normalized = this.normalizePlan(plan);
     // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
     await this.deps.target.checkPlan?.(ref.model, normalized);
     const run = this.newRun(ref.model, ref.version, ref.digest);
+    run.signal = opts.signal;
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';
     let tookOver = null as LockRecord | null;
@@ -440,6 +456,13 @@ export class RolloutEngine {
     for (;;) {
       const r = run.doc.rollout;
       if (!r) throw new Error('bug: drive() without a rollout');
+      // An interruption of this process (SIGINT/SIGTERM) is an abort, as long as the candidate is
+      // still being judged; a promotion already decided is finished rather than reversed halfway.
+      if (run.signal?.aborted && (r.phase === 'starting' || r.phase === 'shadow' || r.phase === 'canary')) {
+        run.interruptedBy = interruptionName(run.signal);
+        await this.beginRestore(run, 'aborted', `interrupted by ${run.interruptedBy}: aborted to stable`, null);
+        continue;
+      }
       // A request from another process wins over the machine's own plan: a human decided.
       if (r.requested === 'abort' && r.phase !== 'rolling-back') {
         await this.beginRestore(run, 'aborted', `aborted by ${r.requestedBy ?? 'a user'}`, null);
@@ -480,11 +503,18 @@ export class RolloutEngine {
     // Pulling the bundle and waiting for readiness may legitimately take a while: announce it
     // (renew the lock that far ahead) so a slow but living deploy is never presumed dead.
     await this.write(run, () => {}, plan.readyTimeoutMs);
-    await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+    try {
+      await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+    } catch (err) {
+      await this.abandonStart(run, err);
+      throw err;
+    }
     this.emit(run, 'version-deployed', { version: run.version });
+    if (run.signal?.aborted) return; // drive() aborts: nothing was routed to it yet
     await this.write(run, () => {}, plan.readyTimeoutMs);
     try {
-      await target.waitReady(run.model, run.version, plan.readyTimeoutMs);
+      // An interruption does not wait out the readiness timeout (the wait itself only polls).
+      if ((await untilAborted(target.waitReady(run.model, run.version, plan.readyTimeoutMs), run.signal)) === ABORTED) return;
     } catch (err) {
       const reason = `${run.version} did not become ready: ${message(err)}`;
       this.emit(run, 'version-not-ready', { version: run.version, reason });
@@ -503,6 +533,29 @@ export class RolloutEngine {
     }
     if (plan.shadowPercent > 0) return this.enterStep(run, 'shadow', -1, null);
     return this.enterStep(run, 'canary', 0, null);
+  }
+
+  /**
+   * The candidate could not even be started (a corrupt bundle, no serve section, the runtime's port
+   * taken, a full disk): no traffic moved, so the model is left exactly as it was — the release is
+   * recorded as failed, no rollout remains and the lock is free — before the error is reported.
+   * If the ledger cannot be written either, the rollout stays recorded and guarded() reports it.
+   */
+  private async abandonStart(run: Run, err: unknown): Promise<void> {
+    const reason = `could not start ${run.version}: ${message(err)}`;
+    const now = this.now();
+    try {
+      await this.write(run, (doc) => {
+        Object.assign(this.candidate(doc), { state: 'failed', reason, endedAt: now });
+        doc.rollout = null;
+        releaseLock(doc, this.deps.holder);
+      });
+    } catch {
+      return;
+    }
+    this.emit(run, 'start-failed', { version: run.version, reason });
+    // Whatever part of it did start goes away; a version that never ran has nothing to stop.
+    await this.deps.target.retire(run.model, run.version).catch(() => undefined);
   }
 
   /** Record the next step (phase, index, the split about to be applied) before applying it. */
@@ -574,7 +627,8 @@ export class RolloutEngine {
     const end = run.bakeStart + durationMs;
     for (;;) {
       const wait = Math.min(plan.checkEveryMs, end - this.now());
-      if (wait > 0) await this.deps.clock.sleep(wait);
+      if (wait > 0) await this.deps.clock.sleep(wait, run.signal);
+      if (run.signal?.aborted) return { kind: 'requested' }; // drive() aborts
       const now = this.now();
       const atEnd = now >= end;
       const source = sharedPerCheck(this.deps.metrics);
@@ -924,8 +978,37 @@ export class RolloutEngine {
       stableSet: run.doc.stableSet,
       steps: release?.steps ?? [],
       events: run.events,
+      ...(run.interruptedBy && outcome === 'aborted' ? { interrupted: run.interruptedBy } : {}),
     };
   }
+}
+
+const ABORTED = Symbol('aborted');
+
+/** `p`, or ABORTED as soon as `signal` aborts (then p's eventual rejection is ignored). */
+async function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return ABORTED;
+  }
+  let onAbort = () => {};
+  const aborted = new Promise<typeof ABORTED>((resolve) => {
+    onAbort = () => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    const winner = await Promise.race([p, aborted]);
+    if (winner === ABORTED) p.catch(() => undefined);
+    return winner;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The name an AbortSignal was aborted with ('SIGINT'), or a generic word. */
+function interruptionName(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'an interruption';
 }
 
 function latestRelease(doc: ModelLedger, version: string): Release | undefined {

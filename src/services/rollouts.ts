@@ -217,6 +217,8 @@ export interface DeployRequest {
   flags: RolloutFlags;
   dryRun: boolean;
   resume: boolean;
+  /** Aborted (SIGINT/SIGTERM, with the signal's name as reason): abort the rollout to stable. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The plan of a deploy, from every layer: defaults < modelctl.yaml < the bundle's rollout: < env < flags. */
@@ -256,5 +258,5 @@ export async function deploy(
   }
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
   const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });
-  return withTelemetry(telemetry, () => engine.deploy({ model, version, digest }, plan, { resume: opts.resume }));
+  return withTelemetry(telemetry, () => engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}) }));
 }

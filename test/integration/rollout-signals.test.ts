@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { background as backgroundCli, waitFor } from '../helpers/background.js';
+import { REPO_ROOT, runCli, useScratch, writeTree } from '../helpers/fixtures.js';
+
+/**
+ * A deploy interrupted as a terminal (Ctrl-C) or a cancelled GitHub job (SIGINT, then SIGTERM
+ * ~7.5 s later) interrupts it: real CLI processes, the real local runtime, real signals.
+ */
+const { fresh, cleanup } = useScratch();
+let home: string;
+let env: NodeJS.ProcessEnv;
+const children: ChildProcess[] = [];
+
+const cli = (args: string[]) => runCli(args, { env, timeoutMs: 180_000 });
+const background = (args: string[], extra: NodeJS.ProcessEnv = {}) => backgroundCli(args, { ...env, ...extra }, children);
+
+async function status(): Promise<any> {
+  const r = await cli(['status', 'sentiment', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.json();
+}
+
+const inCanary = async () => {
+  const s = await status();
+  return s.rollout?.phase === 'canary' && s.traffic['1.1.0'] === 20 ? true : undefined;
+};
+
+before(async () => {
+  home = await fresh('signals-home');
+  env = { MODELCTL_HOME: home, MODELCTL_LOCAL_PORT: '0', MODELCTL_STORE: undefined } as unknown as NodeJS.ProcessEnv;
+  const example = path.join(REPO_ROOT, 'bundles/example');
+  // A version that starts and never becomes ready: its rollout stays in 'starting'.
+  const neverReady = await writeTree(await fresh('never-ready'), {
+    'bundle.yaml': 'name: sentiment\nversion: 1.9.0\ncomponents:\n  weights: []\n  prompts: []\n  preprocessing: []\n  config: []\n  serving: [serve.mjs]\nserve:\n  command: [node, serve.mjs]\n',
+    'serve.mjs': 'setInterval(() => {}, 1000);\n',
+  });
+  for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [neverReady, '1.9.0']] as const) {
+    const r = await cli(['bundle', 'push', dir, '--version', version, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const first = await cli(['deploy', 'sentiment@1.0.0', '--json']);
+  assert.equal(first.code, 0, first.stderr);
+});
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await cli(['local', 'down', '--forget']);
+  await cleanup();
+});
+
+describe('a deploy interrupted by a signal', () => {
+  test('the first SIGINT mid-canary aborts to stable, frees the lock, reports aborted (and GitHub outputs) and exits 10', async () => {
+    const gh = await fresh('gh');
+    const outputs = path.join(gh, 'output');
+    const summary = path.join(gh, 'summary');
+    await writeFile(outputs, '');
+    await writeFile(summary, '');
+    const run = background(['deploy', 'sentiment@1.1.0', '--steps', '20,100', '--interval', '10m', '--json'], {
+      GITHUB_ACTIONS: 'true',
+      MODELCTL_GITHUB: '',
+      GITHUB_OUTPUT: outputs,
+      GITHUB_STEP_SUMMARY: summary,
+    });
+    await waitFor('the canary to take traffic', inCanary);
+    const t0 = Date.now();
+    run.child.kill('SIGINT');
+    const { code, stdout, stderr } = await run.done;
+    const elapsed = Date.now() - t0;
+    assert.equal(code, 10, stderr);
+    assert.ok(elapsed < 5000, `done ${elapsed} ms after SIGINT (the runner sends SIGTERM after ~7.5 s)`);
+    const result = JSON.parse(stdout);
+    assert.equal(result.outcome, 'aborted');
+    assert.equal(result.interrupted, 'SIGINT');
+    assert.match(result.reason, /SIGINT/);
+    assert.equal(result.serving, '1.0.0');
+
+    const s = await status();
+    assert.deepEqual([s.serving, s.traffic, s.rollout, s.lock], ['1.0.0', { '1.0.0': 100 }, null, null]);
+    assert.deepEqual(s.observed.traffic.weights, { '1.0.0': 100 }, 'the local runtime routes everything to stable');
+    assert.deepEqual(Object.keys(s.observed.versions), ['1.0.0'], 'the aborted candidate was stopped');
+
+    assert.match(await readFile(outputs, 'utf8'), /^outcome<<.*\naborted\n/m);
+    assert.match(await readFile(summary, 'utf8'), /abort/i);
+    console.log(`SIGINT mid-canary → exit 10 in ${elapsed} ms`);
+  });
+
+  test('a second signal exits at once (143) leaving the rollout interrupted, and says how to resolve it', async () => {
+    // The lock is free: this deploy is not refused (exit 5).
+    const run = background(['deploy', 'sentiment@1.1.0', '--steps', '20,100', '--interval', '10m']);
+    await waitFor('the canary to take traffic', inCanary);
+    run.child.kill('SIGINT');
+    run.child.kill('SIGTERM');
+    const { code, stderr } = await run.done;
+    assert.equal(code, 143, stderr);
+    assert.match(stderr, /modelctl abort sentiment/);
+    assert.match(stderr, /--resume/);
+    assert.doesNotMatch(stderr, /nothing was left/);
+
+    const s = await status();
+    assert.equal(s.rollout?.version, '1.1.0');
+    assert.equal(s.rollout.interrupted, true);
+    const abort = await cli(['abort', 'sentiment', '--json']);
+    assert.equal(abort.code, 0, abort.stdout + abort.stderr);
+    const after = await status();
+    assert.deepEqual([after.serving, after.traffic, after.rollout], ['1.0.0', { '1.0.0': 100 }, null]);
+  });
+
+  test('a signal while the candidate starts leaves the model as it was', async () => {
+    const run = background(['deploy', 'sentiment@1.9.0', '--steps', '20,100', '--ready-timeout', '2m', '--json']);
+    await waitFor('the candidate to be started', async () => {
+      const s = await status();
+      return s.rollout?.phase === 'starting' && s.observed.versions['1.9.0'] ? true : undefined;
+    });
+    const t0 = Date.now();
+    run.child.kill('SIGTERM');
+    const { code, stdout, stderr } = await run.done;
+    assert.equal(code, 10, stderr);
+    assert.ok(Date.now() - t0 < 5000, 'the readiness wait does not hold the abort up');
+    assert.equal(JSON.parse(stdout).outcome, 'aborted');
+    const s = await status();
+    assert.deepEqual([s.serving, s.stableSet, s.traffic, s.rollout, s.lock], ['1.0.0', ['1.0.0'], { '1.0.0': 100 }, null, null]);
+    assert.deepEqual(Object.keys(s.observed.versions), ['1.0.0']);
+  });
+});
