@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { stringify as stringifyYaml } from 'yaml';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { ExitCode } from '../cli/errors.js';
-import { planFlags, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
+import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
@@ -81,16 +81,7 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
         pushgateway: flags.pushgateway,
         telemetry: true,
         warn: warnOnStderr,
-        flags: {
-          canary: flags.canary,
-          steps: flags.steps,
-          interval: flags.interval,
-          checkEvery: flags['check-every'],
-          shadow: flags.shadow,
-          shadowDuration: flags['shadow-duration'],
-          shadowOnly: flags['shadow-only'],
-          readyTimeout: flags['ready-timeout'],
-        },
+        flags: rolloutFlagsOf(flags),
         onPlan: (plan) => {
           if (!flags['dry-run']) this.view = createRolloutView({ plan });
         },

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { ExitCode } from '../cli/errors.js';
-import { planFlags, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
+import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
 import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
@@ -53,7 +53,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
         pushgateway: flags.pushgateway,
         telemetry: true,
         warn: warnOnStderr,
-        flags: { canary: flags.canary, steps: flags.steps, interval: flags.interval, checkEvery: flags['check-every'], readyTimeout: flags['ready-timeout'] },
+        flags: rolloutFlagsOf(flags),
         onEvent: (e) => view.onEvent(e),
       })) as RolloutResult;
       return { action: 'redeployed', deploy: result } satisfies Result;

@@ -110,6 +110,14 @@ export interface DeployOptions {
    * e.g. 'SIGINT') names the interruption in the result. A promotion already under way finishes.
    */
   signal?: AbortSignal;
+  /**
+   * With `resume`: timings given again on the command line (--interval, --check-every,
+   * --shadow-duration, --ready-timeout) replace the recorded ones from the resumed step on. The
+   * shape of the plan (steps, shadow share) is the recorded one: the caller refuses changes to it.
+   */
+  resumeTimings?: Partial<Pick<RolloutPlan, 'intervalMs' | 'checkEveryMs' | 'shadowDurationMs' | 'readyTimeoutMs'>>;
+  /** With `resume`: the plan's shape as given again (--steps, --shadow, …); refused unless it is the recorded one. */
+  resumeShape?: Partial<Pick<RolloutPlan, 'steps' | 'shadowPercent' | 'shadowOnly'>>;
 }
 
 /** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
@@ -202,9 +210,7 @@ export class RolloutEngine {
     if (opts.signal?.aborted) {
       throw new ModelctlError(ExitCode.interrupted, `interrupted by ${interruptionName(opts.signal)} before the rollout of ${ref.model}@${ref.version} started: nothing changed`);
     }
-    const normalized = this.normalizePlan(plan);
-    // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
-    await this.deps.target.checkPlan?.(ref.model, normalized);
+    const normalized = await this.checkedPlan(ref.model, plan);
     const run = this.newRun(ref.model, ref.version, ref.digest);
     run.signal = opts.signal;
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
@@ -239,8 +245,51 @@ export class RolloutEngine {
       phase: run.doc.rollout!.phase,
       stable: run.doc.stableSet[0] ?? null,
       steps: run.doc.rollout!.plan.steps,
+      ...(mode === 'resume' && opts.resumeTimings ? { changed: opts.resumeTimings } : {}),
     });
     return this.guarded(run, () => this.drive(run));
+  }
+
+  /**
+   * Every check a deploy makes on its plan before it changes anything, for `deploy --dry-run` too
+   * (one validation path): the plan itself, what the target can carry out, and — against the
+   * ledger's serving version — that some gate judges the candidate before it gets all traffic.
+   * Returns the plan as the engine runs it (steps ending at 100).
+   */
+  async checkPlan(ref: VersionRef, plan: RolloutPlan): Promise<RolloutPlan> {
+    const normalized = await this.checkedPlan(ref.model, plan);
+    const { doc } = await this.deps.ledger.read(ref.model);
+    if (doc.stableSet[0] !== ref.version && !doc.rollout) this.refuseUnjudged(doc, ref, normalized);
+    return normalized;
+  }
+
+  private async checkedPlan(model: string, plan: RolloutPlan): Promise<RolloutPlan> {
+    const normalized = this.normalizePlan(plan);
+    // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
+    await this.deps.target.checkPlan?.(model, normalized);
+    return normalized;
+  }
+
+  /**
+   * No plan may promote a candidate no gate has judged: with a stable version serving, at least
+   * one canary step below 100% or a shadow phase must be judged by a (non dry-run) gate. A 100%
+   * step is not baked instead, because at 100% every caller is on the unjudged candidate and the
+   * comparison gates lose their baseline (the stable version gets no traffic to compare with).
+   * A first deploy has nobody to compare with: its gate is the health check (see start()).
+   */
+  private refuseUnjudged(doc: ModelLedger, ref: VersionRef, plan: RolloutPlan): void {
+    if (doc.stableSet.length === 0) return;
+    const judging = (phase: GatePhase) => plan.gates.some((g) => !g.dryRun && this.phasesOf(g).includes(phase));
+    const canary = plan.steps.some((w) => w < 100) && judging('canary');
+    const shadow = plan.shadowPercent > 0 && judging('shadow');
+    if (canary || shadow) return;
+    const why = plan.steps.every((w) => w >= 100) && !(plan.shadowPercent > 0)
+      ? `its only step is 100%, so all traffic would move to ${ref.version} before any gate judged it`
+      : 'none of its gates (dry-run gates do not count) judges the steps before 100%';
+    throw new UsageError(`refusing to roll ${doc.model}@${ref.version} out over ${doc.stableSet[0]}: ${why}`, {
+      hint: 'give it at least one judged canary step below 100% (e.g. --steps 10,100 or --canary 10%) or a shadow phase (--shadow 10%), with gates for it',
+      details: { model: doc.model, version: ref.version, steps: plan.steps, shadowPercent: plan.shadowPercent, gates: plan.gates.map((g) => g.name) },
+    });
   }
 
   /** Promote the rollout in progress: ask the live deploy, or finish a held/interrupted one here. */
@@ -370,6 +419,18 @@ export class RolloutEngine {
       if (!resumable || (ls.kind === 'live' && !isOwner(ls.lock, this.deps.holder))) this.refuseIfRollout(doc, ref);
       const tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
       r.holder = this.deps.holder.holder; // the new driver (the release keeps who started it)
+      const changed = Object.entries(opts.resumeShape ?? {}).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(r.plan[k as keyof RolloutPlan]));
+      if (changed.length > 0) {
+        const said = changed.map(([k, v]) => `${k} ${JSON.stringify(v)} (recorded: ${JSON.stringify(r.plan[k as keyof RolloutPlan])})`).join(', ');
+        throw new UsageError(`--resume continues the recorded plan of ${doc.model}@${r.version}; it cannot change its ${said} half-way`, {
+          hint: `resume without those flags (timings such as --interval, --check-every, --shadow-duration, --ready-timeout do apply), or modelctl abort ${doc.model} and deploy again with the new plan`,
+          details: { model: doc.model, version: r.version, recorded: r.plan, given: opts.resumeShape },
+        });
+      }
+      if (opts.resumeTimings) {
+        const timed = { ...r.plan, ...opts.resumeTimings };
+        r.plan = { ...timed, checkEveryMs: Math.min(timed.checkEveryMs, timed.intervalMs) };
+      }
       return { mode: 'resume', tookOver };
     }
     if (opts.resume) {
@@ -390,6 +451,7 @@ export class RolloutEngine {
         hint: `switch to it instantly: modelctl rollback ${doc.model} --to ${ref.version}`,
       });
     }
+    this.refuseUnjudged(doc, ref, plan);
     if (doc.stableSet.length === 0 && plan.shadowOnly) {
       throw new UsageError(`${doc.model} has no stable version to shadow: a shadow-only rollout needs one serving`, { hint: 'deploy it without --shadow-only first' });
     }

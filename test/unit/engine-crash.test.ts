@@ -78,7 +78,7 @@ describe('a crash at every Target call', async () => {
     await w2.until(() => w2.target.calls.length >= m + calls);
     await w2.clock.advance(TTL);
     assert.equal(w2.ledger().rollout, null);
-    const next = await w2.engine('bob', 200).deploy(ref('4.0.0'), plan({ steps: [100] }));
+    const next = await w2.engine('bob', 200).deploy(ref('4.0.0'), plan({ steps: [50, 100] }));
     assert.equal(next.outcome, 'promoted');
     assert.ok(next.events.some((e) => e.type === 'lock-taken-over'));
   });

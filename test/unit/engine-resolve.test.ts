@@ -81,9 +81,9 @@ describe('requests from another process while a deploy drives the rollout', () =
     const w = new World();
     await w.seed('1.0.0');
     const m = w.mark();
-    w.target.failAt(3, 'pause'); // deploy, waitReady, then the 100% apply of a one-step plan stalls
-    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [100] }));
-    await w.until(() => w.target.calls.length >= m + 3);
+    w.target.failAt(4, 'pause'); // deploy, waitReady, 50%, then the 100% apply of the promotion stalls
+    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [50, 100] }));
+    await w.until(() => w.target.calls.length >= m + 4);
     await assert.rejects(w.engine('bob', 200).abort(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /already promoting/.test(e.message));
     w.target.resume();
     assert.equal((await running).outcome, 'promoted');
@@ -249,5 +249,39 @@ describe('shadow-only rollouts and promote', () => {
     assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
     assert.deepEqual([w.release('1.1.0').state, w.ledger().stableSet], ['shadowed', ['1.0.0']]);
     assert.deepEqual(w.violations, []);
+  });
+});
+
+describe('deploy --resume with plan flags given again', () => {
+  const PLAN = plan({ steps: [10, 50, 100], intervalMs: 60_000, checkEveryMs: 20_000 });
+  async function interrupted(): Promise<World> {
+    const w = new World();
+    await w.seed('1.0.0');
+    w.target.failAt(3, 'throw'); // deploy, waitReady, then applying the first canary step fails
+    await assert.rejects(w.engine().deploy(ref('1.1.0'), PLAN));
+    assert.equal(w.ledger().rollout?.phase, 'canary');
+    return w;
+  }
+
+  test('timings (--interval, --check-every) apply from the resumed step on', async () => {
+    const w = await interrupted();
+    const t0 = w.clock.now();
+    const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeTimings: { intervalMs: 300_000, checkEveryMs: 100_000 } });
+    assert.equal(r.outcome, 'promoted');
+    assert.equal(w.clock.now() - t0, 2 * 300_000, 'two steps baked 5 minutes each');
+    assert.deepEqual(r.events.find((e) => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
+    assert.equal(r.steps[0]!.tallies![0]!.measurements, 3);
+  });
+
+  test('a different shape (--steps, --shadow) is refused, not ignored; the recorded one is accepted', async () => {
+    const w = await interrupted();
+    const before = w.ledger();
+    await assert.rejects(
+      w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeShape: { steps: [20, 100] } }),
+      (e: ModelctlError) => e.exitCode === ExitCode.usage && /cannot change its steps \[20,100\] \(recorded: \[10,50,100\]\)/.test(e.message),
+    );
+    assert.deepEqual(w.ledger(), before, 'nothing written');
+    const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeShape: { steps: [10, 50, 100] } });
+    assert.equal(r.outcome, 'promoted');
   });
 });

@@ -195,15 +195,36 @@ describe('canary', () => {
     assert.match(r.reason, /18 of 20 requests needed/);
   });
 
-  test('a plan not ending at 100 still ends in promotion; a one-step plan promotes straight away', async () => {
+  test('a plan not ending at 100 still ends in promotion', async () => {
     const w = new World();
     await w.seed('1.0.0');
-    let m = w.mark();
+    const m = w.mark();
     assert.equal((await w.engine().deploy(ref('1.1.0'), plan({ steps: [10, 50] }))).outcome, 'promoted');
     assert.deepEqual(w.splitsSince(m), ['1.0.0:90 1.1.0:10', '1.0.0:50 1.1.0:50', '1.1.0:100']);
-    m = w.mark();
-    assert.equal((await w.engine().deploy(ref('1.2.0'), plan({ steps: [100] }))).outcome, 'promoted');
-    assert.deepEqual(w.splitsSince(m), ['1.2.0:100']);
+  });
+
+  test('no plan promotes a candidate no gate judged: a one-step (100%) plan, or gates that never judge, are refused before anything happens', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const before = w.ledger();
+    const m = w.mark();
+    const unjudged: Array<[Partial<RolloutPlan>, RegExp]> = [
+      [{ steps: [100] }, /only step is 100%/],
+      [{ steps: [10, 100], gates: [] }, /none of its gates/],
+      [{ steps: [10, 100], gates: [{ ...ERROR_GATE, dryRun: true }] }, /none of its gates/],
+    ];
+    for (const [over, re] of unjudged) {
+      const engine = w.engine();
+      for (const attempt of [() => engine.checkPlan(ref('1.1.0'), plan(over)), () => engine.deploy(ref('1.1.0'), plan(over))]) {
+        await assert.rejects(attempt(), (e: ModelctlError) => e.exitCode === ExitCode.usage && re.test(e.message) && /--steps 10,100/.test(e.hint ?? ''), JSON.stringify(over));
+      }
+    }
+    assert.equal(w.mark(), m, 'no target call');
+    assert.deepEqual(w.ledger(), before, 'nothing written');
+    // A shadow phase judged by a gate is a judgement; a first deploy is judged by its health check.
+    assert.equal((await w.engine().deploy(ref('1.1.0'), plan({ steps: [100], shadowPercent: 10, shadowDurationMs: 60_000 }))).outcome, 'promoted');
+    const fresh = new World();
+    assert.equal((await fresh.engine().deploy(ref('1.0.0'), plan({ steps: [100] }))).outcome, 'promoted');
   });
 
   test('invalid plans are usage errors before anything happens', async () => {
@@ -342,7 +363,8 @@ describe('analysis limits (Argo semantics) through the engine', () => {
   });
 
   test('dryRun: evaluated and reported, never gates', async () => {
-    const { r } = await run({ ...ERROR_GATE, dryRun: true, critical: true }, () => 0.5);
+    // Alongside a real gate (a plan judged by dry-run gates only is refused: see "no plan promotes …").
+    const { r } = await run({ ...ERROR_GATE, dryRun: true, critical: true }, () => 0.5, { gates: [{ ...ERROR_GATE, dryRun: true, critical: true }, { ...ERROR_GATE, name: 'lenient', max: 0.9 }] });
     assert.equal(r.outcome, 'promoted');
     const ev = r.events.filter((e) => e.type === 'gate-failed');
     assert.equal(ev.length, 3);
