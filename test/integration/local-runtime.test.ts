@@ -14,7 +14,8 @@ import { openLocalBundle, push } from '../../src/services/bundles.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { MirrorSampler, SmoothWeightedRoundRobin, splitProblems } from '../../src/targets/local/balance.js';
 import { connectRuntime, ensureRuntime, stopRuntime, type RuntimeClient } from '../../src/targets/local/client.js';
-import { parseDuration, runLoad } from '../../src/targets/local/load.js';
+import { runLoad } from '../../src/targets/local/load.js';
+import { parseDuration as parseDurationOf } from '../../src/rollout/plan.js';
 import { LocalMetricSource } from '../../src/targets/local/metric-source.js';
 import { localPaths } from '../../src/targets/local/paths.js';
 import { LocalTarget } from '../../src/targets/local/target.js';
@@ -77,9 +78,11 @@ describe('local runtime: pure logic', () => {
     assert.deepEqual(windowOf(undefined, 0, 1).requests, 0);
     assert.equal(quantile([1, 2, 3, 4], 0.5), 2);
     assert.equal(quantile([1, 2, 3, 4], 0.99), 4);
+    // The one duration parser of every flag (--duration here).
+    const parseDuration = (t: string) => parseDurationOf(t, '--duration');
     assert.equal(parseDuration('1m30s'), 90_000);
     assert.equal(parseDuration('500ms'), 500);
-    assert.equal(parseDuration('2'), 2000);
+    assert.throws(() => parseDuration('2'), /"2" has no unit/);
     assert.throws(() => parseDuration('soon'), UsageError);
   });
 });

@@ -27,9 +27,9 @@ Bounded: at most 2000 rps, 10 minutes, 200 000 requests and 256 requests in flig
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(LocalLoad);
-    const { parseDuration, runLoad, checkLoadBounds } = await import('../../targets/local/load.js');
+    const [{ runLoad, checkLoadBounds }, { parseDuration }] = await Promise.all([import('../../targets/local/load.js'), import('../../rollout/plan.js')]);
     const { connectRuntime } = await import('../../targets/local/client.js');
-    const durationMs = parseDuration(flags.duration);
+    const durationMs = parseDuration(flags.duration, '--duration');
     checkLoadBounds(flags.rps, durationMs);
     const client = await connectRuntime(modelctlHome());
     if (!client) throw new UnavailableError('the local runtime is not running', { hint: 'start it with `modelctl local up` and deploy a version' });
