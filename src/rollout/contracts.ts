@@ -84,6 +84,12 @@ export interface VersionWindow {
   /** Shadow only: requests whose candidate answer was compared with the stable one, and how many agreed. */
   shadowCompared: number;
   shadowAgreed: number;
+  /**
+   * Answers (status < 400) from which a field the bundle declares (serve.scoreField /
+   * agreementField) could not be read: not JSON, or the field missing or not a number. The version
+   * broke its own answer contract; gates must not read these as good answers. Absent: not measured.
+   */
+  unreadable?: number;
 }
 
 export interface MetricSource {

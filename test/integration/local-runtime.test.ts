@@ -19,7 +19,7 @@ import { parseDuration as parseDurationOf } from '../../src/rollout/plan.js';
 import { LocalMetricSource } from '../../src/targets/local/metric-source.js';
 import { localPaths } from '../../src/targets/local/paths.js';
 import { LocalTarget } from '../../src/targets/local/target.js';
-import { quantile, SampleRing, windowOf } from '../../src/targets/local/window.js';
+import { quantile, readAnswer, SampleRing, windowOf } from '../../src/targets/local/window.js';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
@@ -59,6 +59,19 @@ describe('local runtime: pure logic', () => {
     assert.match(splitProblems([]).join(), /expected an object/);
   });
 
+  test('answers a bundle declares fields of: unreadable when not JSON or without the field; unknown when too large to copy', () => {
+    const fields = { scoreField: 'score', agreementField: 'label' };
+    const b = (t: string) => [Buffer.from(t)];
+    assert.deepEqual(readAnswer(b('{"score":0.7,"label":"positive"}'), fields), { answer: { score: 0.7, label: 'positive' }, score: 0.7, unreadable: false });
+    assert.equal(readAnswer(b('OK'), fields).unreadable, true, 'not JSON');
+    assert.equal(readAnswer(b(''), fields).unreadable, true, 'empty');
+    assert.equal(readAnswer(b('{"label":"x"}'), fields).unreadable, true, 'no score');
+    assert.equal(readAnswer(b('{"score":"high","label":"x"}'), fields).unreadable, true, 'score not a number');
+    assert.equal(readAnswer(b('{"score":1}'), fields).unreadable, true, 'no label');
+    assert.equal(readAnswer(null, fields).unreadable, false, 'too large to copy: unknown');
+    assert.equal(readAnswer(b('OK'), {}).unreadable, false, 'nothing declared: nothing to read');
+  });
+
   test('ring windows: exact counts in [since, now], errors, scores, agreement, truncation', () => {
     const ring = new SampleRing(5);
     const s = (at: number, status: number, extra: Partial<{ score: number; agreed: boolean }> = {}) =>
@@ -68,7 +81,7 @@ describe('local runtime: pure logic', () => {
     s(300, 200, { score: 0.3, agreed: true });
     s(400, 200, { agreed: false });
     let w = windowOf(ring, 200, 350);
-    assert.deepEqual(w, { requests: 2, errors: 1, latenciesMs: [20, 30], scores: [0.3], shadowCompared: 1, shadowAgreed: 1, truncated: false });
+    assert.deepEqual(w, { requests: 2, errors: 1, latenciesMs: [20, 30], scores: [0.3], shadowCompared: 1, shadowAgreed: 1, unreadable: 0, truncated: false });
     s(500, 200);
     s(600, 200); // pushes out the sample at 100
     w = windowOf(ring, 0, 1000);
@@ -76,6 +89,8 @@ describe('local runtime: pure logic', () => {
     assert.equal(w.truncated, true, 'the window reaches back past what the ring kept');
     assert.equal(windowOf(ring, 300, 1000).truncated, false);
     assert.deepEqual(windowOf(undefined, 0, 1).requests, 0);
+    ring.push({ at: 700, status: 200, latencyMs: 1, score: null, agreed: null, role: 'live', unreadable: true });
+    assert.equal(windowOf(ring, 700, 1000).unreadable, 1, 'an unreadable answer is counted');
     assert.equal(quantile([1, 2, 3, 4], 0.5), 2);
     assert.equal(quantile([1, 2, 3, 4], 0.99), 4);
     // The one duration parser of every flag (--duration here).

@@ -4,11 +4,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { background as backgroundCli, waitFor } from '../helpers/background.js';
-import { REPO_ROOT, runCli, useScratch, writeTree } from '../helpers/fixtures.js';
+import { REPO_ROOT, runCli, steadyLoad, useScratch, writeTree } from '../helpers/fixtures.js';
 
 /**
- * A deploy interrupted as a terminal (Ctrl-C) or a cancelled GitHub job (SIGINT, then SIGTERM
- * ~7.5 s later) interrupts it: real CLI processes, the real local runtime, real signals.
+ * The safety path end to end on the local runtime, with real CLI processes and real model
+ * processes: a deploy interrupted as a terminal (Ctrl-C) or a cancelled GitHub job (SIGINT, then
+ * SIGTERM ~7.5 s later) interrupts it; a start that fails; answers the gates cannot read.
  */
 const { fresh, cleanup } = useScratch();
 let home: string;
@@ -38,7 +39,20 @@ before(async () => {
     'bundle.yaml': 'name: sentiment\nversion: 1.9.0\ncomponents:\n  weights: []\n  prompts: []\n  preprocessing: []\n  config: []\n  serving: [serve.mjs]\nserve:\n  command: [node, serve.mjs]\n',
     'serve.mjs': 'setInterval(() => {}, 1000);\n',
   });
-  for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [neverReady, '1.9.0']] as const) {
+  const noComponents = 'components:\n  weights: []\n  prompts: []\n  preprocessing: []\n  config: []\n  serving: [serve.mjs]\n';
+  // Answers 200 with a plain-text body while declaring a JSON score field.
+  const notJson = await writeTree(await fresh('not-json'), {
+    'bundle.yaml': `name: sentiment\nversion: 1.8.0\n${noComponents}serve:\n  command: [node, serve.mjs]\n  scoreField: score\n`,
+    'serve.mjs': `import http from 'node:http';
+http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(req.url === '/healthz' ? 'ok' : 'OK'));
+}).listen(Number(process.env.PORT), process.env.HOST ?? '127.0.0.1');
+`,
+  });
+  // No serve: section: it cannot be started.
+  const noServe = await writeTree(await fresh('no-serve'), { 'bundle.yaml': `name: sentiment\nversion: 1.7.0\n${noComponents}`, 'serve.mjs': '' });
+  for (const [dir, version] of [[example, '1.0.0'], [example, '1.1.0'], [neverReady, '1.9.0'], [notJson, '1.8.0'], [noServe, '1.7.0']] as const) {
     const r = await cli(['bundle', 'push', dir, '--version', version, '--json']);
     assert.equal(r.code, 0, r.stderr);
   }
@@ -124,5 +138,31 @@ describe('a deploy interrupted by a signal', () => {
     const s = await status();
     assert.deepEqual([s.serving, s.stableSet, s.traffic, s.rollout, s.lock], ['1.0.0', ['1.0.0'], { '1.0.0': 100 }, null, null]);
     assert.deepEqual(Object.keys(s.observed.versions), ['1.0.0']);
+  });
+});
+
+describe('the safety path', () => {
+  test('a deploy that cannot start its candidate (no serve section) leaves the model as it was: no rollout, no lock, no promote hint', async () => {
+    const r = await cli(['deploy', 'sentiment@1.7.0', '--steps', '20,100']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /serve/);
+    assert.doesNotMatch(r.stderr, /promote|--resume|this looks like a bug/i);
+    const s = await status();
+    assert.deepEqual([s.serving, s.traffic, s.rollout, s.lock], ['1.0.0', { '1.0.0': 100 }, null, null]);
+    const h = await cli(['history', 'sentiment', '--json']);
+    assert.equal(h.json()[0].version, '1.7.0');
+    assert.equal(h.json()[0].state, 'failed');
+  });
+
+  test('a candidate whose answers the gates cannot read (200, not JSON, scoreField declared) is rolled back, and the reason says so', async () => {
+    const { stop, load } = steadyLoad((await cli(['local', 'status', '--json'])).json().url);
+    const r = await cli(['deploy', 'sentiment@1.8.0', '--steps', '50,100', '--interval', '6s', '--check-every', '1s', '--json']);
+    stop.abort();
+    await load;
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    const result = r.json();
+    assert.equal(result.outcome, 'rolled-back');
+    assert.match(result.reason, /answers? unreadable \(not JSON, or without the declared field\)/);
+    assert.equal((await status()).serving, '1.0.0');
   });
 });
