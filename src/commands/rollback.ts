@@ -13,11 +13,14 @@ export default class Rollback extends StoreCommand {
   static override summary = 'Switch all traffic to a warm version of the stable set, now.';
   static override description = `Instant: the last three stable versions stay running, so a rollback is a traffic switch (seconds), checked
 by a health probe of the version it lands on. Default: the stable version before the serving one.
+The version rolled back from leaves the stable set and is stopped (so the next rollback does not go
+straight back to it) unless --keep-stable; the rollback is recorded in \`modelctl history\`.
 An older stored version that is no longer warm needs --force, which deploys it afresh through the usual
 canary steps and gates (plan flags apply). Refused while a rollout is in progress: use \`modelctl abort\`.`;
   static override examples = [
     '<%= config.bin %> rollback sentiment',
     '<%= config.bin %> rollback sentiment --to 1.2.0',
+    '<%= config.bin %> rollback sentiment --keep-stable   # the version left stays warm in the stable set',
     '<%= config.bin %> rollback sentiment --to 0.9.0 --force --steps 50,100 --interval 30s',
   ];
   static override args = { model: Args.string({ description: 'Model name.', required: true }) };
@@ -28,6 +31,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
     ...telemetryFlags,
     to: Flags.string({ description: 'The version to serve (default: the previous stable version).' }),
     force: Flags.boolean({ description: 'Allow a version outside the stable set: deploy it afresh.' }),
+    'keep-stable': Flags.boolean({ description: 'Keep the version rolled back from warm in the stable set (default: it leaves and is stopped).' }),
   };
 
   protected async execute(): Promise<unknown> {
@@ -40,7 +44,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
       const onEvent = teeEvents((e) => view.onEvent(e), telemetry && ((e) => telemetry.onEvent(e)))!;
       const engine = await openEngine({ ...targetOptionsOf(flags), store, onEvent, note: (m) => this.note(m) });
       // A switch pushes its own story; needs-deploy pushes nothing here (the deploy below does).
-      const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force }));
+      const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force, keepStable: flags['keep-stable'] }));
       if (r.action !== 'needs-deploy') return r;
       this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
       const result = (await deploy({
@@ -76,6 +80,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   protected human(r: Result): string {
     if (r.action === 'redeployed') return `${r.deploy.model}@${r.deploy.version}: ${r.deploy.outcome} — ${r.deploy.reason}`;
     if (r.action === 'already-serving') return `${r.model}@${r.to} is already serving`;
-    return `${r.model}: all traffic on ${r.to} (was ${r.from})${r.healthy === false ? ' — but it is NOT healthy' : ', healthy'}\nstable set: ${r.stableSet.join(', ')}`;
+    const left = r.from && !r.stableSet.includes(r.from) ? `\n${r.from} left the stable set${r.healthy ? ' and was stopped' : ''} (--keep-stable keeps it)` : '';
+    return `${r.model}: all traffic on ${r.to} (was ${r.from})${r.healthy === false ? ' — but it is NOT healthy' : ', healthy'}\nstable set: ${r.stableSet.join(', ')}${left}`;
   }
 }

@@ -130,6 +130,8 @@ export interface RollbackOptions {
   to?: string;
   /** Allow a version outside the stable set: the result says `needs-deploy` and the caller runs a full rollout of it. */
   force?: boolean;
+  /** Keep the version rolled back from in the stable set (default: it leaves, so the next rollback does not return to it). */
+  keepStable?: boolean;
 }
 
 export interface RollbackResult {
@@ -332,11 +334,29 @@ export class RolloutEngine {
       }
       // No rollout is in progress (checked above): an expired lock is the tail of a crashed
       // rollback or promotion, which leaves nothing half-done to resolve. Safe to take.
-      tookOver = acquireLock(doc, this.deps.holder, this.now(), this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+      const now = this.now();
+      tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
       plan = { action: 'switched', from, to, digest: release.digest };
-      // The target becomes serving: front of the stable set, the others keep their order.
-      doc.stableSet = [to, ...set.filter((v) => v !== to)];
+      // The target becomes serving: front of the stable set, the others keep their order. The
+      // version rolled back from was judged bad by a human: it leaves the set (unless kept), so
+      // the next rollback does not go straight back to it.
+      doc.stableSet = [to, ...set.filter((v) => v !== to && (opts.keepStable || v !== from))];
       doc.traffic = soleSplit(to);
+      const by = this.deps.holder.holder;
+      if (!opts.keepStable) {
+        for (const r of stableRecords(doc, from)) Object.assign(r, { state: 'retired', endedAt: now, reason: `rolled back to ${to} by ${by}` });
+      }
+      // The rollback itself is a release event in the history: `to` serves again from now on.
+      doc.releases.push({
+        version: to,
+        digest: release.digest,
+        state: 'stable',
+        startedAt: now,
+        endedAt: now,
+        reason: `rollback from ${from} by ${by}${opts.keepStable ? ` (${from} kept in the stable set)` : ''}`,
+        startedBy: by,
+        steps: [],
+      });
     });
     if (!plan) throw new Error('bug: rollback decided nothing');
     const p = plan;
@@ -350,7 +370,10 @@ export class RolloutEngine {
       await this.applyTraffic(run, soleSplit(p.to));
       const healthy = await this.deps.target.healthy(model, p.to);
       if (!healthy) this.emit(run, 'stable-unhealthy', { version: p.to });
-      this.emit(run, 'rolled-back', { to: p.to, healthy });
+      this.emit(run, 'rolled-back', { to: p.to, from: p.from, healthy });
+      // Stop the version that left the set — unless the one now serving is unhealthy: then it is
+      // the only other running version, kept for whoever repairs this.
+      if (p.from && healthy && !run.doc.stableSet.includes(p.from)) await this.retire(run, p.from);
       await this.releaseQuietly(run);
       return { ...base, stableSet: run.doc.stableSet, healthy };
     } catch (err) {
@@ -793,8 +816,7 @@ export class RolloutEngine {
       pushedOut = set.slice(3);
       doc.stableSet = set.slice(0, 3);
       for (const v of pushedOut) {
-        const old = latestRelease(doc, v);
-        if (old) Object.assign(old, { state: 'retired', endedAt: now, reason: `left the stable set when ${run.version} was promoted` });
+        for (const old of stableRecords(doc, v)) Object.assign(old, { state: 'retired', endedAt: now, reason: `left the stable set when ${run.version} was promoted` });
       }
       doc.rollout = null;
     });
@@ -1076,6 +1098,11 @@ function interruptionName(signal: AbortSignal): string {
 function latestRelease(doc: ModelLedger, version: string): Release | undefined {
   for (let i = doc.releases.length - 1; i >= 0; i--) if (doc.releases[i]!.version === version) return doc.releases[i];
   return undefined;
+}
+
+/** The release records of `version` still marked stable (a rollback adds one per switch back to it). */
+function stableRecords(doc: ModelLedger, version: string): Release[] {
+  return doc.releases.filter((r) => r.version === version && r.state === 'stable');
 }
 
 function soleSplit(version: string): TrafficSplit {

@@ -165,4 +165,26 @@ describe('the safety path', () => {
     assert.match(result.reason, /answers? unreadable \(not JSON, or without the declared field\)/);
     assert.equal((await status()).serving, '1.0.0');
   });
+
+  test('a manual rollback is recorded in the history; the version rolled back from leaves the stable set, so the next rollback does not return to it', async () => {
+    const { stop, load } = steadyLoad((await cli(['local', 'status', '--json'])).json().url);
+    const d = await cli(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '4s', '--check-every', '1s', '--json']);
+    stop.abort();
+    await load;
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    const r = await cli(['rollback', 'sentiment']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /all traffic on 1\.0\.0 \(was 1\.1\.0\)/);
+    assert.match(r.stdout, /1\.1\.0 left the stable set and was stopped/);
+    const h = (await cli(['history', 'sentiment', '--json'])).json();
+    assert.deepEqual([h[0].version, h[0].state], ['1.0.0', 'stable']);
+    assert.match(h[0].reason, /^rollback from 1\.1\.0 by /);
+    assert.deepEqual([h[1].version, h[1].state], ['1.1.0', 'retired']);
+    assert.match(h[1].reason, /^rolled back to 1\.0\.0 by /);
+    const s = await status();
+    assert.deepEqual([s.serving, s.stableSet, Object.keys(s.observed.versions)], ['1.0.0', ['1.0.0'], ['1.0.0']]);
+    const again = await cli(['rollback', 'sentiment', '--json']);
+    assert.equal(again.code, 2, 'not straight back to the version just rolled back from');
+    assert.match(again.json().error.message, /single stable version/);
+  });
 });

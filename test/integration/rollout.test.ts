@@ -161,14 +161,15 @@ describe('rollouts on the local runtime', () => {
   });
 
   test('rollback is an instant switch to a warm stable version', async () => {
-    const r = await cli(['rollback', 'sentiment', '--json']);
+    // --keep-stable: 1.1.0 stays warm in the set, for the switch back below.
+    const r = await cli(['rollback', 'sentiment', '--keep-stable', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual([r.json().from, r.json().to, r.json().healthy], ['1.1.0', '1.0.0', true]);
     assert.deepEqual(await answeredBy(20), { '1.0.0': 20 });
     const outside = await cli(['rollback', 'sentiment', '--to', '1.2.0', '--json']);
     assert.equal(outside.code, 2);
     assert.match(outside.json().error.message, /not in the stable set/);
-    assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0'])).code, 0);
+    assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0', '--keep-stable'])).code, 0);
     assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });
   });
 });

@@ -108,7 +108,7 @@ describe('telemetry pushed to a real Pushgateway', { timeout: 120_000 }, () => {
   });
 
   test('modelctl rollback --pushgateway: a manual rollback replaces the group', async () => {
-    const r = await cli(['rollback', 'sentiment', '--pushgateway', pgw.url, '--json']);
+    const r = await cli(['rollback', 'sentiment', '--keep-stable', '--pushgateway', pgw.url, '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual([r.json().from, r.json().to], ['1.1.0', '1.0.0']);
     assert.equal(await pushed('modelctl_rollbacks_total', { reason: 'manual' }), 1);

@@ -509,21 +509,44 @@ describe('the stable set', () => {
 });
 
 describe('rollback', () => {
-  test('default: instant switch to the previous stable, which becomes serving; nothing restarted or stopped', async () => {
+  test('default: instant switch to the previous stable; the version rolled back from leaves the set and stops; recorded in the history', async () => {
     const w = new World();
     await w.seed('1.0.0', '2.0.0', '3.0.0');
     const m = w.mark();
     const r = await w.engine().rollback(MODEL);
     assert.deepEqual([r.action, r.from, r.to, r.healthy], ['switched', '3.0.0', '2.0.0', true]);
     assert.deepEqual(w.splitsSince(m), ['2.0.0:100']);
-    // deploy + waitReady make sure the warm version still runs (no-ops when it does), then the switch.
-    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['deploy', 'waitReady', 'applyTraffic', 'healthy']);
-    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0', '3.0.0'], 'nothing stopped');
-    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '3.0.0', '1.0.0']);
+    // deploy + waitReady make sure the warm version still runs (no-ops when it does), then the switch, then 3.0.0 stops.
+    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['deploy', 'waitReady', 'applyTraffic', 'healthy', 'retire']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0']);
+    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '1.0.0']);
     assert.equal(w.ledger().lock, null);
-    // Again: back to 3.0.0 (the "previous" one now).
-    assert.equal((await w.engine().rollback(MODEL)).to, '3.0.0');
+    const history = await w.engine().history(MODEL);
+    assert.deepEqual([history[0]!.version, history[0]!.state], ['2.0.0', 'stable']);
+    assert.match(history[0]!.reason!, /^rollback from 3\.0\.0 by alice/);
+    assert.deepEqual([w.release('3.0.0').state, w.release('3.0.0').reason], ['retired', 'rolled back to 2.0.0 by alice']);
+    // Again: on to 1.0.0 — never straight back to the version just rolled back from.
+    assert.equal((await w.engine().rollback(MODEL)).to, '1.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['1.0.0']);
     assert.deepEqual(w.violations, []);
+  });
+
+  test('--keep-stable keeps the version rolled back from warm in the set (the old behaviour, asked for)', async () => {
+    const w = new World();
+    await w.seed('1.0.0', '2.0.0', '3.0.0');
+    const r = await w.engine().rollback(MODEL, { keepStable: true });
+    assert.equal(r.to, '2.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '3.0.0', '1.0.0']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0', '3.0.0'], 'nothing stopped');
+    assert.equal(w.release('3.0.0').state, 'stable');
+    assert.match(w.release('2.0.0').reason!, /3\.0\.0 kept in the stable set/);
+    // Both records of 2.0.0 leave together when it is pushed out later.
+    assert.equal((await w.engine().rollback(MODEL, { to: '3.0.0', keepStable: true })).to, '3.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['3.0.0', '2.0.0', '1.0.0']);
+    await w.engine().deploy(ref('4.0.0'), plan({ steps: [50, 100] }));
+    await w.engine().deploy(ref('5.0.0'), plan({ steps: [50, 100] }));
+    assert.deepEqual(w.ledger().stableSet, ['5.0.0', '4.0.0', '3.0.0']);
+    assert.deepEqual(w.ledger().releases.filter((x) => x.version === '2.0.0').map((x) => x.state), ['retired', 'retired']);
   });
 
   test('--to a version of the stable set; to the serving one is a no-op', async () => {
@@ -531,7 +554,7 @@ describe('rollback', () => {
     await w.seed('1.0.0', '2.0.0', '3.0.0');
     const r = await w.engine().rollback(MODEL, { to: '1.0.0' });
     assert.equal(r.to, '1.0.0');
-    assert.deepEqual(w.ledger().stableSet, ['1.0.0', '3.0.0', '2.0.0']);
+    assert.deepEqual(w.ledger().stableSet, ['1.0.0', '2.0.0']);
     assert.deepEqual(w.target.traffic(MODEL).weights, { '1.0.0': 100 });
     const m = w.mark();
     assert.equal((await w.engine().rollback(MODEL, { to: '1.0.0' })).action, 'already-serving');
