@@ -283,3 +283,28 @@ function resumeChangesOf(flags: RolloutFlags, plan: RolloutPlan): Pick<DeployOpt
   if (flags.readyTimeout !== undefined) timings.readyTimeoutMs = plan.readyTimeoutMs;
   return { ...(Object.keys(timings).length > 0 ? { resumeTimings: timings } : {}), ...(Object.keys(shape).length > 0 ? { resumeShape: shape } : {}) };
 }
+
+/**
+ * Rollouts on the local runtime of `home` that a living modelctl drives right now (lock live):
+ * what `local down` must not pull the runtime from under. Held or interrupted rollouts have no
+ * driver and are not listed (their state survives a restart of the runtime). A ledger that cannot
+ * be read is skipped here: its own commands report it.
+ */
+export async function liveLocalRollouts(home: string): Promise<Array<{ model: string; version: string; phase: string; holder: string }>> {
+  const ledger = new FileLedgerStore(path.join(home, 'ledger', 'local'), 'local');
+  const engine = new RolloutEngine({
+    target: { name: 'local' } as Target, // status() reads the ledger only
+    metrics: { window: () => Promise.reject(new Error('unused')) },
+    ledger,
+    clock: systemClock,
+    holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
+    holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
+  });
+  const live = [];
+  for (const model of await ledger.list().catch(() => [] as string[])) {
+    const s = await engine.status(model).catch(() => undefined);
+    const r = s?.rollout;
+    if (r && !r.interrupted && r.phase !== 'held') live.push({ model, version: r.version, phase: r.phase === 'canary' ? `canary step ${r.stepIndex + 1}/${r.steps.length}` : r.phase, holder: s.lock?.holder ?? r.holder });
+  }
+  return live;
+}

@@ -106,6 +106,12 @@ describe('a deploy interrupted by a signal', () => {
     // The lock is free: this deploy is not refused (exit 5).
     const run = background(['deploy', 'sentiment@1.1.0', '--steps', '20,100', '--interval', '10m']);
     await waitFor('the canary to take traffic', inCanary);
+    // `local down` does not pull the runtime from under a running rollout: refused, naming it and how to stop it.
+    const down = await cli(['local', 'down', '--json']);
+    assert.equal(down.code, 5, down.stdout + down.stderr);
+    assert.match(down.json().error.message, /rollout in progress: sentiment@1\.1\.0 \(canary step 1\/2, driven by /);
+    assert.match(down.json().error.hint, /modelctl abort sentiment/);
+    assert.equal((await status()).observed.traffic.weights['1.1.0'], 20, 'the runtime still serves the canary');
     run.child.kill('SIGINT');
     run.child.kill('SIGTERM');
     const { code, stderr } = await run.done;
