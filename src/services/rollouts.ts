@@ -190,7 +190,7 @@ async function localParts(opts: RolloutContextOptions) {
   const home = opts.home ?? modelctlHome();
   const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
   return {
-    target: new LocalTarget({ home, store: opts.store, port: opts.port }),
+    target: new LocalTarget({ home, store: opts.store, port: opts.port, note: opts.note }),
     metrics: new LocalMetricSource({ home }),
     ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
   };

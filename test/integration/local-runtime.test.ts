@@ -279,6 +279,10 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     assert.ok(report.sent >= 30 && report.sent <= 80, `sent ${report.sent} in ~0.5 s at 100 rps`);
     assert.equal(report.answered, report.sent);
     assert.equal(report.versions.reduce((n, v) => n + v.requests, 0), report.answered);
+    // A model nobody routes answers 404: every one of them is an error for the one sending load.
+    const missing = await runLoad({ url: client.url, model: 'nosuchmodel', rps: 40, durationMs: 500 });
+    assert.ok(missing.answered > 0 && missing.statuses['404'] === missing.answered, JSON.stringify(missing.statuses));
+    assert.equal(missing.errors, missing.answered);
     await assert.rejects(runLoad({ url: 'http://example.com:80', model: 'sentiment', rps: 1, durationMs: 1000 }), UsageError);
     await assert.rejects(runLoad({ url: client.url, model: 'sentiment', rps: 2000, durationMs: 600_000 }), /more than 200000 requests/);
   });
@@ -308,7 +312,8 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     const source = new LocalMetricSource({ home });
     await until('the mirrored requests are recorded', async () => (await source.window('sentiment', '1.1.0', since)).requests >= 200);
     const w = await source.window('sentiment', '1.1.0', since);
-    assert.deepEqual(Object.keys(w).sort(), ['errors', 'latenciesMs', 'requests', 'scores', 'shadowAgreed', 'shadowCompared']);
+    assert.deepEqual(Object.keys(w).sort(), ['errors', 'latenciesMs', 'requests', 'scores', 'shadowAgreed', 'shadowCompared', 'unreadable']);
+    assert.equal(w.unreadable, 0, 'the example answers JSON with its declared fields');
     assert.equal(w.requests, 200);
     assert.equal(w.errors, 100, 'errorRate 0.5 is exact');
     assert.equal(w.shadowCompared, 100);

@@ -193,4 +193,19 @@ describe('the safety path', () => {
     assert.equal(again.code, 2, 'not straight back to the version just rolled back from');
     assert.match(again.json().error.message, /single stable version/);
   });
+
+  test('a readiness timeout names the whole wait and what it waited on, and says so while waiting', async () => {
+    const r = await cli(['deploy', 'sentiment@1.9.0', '--steps', '20,100', '--ready-timeout', '7s']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /waiting for sentiment@1\.9\.0 to become ready \(5 s of 7 s\): sentiment@1\.9\.0 is starting \(/);
+    assert.match(r.stdout, /did not become ready within 7 s \(the ready timeout\): sentiment@1\.9\.0 is starting/);
+    assert.doesNotMatch(r.stdout + r.stderr, /after 60000 ms|after 2000 ms/);
+    assert.equal((await status()).serving, '1.0.0');
+  });
+
+  test('local load of a model the runtime does not route is refused (exit 8), naming what it routes', async () => {
+    const r = await cli(['local', 'load', 'nosuchmodel', '--duration', '1s', '--json']);
+    assert.equal(r.code, 8, r.stdout + r.stderr);
+    assert.match(r.json().error.message, /routes no model named nosuchmodel \(it routes: sentiment\)/);
+  });
 });

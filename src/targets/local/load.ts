@@ -180,7 +180,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 }
 
 function summarize(opts: LoadOptions, target: string, outcomes: Outcome[], skipped: number, due: number, stoppedEarly: boolean): LoadReport {
-  const isErr = (o: Outcome) => o.status === 0 || o.status >= 500;
+  // Anything but a success is an error for whoever sends the load: a 404 (no such model) or a 400
+  // from the model counts as much as a 5xx or a failed connection.
+  const isErr = (o: Outcome) => o.status === 0 || o.status >= 400;
   const statuses: Record<string, number> = {};
   for (const o of outcomes) {
     const k = o.status === 0 ? 'failed' : String(o.status);
