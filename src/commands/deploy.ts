@@ -51,22 +51,8 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Deploy);
     // From here on the first SIGINT/SIGTERM aborts the rollout to stable (see cleanup.ts).
-    const [{ interruptible }, { LeftBehind }] = await Promise.all([import('../cli/cleanup.js'), import('../rollout/left-behind.js')]);
-    const interrupt = new AbortController();
-    const model = args.ref.split('@')[0]!;
-    const left = new LeftBehind(model);
-    const forget = interruptible({
-      onSignal: (signal) => {
-        process.stderr.write(`\n${signal}: aborting the rollout of ${model} to stable (send it again to exit at once, leaving the rollout interrupted)\n`);
-        interrupt.abort(signal);
-      },
-      leftBehind: () => left.message(),
-      onExit: (signal, code, message) => {
-        if (!this.jsonMode) return;
-        const error = { code: 'interrupted', exitCode: code, message: `interrupted again by ${signal} before the rollout of ${model} was aborted`, ...(message ? { hint: message } : {}) };
-        process.stdout.write(`${JSON.stringify({ error }, null, 2)}\n`);
-      },
-    });
+    const { rolloutInterruption } = await import('../cli/rollout-interrupt.js');
+    const interruption = rolloutInterruption(args.ref.split('@')[0]!, this.jsonMode);
     const store = await this.openStore(flags);
     const { deploy } = await import('../services/rollouts.js');
     try {
@@ -77,7 +63,7 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
         ref: args.ref,
         dryRun: flags['dry-run'],
         resume: flags.resume,
-        signal: interrupt.signal,
+        signal: interruption.signal,
         pushgateway: flags.pushgateway,
         telemetry: true,
         warn: warnOnStderr,
@@ -86,12 +72,12 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
           if (!flags['dry-run']) this.view = createRolloutView({ plan });
         },
         onEvent: (e) => {
-          left.onEvent(e);
+          interruption.onEvent(e);
           this.view?.onEvent(e);
         },
       });
     } finally {
-      forget();
+      interruption.dispose();
       this.view?.close();
     }
   }

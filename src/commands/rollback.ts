@@ -47,6 +47,9 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
       const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force, keepStable: flags['keep-stable'] }));
       if (r.action !== 'needs-deploy') return r;
       this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
+      // A full rollout: Ctrl-C aborts it to stable, as for deploy.
+      const { rolloutInterruption } = await import('../cli/rollout-interrupt.js');
+      const interruption = rolloutInterruption(args.model, this.jsonMode);
       const result = (await deploy({
         ...targetOptionsOf(flags),
         store,
@@ -58,8 +61,12 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
         telemetry: true,
         warn: warnOnStderr,
         flags: rolloutFlagsOf(flags),
-        onEvent: (e) => view.onEvent(e),
-      })) as RolloutResult;
+        signal: interruption.signal,
+        onEvent: (e) => {
+          interruption.onEvent(e);
+          view.onEvent(e);
+        },
+      }).finally(interruption.dispose)) as RolloutResult;
       return { action: 'redeployed', deploy: result } satisfies Result;
     } finally {
       view.close();
@@ -67,7 +74,7 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   }
 
   protected override exitCodeOf(r: Result): ExitCode {
-    if (r.action === 'redeployed') return OUTCOME_EXIT_CODES[r.deploy.outcome];
+    if (r.action === 'redeployed') return r.deploy.interrupted ? ExitCode.interrupted : OUTCOME_EXIT_CODES[r.deploy.outcome];
     return r.healthy === false ? ExitCode.rolledBack : ExitCode.ok;
   }
 

@@ -167,7 +167,7 @@ describe('rollouts on the local runtime', () => {
     assert.deepEqual([r.json().from, r.json().to, r.json().healthy], ['1.1.0', '1.0.0', true]);
     assert.deepEqual(await answeredBy(20), { '1.0.0': 20 });
     const outside = await cli(['rollback', 'sentiment', '--to', '1.2.0', '--json']);
-    assert.equal(outside.code, 2);
+    assert.equal(outside.code, 2, outside.stdout + outside.stderr);
     assert.match(outside.json().error.message, /not in the stable set/);
     assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0', '--keep-stable'])).code, 0);
     assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });
