@@ -203,6 +203,41 @@ describe('the safety path', () => {
     assert.equal((await status()).serving, '1.0.0');
   });
 
+  test('rollback --force passes every plan flag (--shadow-only was dropped)', async () => {
+    const r = await cli(['rollback', 'sentiment', '--to', '1.1.0', '--force', '--shadow-only', '--json']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.json().error.message, /--shadow-only needs a shadow share/);
+  });
+
+  test('--dry-run refuses what the real run refuses; bad plan inputs are usage errors', async () => {
+    const project = await writeTree(await fresh('project'), {
+      'modelctl.yaml': 'rollout:\n  gates:\n    - name: typo\n      metric: eror-rate\n      max: 0.1\n',
+    });
+    const cases: Array<[string[], RegExp, string?]> = [
+      [['--check-every', '0s'], /check interval must be > 0/],
+      [['--steps', '100'], /only step is 100%/],
+      [['--canary', '100%'], /only step is 100%/],
+      [['--canary', '5%', '--steps', '10,100'], /both set the canary steps/],
+      [['--interval', '90'], /"90" has no unit/],
+      [[], /unknown local metric "eror-rate"/, project],
+    ];
+    for (const [flags, re, cwd] of cases) {
+      for (const dry of [['--dry-run'], []]) {
+        const r = await runCli(['deploy', 'sentiment@1.1.0', ...flags, ...dry, '--json'], { env, cwd, timeoutMs: 60_000 });
+        assert.equal(r.code, 2, `${flags.join(' ')} ${dry.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.match(r.json().error.message, re);
+      }
+    }
+    const ok = await cli(['deploy', 'sentiment@1.1.0', '--dry-run', '--interval', '1m30s', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.json().steps[0].bakeMs, 90_000);
+    const typo = await writeTree(await fresh('typo'), { 'modelctl.yaml': 'rolout:\n  steps: [10, 100]\n' });
+    const t = await runCli(['deploy', 'sentiment@1.1.0', '--dry-run', '--json'], { env, cwd: typo, timeoutMs: 60_000 });
+    assert.equal(t.code, 2);
+    assert.match(t.json().error.message, /rolout: unknown setting \(did you mean rollout\?\)/);
+    assert.equal((await status()).rollout, null, 'nothing started');
+  });
+
   test('local load of a model the runtime does not route is refused (exit 8), naming what it routes', async () => {
     const r = await cli(['local', 'load', 'nosuchmodel', '--duration', '1s', '--json']);
     assert.equal(r.code, 8, r.stdout + r.stderr);
