@@ -504,8 +504,10 @@ export class RolloutEngine {
     }
     const since = ls.kind === 'expired' ? `its lock (${describeLock(ls.lock)}) expired at ${iso(ls.lock.expiresAt)}` : 'nobody holds its lock';
     const resume = ref && ref.version === r.version ? `, or continue it: modelctl deploy ${doc.model}@${r.version} --resume` : '';
+    // A candidate that was still starting never ran under any gate: promoting it is no resolution to offer.
+    const promote = r.phase === 'starting' ? '' : ` or modelctl promote ${doc.model}`;
     throw new LockedError(`${what} was interrupted: ${since}, so the modelctl that drove it is presumed dead`, {
-      hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable) or modelctl promote ${doc.model}${resume}`,
+      hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable)${promote}${resume}`,
       details: { ...details, interrupted: true },
     });
   }

@@ -113,6 +113,20 @@ describe('a crash at every Target call', async () => {
     assert.equal(again.outcome, 'promoted');
   });
 
+  test('a deploy killed while its candidate starts: the next deploy is told to abort it, never to promote a version that never ran', async () => {
+    const w = await seeded();
+    const m = w.mark();
+    w.target.failAt(2, 'hang'); // waitReady never returns: kill -9 while starting
+    void w.engine().deploy(ref('3.0.0'), PLAN);
+    await w.until(() => w.target.calls.length >= m + 2);
+    await w.clock.advance(PLAN.readyTimeoutMs + TTL);
+    const err = await w.engine('bob', 200).deploy(ref('4.0.0'), PLAN).catch((e: unknown) => e);
+    assert.ok(err instanceof ModelctlError && err.exitCode === ExitCode.locked, String(err));
+    assert.match(err.message, /3\.0\.0 \(starting\) was interrupted/);
+    assert.match(err.hint ?? '', /modelctl abort sentiment/);
+    assert.doesNotMatch(err.hint ?? '', /promote/);
+  });
+
   for (let n = 1; n < calls; n++) {
     // A rejecting waitReady is a verdict on the candidate, covered above; a hang there is a crash.
     // A deploy that throws never started anything: covered above.
