@@ -51,7 +51,8 @@ export class LeftBehind {
       case 'live':
         return (
           `The rollout of ${ref} is left INTERRUPTED with live traffic on the unjudged candidate. ` +
-          `Resolve it now: modelctl abort ${m} (all traffic back on stable), or modelctl deploy ${ref} --resume (continue it). See modelctl status ${m}.`
+          `Resolve it now: modelctl abort ${m} (all traffic back on stable), or modelctl deploy ${ref} --resume (continue it). ` +
+          `See modelctl status ${m} (from another machine, that works once this process's lock has expired).`
         );
       case 'restored':
         return `All traffic is back on stable, but the rollout of ${ref} is not closed yet. Finish it: modelctl abort ${m}`;
