@@ -629,7 +629,9 @@ export class RolloutEngine {
    * If the ledger cannot be written either, the rollout stays recorded and guarded() reports it.
    */
   private async abandonStart(run: Run, err: unknown): Promise<void> {
-    const reason = `could not start ${run.version}: ${message(err)}`;
+    // One line in the history (a runtime's start-up log can follow the message).
+    const why = message(err).replace(/\s*\n\s*/g, ' | ');
+    const reason = `could not start ${run.version}: ${why}`;
     const now = this.now();
     try {
       await this.write(run, (doc) => {
@@ -640,7 +642,7 @@ export class RolloutEngine {
     } catch {
       return;
     }
-    this.emit(run, 'start-failed', { version: run.version, reason });
+    this.emit(run, 'start-failed', { version: run.version, reason: why });
     // Whatever part of it did start goes away; a version that never ran has nothing to stop.
     await this.deps.target.retire(run.model, run.version).catch(() => undefined);
   }
