@@ -34,19 +34,51 @@ export const prometheusSectionSchema = z
   .refine((p) => !(p.bearerTokenEnv && p.basicAuth), { message: 'use bearerTokenEnv or basicAuth, not both' });
 export type PrometheusSection = z.output<typeof prometheusSectionSchema>;
 
+/** The top-level sections of modelctl.yaml; `rollout`, `local` and `telemetry` are checked where they are read. */
+export const PROJECT_SECTIONS = ['store', 's3', 'prometheus', 'kubernetes', 'rollout', 'local', 'telemetry'] as const;
+
 /**
- * modelctl.yaml: project settings shared by everyone working in a repository. Sections owned by
- * later features (local, kubernetes, rollout, gates…) are accepted as free-form maps for now.
+ * modelctl.yaml: project settings shared by everyone working in a repository. Sections checked
+ * where they are used (rollout, local, telemetry) are free-form maps here; an unknown top-level
+ * key is an error (a typo such as `rolout:` would otherwise be silently ignored).
  */
-export const projectConfigSchema = z.looseObject({
-  store: z.string({ error: 'expected a store URL such as s3://bucket/prefix or file://./store' }).optional(),
-  s3: z
-    .object({ pathStyle: z.boolean({ error: 'expected true or false' }).optional() })
-    .strict()
-    .optional(),
-  prometheus: prometheusSectionSchema.optional(),
-  kubernetes: kubernetesSectionSchema.optional(),
-});
+export const projectConfigSchema = z
+  .looseObject({
+    store: z.string({ error: 'expected a store URL such as s3://bucket/prefix or file://./store' }).optional(),
+    s3: z
+      .object({ pathStyle: z.boolean({ error: 'expected true or false' }).optional() })
+      .strict()
+      .optional(),
+    prometheus: prometheusSectionSchema.optional(),
+    kubernetes: kubernetesSectionSchema.optional(),
+  })
+  .superRefine((config, ctx) => {
+    for (const key of Object.keys(config)) {
+      if ((PROJECT_SECTIONS as readonly string[]).includes(key)) continue;
+      const near = closest(key, PROJECT_SECTIONS);
+      ctx.addIssue({ code: 'custom', path: [key], message: `unknown setting${near ? ` (did you mean ${near}?)` : ''}; known: ${PROJECT_SECTIONS.join(', ')}` });
+    }
+  });
+
+/** The candidate within edit distance 2 of `word` (a likely typo), if any. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { c: string; d: number } | undefined;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d <= 2 && (!best || d < best.d)) best = { c, d };
+  }
+  return best?.c;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
 export type ProjectConfig = z.output<typeof projectConfigSchema>;
 
 /** Find modelctl.yaml by walking up from `cwd` to the filesystem root. */

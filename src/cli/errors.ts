@@ -15,6 +15,7 @@ export const ExitCode = {
   conflict: 7,
   notFound: 8,
   unavailable: 9,
+  interrupted: 10,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -30,6 +31,7 @@ export const EXIT_CODES: ReadonlyArray<{ code: ExitCode; name: string; meaning: 
   { code: ExitCode.conflict, name: 'conflict', meaning: 'conflict: the same version exists with different content' },
   { code: ExitCode.notFound, name: 'not-found', meaning: 'the ref, version or digest does not exist in the store' },
   { code: ExitCode.unavailable, name: 'unavailable', meaning: 'the store or cluster could not be reached or refused access (after retries)' },
+  { code: ExitCode.interrupted, name: 'interrupted', meaning: 'interrupted by SIGINT/SIGTERM: the rollout was aborted back to stable (a second signal exits 130/143 at once)' },
 ];
 
 export interface ErrorDetails {

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import type { RolloutFlags } from '../rollout/plan.js';
 import { TARGETS, type TargetName } from '../services/rollouts.js';
 
 /** Flags of every command that acts on a target. */
@@ -48,3 +49,27 @@ export const planFlags = {
   'shadow-only': Flags.boolean({ description: 'Stop after the shadow phase: judge the candidate, never give it live traffic.', helpGroup: 'ROLLOUT' }),
   'ready-timeout': Flags.string({ description: 'How long a version may take to become ready. Default 2m.', helpGroup: 'ROLLOUT' }),
 };
+
+/** What the plan flags say, for the plan resolver: every one of them (a command copying them by hand dropped some). */
+export function rolloutFlagsOf(flags: {
+  canary?: string | undefined;
+  steps?: string | undefined;
+  interval?: string | undefined;
+  'check-every'?: string | undefined;
+  shadow?: string | undefined;
+  'shadow-duration'?: string | undefined;
+  'shadow-only'?: boolean | undefined;
+  'ready-timeout'?: string | undefined;
+}): RolloutFlags {
+  return {
+    canary: flags.canary,
+    steps: flags.steps,
+    interval: flags.interval,
+    checkEvery: flags['check-every'],
+    shadow: flags.shadow,
+    shadowDuration: flags['shadow-duration'],
+    // A boolean flag not given is false: only `true` says anything.
+    shadowOnly: flags['shadow-only'] || undefined,
+    readyTimeout: flags['ready-timeout'],
+  };
+}

@@ -59,6 +59,39 @@ export function describeEvent(e: RolloutEvent): string {
       return `rolled back: all traffic on ${fmt(e.to)}${e.healthy === false ? ' (NOT healthy)' : ''}`;
     case 'held':
       return `HELD for a human: ${fmt(e.reason)} (then \`modelctl promote\` or \`modelctl abort\`)`;
+    case 'shadow-passed':
+      return 'shadow phase passed';
+    case 'shadow-finished':
+      return `shadow-only rollout done: the candidate stopped, all traffic on ${fmt(e.to)}`;
+    case 'version-not-ready':
+      return `${fmt(e.version)} did NOT become ready: ${fmt(e.reason)}`;
+    case 'start-failed':
+      return `${fmt(e.version)} could not be started, nothing changed: ${fmt(e.reason)}`;
+    case 'abort-started':
+      return `aborting: ${fmt(e.reason)}`;
+    case 'aborted':
+      return `aborted: all traffic on ${e.to ? fmt(e.to) : 'no version'}`;
+    case 'already-serving':
+      return `${fmt(e.version)} is already serving: traffic re-applied`;
+    case 'cascade':
+      return `${fmt(e.from)} is not healthy: trying ${fmt(e.to)}`;
+    case 'stable-unhealthy':
+      return `${fmt(e.version)} is NOT healthy`;
+    case 'no-healthy-stable':
+      return `no healthy stable version (tried ${((e.tried as string[] | undefined) ?? []).join(', ')}): all traffic back on ${fmt(e.servingNow)}`;
+    case 'retired':
+      return `${fmt(e.version)} stopped (left the stable set)`;
+    case 'retire-failed':
+      return `could not stop ${fmt(e.version)} (housekeeping, the result stands): ${fmt(e.reason)}`;
+    case 'lock-taken-over': {
+      const prev = e.previous as { holder?: string } | undefined;
+      return `took over the lock${prev?.holder ? ` of ${prev.holder}` : ''} (its holder is gone or its lock expired)`;
+    }
+    case 'lock-release-failed':
+      return `could not free the lock (it expires by itself): ${fmt(e.reason)}`;
+    case 'promote-requested':
+    case 'abort-requested':
+      return `${e.type === 'promote-requested' ? 'promotion' : 'abort'} requested by ${fmt(e.by)}`;
     default: {
       const { at: _at, type, ...rest } = e;
       const extra = Object.entries(rest)

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { stringify as stringifyYaml } from 'yaml';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
-import type { ExitCode } from '../cli/errors.js';
-import { planFlags, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
+import { ExitCode } from '../cli/errors.js';
+import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
@@ -22,7 +22,12 @@ samples) HOLD the rollout for a human: \`modelctl promote\` or \`modelctl abort\
 The first deploy of a model goes live after readiness and a health check and becomes the first stable version.
 Gates come from the bundle's rollout: section or modelctl.yaml (built-in defaults otherwise).
 
-Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another rollout holds the lock, 2 bad input.`;
+SIGINT or SIGTERM (Ctrl-C, a cancelled CI job) aborts the rollout to stable, frees the lock, prints the result
+(outcome aborted) and exits 10; a second signal exits at once (130/143), leaving the rollout interrupted for
+\`modelctl abort\` or \`deploy --resume\`.
+
+Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another rollout holds the lock, 2 bad input,
+10 interrupted by a signal (aborted to stable).`;
   static override examples = [
     '<%= config.bin %> deploy sentiment@1.0.0',
     '<%= config.bin %> deploy sentiment@1.4.0 --canary 5%',
@@ -47,6 +52,9 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Deploy);
+    // From here on the first SIGINT/SIGTERM aborts the rollout to stable (see cleanup.ts).
+    const { rolloutInterruption } = await import('../cli/rollout-interrupt.js');
+    const interruption = rolloutInterruption(args.ref.split('@')[0]!, this.jsonMode);
     const store = await this.openStore(flags);
     const { deploy } = await import('../services/rollouts.js');
     try {
@@ -57,31 +65,28 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
         ref: args.ref,
         dryRun: flags['dry-run'],
         resume: flags.resume,
+        signal: interruption.signal,
         pushgateway: flags.pushgateway,
         telemetry: true,
         warn: warnOnStderr,
-        flags: {
-          canary: flags.canary,
-          steps: flags.steps,
-          interval: flags.interval,
-          checkEvery: flags['check-every'],
-          shadow: flags.shadow,
-          shadowDuration: flags['shadow-duration'],
-          shadowOnly: flags['shadow-only'],
-          readyTimeout: flags['ready-timeout'],
-        },
+        flags: rolloutFlagsOf(flags),
         onPlan: (plan) => {
           if (!flags['dry-run']) this.view = createRolloutView({ plan });
         },
-        onEvent: (e) => this.view?.onEvent(e),
+        onEvent: (e) => {
+          interruption.onEvent(e);
+          this.view?.onEvent(e);
+        },
       });
     } finally {
+      interruption.dispose();
       this.view?.close();
     }
   }
 
   protected override exitCodeOf(r: RolloutResult | PlanDescription): ExitCode {
-    return 'outcome' in r ? OUTCOME_EXIT_CODES[r.outcome] : 0;
+    if (!('outcome' in r)) return ExitCode.ok;
+    return r.interrupted ? ExitCode.interrupted : OUTCOME_EXIT_CODES[r.outcome];
   }
 
   protected override async githubReport(r: RolloutResult | PlanDescription): Promise<GithubReport> {

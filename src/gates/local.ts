@@ -15,6 +15,8 @@ export interface LocalMeasurement {
   samples: number;
   /** "3 of 58 requests failed" */
   detail: string;
+  /** Answers this metric needed a declared field of and could not read it from (VersionWindow.unreadable). */
+  unreadable?: number;
 }
 
 export interface LocalMetric {
@@ -23,6 +25,11 @@ export interface LocalMetric {
   sampleNoun: string;
   phases: GatePhase[];
   measure(w: VersionWindow, spanMs: number): LocalMeasurement;
+}
+
+/** "…, 12 answers unreadable (not JSON, or without the declared field)" when there are any. */
+function unreadableNote(w: VersionWindow): string {
+  return w.unreadable ? `, ${w.unreadable} answer${w.unreadable === 1 ? '' : 's'} unreadable (not JSON, or without the declared field)` : '';
 }
 
 const BOTH: GatePhase[] = ['shadow', 'canary'];
@@ -50,10 +57,11 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
     unit: '',
     sampleNoun: 'requests',
     phases: BOTH,
+    // An answer the bundle's own contract says can be read, and cannot be, is an error too.
     measure: (w) => ({
-      value: w.requests > 0 ? w.errors / w.requests : null,
+      value: w.requests > 0 ? (w.errors + (w.unreadable ?? 0)) / w.requests : null,
       samples: w.requests,
-      detail: `${w.errors} of ${w.requests} requests failed`,
+      detail: `${w.errors} of ${w.requests} requests failed${unreadableNote(w)}`,
     }),
   },
   'latency-p50': latency(50),
@@ -66,7 +74,8 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
     measure: (w) => ({
       value: w.scores.length > 0 ? w.scores.reduce((a, b) => a + b, 0) / w.scores.length : null,
       samples: w.scores.length,
-      detail: `mean of ${w.scores.length} scores`,
+      detail: `mean of ${w.scores.length} scores${unreadableNote(w)}`,
+      unreadable: w.unreadable ?? 0,
     }),
   },
   'request-rate': {
@@ -87,7 +96,8 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
     measure: (w) => ({
       value: w.shadowCompared > 0 ? w.shadowAgreed / w.shadowCompared : null,
       samples: w.shadowCompared,
-      detail: `${w.shadowAgreed} of ${w.shadowCompared} answers agreed with stable`,
+      detail: `${w.shadowAgreed} of ${w.shadowCompared} answers agreed with stable${unreadableNote(w)}`,
+      unreadable: w.unreadable ?? 0,
     }),
   },
 };
@@ -131,6 +141,10 @@ export class LocalGateEvaluator implements GateEvaluator {
       cand = metric.measure(await source.window(ctx.model, ctx.candidate, ctx.sinceMs), span);
     } catch (err) {
       return { ...base, verdict: 'error', value: null, limit: describeLimit(gate, unit), samples: 0, reason: `measuring ${ctx.candidate}: ${errorMessage(err)}` };
+    }
+    if (cand.unreadable) {
+      // The gate needs a field these answers do not carry: it cannot judge them, so it does not pass them.
+      return inconclusive(cand.value, cand.samples, `cannot judge ${ctx.candidate}: ${cand.detail}`);
     }
     if (cand.samples < minSamples || cand.value === null || Number.isNaN(cand.value)) {
       return inconclusive(cand.value, cand.samples, `not enough data: ${cand.samples} of ${minSamples} ${metric.sampleNoun} needed (${cand.detail})`);

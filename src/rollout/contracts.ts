@@ -10,12 +10,24 @@ import type { RolloutPlan } from '../ledger/model.js';
 /** Milliseconds since the epoch; the engine never reads the system clock itself. */
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolves after `ms`, or as soon as `signal` aborts (an interrupted rollout must not wait out its bake). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      // The timer is cleared on abort so that no pending sleep keeps the process alive after it is done.
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    }),
 };
 
 /** Where traffic goes: integer percentages per version summing to 100, plus an optional mirror. */
@@ -72,6 +84,12 @@ export interface VersionWindow {
   /** Shadow only: requests whose candidate answer was compared with the stable one, and how many agreed. */
   shadowCompared: number;
   shadowAgreed: number;
+  /**
+   * Answers (status < 400) from which a field the bundle declares (serve.scoreField /
+   * agreementField) could not be read: not JSON, or the field missing or not a number. The version
+   * broke its own answer contract; gates must not read these as good answers. Absent: not measured.
+   */
+  unreadable?: number;
 }
 
 export interface MetricSource {

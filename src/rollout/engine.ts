@@ -80,6 +80,8 @@ export interface RolloutResult {
   /** The candidate's steps with their gate evidence (from the ledger, so a resumed rollout shows all). */
   steps: StepRecord[];
   events: RolloutEvent[];
+  /** Set when an interruption (the deploy's `signal`, e.g. SIGINT) made it abort: what interrupted it. */
+  interrupted?: string;
 }
 
 export interface EngineDeps {
@@ -102,6 +104,20 @@ export interface EngineDeps {
 export interface DeployOptions {
   /** Take over an interrupted rollout of this same version and digest and continue it from its recorded phase. */
   resume?: boolean;
+  /**
+   * Aborting it (e.g. on SIGINT/SIGTERM) aborts the rollout to stable through the ordinary abort
+   * path, as `modelctl abort` would: bakes and readiness waits wake at once. Its `reason` (a string,
+   * e.g. 'SIGINT') names the interruption in the result. A promotion already under way finishes.
+   */
+  signal?: AbortSignal;
+  /**
+   * With `resume`: timings given again on the command line (--interval, --check-every,
+   * --shadow-duration, --ready-timeout) replace the recorded ones from the resumed step on. The
+   * shape of the plan (steps, shadow share) is the recorded one: the caller refuses changes to it.
+   */
+  resumeTimings?: Partial<Pick<RolloutPlan, 'intervalMs' | 'checkEveryMs' | 'shadowDurationMs' | 'readyTimeoutMs'>>;
+  /** With `resume`: the plan's shape as given again (--steps, --shadow, …); refused unless it is the recorded one. */
+  resumeShape?: Partial<Pick<RolloutPlan, 'steps' | 'shadowPercent' | 'shadowOnly'>>;
 }
 
 /** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
@@ -114,6 +130,8 @@ export interface RollbackOptions {
   to?: string;
   /** Allow a version outside the stable set: the result says `needs-deploy` and the caller runs a full rollout of it. */
   force?: boolean;
+  /** Keep the version rolled back from in the stable set (default: it leaves, so the next rollback does not return to it). */
+  keepStable?: boolean;
 }
 
 export interface RollbackResult {
@@ -170,6 +188,10 @@ interface Run {
   bakeStart: number;
   /** The ledger as this run last wrote it, with its revision (the next write starts from it). */
   known?: Versioned<ModelLedger> | null;
+  /** Aborted: stop the rollout to stable (DeployOptions.signal). */
+  signal?: AbortSignal | undefined;
+  /** What interrupted it, once the engine acted on `signal`. */
+  interruptedBy?: string;
 }
 
 type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
@@ -187,10 +209,12 @@ export class RolloutEngine {
 
   /** Roll `ref` out following `plan`; resolves with the outcome (never throws for a gate verdict). */
   async deploy(ref: VersionRef, plan: RolloutPlan, opts: DeployOptions = {}): Promise<RolloutResult> {
-    const normalized = this.normalizePlan(plan);
-    // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
-    await this.deps.target.checkPlan?.(ref.model, normalized, ref);
+    if (opts.signal?.aborted) {
+      throw new ModelctlError(ExitCode.interrupted, `interrupted by ${interruptionName(opts.signal)} before the rollout of ${ref.model}@${ref.version} started: nothing changed`);
+    }
+    const normalized = await this.checkedPlan(ref, plan);
     const run = this.newRun(ref.model, ref.version, ref.digest);
+    run.signal = opts.signal;
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';
     let tookOver = null as LockRecord | null;
@@ -223,8 +247,51 @@ export class RolloutEngine {
       phase: run.doc.rollout!.phase,
       stable: run.doc.stableSet[0] ?? null,
       steps: run.doc.rollout!.plan.steps,
+      ...(mode === 'resume' && opts.resumeTimings ? { changed: opts.resumeTimings } : {}),
     });
     return this.guarded(run, () => this.drive(run));
+  }
+
+  /**
+   * Every check a deploy makes on its plan before it changes anything, for `deploy --dry-run` too
+   * (one validation path): the plan itself, what the target can carry out, and — against the
+   * ledger's serving version — that some gate judges the candidate before it gets all traffic.
+   * Returns the plan as the engine runs it (steps ending at 100).
+   */
+  async checkPlan(ref: VersionRef, plan: RolloutPlan): Promise<RolloutPlan> {
+    const normalized = await this.checkedPlan(ref, plan);
+    const { doc } = await this.deps.ledger.read(ref.model);
+    if (doc.stableSet[0] !== ref.version && !doc.rollout) this.refuseUnjudged(doc, ref, normalized);
+    return normalized;
+  }
+
+  private async checkedPlan(ref: VersionRef, plan: RolloutPlan): Promise<RolloutPlan> {
+    const normalized = this.normalizePlan(plan);
+    // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
+    await this.deps.target.checkPlan?.(ref.model, normalized, ref);
+    return normalized;
+  }
+
+  /**
+   * No plan may promote a candidate no gate has judged: with a stable version serving, at least
+   * one canary step below 100% or a shadow phase must be judged by a (non dry-run) gate. A 100%
+   * step is not baked instead, because at 100% every caller is on the unjudged candidate and the
+   * comparison gates lose their baseline (the stable version gets no traffic to compare with).
+   * A first deploy has nobody to compare with: its gate is the health check (see start()).
+   */
+  private refuseUnjudged(doc: ModelLedger, ref: VersionRef, plan: RolloutPlan): void {
+    if (doc.stableSet.length === 0) return;
+    const judging = (phase: GatePhase) => plan.gates.some((g) => !g.dryRun && this.phasesOf(g).includes(phase));
+    const canary = plan.steps.some((w) => w < 100) && judging('canary');
+    const shadow = plan.shadowPercent > 0 && judging('shadow');
+    if (canary || shadow) return;
+    const why = plan.steps.every((w) => w >= 100) && !(plan.shadowPercent > 0)
+      ? `its only step is 100%, so all traffic would move to ${ref.version} before any gate judged it`
+      : 'none of its gates (dry-run gates do not count) judges the steps before 100%';
+    throw new UsageError(`refusing to roll ${doc.model}@${ref.version} out over ${doc.stableSet[0]}: ${why}`, {
+      hint: 'give it at least one judged canary step below 100% (e.g. --steps 10,100 or --canary 10%) or a shadow phase (--shadow 10%), with gates for it',
+      details: { model: doc.model, version: ref.version, steps: plan.steps, shadowPercent: plan.shadowPercent, gates: plan.gates.map((g) => g.name) },
+    });
   }
 
   /** Promote the rollout in progress: ask the live deploy, or finish a held/interrupted one here. */
@@ -267,11 +334,29 @@ export class RolloutEngine {
       }
       // No rollout is in progress (checked above): an expired lock is the tail of a crashed
       // rollback or promotion, which leaves nothing half-done to resolve. Safe to take.
-      tookOver = acquireLock(doc, this.deps.holder, this.now(), this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
+      const now = this.now();
+      tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
       plan = { action: 'switched', from, to, digest: release.digest };
-      // The target becomes serving: front of the stable set, the others keep their order.
-      doc.stableSet = [to, ...set.filter((v) => v !== to)];
+      // The target becomes serving: front of the stable set, the others keep their order. The
+      // version rolled back from was judged bad by a human: it leaves the set (unless kept), so
+      // the next rollback does not go straight back to it.
+      doc.stableSet = [to, ...set.filter((v) => v !== to && (opts.keepStable || v !== from))];
       doc.traffic = soleSplit(to);
+      const by = this.deps.holder.holder;
+      if (!opts.keepStable) {
+        for (const r of stableRecords(doc, from)) Object.assign(r, { state: 'retired', endedAt: now, reason: `rolled back to ${to} by ${by}` });
+      }
+      // The rollback itself is a release event in the history: `to` serves again from now on.
+      doc.releases.push({
+        version: to,
+        digest: release.digest,
+        state: 'stable',
+        startedAt: now,
+        endedAt: now,
+        reason: `rollback from ${from} by ${by}${opts.keepStable ? ` (${from} kept in the stable set)` : ''}`,
+        startedBy: by,
+        steps: [],
+      });
     });
     if (!plan) throw new Error('bug: rollback decided nothing');
     const p = plan;
@@ -285,7 +370,10 @@ export class RolloutEngine {
       await this.applyTraffic(run, soleSplit(p.to));
       const healthy = await this.deps.target.healthy(model, p.to);
       if (!healthy) this.emit(run, 'stable-unhealthy', { version: p.to });
-      this.emit(run, 'rolled-back', { to: p.to, healthy });
+      this.emit(run, 'rolled-back', { to: p.to, from: p.from, healthy });
+      // Stop the version that left the set — unless the one now serving is unhealthy: then it is
+      // the only other running version, kept for whoever repairs this.
+      if (p.from && healthy && !run.doc.stableSet.includes(p.from)) await this.retire(run, p.from);
       await this.releaseQuietly(run);
       return { ...base, stableSet: run.doc.stableSet, healthy };
     } catch (err) {
@@ -354,6 +442,18 @@ export class RolloutEngine {
       if (!resumable || (ls.kind === 'live' && !isOwner(ls.lock, this.deps.holder))) this.refuseIfRollout(doc, ref);
       const tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
       r.holder = this.deps.holder.holder; // the new driver (the release keeps who started it)
+      const changed = Object.entries(opts.resumeShape ?? {}).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(r.plan[k as keyof RolloutPlan]));
+      if (changed.length > 0) {
+        const said = changed.map(([k, v]) => `${k} ${JSON.stringify(v)} (recorded: ${JSON.stringify(r.plan[k as keyof RolloutPlan])})`).join(', ');
+        throw new UsageError(`--resume continues the recorded plan of ${doc.model}@${r.version}; it cannot change its ${said} half-way`, {
+          hint: `resume without those flags (timings such as --interval, --check-every, --shadow-duration, --ready-timeout do apply), or modelctl abort ${doc.model} and deploy again with the new plan`,
+          details: { model: doc.model, version: r.version, recorded: r.plan, given: opts.resumeShape },
+        });
+      }
+      if (opts.resumeTimings) {
+        const timed = { ...r.plan, ...opts.resumeTimings };
+        r.plan = { ...timed, checkEveryMs: Math.min(timed.checkEveryMs, timed.intervalMs) };
+      }
       return { mode: 'resume', tookOver };
     }
     if (opts.resume) {
@@ -374,6 +474,7 @@ export class RolloutEngine {
         hint: `switch to it instantly: modelctl rollback ${doc.model} --to ${ref.version}`,
       });
     }
+    this.refuseUnjudged(doc, ref, plan);
     if (doc.stableSet.length === 0 && plan.shadowOnly) {
       throw new UsageError(`${doc.model} has no stable version to shadow: a shadow-only rollout needs one serving`, { hint: 'deploy it without --shadow-only first' });
     }
@@ -403,8 +504,10 @@ export class RolloutEngine {
     }
     const since = ls.kind === 'expired' ? `its lock (${describeLock(ls.lock)}) expired at ${iso(ls.lock.expiresAt)}` : 'nobody holds its lock';
     const resume = ref && ref.version === r.version ? `, or continue it: modelctl deploy ${doc.model}@${r.version} --resume` : '';
+    // A candidate that was still starting never ran under any gate: promoting it is no resolution to offer.
+    const promote = r.phase === 'starting' ? '' : ` or modelctl promote ${doc.model}`;
     throw new LockedError(`${what} was interrupted: ${since}, so the modelctl that drove it is presumed dead`, {
-      hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable) or modelctl promote ${doc.model}${resume}`,
+      hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable)${promote}${resume}`,
       details: { ...details, interrupted: true },
     });
   }
@@ -440,6 +543,13 @@ export class RolloutEngine {
     for (;;) {
       const r = run.doc.rollout;
       if (!r) throw new Error('bug: drive() without a rollout');
+      // An interruption of this process (SIGINT/SIGTERM) is an abort, as long as the candidate is
+      // still being judged; a promotion already decided is finished rather than reversed halfway.
+      if (run.signal?.aborted && (r.phase === 'starting' || r.phase === 'shadow' || r.phase === 'canary')) {
+        run.interruptedBy = interruptionName(run.signal);
+        await this.beginRestore(run, 'aborted', `interrupted by ${run.interruptedBy}: aborted to stable`, null);
+        continue;
+      }
       // A request from another process wins over the machine's own plan: a human decided.
       if (r.requested === 'abort' && r.phase !== 'rolling-back') {
         await this.beginRestore(run, 'aborted', `aborted by ${r.requestedBy ?? 'a user'}`, null);
@@ -480,11 +590,18 @@ export class RolloutEngine {
     // Pulling the bundle and waiting for readiness may legitimately take a while: announce it
     // (renew the lock that far ahead) so a slow but living deploy is never presumed dead.
     await this.write(run, () => {}, plan.readyTimeoutMs);
-    await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+    try {
+      await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+    } catch (err) {
+      await this.abandonStart(run, err);
+      throw err;
+    }
     this.emit(run, 'version-deployed', { version: run.version });
+    if (run.signal?.aborted) return; // drive() aborts: nothing was routed to it yet
     await this.write(run, () => {}, plan.readyTimeoutMs);
     try {
-      await target.waitReady(run.model, run.version, plan.readyTimeoutMs);
+      // An interruption does not wait out the readiness timeout (the wait itself only polls).
+      if ((await untilAborted(target.waitReady(run.model, run.version, plan.readyTimeoutMs), run.signal)) === ABORTED) return;
     } catch (err) {
       const reason = `${run.version} did not become ready: ${message(err)}`;
       this.emit(run, 'version-not-ready', { version: run.version, reason });
@@ -503,6 +620,31 @@ export class RolloutEngine {
     }
     if (plan.shadowPercent > 0) return this.enterStep(run, 'shadow', -1, null);
     return this.enterStep(run, 'canary', 0, null);
+  }
+
+  /**
+   * The candidate could not even be started (a corrupt bundle, no serve section, the runtime's port
+   * taken, a full disk): no traffic moved, so the model is left exactly as it was — the release is
+   * recorded as failed, no rollout remains and the lock is free — before the error is reported.
+   * If the ledger cannot be written either, the rollout stays recorded and guarded() reports it.
+   */
+  private async abandonStart(run: Run, err: unknown): Promise<void> {
+    // One line in the history (a runtime's start-up log can follow the message).
+    const why = message(err).replace(/\s*\n\s*/g, ' | ');
+    const reason = `could not start ${run.version}: ${why}`;
+    const now = this.now();
+    try {
+      await this.write(run, (doc) => {
+        Object.assign(this.candidate(doc), { state: 'failed', reason, endedAt: now });
+        doc.rollout = null;
+        releaseLock(doc, this.deps.holder);
+      });
+    } catch {
+      return;
+    }
+    this.emit(run, 'start-failed', { version: run.version, reason: why });
+    // Whatever part of it did start goes away; a version that never ran has nothing to stop.
+    await this.deps.target.retire(run.model, run.version).catch(() => undefined);
   }
 
   /** Record the next step (phase, index, the split about to be applied) before applying it. */
@@ -574,7 +716,8 @@ export class RolloutEngine {
     const end = run.bakeStart + durationMs;
     for (;;) {
       const wait = Math.min(plan.checkEveryMs, end - this.now());
-      if (wait > 0) await this.deps.clock.sleep(wait);
+      if (wait > 0) await this.deps.clock.sleep(wait, run.signal);
+      if (run.signal?.aborted) return { kind: 'requested' }; // drive() aborts
       const now = this.now();
       const atEnd = now >= end;
       const source = sharedPerCheck(this.deps.metrics);
@@ -677,8 +820,7 @@ export class RolloutEngine {
       pushedOut = set.slice(3);
       doc.stableSet = set.slice(0, 3);
       for (const v of pushedOut) {
-        const old = latestRelease(doc, v);
-        if (old) Object.assign(old, { state: 'retired', endedAt: now, reason: `left the stable set when ${run.version} was promoted` });
+        for (const old of stableRecords(doc, v)) Object.assign(old, { state: 'retired', endedAt: now, reason: `left the stable set when ${run.version} was promoted` });
       }
       doc.rollout = null;
     });
@@ -924,13 +1066,47 @@ export class RolloutEngine {
       stableSet: run.doc.stableSet,
       steps: release?.steps ?? [],
       events: run.events,
+      ...(run.interruptedBy && outcome === 'aborted' ? { interrupted: run.interruptedBy } : {}),
     };
   }
+}
+
+const ABORTED = Symbol('aborted');
+
+/** `p`, or ABORTED as soon as `signal` aborts (then p's eventual rejection is ignored). */
+async function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return ABORTED;
+  }
+  let onAbort = () => {};
+  const aborted = new Promise<typeof ABORTED>((resolve) => {
+    onAbort = () => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    const winner = await Promise.race([p, aborted]);
+    if (winner === ABORTED) p.catch(() => undefined);
+    return winner;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The name an AbortSignal was aborted with ('SIGINT'), or a generic word. */
+function interruptionName(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'an interruption';
 }
 
 function latestRelease(doc: ModelLedger, version: string): Release | undefined {
   for (let i = doc.releases.length - 1; i >= 0; i--) if (doc.releases[i]!.version === version) return doc.releases[i];
   return undefined;
+}
+
+/** The release records of `version` still marked stable (a rollback adds one per switch back to it). */
+function stableRecords(doc: ModelLedger, version: string): Release[] {
+  return doc.releases.filter((r) => r.version === version && r.state === 'stable');
 }
 
 function soleSplit(version: string): TrafficSplit {

@@ -6,15 +6,23 @@ import type { RolloutPlan } from '../ledger/model.js';
 /** The default canary ladder: `--canary 5%` starts at 5 and climbs it. */
 export const DEFAULT_LADDER = [5, 25, 50, 100];
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-/** "500ms", "30s", "2m", "1h" (or a number of seconds) → milliseconds. */
+/**
+ * THE duration parser of every flag and setting: "500ms", "30s", "2m", "1h", compounds such as
+ * "1m30s" or "1h15m" → milliseconds. A YAML number is seconds; a bare number in text ("30") is
+ * refused: on a command line it is too easily meant as minutes or milliseconds.
+ */
 export function parseDuration(text: string | number, what: string): number {
   if (typeof text === 'number' && Number.isFinite(text) && text >= 0) return Math.round(text * 1000);
-  const m = DURATION.exec(String(text).trim());
-  if (!m) throw new UsageError(`${what}: "${text}" is not a duration`, { hint: 'write it like 500ms, 30s, 2m or 1h' });
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(m[1]) * unit);
+  const t = String(text).trim();
+  if (/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`${what}: "${text}" has no unit`, { hint: `write ${t}s for seconds (or ${t}ms, ${t}m)` });
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  let total = 0;
+  let end = 0;
+  for (let m; (m = part.exec(t)); end = part.lastIndex) total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (end === 0 || end !== t.length) throw new UsageError(`${what}: "${text}" is not a duration`, { hint: 'write it like 500ms, 30s, 2m, 1h or 1m30s' });
+  return Math.round(total);
 }
 
 /** "5%", "5" or 5 → 5; must be within (0, 100]. */
@@ -190,6 +198,12 @@ export function resolvePlan(layers: {
   const pick = <K extends keyof RolloutSection>(k: K): { value: RolloutSection[K]; where: string } | undefined =>
     bundle[k] !== undefined ? { value: bundle[k], where: 'bundle.yaml' } : project[k] !== undefined ? { value: project[k], where: 'modelctl.yaml' } : undefined;
 
+  if (flags.steps !== undefined && flags.canary !== undefined) {
+    // Either would win silently over the other: the user meant one of them.
+    throw new UsageError(`--canary ${flags.canary} and --steps ${flags.steps} (or MODELCTL_STEPS) both set the canary steps`, {
+      hint: '--canary N% climbs the default ladder from N; --steps lists every step: give one of them',
+    });
+  }
   let steps: number[];
   if (flags.steps !== undefined) steps = parseSteps(flags.steps, '--steps');
   else if (flags.canary !== undefined) steps = ladderFrom(parsePercent(flags.canary, '--canary'));

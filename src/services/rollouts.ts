@@ -9,7 +9,7 @@ import { FileLedgerStore } from '../ledger/file-store.js';
 import type { LedgerStore, RolloutPlan } from '../ledger/model.js';
 import { systemClock, type MetricSource, type ObservedState, type Target, type TrafficSplit } from '../rollout/contracts.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
-import { RolloutEngine, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
+import { RolloutEngine, type DeployOptions, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
 import { differences } from '../rollout/reality.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
@@ -190,7 +190,7 @@ async function localParts(opts: RolloutContextOptions) {
   const home = opts.home ?? modelctlHome();
   const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
   return {
-    target: new LocalTarget({ home, store: opts.store, port: opts.port }),
+    target: new LocalTarget({ home, store: opts.store, port: opts.port, note: opts.note }),
     metrics: new LocalMetricSource({ home }),
     ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
   };
@@ -217,6 +217,8 @@ export interface DeployRequest {
   flags: RolloutFlags;
   dryRun: boolean;
   resume: boolean;
+  /** Aborted (SIGINT/SIGTERM, with the signal's name as reason): abort the rollout to stable. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The plan of a deploy, from every layer: defaults < modelctl.yaml < the bundle's rollout: < env < flags. */
@@ -258,12 +260,60 @@ export async function deploy(
   }
   if (opts.dryRun) {
     const parts = await openTargetParts(opts);
-    const status = await (await engineOf(parts, opts)).status(model);
+    const dryEngine = await engineOf(parts, opts);
+    // The same checks as the real run (a dry run must refuse what the deploy would refuse).
+    await dryEngine.checkPlan({ model, version, digest }, plan);
+    const status = await dryEngine.status(model);
     const description = describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
     if (parts.target.manifests) description.manifests = await parts.target.manifests({ model, version, digest }, firstSplit(version, status.serving, plan));
     return description;
   }
+  const resumeChanges = opts.resume ? resumeChangesOf(opts.flags, plan) : {};
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
   const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });
-  return withTelemetry(telemetry, () => engine.deploy({ model, version, digest }, plan, { resume: opts.resume }));
+  return withTelemetry(telemetry, () =>
+    engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges }),
+  );
+}
+
+/**
+ * `deploy --resume` continues the recorded plan. Timing flags given again apply from the resumed
+ * step on; flags (or MODELCTL_* variables) that would change the plan's shape mid-way (which step
+ * is "step 2"?) are refused by the engine when they differ from the recorded plan — never ignored.
+ */
+function resumeChangesOf(flags: RolloutFlags, plan: RolloutPlan): Pick<DeployOptions, 'resumeTimings' | 'resumeShape'> {
+  const shape: NonNullable<DeployOptions['resumeShape']> = {};
+  if (flags.steps !== undefined || flags.canary !== undefined) shape.steps = plan.steps;
+  if (flags.shadow !== undefined) shape.shadowPercent = plan.shadowPercent;
+  if (flags.shadowOnly !== undefined) shape.shadowOnly = plan.shadowOnly;
+  const timings: NonNullable<DeployOptions['resumeTimings']> = {};
+  if (flags.interval !== undefined || flags.checkEvery !== undefined) Object.assign(timings, { intervalMs: plan.intervalMs, checkEveryMs: plan.checkEveryMs });
+  if (flags.shadowDuration !== undefined) timings.shadowDurationMs = plan.shadowDurationMs;
+  if (flags.readyTimeout !== undefined) timings.readyTimeoutMs = plan.readyTimeoutMs;
+  return { ...(Object.keys(timings).length > 0 ? { resumeTimings: timings } : {}), ...(Object.keys(shape).length > 0 ? { resumeShape: shape } : {}) };
+}
+
+/**
+ * Rollouts on the local runtime of `home` that a living modelctl drives right now (lock live):
+ * what `local down` must not pull the runtime from under. Held or interrupted rollouts have no
+ * driver and are not listed (their state survives a restart of the runtime). A ledger that cannot
+ * be read is skipped here: its own commands report it.
+ */
+export async function liveLocalRollouts(home: string): Promise<Array<{ model: string; version: string; phase: string; holder: string }>> {
+  const ledger = new FileLedgerStore(path.join(home, 'ledger', 'local'), 'local');
+  const engine = new RolloutEngine({
+    target: { name: 'local' } as Target, // status() reads the ledger only
+    metrics: { window: () => Promise.reject(new Error('unused')) },
+    ledger,
+    clock: systemClock,
+    holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
+    holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
+  });
+  const live = [];
+  for (const model of await ledger.list().catch(() => [] as string[])) {
+    const s = await engine.status(model).catch(() => undefined);
+    const r = s?.rollout;
+    if (r && !r.interrupted && r.phase !== 'held') live.push({ model, version: r.version, phase: r.phase === 'canary' ? `canary step ${r.stepIndex + 1}/${r.steps.length}` : r.phase, holder: s.lock?.holder ?? r.holder });
+  }
+  return live;
 }

@@ -118,11 +118,11 @@ export class World {
     return this.target.calls.length;
   }
 
-  /** Make `versions` the stable set the quick way (a first deploy, then one-step rollouts). */
+  /** Make `versions` the stable set the quick way (a first deploy, then one judged 50% step each: no plan promotes unjudged). */
   async seed(...versions: string[]): Promise<void> {
     const e = this.engine('seeder', 1);
     for (const v of versions) {
-      const r = await e.deploy(ref(v), plan({ steps: [100], gates: [] }));
+      const r = await e.deploy(ref(v), plan({ steps: [50, 100], intervalMs: 20_000, checkEveryMs: 20_000 }));
       if (r.outcome !== 'promoted') throw new Error(`seeding ${v}: ${r.outcome} (${r.reason})`);
     }
   }

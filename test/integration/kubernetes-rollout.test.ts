@@ -408,6 +408,36 @@ describe('Kubernetes target: a killed deploy, then resume or abort', { timeout: 
     assert.equal(r.json().outcome, 'promoted');
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('2.2.0')]: 100 });
   });
+
+  test('SIGINT mid-canary (a cancelled CI job): aborted to stable on the route, Lease released, outcome aborted, exit 10', async () => {
+    const child = spawn(process.execPath, [CLI, 'deploy', `${MODEL}@2.1.0`, '--steps', '30,100', '--interval', '5m', '--kubeconfig', w.kubeconfigFile, '--json'], {
+      cwd: w.projectDir,
+      env: { ...process.env, ...w.env, MODELCTL_GITHUB: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('close', r));
+    const deadline = Date.now() + 60_000;
+    while (backendWeights(w.fake.get(...ROUTE))[svc('2.1.0')] !== 30) {
+      assert.ok(Date.now() < deadline, `the canary never took traffic: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    const elapsed = Date.now() - t0;
+    assert.equal(code, 10, stderr);
+    assert.ok(elapsed < 7000, `within the runner's grace before SIGTERM: ${elapsed} ms`);
+    const result = JSON.parse(stdout);
+    assert.deepEqual([result.outcome, result.interrupted, result.serving], ['aborted', 'SIGINT', '2.2.0']);
+    assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('2.2.0')]: 100 });
+    const s = await w.cli(['status', MODEL, '--json']);
+    assert.deepEqual([s.json().rollout, s.json().lock], [null, null], 'the Lease is free for the next job');
+    console.log(`kubernetes: SIGINT mid-canary → exit 10 in ${elapsed} ms`);
+  });
 });
 
 describe('Kubernetes target: replica-ratio traffic where no Gateway API is installed', { timeout: 300_000 }, () => {

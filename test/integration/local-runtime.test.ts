@@ -14,11 +14,12 @@ import { openLocalBundle, push } from '../../src/services/bundles.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { MirrorSampler, SmoothWeightedRoundRobin, splitProblems } from '../../src/targets/local/balance.js';
 import { connectRuntime, ensureRuntime, stopRuntime, type RuntimeClient } from '../../src/targets/local/client.js';
-import { parseDuration, runLoad } from '../../src/targets/local/load.js';
+import { runLoad } from '../../src/targets/local/load.js';
+import { parseDuration as parseDurationOf } from '../../src/rollout/plan.js';
 import { LocalMetricSource } from '../../src/targets/local/metric-source.js';
 import { localPaths } from '../../src/targets/local/paths.js';
 import { LocalTarget } from '../../src/targets/local/target.js';
-import { quantile, SampleRing, windowOf } from '../../src/targets/local/window.js';
+import { quantile, readAnswer, SampleRing, windowOf } from '../../src/targets/local/window.js';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
@@ -58,6 +59,19 @@ describe('local runtime: pure logic', () => {
     assert.match(splitProblems([]).join(), /expected an object/);
   });
 
+  test('answers a bundle declares fields of: unreadable when not JSON or without the field; unknown when too large to copy', () => {
+    const fields = { scoreField: 'score', agreementField: 'label' };
+    const b = (t: string) => [Buffer.from(t)];
+    assert.deepEqual(readAnswer(b('{"score":0.7,"label":"positive"}'), fields), { answer: { score: 0.7, label: 'positive' }, score: 0.7, unreadable: false });
+    assert.equal(readAnswer(b('OK'), fields).unreadable, true, 'not JSON');
+    assert.equal(readAnswer(b(''), fields).unreadable, true, 'empty');
+    assert.equal(readAnswer(b('{"label":"x"}'), fields).unreadable, true, 'no score');
+    assert.equal(readAnswer(b('{"score":"high","label":"x"}'), fields).unreadable, true, 'score not a number');
+    assert.equal(readAnswer(b('{"score":1}'), fields).unreadable, true, 'no label');
+    assert.equal(readAnswer(null, fields).unreadable, false, 'too large to copy: unknown');
+    assert.equal(readAnswer(b('OK'), {}).unreadable, false, 'nothing declared: nothing to read');
+  });
+
   test('ring windows: exact counts in [since, now], errors, scores, agreement, truncation', () => {
     const ring = new SampleRing(5);
     const s = (at: number, status: number, extra: Partial<{ score: number; agreed: boolean }> = {}) =>
@@ -67,7 +81,7 @@ describe('local runtime: pure logic', () => {
     s(300, 200, { score: 0.3, agreed: true });
     s(400, 200, { agreed: false });
     let w = windowOf(ring, 200, 350);
-    assert.deepEqual(w, { requests: 2, errors: 1, latenciesMs: [20, 30], scores: [0.3], shadowCompared: 1, shadowAgreed: 1, truncated: false });
+    assert.deepEqual(w, { requests: 2, errors: 1, latenciesMs: [20, 30], scores: [0.3], shadowCompared: 1, shadowAgreed: 1, unreadable: 0, truncated: false });
     s(500, 200);
     s(600, 200); // pushes out the sample at 100
     w = windowOf(ring, 0, 1000);
@@ -75,11 +89,15 @@ describe('local runtime: pure logic', () => {
     assert.equal(w.truncated, true, 'the window reaches back past what the ring kept');
     assert.equal(windowOf(ring, 300, 1000).truncated, false);
     assert.deepEqual(windowOf(undefined, 0, 1).requests, 0);
+    ring.push({ at: 700, status: 200, latencyMs: 1, score: null, agreed: null, role: 'live', unreadable: true });
+    assert.equal(windowOf(ring, 700, 1000).unreadable, 1, 'an unreadable answer is counted');
     assert.equal(quantile([1, 2, 3, 4], 0.5), 2);
     assert.equal(quantile([1, 2, 3, 4], 0.99), 4);
+    // The one duration parser of every flag (--duration here).
+    const parseDuration = (t: string) => parseDurationOf(t, '--duration');
     assert.equal(parseDuration('1m30s'), 90_000);
     assert.equal(parseDuration('500ms'), 500);
-    assert.equal(parseDuration('2'), 2000);
+    assert.throws(() => parseDuration('2'), /"2" has no unit/);
     assert.throws(() => parseDuration('soon'), UsageError);
   });
 });
@@ -261,6 +279,10 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     assert.ok(report.sent >= 30 && report.sent <= 80, `sent ${report.sent} in ~0.5 s at 100 rps`);
     assert.equal(report.answered, report.sent);
     assert.equal(report.versions.reduce((n, v) => n + v.requests, 0), report.answered);
+    // A model nobody routes answers 404: every one of them is an error for the one sending load.
+    const missing = await runLoad({ url: client.url, model: 'nosuchmodel', rps: 40, durationMs: 500 });
+    assert.ok(missing.answered > 0 && missing.statuses['404'] === missing.answered, JSON.stringify(missing.statuses));
+    assert.equal(missing.errors, missing.answered);
     await assert.rejects(runLoad({ url: 'http://example.com:80', model: 'sentiment', rps: 1, durationMs: 1000 }), UsageError);
     await assert.rejects(runLoad({ url: client.url, model: 'sentiment', rps: 2000, durationMs: 600_000 }), /more than 200000 requests/);
   });
@@ -290,7 +312,8 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     const source = new LocalMetricSource({ home });
     await until('the mirrored requests are recorded', async () => (await source.window('sentiment', '1.1.0', since)).requests >= 200);
     const w = await source.window('sentiment', '1.1.0', since);
-    assert.deepEqual(Object.keys(w).sort(), ['errors', 'latenciesMs', 'requests', 'scores', 'shadowAgreed', 'shadowCompared']);
+    assert.deepEqual(Object.keys(w).sort(), ['errors', 'latenciesMs', 'requests', 'scores', 'shadowAgreed', 'shadowCompared', 'unreadable']);
+    assert.equal(w.unreadable, 0, 'the example answers JSON with its declared fields');
     assert.equal(w.requests, 200);
     assert.equal(w.errors, 100, 'errorRate 0.5 is exact');
     assert.equal(w.shadowCompared, 100);

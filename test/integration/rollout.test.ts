@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI, REPO_ROOT, runCli, useScratch, faultyExample } from '../helpers/fixtures.js';
+import { background as backgroundCli, waitFor } from '../helpers/background.js';
+import { REPO_ROOT, runCli, useScratch, faultyExample } from '../helpers/fixtures.js';
 
 /**
  * Rollouts end to end on the embedded local runtime: the real CLI, the real daemon, real model
@@ -43,25 +44,7 @@ async function answeredBy(n: number): Promise<Record<string, number>> {
 }
 
 /** A deploy running in the background, as a CI job or a second terminal would run it. */
-function background(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string }> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, MODELCTL_GITHUB: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.resume();
-  const done = new Promise<{ code: number | null; stdout: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout })));
-  return { child, done };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const background = (args: string[]) => backgroundCli(args, env, children);
 
 before(async () => {
   home = await fresh('rollout-home');
@@ -178,14 +161,15 @@ describe('rollouts on the local runtime', () => {
   });
 
   test('rollback is an instant switch to a warm stable version', async () => {
-    const r = await cli(['rollback', 'sentiment', '--json']);
+    // --keep-stable: 1.1.0 stays warm in the set, for the switch back below.
+    const r = await cli(['rollback', 'sentiment', '--keep-stable', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual([r.json().from, r.json().to, r.json().healthy], ['1.1.0', '1.0.0', true]);
     assert.deepEqual(await answeredBy(20), { '1.0.0': 20 });
     const outside = await cli(['rollback', 'sentiment', '--to', '1.2.0', '--json']);
-    assert.equal(outside.code, 2);
+    assert.equal(outside.code, 2, outside.stdout + outside.stderr);
     assert.match(outside.json().error.message, /not in the stable set/);
-    assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0'])).code, 0);
+    assert.equal((await cli(['rollback', 'sentiment', '--to', '1.1.0', '--keep-stable'])).code, 0);
     assert.deepEqual(await answeredBy(10), { '1.1.0': 10 });
   });
 });

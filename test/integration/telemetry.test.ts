@@ -73,7 +73,11 @@ describe('telemetry pushed to a real Pushgateway', { timeout: 120_000 }, () => {
       });
     });
     const t0 = Date.now();
-    const r = await cli(['deploy', 'sentiment@1.1.0', '--steps', '100', '--json'], { MODELCTL_PUSHGATEWAY_URL: `http://127.0.0.1:${port}` });
+    // A judged step (a one-step plan over a serving version is refused): under load, so the gates have data.
+    const { stop, load } = steadyLoad(await routerUrl());
+    const r = await cli(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '3s', '--check-every', '1s', '--json'], { MODELCTL_PUSHGATEWAY_URL: `http://127.0.0.1:${port}` });
+    stop.abort();
+    await load;
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(r.json().outcome, 'promoted');
     assert.match(r.stderr, new RegExp(`Warning: could not push telemetry to the Pushgateway http://127\\.0\\.0\\.1:${port}`));
@@ -104,7 +108,7 @@ describe('telemetry pushed to a real Pushgateway', { timeout: 120_000 }, () => {
   });
 
   test('modelctl rollback --pushgateway: a manual rollback replaces the group', async () => {
-    const r = await cli(['rollback', 'sentiment', '--pushgateway', pgw.url, '--json']);
+    const r = await cli(['rollback', 'sentiment', '--keep-stable', '--pushgateway', pgw.url, '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual([r.json().from, r.json().to], ['1.1.0', '1.0.0']);
     assert.equal(await pushed('modelctl_rollbacks_total', { reason: 'manual' }), 1);

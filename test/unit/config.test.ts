@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { resolveStoreSettings } from '../../src/cli/config.js';
+import { projectConfigSchema, resolveStoreSettings } from '../../src/cli/config.js';
+import { parseYamlText } from '../../src/cli/yaml-file.js';
 import { parseStoreUrl } from '../../src/store/open.js';
 
 test('store precedence: default < modelctl.yaml < environment/flag', () => {
@@ -31,4 +32,11 @@ test('store URLs', () => {
   assert.deepEqual(parseStoreUrl('./st', '/w'), { kind: 'file', root: path.resolve('/w/st') });
   assert.throws(() => parseStoreUrl('gs://x'), /unsupported scheme/);
   assert.throws(() => parseStoreUrl('s3://UPPER/x'), /not a valid S3 bucket name/);
+});
+
+test('an unknown top-level key of modelctl.yaml is an error with "did you mean"', () => {
+  const parse = (text: string) => parseYamlText(text, '/p/modelctl.yaml', projectConfigSchema, 'project config');
+  assert.throws(() => parse('store: file://./s\nrolout:\n  steps: [10, 100]\n'), /modelctl\.yaml:\d+: rolout: unknown setting \(did you mean rollout\?\); known: store, s3/);
+  assert.throws(() => parse('colour: blue\n'), (e: Error) => /colour: unknown setting; known/.test(e.message) && !/did you mean/.test(e.message));
+  assert.deepEqual(parse('rollout:\n  steps: [10, 100]\nlocal:\n  port: 8700\ntelemetry:\n  pushgateway: http://x\n').rollout, { steps: [10, 100] });
 });

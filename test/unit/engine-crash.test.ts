@@ -78,7 +78,7 @@ describe('a crash at every Target call', async () => {
     await w2.until(() => w2.target.calls.length >= m + calls);
     await w2.clock.advance(TTL);
     assert.equal(w2.ledger().rollout, null);
-    const next = await w2.engine('bob', 200).deploy(ref('4.0.0'), plan({ steps: [100] }));
+    const next = await w2.engine('bob', 200).deploy(ref('4.0.0'), plan({ steps: [50, 100] }));
     assert.equal(next.outcome, 'promoted');
     assert.ok(next.events.some((e) => e.type === 'lock-taken-over'));
   });
@@ -92,9 +92,45 @@ describe('a crash at every Target call', async () => {
     assertConsistent(w, { ...RESTORED, candidate: 'failed' }, 'waitReady rejected');
   });
 
+  test('a deploy call that throws (corrupt bundle, no serve section, port taken, disk full) leaves the model as it was', async () => {
+    assert.equal(methods[0], 'deploy');
+    const w = await seeded();
+    const before = w.ledger();
+    w.target.failAt(1, 'throw');
+    const err = await w.engine().deploy(ref('3.0.0'), PLAN).catch((e: unknown) => e);
+    assert.ok(err instanceof ModelctlError, String(err));
+    assert.match(err.message, /injected failure/);
+    assert.doesNotMatch(err.hint ?? '', /promote|--resume/, 'no hint to promote or resume a version that never ran');
+    const l = w.ledger();
+    assert.equal(l.rollout, null, 'no rollout left "starting … interrupted"');
+    assert.equal(l.lock, null, 'no lock held');
+    assert.deepEqual([l.stableSet, l.traffic], [before.stableSet, before.traffic]);
+    assert.equal(w.release('3.0.0').state, 'failed');
+    assert.match(w.release('3.0.0').reason ?? '', /could not start 3\.0\.0: .*injected failure/);
+    assert.equal(show(w.target.traffic(MODEL)), '2.0.0:100');
+    // Nothing blocks the next attempt.
+    const again = await w.engine().deploy(ref('3.0.0'), PLAN);
+    assert.equal(again.outcome, 'promoted');
+  });
+
+  test('a deploy killed while its candidate starts: the next deploy is told to abort it, never to promote a version that never ran', async () => {
+    const w = await seeded();
+    const m = w.mark();
+    w.target.failAt(2, 'hang'); // waitReady never returns: kill -9 while starting
+    void w.engine().deploy(ref('3.0.0'), PLAN);
+    await w.until(() => w.target.calls.length >= m + 2);
+    await w.clock.advance(PLAN.readyTimeoutMs + TTL);
+    const err = await w.engine('bob', 200).deploy(ref('4.0.0'), PLAN).catch((e: unknown) => e);
+    assert.ok(err instanceof ModelctlError && err.exitCode === ExitCode.locked, String(err));
+    assert.match(err.message, /3\.0\.0 \(starting\) was interrupted/);
+    assert.match(err.hint ?? '', /modelctl abort sentiment/);
+    assert.doesNotMatch(err.hint ?? '', /promote/);
+  });
+
   for (let n = 1; n < calls; n++) {
     // A rejecting waitReady is a verdict on the candidate, covered above; a hang there is a crash.
-    const throws = methods[n - 1] !== 'waitReady';
+    // A deploy that throws never started anything: covered above.
+    const throws = methods[n - 1] !== 'waitReady' && methods[n - 1] !== 'deploy';
     if (throws) test(`call ${n} (${methods[n - 1]}) throws → interrupted (exit 9, lock freed) → abort restores stable`, async () => {
       const w = await seeded();
       w.target.failAt(n, 'throw');
@@ -157,7 +193,7 @@ describe('a crash at every Target call of a rollback that cascades', async () =>
   });
 
   for (let n = 1; n < methods.length; n++) {
-    if (methods[n - 1] === 'waitReady') continue;
+    if (methods[n - 1] === 'waitReady' || methods[n - 1] === 'deploy') continue;
     test(`call ${n} (${methods[n - 1]}) throws → abort finishes what was recorded`, async () => {
       const w = await failingWorld();
       w.target.failAt(n, 'throw');

@@ -81,9 +81,9 @@ describe('requests from another process while a deploy drives the rollout', () =
     const w = new World();
     await w.seed('1.0.0');
     const m = w.mark();
-    w.target.failAt(3, 'pause'); // deploy, waitReady, then the 100% apply of a one-step plan stalls
-    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [100] }));
-    await w.until(() => w.target.calls.length >= m + 3);
+    w.target.failAt(4, 'pause'); // deploy, waitReady, 50%, then the 100% apply of the promotion stalls
+    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [50, 100] }));
+    await w.until(() => w.target.calls.length >= m + 4);
     await assert.rejects(w.engine('bob', 200).abort(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /already promoting/.test(e.message));
     w.target.resume();
     assert.equal((await running).outcome, 'promoted');
@@ -249,5 +249,96 @@ describe('shadow-only rollouts and promote', () => {
     assert.deepEqual(w.splitsSince(m), ['1.0.0:100']);
     assert.deepEqual([w.release('1.1.0').state, w.ledger().stableSet], ['shadowed', ['1.0.0']]);
     assert.deepEqual(w.violations, []);
+  });
+});
+
+describe('deploy --resume with plan flags given again', () => {
+  const PLAN = plan({ steps: [10, 50, 100], intervalMs: 60_000, checkEveryMs: 20_000 });
+  async function interrupted(): Promise<World> {
+    const w = new World();
+    await w.seed('1.0.0');
+    w.target.failAt(3, 'throw'); // deploy, waitReady, then applying the first canary step fails
+    await assert.rejects(w.engine().deploy(ref('1.1.0'), PLAN));
+    assert.equal(w.ledger().rollout?.phase, 'canary');
+    return w;
+  }
+
+  test('timings (--interval, --check-every) apply from the resumed step on', async () => {
+    const w = await interrupted();
+    const t0 = w.clock.now();
+    const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeTimings: { intervalMs: 300_000, checkEveryMs: 100_000 } });
+    assert.equal(r.outcome, 'promoted');
+    assert.equal(w.clock.now() - t0, 2 * 300_000, 'two steps baked 5 minutes each');
+    assert.deepEqual(r.events.find((e) => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
+    assert.equal(r.steps[0]!.tallies![0]!.measurements, 3);
+  });
+
+  test('a different shape (--steps, --shadow) is refused, not ignored; the recorded one is accepted', async () => {
+    const w = await interrupted();
+    const before = w.ledger();
+    await assert.rejects(
+      w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeShape: { steps: [20, 100] } }),
+      (e: ModelctlError) => e.exitCode === ExitCode.usage && /cannot change its steps \[20,100\] \(recorded: \[10,50,100\]\)/.test(e.message),
+    );
+    assert.deepEqual(w.ledger(), before, 'nothing written');
+    const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeShape: { steps: [10, 50, 100] } });
+    assert.equal(r.outcome, 'promoted');
+  });
+});
+
+describe('an interruption (SIGINT/SIGTERM) of the deploy itself: DeployOptions.signal', () => {
+  test('mid-bake: the bake wakes, the rollout is aborted to stable through the abort path, and the result names the signal', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const interrupt = new AbortController();
+    const t0 = w.clock.now();
+    // 90 s into a 10-minute bake of the first step.
+    w.clock.at(t0 + 90_000, () => interrupt.abort('SIGTERM'));
+    const m = w.mark();
+    const r = await w.engine().deploy(ref('1.1.0'), plan({ steps: [20, 100], intervalMs: 600_000, checkEveryMs: 60_000 }), { signal: interrupt.signal });
+    assert.deepEqual([r.outcome, r.interrupted, r.serving], ['aborted', 'SIGTERM', '1.0.0']);
+    assert.match(r.reason, /interrupted by SIGTERM/);
+    assert.ok(w.clock.now() - t0 < 200_000, `noticed at the next check, not at the end of the bake (${(w.clock.now() - t0) / 1000} s)`);
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:80 1.1.0:20', '1.0.0:100']);
+    const l = w.ledger();
+    assert.deepEqual([l.rollout, l.lock, w.release('1.1.0').state], [null, null, 'aborted']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0']);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('while the candidate starts: the readiness wait does not hold it up and no traffic ever moved', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const interrupt = new AbortController();
+    const m = w.mark();
+    w.target.failAt(2, 'pause'); // waitReady never returns by itself
+    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [20, 100] }), { signal: interrupt.signal });
+    await w.until(() => w.target.calls.length >= m + 2);
+    interrupt.abort('SIGINT');
+    const r = await running;
+    assert.deepEqual([r.outcome, r.interrupted], ['aborted', 'SIGINT']);
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100'], 'traffic only ever on stable');
+    assert.deepEqual([w.ledger().rollout, w.ledger().lock, w.target.running(MODEL)], [null, null, ['1.0.0']]);
+    w.target.resume();
+  });
+
+  test('before it starts: refused with exit 10, nothing written; a promotion already under way finishes', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const before = w.ledger();
+    const gone = new AbortController();
+    gone.abort('SIGINT');
+    await assert.rejects(w.engine().deploy(ref('1.1.0'), plan(), { signal: gone.signal }), (e: ModelctlError) => e.exitCode === ExitCode.interrupted);
+    assert.deepEqual(w.ledger(), before);
+    const late = new AbortController();
+    const m = w.mark();
+    w.target.failAt(4, 'pause'); // deploy, waitReady, 50%, then the 100% apply of the promotion
+    const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [50, 100] }), { signal: late.signal });
+    await w.until(() => w.target.calls.length >= m + 4);
+    late.abort('SIGINT');
+    w.target.resume();
+    const r = await running;
+    assert.equal(r.outcome, 'promoted');
+    assert.equal(r.interrupted, undefined);
   });
 });

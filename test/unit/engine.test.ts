@@ -195,15 +195,36 @@ describe('canary', () => {
     assert.match(r.reason, /18 of 20 requests needed/);
   });
 
-  test('a plan not ending at 100 still ends in promotion; a one-step plan promotes straight away', async () => {
+  test('a plan not ending at 100 still ends in promotion', async () => {
     const w = new World();
     await w.seed('1.0.0');
-    let m = w.mark();
+    const m = w.mark();
     assert.equal((await w.engine().deploy(ref('1.1.0'), plan({ steps: [10, 50] }))).outcome, 'promoted');
     assert.deepEqual(w.splitsSince(m), ['1.0.0:90 1.1.0:10', '1.0.0:50 1.1.0:50', '1.1.0:100']);
-    m = w.mark();
-    assert.equal((await w.engine().deploy(ref('1.2.0'), plan({ steps: [100] }))).outcome, 'promoted');
-    assert.deepEqual(w.splitsSince(m), ['1.2.0:100']);
+  });
+
+  test('no plan promotes a candidate no gate judged: a one-step (100%) plan, or gates that never judge, are refused before anything happens', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const before = w.ledger();
+    const m = w.mark();
+    const unjudged: Array<[Partial<RolloutPlan>, RegExp]> = [
+      [{ steps: [100] }, /only step is 100%/],
+      [{ steps: [10, 100], gates: [] }, /none of its gates/],
+      [{ steps: [10, 100], gates: [{ ...ERROR_GATE, dryRun: true }] }, /none of its gates/],
+    ];
+    for (const [over, re] of unjudged) {
+      const engine = w.engine();
+      for (const attempt of [() => engine.checkPlan(ref('1.1.0'), plan(over)), () => engine.deploy(ref('1.1.0'), plan(over))]) {
+        await assert.rejects(attempt(), (e: ModelctlError) => e.exitCode === ExitCode.usage && re.test(e.message) && /--steps 10,100/.test(e.hint ?? ''), JSON.stringify(over));
+      }
+    }
+    assert.equal(w.mark(), m, 'no target call');
+    assert.deepEqual(w.ledger(), before, 'nothing written');
+    // A shadow phase judged by a gate is a judgement; a first deploy is judged by its health check.
+    assert.equal((await w.engine().deploy(ref('1.1.0'), plan({ steps: [100], shadowPercent: 10, shadowDurationMs: 60_000 }))).outcome, 'promoted');
+    const fresh = new World();
+    assert.equal((await fresh.engine().deploy(ref('1.0.0'), plan({ steps: [100] }))).outcome, 'promoted');
   });
 
   test('invalid plans are usage errors before anything happens', async () => {
@@ -342,7 +363,8 @@ describe('analysis limits (Argo semantics) through the engine', () => {
   });
 
   test('dryRun: evaluated and reported, never gates', async () => {
-    const { r } = await run({ ...ERROR_GATE, dryRun: true, critical: true }, () => 0.5);
+    // Alongside a real gate (a plan judged by dry-run gates only is refused: see "no plan promotes …").
+    const { r } = await run({ ...ERROR_GATE, dryRun: true, critical: true }, () => 0.5, { gates: [{ ...ERROR_GATE, dryRun: true, critical: true }, { ...ERROR_GATE, name: 'lenient', max: 0.9 }] });
     assert.equal(r.outcome, 'promoted');
     const ev = r.events.filter((e) => e.type === 'gate-failed');
     assert.equal(ev.length, 3);
@@ -487,21 +509,44 @@ describe('the stable set', () => {
 });
 
 describe('rollback', () => {
-  test('default: instant switch to the previous stable, which becomes serving; nothing restarted or stopped', async () => {
+  test('default: instant switch to the previous stable; the version rolled back from leaves the set and stops; recorded in the history', async () => {
     const w = new World();
     await w.seed('1.0.0', '2.0.0', '3.0.0');
     const m = w.mark();
     const r = await w.engine().rollback(MODEL);
     assert.deepEqual([r.action, r.from, r.to, r.healthy], ['switched', '3.0.0', '2.0.0', true]);
     assert.deepEqual(w.splitsSince(m), ['2.0.0:100']);
-    // deploy + waitReady make sure the warm version still runs (no-ops when it does), then the switch.
-    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['deploy', 'waitReady', 'applyTraffic', 'healthy']);
-    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0', '3.0.0'], 'nothing stopped');
-    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '3.0.0', '1.0.0']);
+    // deploy + waitReady make sure the warm version still runs (no-ops when it does), then the switch, then 3.0.0 stops.
+    assert.deepEqual(w.target.calls.slice(m).map((c) => c.method), ['deploy', 'waitReady', 'applyTraffic', 'healthy', 'retire']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0']);
+    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '1.0.0']);
     assert.equal(w.ledger().lock, null);
-    // Again: back to 3.0.0 (the "previous" one now).
-    assert.equal((await w.engine().rollback(MODEL)).to, '3.0.0');
+    const history = await w.engine().history(MODEL);
+    assert.deepEqual([history[0]!.version, history[0]!.state], ['2.0.0', 'stable']);
+    assert.match(history[0]!.reason!, /^rollback from 3\.0\.0 by alice/);
+    assert.deepEqual([w.release('3.0.0').state, w.release('3.0.0').reason], ['retired', 'rolled back to 2.0.0 by alice']);
+    // Again: on to 1.0.0 — never straight back to the version just rolled back from.
+    assert.equal((await w.engine().rollback(MODEL)).to, '1.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['1.0.0']);
     assert.deepEqual(w.violations, []);
+  });
+
+  test('--keep-stable keeps the version rolled back from warm in the set (the old behaviour, asked for)', async () => {
+    const w = new World();
+    await w.seed('1.0.0', '2.0.0', '3.0.0');
+    const r = await w.engine().rollback(MODEL, { keepStable: true });
+    assert.equal(r.to, '2.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['2.0.0', '3.0.0', '1.0.0']);
+    assert.deepEqual(w.target.running(MODEL), ['1.0.0', '2.0.0', '3.0.0'], 'nothing stopped');
+    assert.equal(w.release('3.0.0').state, 'stable');
+    assert.match(w.release('2.0.0').reason!, /3\.0\.0 kept in the stable set/);
+    // Both records of 2.0.0 leave together when it is pushed out later.
+    assert.equal((await w.engine().rollback(MODEL, { to: '3.0.0', keepStable: true })).to, '3.0.0');
+    assert.deepEqual(w.ledger().stableSet, ['3.0.0', '2.0.0', '1.0.0']);
+    await w.engine().deploy(ref('4.0.0'), plan({ steps: [50, 100] }));
+    await w.engine().deploy(ref('5.0.0'), plan({ steps: [50, 100] }));
+    assert.deepEqual(w.ledger().stableSet, ['5.0.0', '4.0.0', '3.0.0']);
+    assert.deepEqual(w.ledger().releases.filter((x) => x.version === '2.0.0').map((x) => x.state), ['retired', 'retired']);
   });
 
   test('--to a version of the stable set; to the serving one is a no-op', async () => {
@@ -509,7 +554,7 @@ describe('rollback', () => {
     await w.seed('1.0.0', '2.0.0', '3.0.0');
     const r = await w.engine().rollback(MODEL, { to: '1.0.0' });
     assert.equal(r.to, '1.0.0');
-    assert.deepEqual(w.ledger().stableSet, ['1.0.0', '3.0.0', '2.0.0']);
+    assert.deepEqual(w.ledger().stableSet, ['1.0.0', '2.0.0']);
     assert.deepEqual(w.target.traffic(MODEL).weights, { '1.0.0': 100 });
     const m = w.mark();
     assert.equal((await w.engine().rollback(MODEL, { to: '1.0.0' })).action, 'already-serving');

@@ -131,6 +131,21 @@ describe('LocalGateEvaluator', () => {
     assert.deepEqual([s.verdict, s.reason], ['error', 'measuring stable 1.0.0: no series for 1.0.0']);
   });
 
+  test('answers the gates cannot read (declared field missing, not JSON) are errors for error-rate and keep field gates from passing', async () => {
+    const src = source({ '2.0.0': { requests: 100, errors: 0, unreadable: 40, scores: [0.9, 0.9, 0.9], shadowCompared: 60, shadowAgreed: 60 } });
+    const err = await ev.evaluate({ name: 'e', metric: 'error-rate', max: 0.05 }, ctx, src);
+    assert.equal(err.verdict, 'fail');
+    assert.equal(err.value, 0.4);
+    assert.match(err.reason, /0 of 100 requests failed, 40 answers unreadable \(not JSON, or without the declared field\)/);
+    const score = await ev.evaluate({ name: 's', metric: 'score-mean', min: 0.5, minSamples: 1 }, ctx, src);
+    assert.equal(score.verdict, 'inconclusive');
+    assert.match(score.reason, /cannot judge 2\.0\.0: mean of 3 scores, 40 answers unreadable/);
+    const agree = await ev.evaluate({ name: 'a', metric: 'shadow-agreement', min: 0.9, minSamples: 1 }, { ...ctx, phase: 'shadow' }, src);
+    assert.equal(agree.verdict, 'inconclusive');
+    // Latency does not need the field: judged as usual.
+    assert.equal((await ev.evaluate({ name: 'l', metric: 'latency-p99', max: 100, minSamples: 1 }, ctx, source({ '2.0.0': { requests: 5, latenciesMs: [1, 2], unreadable: 5 } }))).verdict, 'pass');
+  });
+
   test('request-rate is per second over the window', async () => {
     const r = await ev.evaluate({ name: 'rps', metric: 'request-rate', min: 1 }, ctx, source({ '2.0.0': errors(120, 0) }));
     assert.deepEqual([r.verdict, r.value, r.limit], ['pass', 2, '>= 1 req/s']);

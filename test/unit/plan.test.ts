@@ -14,6 +14,11 @@ test('durations, percentages and steps', () => {
   assert.equal(parseDuration('250ms', 'x'), 250);
   assert.equal(parseDuration(5, 'x'), 5000);
   assert.throws(() => parseDuration('30', 'x'), usage);
+  // One parser for every flag and setting: compounds too (--interval 1m30s was refused while local load took it).
+  assert.equal(parseDuration('1m30s', '--interval'), 90_000);
+  assert.equal(parseDuration('1h15m', 'x'), 4_500_000);
+  assert.throws(() => parseDuration('1m30', 'x'), usage);
+  assert.throws(() => parseDuration('m30s', 'x'), usage);
   assert.throws(() => parseDuration('soon', '--interval'), /--interval: "soon" is not a duration/);
   assert.equal(parsePercent('5%', 'x'), 5);
   assert.equal(parsePercent(100, 'x'), 100);
@@ -50,7 +55,8 @@ test('precedence: defaults < modelctl.yaml < bundle < flags', () => {
   assert.equal(flagged.checkEveryMs, 1000);
   assert.equal(flagged.shadowPercent, 10);
   assert.equal(flagged.shadowDurationMs, 3000);
-  assert.deepEqual(resolvePlan({ project, bundle, flags: { steps: '1,100', canary: '50%' }, defaultGates }).steps, [1, 100], '--steps beats --canary');
+  // --steps and --canary both set the steps: refused rather than one silently dropped.
+  assert.throws(() => resolvePlan({ project, bundle, flags: { steps: '10,100', canary: '5%' }, defaultGates }), /--canary 5% and --steps 10,100 .*both set the canary steps/);
 });
 
 test('bad rollout sections and flags are usage errors that say where', () => {

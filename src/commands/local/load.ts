@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { modelctlHome } from '../../cli/config.js';
-import { UnavailableError } from '../../cli/errors.js';
+import { NotFoundError, UnavailableError } from '../../cli/errors.js';
 import { table } from '../../cli/format.js';
 import type { LoadReport } from '../../targets/local/load.js';
 
@@ -10,7 +10,9 @@ export default class LocalLoad extends BaseCommand {
   static override description = `Open-loop load: requests go out at --rps for --duration whatever the answers do, as JSON
 {"text": …} POSTs to http://127.0.0.1:<port>/<model><path>, cycling through --text values (or a
 built-in set of review sentences). Prints requests, errors (5xx and failed connections) and latency
-p50/p99 per version (from x-model-version), so you can watch a canary take its share.
+p50/p99 per version (from x-model-version), so you can watch a canary take its share. Errors are every
+answer that is not a success (4xx, 5xx) and failed connections. A model the runtime does not route is
+refused before any load is sent.
 Bounded: at most 2000 rps, 10 minutes, 200 000 requests and 256 requests in flight; loopback only.`;
   static override examples = [
     '<%= config.bin %> local load sentiment',
@@ -27,12 +29,18 @@ Bounded: at most 2000 rps, 10 minutes, 200 000 requests and 256 requests in flig
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(LocalLoad);
-    const { parseDuration, runLoad, checkLoadBounds } = await import('../../targets/local/load.js');
+    const [{ runLoad, checkLoadBounds }, { parseDuration }] = await Promise.all([import('../../targets/local/load.js'), import('../../rollout/plan.js')]);
     const { connectRuntime } = await import('../../targets/local/client.js');
-    const durationMs = parseDuration(flags.duration);
+    const durationMs = parseDuration(flags.duration, '--duration');
     checkLoadBounds(flags.rps, durationMs);
     const client = await connectRuntime(modelctlHome());
     if (!client) throw new UnavailableError('the local runtime is not running', { hint: 'start it with `modelctl local up` and deploy a version' });
+    const routed = Object.keys((await client.state()).traffic);
+    if (!routed.includes(args.model)) {
+      throw new NotFoundError(`the local runtime routes no model named ${args.model}${routed.length ? ` (it routes: ${routed.join(', ')})` : ' (it routes none yet)'}`, {
+        hint: `deploy it first: modelctl deploy ${args.model}@<version>`,
+      });
+    }
     this.note(`sending ${flags.rps} rps for ${durationMs / 1000} s to ${client.url}/${args.model}${flags.path}`);
     return runLoad({
       url: client.url,

@@ -94,17 +94,31 @@ export class RuntimeClient {
     return this.call('GET', `/v1/versions/${model}/${encodeURIComponent(version)}`);
   }
 
-  /** Long-polls in slices (each request stays well under HTTP timeouts) until ready, failed or `timeoutMs`. */
-  async waitReady(model: string, version: string, timeoutMs: number): Promise<VersionInfo> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Long-polls in slices (each request stays well under HTTP timeouts) until ready, failed or
+   * `timeoutMs`; after each slice still starting, `onWaiting` hears what is being waited on.
+   */
+  async waitReady(model: string, version: string, timeoutMs: number, onWaiting?: (note: string) => void): Promise<VersionInfo> {
+    const t0 = Date.now();
+    const deadline = t0 + timeoutMs;
+    const secs = (ms: number) => `${Math.round(ms / 1000)} s`;
     for (;;) {
-      const slice = Math.max(0, Math.min(60_000, deadline - Date.now()));
+      const slice = Math.max(0, Math.min(onWaiting ? 5000 : 60_000, deadline - Date.now()));
       try {
         return await this.call<VersionInfo>('GET', `/v1/versions/${model}/${encodeURIComponent(version)}/ready?timeoutMs=${slice}`, undefined, slice + 30_000);
       } catch (err) {
         // A slice that merely ran out while the version is still starting: ask again.
-        const still = err instanceof UnavailableError && (err.details as { status?: string }).status === 'starting';
-        if (!still || Date.now() >= deadline) throw err;
+        const details = (err instanceof UnavailableError ? err.details : {}) as { status?: string; reason?: string | null; logFile?: string };
+        if (!(err instanceof UnavailableError) || details.status !== 'starting') throw err;
+        const waitingOn = details.reason ?? `${model}@${version} is starting`;
+        if (Date.now() >= deadline) {
+          // The whole wait, not the last slice of it, is what timed out.
+          throw new UnavailableError(`${model}@${version} did not become ready within ${secs(timeoutMs)} (the ready timeout): ${waitingOn}`, {
+            hint: `give it longer with --ready-timeout (or rollout.readyTimeout)${details.logFile ? `, or see its log: ${details.logFile}` : ''}`,
+            details: { ...details, timeoutMs },
+          });
+        }
+        onWaiting?.(`waiting for ${model}@${version} to become ready (${secs(Date.now() - t0)} of ${secs(timeoutMs)}): ${waitingOn}`);
       }
     }
   }

@@ -68,21 +68,6 @@ export interface LoadReport {
   versions: VersionLoadStats[];
 }
 
-/** "30s", "500ms", "2m", "1m30s" or a number of seconds → milliseconds. */
-export function parseDuration(text: string): number {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m; (m = re.exec(t)); ) {
-    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-    matched = re.lastIndex;
-  }
-  if (matched === 0 || matched !== t.length) throw new UsageError(`"${text}" is not a duration`, { hint: 'e.g. 30s, 500ms, 2m or 1m30s' });
-  return Math.round(total);
-}
-
 export function assertLoopback(url: string): URL {
   let u: URL;
   try {
@@ -195,7 +180,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 }
 
 function summarize(opts: LoadOptions, target: string, outcomes: Outcome[], skipped: number, due: number, stoppedEarly: boolean): LoadReport {
-  const isErr = (o: Outcome) => o.status === 0 || o.status >= 500;
+  // Anything but a success is an error for whoever sends the load: a 404 (no such model) or a 400
+  // from the model counts as much as a 5xx or a failed connection.
+  const isErr = (o: Outcome) => o.status === 0 || o.status >= 400;
   const statuses: Record<string, number> = {};
   for (const o of outcomes) {
     const k = o.status === 0 ? 'failed' : String(o.status);

@@ -26,6 +26,8 @@ export class LocalMetricSource implements MetricSource {
       scores: w.scores,
       shadowCompared: w.shadowCompared,
       shadowAgreed: w.shadowAgreed,
+      // A daemon from before this field existed does not send it: not measured.
+      ...(typeof w.unreadable === 'number' ? { unreadable: w.unreadable } : {}),
     };
   }
 }

@@ -7,9 +7,9 @@ import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balan
 import type { RuntimeMetrics } from './metrics.js';
 import { versionKey } from './paths.js';
 import type { ServeSpec } from '../../bundle/serve.js';
-import { copyUpTo, numericField, parseJson, sendJson as sendJsonAnswer } from './http-util.js';
+import { copyUpTo, sendJson as sendJsonAnswer } from './http-util.js';
 import { fieldOf } from './serve-spec.js';
-import type { Role } from './window.js';
+import { readAnswer, type Role } from './window.js';
 
 /**
  * The router: 127.0.0.1:<port>/<model>/<path> → /<path> on one version of <model>, chosen by the
@@ -244,28 +244,30 @@ export class Router {
     const { model, version } = ctx;
     const key = versionKey(model, version);
     let finished = false;
-    const finish = (status: number, answer: unknown) => {
+    // `chunks`: the answer's body as copied (null: not copied or too large; undefined: no answer).
+    const finish = (status: number, chunks?: Buffer[] | null) => {
       if (finished) return;
       finished = true;
       this.leave(key);
-      ctx.answered(status < 400 ? answer : undefined);
-      const backendSpec = backend?.spec;
+      const read = chunks !== undefined && status < 400 ? readAnswer(chunks, backend?.spec) : { answer: undefined, score: null, unreadable: false };
+      ctx.answered(read.answer);
       this.metrics.record(model, version, {
         at: Date.now(),
         status,
         latencyMs: performance.now() - ctx.t0,
-        score: status < 400 ? numericField(answer, backendSpec?.scoreField) : null,
+        score: read.score,
         agreed: null,
         role: 'live',
+        unreadable: read.unreadable,
       });
     };
     const backend = this.backendOf(model, version);
     if (!backend) {
       sendJson(res, 503, { error: `${model}@${version} is not running`, model, version }, { 'x-model-version': version });
-      finish(503, undefined);
+      finish(503);
       return;
     }
-    const collect = ctx.wantBody || backend.spec.scoreField !== undefined;
+    const collect = ctx.wantBody || backend.spec.scoreField !== undefined || backend.spec.agreementField !== undefined;
     let gotResponse = false;
     const upstream = http.request({
       host: '127.0.0.1',
@@ -280,7 +282,7 @@ export class Router {
     res.on('close', () => {
       if (!res.writableFinished && !finished) {
         upstream.destroy();
-        finish(499, undefined);
+        finish(499);
       }
     });
     upstream.on('response', (up) => {
@@ -290,9 +292,9 @@ export class Router {
       const copy = collect ? copyUpTo(up) : null;
       up.on('error', () => {
         res.destroy();
-        finish(502, undefined);
+        finish(502);
       });
-      res.on('finish', () => finish(up.complete ? status : 502, parseJson(copy?.() ?? null)));
+      res.on('finish', () => (up.complete ? finish(status, copy ? copy() : undefined) : finish(502)));
       up.pipe(res);
     });
     upstream.on('timeout', () => upstream.destroy(Object.assign(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
@@ -305,7 +307,7 @@ export class Router {
         this.forwardLive(req, res, { ...ctx, attempt: 1 });
         return;
       }
-      if (res.writableEnded || res.destroyed) return finish(499, undefined);
+      if (res.writableEnded || res.destroyed) return finish(499);
       const timedOut = err.code === 'ETIMEDOUT';
       sendJson(
         res,
@@ -313,7 +315,7 @@ export class Router {
         { error: `${model}@${version} ${timedOut ? 'did not answer in time' : `is unreachable: ${err.code ?? err.message}`}`, model, version },
         { 'x-model-version': version },
       );
-      finish(timedOut ? 504 : 502, undefined);
+      finish(timedOut ? 504 : 502);
     });
     upstream.end(ctx.body);
   }
@@ -326,15 +328,17 @@ export class Router {
     this.enter(key);
     this.mirrorsInFlight++;
     let done = false;
-    const complete = (status: number, answer: unknown) => {
+    const complete = (status: number, chunks?: Buffer[] | null) => {
       if (done) return;
       done = true;
       this.mirrorsInFlight--;
       this.leave(key);
       const latencyMs = performance.now() - t0;
       const field = backend?.spec.agreementField;
+      const read = chunks !== undefined && status < 400 ? readAnswer(chunks, backend?.spec) : { answer: undefined, score: null, unreadable: false };
+      const answer = read.answer;
       const record = (agreed: boolean | null) =>
-        this.metrics.record(model, version, { at: Date.now(), status, latencyMs, score: status < 400 ? numericField(answer, backend?.spec.scoreField) : null, agreed, role });
+        this.metrics.record(model, version, { at: Date.now(), status, latencyMs, score: read.score, agreed, role, unreadable: read.unreadable });
       if (status >= 400 || !field || answer === undefined) return record(null);
       // Compare with the live answer once it exists (the live request has its own timeout).
       void ctx.liveAnswer.then((live) => {
@@ -344,7 +348,7 @@ export class Router {
       });
     };
     const backend = this.backendOf(model, version);
-    if (!backend) return complete(503, undefined);
+    if (!backend) return complete(503);
     const upstream = http.request({
       host: '127.0.0.1',
       port: backend.port,
@@ -357,14 +361,14 @@ export class Router {
     upstream.on('response', (up) => {
       const status = up.statusCode ?? 502;
       const copy = copyUpTo(up);
-      up.on('end', () => complete(status, parseJson(copy())));
-      up.on('error', () => complete(502, undefined));
-      up.on('aborted', () => complete(502, undefined));
+      up.on('end', () => complete(status, copy()));
+      up.on('error', () => complete(502));
+      up.on('aborted', () => complete(502));
     });
     upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('mirror timeout'), { code: 'ETIMEDOUT' })));
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ECONNREFUSED' && err.code !== 'ETIMEDOUT') this.log(`mirror to ${key} failed: ${err.code ?? err.message}`);
-      complete(err.code === 'ETIMEDOUT' ? 504 : 502, undefined);
+      complete(err.code === 'ETIMEDOUT' ? 504 : 502);
     });
     upstream.end(ctx.body);
   }

@@ -17,6 +17,8 @@ export interface LocalTargetOptions {
    * in modelctl.yaml, else the port it had, else 8700, else any free port. 0: any free port.
    */
   port?: number | undefined;
+  /** Progress for people while waiting (stderr): what a readiness wait is waiting on. */
+  note?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -70,7 +72,7 @@ export class LocalTarget implements Target {
   }
 
   async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
-    await (await this.client()).waitReady(model, version, timeoutMs);
+    await (await this.client()).waitReady(model, version, timeoutMs, this.opts.note);
   }
 
   /** A live probe of the version's readiness path; false when it or the runtime is not running. */

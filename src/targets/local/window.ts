@@ -1,4 +1,6 @@
 import type { VersionWindow } from '../../rollout/contracts.js';
+import { numericField, parseJson } from './http-util.js';
+import { fieldOf } from './serve-spec.js';
 
 /**
  * Pure per-version request history (no I/O, unit-testable): a bounded ring of recent requests and
@@ -19,11 +21,38 @@ export interface RequestSample {
   /** Shadow only: did its answer agree with the live answer? null when not compared. */
   agreed: boolean | null;
   role: Role;
+  /** A field the bundle declares could not be read from this (status < 400) answer: see readAnswer. */
+  unreadable?: boolean;
 }
 
 const ROLE_SHADOW = 1;
 const AGREED = 2;
 const DISAGREED = 4;
+const UNREADABLE = 8;
+
+/** The fields a bundle declares in its answers (serve.scoreField / agreementField). */
+export interface AnswerFields {
+  scoreField?: string | undefined;
+  agreementField?: string | undefined;
+}
+
+/**
+ * What one answer's body (a bounded copy: null when it was too large to keep) says, for a bundle
+ * that declares fields: the parsed answer, its score, and whether a declared field could not be
+ * read (not JSON, or the field missing / not a number) — an answer the gates cannot judge, which
+ * must count against the version rather than pass unseen. Shared by the local router and the
+ * Kubernetes meter.
+ */
+export function readAnswer(chunks: Buffer[] | null, fields: AnswerFields | undefined): { answer: unknown; score: number | null; unreadable: boolean } {
+  const answer = parseJson(chunks);
+  const declared = fields?.scoreField !== undefined || fields?.agreementField !== undefined;
+  // Too large to keep a copy of: unknown, not unreadable.
+  if (!declared || chunks === null) return { answer, score: numericField(answer, fields?.scoreField), unreadable: false };
+  const score = numericField(answer, fields?.scoreField);
+  const unreadable =
+    answer === undefined || (fields?.scoreField !== undefined && score === null) || (fields?.agreementField !== undefined && fieldOf(answer, fields.agreementField) === undefined);
+  return { answer, score, unreadable };
+}
 
 /**
  * A fixed-capacity ring in struct-of-arrays form: 100 000 samples cost ~2.7 MB per version and no
@@ -57,7 +86,7 @@ export class SampleRing {
     this.latency[i] = s.latencyMs;
     this.score[i] = s.score ?? Number.NaN;
     this.status[i] = s.status;
-    this.flags[i] = (s.role === 'shadow' ? ROLE_SHADOW : 0) | (s.agreed === true ? AGREED : s.agreed === false ? DISAGREED : 0);
+    this.flags[i] = (s.role === 'shadow' ? ROLE_SHADOW : 0) | (s.agreed === true ? AGREED : s.agreed === false ? DISAGREED : 0) | (s.unreadable ? UNREADABLE : 0);
     this.next = (i + 1) % this.capacity;
     if (this.count < this.capacity) this.count++;
   }
@@ -75,6 +104,7 @@ export class SampleRing {
         score: Number.isNaN(score) ? null : score,
         agreed: f & AGREED ? true : f & DISAGREED ? false : null,
         role: f & ROLE_SHADOW ? 'shadow' : 'live',
+        unreadable: (f & UNREADABLE) !== 0,
       };
     }
   }
@@ -98,13 +128,14 @@ export interface LocalWindow extends VersionWindow {
 
 /** Aggregate the requests that ended in [sinceMs, nowMs]. */
 export function windowOf(ring: SampleRing | undefined, sinceMs: number, nowMs: number): LocalWindow {
-  const w: LocalWindow = { requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0, truncated: false };
+  const w: LocalWindow = { requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0, unreadable: 0, truncated: false };
   if (!ring) return w;
   for (const s of ring.newestFirst()) {
     if (s.at > nowMs) continue;
     if (s.at < sinceMs) break; // pushed in end-time order: everything older is outside too
     w.requests++;
     if (isError(s.status)) w.errors++;
+    else if (s.unreadable && s.status < 400) w.unreadable!++;
     w.latenciesMs.push(s.latencyMs);
     if (s.score !== null && s.status < 400) w.scores.push(s.score);
     if (s.agreed !== null) {
