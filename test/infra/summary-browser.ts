@@ -16,6 +16,10 @@ import type { Browser } from 'playwright-core';
 export const CHROMIUM = process.env.MODELCTL_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<Browser> {
+  const { access } = await import('node:fs/promises');
+  await access(CHROMIUM).catch(() => {
+    throw new Error(`no Chromium at ${CHROMIUM}: run .ci/install-debian.sh as root (Debian package chromium), or set MODELCTL_TEST_CHROMIUM to a Chromium binary`);
+  });
   const { chromium } = await import('playwright-core');
   // playwright gives every launch a fresh temporary profile (--user-data-dir) and, as root, --no-sandbox.
   return chromium.launch({
@@ -37,7 +41,7 @@ export interface RenderedSummary {
   /** Mermaid's error pictures ("Syntax error in text") and the errors mermaid.run reported. */
   mermaidErrors: string[];
   /** Per diagram: its kind (aria-roledescription) and drawn size. */
-  svgs: Array<{ kind: string; width: number; height: number; paths: number; rects: number }>;
+  svgs: Array<{ kind: string; width: number; height: number; paths: number; rects: number; xLabels: string[]; xLabelOverlaps: number }>;
   /** The rendered page as text (what a reader sees, tables included). */
   text: string;
 }
@@ -92,7 +96,13 @@ export async function renderSummary(browser: Browser, markdown: string, png: str
       return {
         blocks: document.querySelectorAll('pre.mermaid').length,
         errors,
-        svgs: svgs.map((s) => { const b = s.getBoundingClientRect(); return { kind: s.getAttribute('aria-roledescription') || '', width: Math.round(b.width), height: Math.round(b.height), paths: s.querySelectorAll('path').length, rects: s.querySelectorAll('rect').length }; }),
+        svgs: svgs.map((s) => {
+          const b = s.getBoundingClientRect();
+          // The x-axis labels as drawn, and how many of them overlap their neighbour (a smear).
+          const labels = [...s.querySelectorAll('g.bottom-axis g.label text')].map((t) => ({ text: t.textContent, r: t.getBoundingClientRect() })).sort((x, y) => x.r.left - y.r.left);
+          const overlaps = labels.filter((l, i) => i > 0 && labels[i - 1].r.right > l.r.left + 0.5).length;
+          return { kind: s.getAttribute('aria-roledescription') || '', width: Math.round(b.width), height: Math.round(b.height), paths: s.querySelectorAll('path').length, rects: s.querySelectorAll('rect').length, xLabels: labels.map((l) => l.text), xLabelOverlaps: overlaps };
+        }),
         text: document.body.innerText,
       };
     })()`)) as { blocks: number; errors: string[]; svgs: RenderedSummary['svgs']; text: string };

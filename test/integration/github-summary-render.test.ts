@@ -35,7 +35,7 @@ async function rollout(candidate: (sinceStart: number) => { errorRate?: number; 
   return { w, r };
 }
 
-const scenarios: Record<string, () => Promise<{ md: string; expect: { outcome: string; charts: number } }>> = {
+const scenarios: Record<string, () => Promise<{ md: string; expect: { title: string; charts: number; measurements?: number } }>> = {
   async promoted() {
     const { r } = await rollout((t) => ({ errorRate: 0.005, latencyMs: 104 + (t % 30_000) / 3000, agreement: 0.97 }), {
       steps: [10, 50, 100],
@@ -45,12 +45,12 @@ const scenarios: Record<string, () => Promise<{ md: string; expect: { outcome: s
       shadowDurationMs: 60_000,
       gates: [ERRORS, LATENCY, AGREEMENT],
     });
-    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { outcome: 'promoted', charts: 3 } };
+    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '✅ PROMOTED · sentiment@1.2.0 serves 100%', charts: 3 } };
   },
   async 'rolled-back-fast'() {
     // Broken from its first request: the first check fails the critical gate.
     const { r } = await rollout(() => ({ errorRate: 0.35, latencyMs: 180 }), { steps: [5, 25, 50, 100], intervalMs: 60_000, checkEveryMs: 10_000 });
-    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { outcome: 'rolled-back', charts: 2 } };
+    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '❌ ROLLED BACK · sentiment@1.2.0 → back on 1.1.0', charts: 2 } };
   },
   async 'rolled-back-slow'() {
     // Fine for two steps, then errors creep up at 50% (a leak): 50+ measurements before the rollback.
@@ -59,7 +59,7 @@ const scenarios: Record<string, () => Promise<{ md: string; expect: { outcome: s
       intervalMs: 300_000,
       checkEveryMs: 10_000,
     });
-    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { outcome: 'rolled-back', charts: 2 } };
+    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '❌ ROLLED BACK · sentiment@1.2.0 → back on 1.1.0', charts: 2, measurements: 50 } };
   },
   async held() {
     // Traffic to the candidate stops after 25 s: inconclusive → held for a human.
@@ -69,14 +69,14 @@ const scenarios: Record<string, () => Promise<{ md: string; expect: { outcome: s
     w.metrics.script('1.1.0', () => ({ errorRate: 0.004, latencyMs: 100 }));
     w.metrics.script('1.2.0', (q) => (q.now - t0 < 25_000 ? { errorRate: 0.004, latencyMs: 102 } : { requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0 }));
     const r = await w.engine().deploy(ref('1.2.0'), plan({ steps: [20, 100], intervalMs: 60_000, checkEveryMs: 5_000, gates: [ERRORS, LATENCY] }));
-    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { outcome: 'held', charts: 2 } };
+    return { md: deployReport(r, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '⏸️ HELD · sentiment@1.2.0 held at 1.1.0 80%, 1.2.0 20%', charts: 2 } };
   },
   async 'manual-rollback'() {
     const w = new World({ totalRps: 200 });
     await w.seed('1.0.0', '1.1.0', '1.2.0');
     const r = await w.engine('alice').rollback(MODEL, {});
     assert.equal(r.action, 'switched');
-    return { md: rollbackReport(r, { kind: 'none' }, `modelctl rollback ${MODEL}`, PLACE).summary!, expect: { outcome: 'switched', charts: 0 } };
+    return { md: rollbackReport(r, { kind: 'none' }, `modelctl rollback ${MODEL}`, PLACE).summary!, expect: { title: '↩️ MANUAL ROLLBACK · sentiment → 1.1.0 (was 1.2.0)', charts: 0 } };
   },
   async 'aborted-by-signal'() {
     // The runner cancels the job 95 s in: SIGINT → abort to stable.
@@ -86,7 +86,7 @@ const scenarios: Record<string, () => Promise<{ md: string; expect: { outcome: s
     w.metrics.script('1.2.0', () => ({ errorRate: 0.006, latencyMs: 104 }));
     w.clock.after(95_000, () => w.engine('signal', 200).abort(MODEL, 'SIGINT (the runner cancelled the job)'));
     const r = await w.engine().deploy(ref('1.2.0'), plan({ steps: [10, 50, 100], intervalMs: 60_000, checkEveryMs: 10_000, gates: [ERRORS, LATENCY] }));
-    return { md: resolveReport({ kind: 'resolved', result: r }, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { outcome: 'aborted', charts: 2 } };
+    return { md: resolveReport({ kind: 'resolved', result: r }, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '🛑 ABORTED · sentiment@1.2.0 → back on 1.1.0', charts: 2 } };
   },
 };
 
@@ -118,8 +118,15 @@ describe('job summaries rendered as GitHub shows them (GFM + Mermaid in headless
       for (const s of out.svgs) {
         assert.equal(s.kind, 'xychart', md);
         assert.ok(s.width > 300 && s.height > 150, `diagram drawn at ${s.width}×${s.height}`);
+        // Readable at any number of measurements: few x labels, none over its neighbour.
+        assert.ok(s.xLabels.length >= 2 && s.xLabels.length <= 20, `x labels: ${s.xLabels.join(' ')}`);
+        assert.equal(s.xLabelOverlaps, 0, `x labels overlap: ${s.xLabels.join(' ')}`);
       }
-      void expect.outcome;
+      assert.equal(out.text.split('\n')[0], expect.title, 'the outcome is the first thing on the page');
+      if (expect.measurements) {
+        const counts = [...md.matchAll(/ (\d+) measurements, /g)].map((m) => Number(m[1]));
+        assert.ok(counts.length > 0 && counts.every((c) => c >= expect.measurements!), `measurements per chart: ${counts.join(', ')}`);
+      }
     });
   }
 });

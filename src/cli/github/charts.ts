@@ -171,6 +171,8 @@ export interface GateChart {
   unit: 's' | 'min';
   /** Over time, or one measurement as bars (candidate, stable, limit). */
   kind: 'time' | 'single';
+  /** Seconds since the start of the run: the first and the last measurement charted. */
+  span: { t0: number; t1: number };
 }
 
 export interface ChartVersions {
@@ -215,6 +217,7 @@ export function gateChart(gate: string, points: GatePoint[], marks: Marker[], v:
       measured: 1,
       unit,
       kind: 'single',
+      span: { t0: p.t, t1: p.t },
       chart: { title: `${gate}: ${p.verdict} at ${fmtTime(p.t, unit)}`, xLabel: '', x: bars.map((b) => b[0]), yLabel: gate, yMin, yMax, series, width: 600, height: 320 },
     };
   }
@@ -253,6 +256,7 @@ export function gateChart(gate: string, points: GatePoint[], marks: Marker[], v:
     measured: points.length,
     unit,
     kind: 'time',
+    span: { t0, t1 },
     chart: {
       title: relative ? `${gate}: candidate vs stable` : `${gate}: candidate vs limit`,
       xLabel: unit === 'min' ? 'minutes since the rollout started' : 'seconds since the rollout started',

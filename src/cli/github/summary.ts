@@ -324,7 +324,10 @@ function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate
     const what = c.chart.x instanceof Array ? c.chart.x.join(' and ') : '';
     return `**${text(c.gate)}** — one measurement, then the rollout ended: ${text(what)} (blue bars) against the limit (red line).`;
   }
-  const steps = marks.filter((m) => m.kind === 'step').map((m) => `${m.label} from ${fmtTime(m.t, c.unit)}`);
+  // The steps the chart shows: those that start within it, and the one its first measurement is in.
+  const all = marks.filter((m) => m.kind === 'step');
+  const firstIn = all.filter((m) => m.t <= c.span.t0).at(-1);
+  const steps = all.filter((m) => m === firstIn || (m.t > c.span.t0 && m.t <= c.span.t1)).map((m) => `${m.label} from ${fmtTime(m.t, c.unit)}`);
   const end = marks.find((m) => m.kind === 'end');
   const rules = [
     steps.length ? `steps: ${steps.join(', ')}${names.includes('step start') ? ' (grey rules)' : ''}` : '',
