@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { gateChart, gateSeries, GRID, markers, niceCeil, parseLimit, resample, stableOfLimit } from '../../src/cli/github/charts.js';
 import { a, code, table, text } from '../../src/cli/github/markdown.js';
 import { chartNumber, mermaidBlocks, renderXyChart, validateXyChart } from '../../src/cli/github/mermaid.js';
-import { deployReport, pushReport, resolveReport, rollbackReport, summaryContext } from '../../src/cli/github/reports.js';
+import { deployReport, pushReport, resolveReport, rollbackReport, s3ConsoleRefsUrl, summaryContext } from '../../src/cli/github/reports.js';
 import { compactLimit, deploySummary, planSummary, SUMMARY_LIMITS, type BundleChange } from '../../src/cli/github/summary.js';
 import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutEvent, RolloutResult } from '../../src/rollout/engine.js';
@@ -192,6 +192,9 @@ describe('the other commands', () => {
     assert.deepEqual(requested.outputs, { outcome: 'abort-requested', serving: null, version: '1.2.0' });
     assert.match(requested.summary!, /\(<https:\/\/github\.com\/o\/r\/actions\/runs\/1>\) was asked to abort/);
     const r = await rolledBack();
+    // rollback --force of a version no longer warm redeploys it through the gates: said so in the heading.
+    const redeployed = rollbackReport({ action: 'redeployed', deploy: r }, CHANGE, 'modelctl rollback sentiment');
+    assert.match(redeployed.summary!, /^### ❌ ROLLED BACK · `sentiment@1\.2\.0` → back on `1\.1\.0` \(manual rollback: redeployed\)\n/);
     const resolved = resolveReport({ kind: 'resolved', result: r }, CHANGE, 'modelctl abort sentiment');
     assert.deepEqual(resolved.outputs, { digest: r.digest, version: '1.2.0', outcome: 'rolled-back', 'rolled-back-to': '1.1.0', serving: '1.1.0' });
 
@@ -291,6 +294,13 @@ describe('charts', () => {
     const md = deploySummary(await rolledBack(), { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' }, context: { ...c, store: 's3://AKIA:secret@models/prod?x=1' } });
     assert.match(md, /\n`modelctl deploy sentiment@1\.2\.0` on \*\*kubernetes\*\* · namespace `ml` · store `s3:\/\/models\/prod` · \[run 77 \(attempt 2\)\]\(https:\/\/github\.example\/acme\/models\/actions\/runs\/77\/attempts\/2\) · commit \[abcdef0\]\(https:\/\/github\.example\/acme\/models\/commit\/abcdef0123456789abcdef0123456789abcdef01\)\n/);
     assert.doesNotMatch(md, /secret|AKIA/);
+    // The bundle ref links to the model's refs in the store, where there is a console to show them.
+    assert.equal(summaryContext({ store: 's3://models/prod' }, { AWS_REGION: 'eu-west-1' }, 'sentiment').refsUrl, 'https://s3.console.aws.amazon.com/s3/buckets/models?region=eu-west-1&prefix=prod%2Frefs%2Fsentiment%2F');
+    assert.equal(s3ConsoleRefsUrl('s3://models', 'm', {}), 'https://s3.console.aws.amazon.com/s3/buckets/models?prefix=refs%2Fm%2F');
+    assert.equal(s3ConsoleRefsUrl('s3://models/prod', 'm', { AWS_ENDPOINT_URL: 'http://rgw:7480' }), undefined, 'an S3-compatible server: no AWS console');
+    assert.equal(s3ConsoleRefsUrl('file:///srv/store', 'm', {}), undefined);
+    const linked = deploySummary(await rolledBack(), { command: 'c', change: { kind: 'none' }, context: { refsUrl: 'https://s3.console.aws.amazon.com/s3/buckets/models?prefix=refs%2Fsentiment%2F' } });
+    assert.match(linked, /\n- \*\*Bundle\*\* \[`sentiment@1\.2\.0`\]\(https:\/\/s3\.console\.aws\.amazon\.com\/s3\/buckets\/models\?prefix=refs%2Fsentiment%2F\) · `sha256:/);
   });
 
   test('the size bound: a huge run stays under the budget (the evidence, then the charts, give way) and far under 1 MiB', async () => {

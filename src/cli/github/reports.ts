@@ -51,7 +51,7 @@ export async function runPlace(flags: { target?: string | undefined; namespace?:
  * default variables (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT,
  * GITHUB_SHA); no link when one of them is missing.
  */
-export function summaryContext(place: RunPlace = {}, env: NodeJS.ProcessEnv = process.env): SummaryContext {
+export function summaryContext(place: RunPlace = {}, env: NodeJS.ProcessEnv = process.env, model?: string): SummaryContext {
   const server = env.GITHUB_SERVER_URL || 'https://github.com';
   const repo = env.GITHUB_REPOSITORY;
   const run = env.GITHUB_RUN_ID;
@@ -66,7 +66,22 @@ export function summaryContext(place: RunPlace = {}, env: NodeJS.ProcessEnv = pr
     ctx.commitUrl = `${server}/${repo}/commit/${sha}`;
     ctx.sha = sha;
   }
+  const refs = model && place.store ? s3ConsoleRefsUrl(place.store, model, env) : undefined;
+  if (refs) ctx.refsUrl = refs;
   return ctx;
+}
+
+/**
+ * The AWS console's view of a model's refs (`<prefix>/refs/<model>/`) in an S3 store on AWS; none
+ * for other stores, or when AWS_ENDPOINT_URL(_S3) points at an S3-compatible server (RGW, MinIO),
+ * whose consoles have no common address.
+ */
+export function s3ConsoleRefsUrl(store: string, model: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*?))?\/*$/.exec(store);
+  if (!m || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL) return undefined;
+  const prefix = `${m[2] ? `${m[2]}/` : ''}refs/${model}/`;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  return `https://s3.console.aws.amazon.com/s3/buckets/${m[1]}?${region ? `region=${encodeURIComponent(region)}&` : ''}prefix=${encodeURIComponent(prefix)}`;
 }
 
 export interface PushReportInput {
@@ -108,7 +123,7 @@ function rolloutOutputs(r: RolloutResult): Record<string, OutputValue> {
 }
 
 export function deployReport(r: RolloutResult | PlanDescription, change: BundleChange, command: string, place?: RunPlace): GithubReport {
-  const context = summaryContext(place);
+  const context = summaryContext(place, process.env, r.model);
   if (!('outcome' in r)) {
     return { outputs: { digest: r.digest, version: r.version, outcome: 'dry-run', 'rolled-back-to': null, serving: r.stable }, summary: planSummary(r, `${command} --dry-run`, context) };
   }
@@ -118,7 +133,7 @@ export function deployReport(r: RolloutResult | PlanDescription, change: BundleC
 export type RollbackCommandResult = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
 
 export function rollbackReport(r: RollbackCommandResult, change: BundleChange, command: string, place?: RunPlace): GithubReport {
-  const context = summaryContext(place);
+  const context = summaryContext(place, process.env, r.action === 'redeployed' ? r.deploy.model : r.model);
   if (r.action === 'redeployed') {
     const d = r.deploy;
     return {
@@ -141,7 +156,7 @@ export function rollbackReport(r: RollbackCommandResult, change: BundleChange, c
 }
 
 export function resolveReport(r: ResolveResult, change: BundleChange, command: string, place?: RunPlace): GithubReport {
-  const context = summaryContext(place);
+  const context = summaryContext(place, process.env, r.kind === 'requested' ? r.model : r.result.model);
   if (r.kind === 'requested') {
     return {
       outputs: { outcome: `${r.action}-requested`, serving: null, version: r.version },

@@ -38,6 +38,8 @@ export interface SummaryContext {
   runLabel?: string | undefined;
   commitUrl?: string | undefined;
   sha?: string | undefined;
+  /** Where a reader can browse the model's refs in the store (the AWS console for an S3 store on AWS). */
+  refsUrl?: string | undefined;
 }
 
 /**
@@ -180,8 +182,9 @@ function componentWords(c: ComponentDiff): string {
   return `${code(c.name)} (${parts.join(', ')} file${files.length === 1 ? '' : 's'}: ${shown})`;
 }
 
-export function bundleSection(r: Pick<RolloutResult, 'model' | 'version' | 'digest'>, change: BundleChange): string {
-  const lines = [`- **Bundle** ${code(`${r.model}@${r.version}`)} · ${code(r.digest)}`];
+export function bundleSection(r: Pick<RolloutResult, 'model' | 'version' | 'digest'>, change: BundleChange, refsUrl?: string): string {
+  const ref = code(`${r.model}@${r.version}`);
+  const lines = [`- **Bundle** ${refsUrl ? `[${ref}](${refsUrl})` : ref} · ${code(r.digest)}`];
   switch (change.kind) {
     case 'first-deploy':
       lines.push(`- **Against** nothing: first deploy of ${code(r.model)} on this target`);
@@ -420,7 +423,7 @@ export function deploySummary(r: RolloutResult, opts: DeploySummaryOptions, budg
   }
   const charts = chartsSection(r);
   if (charts) sections.push({ body: charts, droppable: 'charts' });
-  sections.push({ body: bundleSection(r, opts.change) });
+  sections.push({ body: bundleSection(r, opts.change, opts.context?.refsUrl) });
   if (r.steps.length || r.events.some(isGateEvent)) sections.push({ body: details('Every step and gate: values, samples, queries, reasons', stepsTable(r)), droppable: 'evidence' });
   sections.push({ body: `**Stable set after the run** ${stableSetLine(r.stableSet)}` });
   return `${withinBudget(sections, budget)}\n\n`;
