@@ -7,6 +7,7 @@ import type { Browser } from 'playwright-core';
 import { deployReport, resolveReport, rollbackReport, type RunPlace } from '../../src/cli/github/reports.js';
 import { SUMMARY_LIMITS } from '../../src/cli/github/summary.js';
 import type { GateSpec } from '../../src/gates/contracts.js';
+import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutResult } from '../../src/rollout/engine.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
 import { launchChromium, renderSummary, type RenderedSummary } from '../infra/summary-browser.js';
@@ -36,6 +37,15 @@ async function rollout(candidate: (sinceStart: number) => { errorRate?: number; 
 }
 
 const scenarios: Record<string, () => Promise<{ md: string; expect: { title: string; charts: number; measurements?: number } }>> = {
+  async 'first-deploy'() {
+    const w = new World({ totalRps: 200 });
+    const r = await w.engine().deploy(ref('1.0.0'), plan());
+    return { md: deployReport(r, { kind: 'first-deploy', totalBytes: 40_960 }, `modelctl deploy ${MODEL}@1.0.0`, PLACE).summary!, expect: { title: '✅ PROMOTED · sentiment@1.0.0 serves 100%', charts: 0 } };
+  },
+  async 'dry-run'() {
+    const p = describePlan({ model: MODEL, version: '1.2.0', digest: ref('1.2.0').digest, target: 'kubernetes', stable: '1.1.0', plan: plan({ steps: [10, 50, 100], gates: [ERRORS, LATENCY] }) });
+    return { md: deployReport(p, { kind: 'none' }, `modelctl deploy ${MODEL}@1.2.0`, PLACE).summary!, expect: { title: '📝 PLANNED · sentiment@1.2.0 (dry run)', charts: 0 } };
+  },
   async promoted() {
     const { r } = await rollout((t) => ({ errorRate: 0.005, latencyMs: 104 + (t % 30_000) / 3000, agreement: 0.97 }), {
       steps: [10, 50, 100],

@@ -129,6 +129,7 @@ describe('deploy summary', () => {
     assert.match(firstMd, /\| health \| – \| – \| – \| ✅ pass \| start \|/);
     assert.match(firstMd, /\| start \| health \| – \| – \| pass \| – \| health check of 1\.0\.0 \|/);
     assert.deepEqual(await assertCharts(firstMd), [], 'nothing to chart on a first deploy');
+    assert.doesNotMatch(firstMd, /nothing to chart/, 'and no words about it');
 
     w.metrics.behave('1.1.0', { errorRate: 0, latencyMs: 20 });
     const promoted = await w.engine().deploy(ref('1.1.0'), plan({ steps: [20, 100], intervalMs: 30_000, checkEveryMs: 10_000, gates: [ERRORS] }));

@@ -357,7 +357,9 @@ export function chartsSection(r: Pick<RolloutResult, 'events' | 'version'>, maxC
     }
     const c = gateChart(gate, points, marks, v, ((r.events.at(-1)?.at ?? 0) - (r.events[0]?.at ?? 0)) / 1000);
     if (!c) {
-      parts.push(`**${text(gate)}** — no numeric measurement: nothing to chart.`);
+      // A check without a number or a limit (the first deploy's health check) has nothing to say here.
+      const limited = r.events.some((e) => isGateEvent(e) && e.gate === gate && typeof e.limit === 'string' && e.limit !== '');
+      if (limited) parts.push(`**${text(gate)}** — no numeric measurement: nothing to chart.`);
       continue;
     }
     const src = renderXyChart(c.chart);
