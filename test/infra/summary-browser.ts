@@ -71,7 +71,8 @@ export async function summaryHtml(markdown: string): Promise<string> {
   return html.replace(/<pre><code class="language-mermaid">([\s\S]*?)<\/code><\/pre>/g, '<pre class="mermaid">$1</pre>');
 }
 
-export async function renderSummary(browser: Browser, markdown: string, png: string): Promise<RenderedSummary> {
+/** `dark`: GitHub's dark mode (its page colours, mermaid's dark theme). */
+export async function renderSummary(browser: Browser, markdown: string, png: string, opts: { dark?: boolean } = {}): Promise<RenderedSummary> {
   const page = await browser.newPage({ viewport: { width: 980, height: 600 }, deviceScaleFactor: 1 });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
@@ -81,11 +82,12 @@ export async function renderSummary(browser: Browser, markdown: string, png: str
   await page.route('**/*', (route) => route.abort());
   try {
     const body = await summaryHtml(markdown);
-    await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>${CSS}</style></head><body><article class="markdown-body">${body}</article></body></html>`);
+    const dark = opts.dark ? 'body { background: #0d1117; } .markdown-body { color: #f0f6fc; } th, td { border-color: #3d444d; } tr:nth-child(2n) { background: #151b23; } a { color: #4493f8; }' : '';
+    await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><style>${CSS}${dark}</style></head><body><article class="markdown-body">${body}</article></body></html>`);
     await page.addScriptTag({ path: require.resolve('mermaid/dist/mermaid.min.js') });
     const result = (await page.evaluate(`(async () => {
       const errors = [];
-      mermaid.initialize({ startOnLoad: false, securityLevel: 'strict' });
+      mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: ${opts.dark ? "'dark'" : "'default'"} });
       await mermaid.run({ querySelector: 'pre.mermaid', suppressErrors: true, postRenderCallback: () => {} })
         .catch((e) => errors.push(String(e && e.message || e)));
       const svgs = [...document.querySelectorAll('pre.mermaid svg')];

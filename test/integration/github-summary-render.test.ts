@@ -115,11 +115,13 @@ describe('job summaries rendered as GitHub shows them (GFM + Mermaid in headless
     process.stderr.write(`job summary pictures:\n${Object.entries(saved).map(([k, p]) => `  ${k}: ${p}`).join('\n')}\n`);
   });
 
-  for (const [name, build] of Object.entries(scenarios)) {
+  const cases = [...Object.keys(scenarios).map((name) => ({ name, dark: false })), { name: 'rolled-back-slow', dark: true }];
+  for (const { name: scenario, dark } of cases) {
+    const name = dark ? `${scenario} (dark mode)` : scenario;
     test(name, async () => {
-      const { md, expect } = await build();
+      const { md, expect } = await scenarios[scenario]!();
       assert.ok(Buffer.byteLength(md) < SUMMARY_LIMITS.bytes, `${Buffer.byteLength(md)} bytes`);
-      const out: RenderedSummary = await renderSummary(browser, md, path.join(dir, `${name}.png`));
+      const out: RenderedSummary = await renderSummary(browser, md, path.join(dir, `${scenario}${dark ? '-dark' : ''}.png`), { dark });
       saved[name] = out.png;
       assert.deepEqual(out.pageErrors, [], md);
       assert.deepEqual(out.mermaidErrors, [], md);

@@ -113,7 +113,7 @@ describe('deploy summary', () => {
     const rule = series['step start']!;
     const top = Math.max(...rule);
     assert.deepEqual(rule.flatMap((v, i) => (v === top ? [i] : [])), [Math.round(((60 - 10) / 60) * (GRID - 1))]);
-    assert.match(md, /\*\*error-rate\*\* — candidate `1\.2\.0` \(blue\) vs limit \(red\); steps: canary 10% from 0 s, canary 50% from 60 s \(grey rules\); rollback at 70 s\. 7 measurements, seconds since the rollout started\./);
+    assert.match(md, /\*\*error-rate\*\* — candidate `1\.2\.0` \(blue\) vs limit \(red\); steps: canary 10% from 0 s, canary 50% from 60 s \(light grey rules\); rollback at 70 s\. 7 measurements, seconds since the rollout started\./);
     assert.match(md, /<details><summary>Every step and gate: values, samples, queries, reasons<\/summary>\n\n\| Step \|/);
     assert.match(md, /\*\*Stable set after the run\*\* `1\.1\.0` \(serving\) · `1\.0\.0`\n/);
     assert.deepEqual(report.outputs, { digest: r.digest, version: '1.2.0', outcome: 'rolled-back', 'rolled-back-to': '1.1.0', serving: '1.1.0' });
@@ -246,7 +246,7 @@ describe('charts', () => {
     assert.match(blocks[0]!, /x-axis "seconds since the rollout started" 1 --> 120/);
     const score = blocks.find((b) => b.includes('"score: candidate vs limit"'))!;
     assert.equal([...score.matchAll(/^ {4}line /gm)].length, 1, 'no limit line without a numeric limit');
-    assert.match(md, /\*\*rate\*\* — candidate `1` \(blue\) vs stable \(green\) vs limit \(red\)\. 119 measurements, seconds since the rollout started\./);
+    assert.match(md, /\*\*rate\*\* — candidate `1` \(blue\) vs stable \(grey\) vs limit \(red\)\. 119 measurements, seconds since the rollout started\./);
   });
 
   test('resample: each measurement at its nearest grid point, straight lines between, flat at the ends, a failure wins its point', () => {

@@ -160,7 +160,11 @@ export function resample(ts: number[], values: Array<number | null>, t0: number,
   return out;
 }
 
-export const COLOURS = { candidate: '#2563eb', stable: '#16a34a', limit: '#dc2626', step: '#9ca3af' } as const;
+/**
+ * Blue, grey, red: told apart by hue and by lightness (red and green would not be, for one reader
+ * in twelve), each readable on GitHub's light and dark backgrounds; the step rules light grey, behind.
+ */
+export const COLOURS = { candidate: '#3b82f6', stable: '#6b7280', limit: '#dc2626', step: '#c4c9d0' } as const;
 
 export interface GateChart {
   gate: string;

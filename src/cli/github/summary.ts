@@ -321,7 +321,7 @@ function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate
   const names = c.chart.series.map((s) => s.title);
   const has = (colour: string) => c.chart.series.some((s) => s.colour === colour);
   const parts = [`candidate ${code(v.candidate)} (blue)`];
-  if (has(COLOURS.stable)) parts.push(`stable ${v.stable ? code(v.stable) : ''} (green)`.replace('  ', ' '));
+  if (has(COLOURS.stable)) parts.push(`stable ${v.stable ? code(v.stable) : ''} (grey)`.replace('  ', ' '));
   if (has(COLOURS.limit)) parts.push('limit (red)');
   if (c.kind === 'single') {
     const what = c.chart.x instanceof Array ? c.chart.x.join(' and ') : '';
@@ -333,7 +333,7 @@ function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate
   const steps = all.filter((m) => m === firstIn || (m.t > c.span.t0 && m.t <= c.span.t1)).map((m) => `${m.label} from ${fmtTime(m.t, c.unit)}`);
   const end = marks.find((m) => m.kind === 'end');
   const rules = [
-    steps.length ? `steps: ${steps.join(', ')}${names.includes('step start') ? ' (grey rules)' : ''}` : '',
+    steps.length ? `steps: ${steps.join(', ')}${names.includes('step start') ? ' (light grey rules)' : ''}` : '',
     end ? `${end.label} at ${fmtTime(end.t, c.unit)}` : '',
   ].filter(Boolean);
   return `**${text(c.gate)}** — ${parts.join(' vs ')}${rules.length ? `; ${rules.join('; ')}` : ''}. ${c.measured} measurements, ${c.unit === 'min' ? 'minutes' : 'seconds'} since the rollout started.`;
