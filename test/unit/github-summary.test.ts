@@ -313,7 +313,7 @@ describe('charts', () => {
     // 40 gates × 2000 measurements, long reasons: far beyond any budget before the cuts.
     const events: RolloutEvent[] = [r.events[0]!];
     for (let i = 0; i < 2000; i++) for (let g = 0; g < 40; g++) events.push({ at: r.events[0]!.at + i * 1000, type: 'gate-evaluated', gate: `gate-${g}`, verdict: 'pass', value: Math.random() * 1e-7, limit: `<= stable (${i}) × 1.5 = ${i * 1.5}`, reason: 'x'.repeat(500) });
-    const steps = Array.from({ length: 50 }, () => ({ ...r.steps[0]!, gates: Array.from({ length: 40 }, (_, g) => ({ ...r.steps[0]!.gates[0]!, name: `gate-${g}`, reason: 'why '.repeat(500) })) }));
+    const steps = Array.from({ length: 50 }, () => ({ ...r.steps[0]!, gates: Array.from({ length: 40 }, (_, g) => ({ ...r.steps[0]!.gates[0]!, name: `gate-${g}`, reason: 'why '.repeat(1000) })) }));
     const huge = { ...r, events, steps };
     assert.ok(Buffer.byteLength(deploySummary(huge, { command: 'c', change: { kind: 'none' } }, Infinity)) > SUMMARY_LIMITS.bytes, 'uncut, it is over the budget');
     const md = deploySummary(huge, { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' } });

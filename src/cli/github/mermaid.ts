@@ -66,7 +66,8 @@ export function renderXyChart(c: XyChart): string {
     `    title "${chartText(c.title)}"`,
     `    x-axis "${chartText(c.xLabel)}" ${x}`,
     `    y-axis "${chartText(c.yLabel)}" ${chartNumber(c.yMin)} --> ${chartNumber(c.yMax)}`,
-    ...c.series.map((s) => `    ${s.kind} "${chartText(s.title)}" [${s.values.map(chartNumber).join(', ')}]`),
+    // Four significant digits are more than a chart shows, and keep a 241-point series short.
+    ...c.series.map((s) => `    ${s.kind} "${chartText(s.title)}" [${s.values.map((v) => chartNumber(Number(v.toPrecision(4)))).join(', ')}]`),
   ].join('\n');
 }
 
