@@ -172,7 +172,7 @@ describe('modelctl as GitHub Actions steps', () => {
     // (before, this rollback had no chart at all), the failed gate first.
     assert.ok((await assertValidCharts(md)) >= 1, md);
     // (One measurement as bars, or two or more over time: how many checks ran before the verdict depends on timing.)
-    assert.match(md, /\n\*\*error-rate\*\* — (one measurement, then the rollout ended: candidate 1\.1\.0 and stable 1\.0\.0 \(blue bars\) against the limit \(red line\)|candidate `1\.1\.0` \(blue\) vs stable `1\.0\.0` \(grey\) vs limit \(red\)[^\n]*)\.\n\n```mermaid\n/);
+    assert.match(md, /\n\*\*error-rate\*\* — (one measurement with a value, at [\d.]+ s, then rollback at [\d.]+ s: candidate 1\.1\.0 and stable 1\.0\.0 \(blue bars\) against the limit \(red line\)|candidate `1\.1\.0` \(blue\) vs stable `1\.0\.0` \(grey\) vs limit \(red\)[^\n]*)\.\n\n```mermaid\n/);
     assert.match(md, /\*\*Stable set after the run\*\* `1\.0\.0` \(serving\)\n/);
   });
 

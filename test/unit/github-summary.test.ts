@@ -150,6 +150,7 @@ describe('deploy summary', () => {
     assert.match(h.summary!, /bundle diff unavailable \(manifest not in store\)/);
     assert.match(h.summary!, /^### ⏸️ HELD · `sentiment@2\.0\.0` held at `1\.0\.0` 50%, `2\.0\.0` 50%\n/);
     assert.match(h.summary!, /\| error-rate \| no data \| – \| ≤ 0\.05 \| ⏸️ inconclusive \| canary 50% \|/, 'the deciding measurement had no data: said so');
+    assert.match(h.summary!, /\*\*error-rate\*\* — one measurement with a value, at 10 s, then held at 20 s: candidate 2\.0\.0 and limit \(blue bars\)/, 'the chart has the one value there was: said so');
     assert.deepEqual(h.annotations?.map((a) => [a.level, a.title]), [['warning', 'Held sentiment@2.0.0']]);
     assert.equal(h.outputs.outcome, 'held');
   });

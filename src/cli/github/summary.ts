@@ -325,7 +325,9 @@ function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate
   if (has(COLOURS.limit)) parts.push('limit (red)');
   if (c.kind === 'single') {
     const what = c.chart.x instanceof Array ? c.chart.x.join(' and ') : '';
-    return `**${text(c.gate)}** — one measurement, then the rollout ended: ${text(what)} (blue bars) against the limit (red line).`;
+    const end = marks.find((m) => m.kind === 'end');
+    const then = end ? `, then ${end.label} at ${fmtTime(end.t, c.unit)}` : '';
+    return `**${text(c.gate)}** — one measurement with a value, at ${fmtTime(c.span.t0, c.unit)}${then}: ${text(what)} (blue bars) against the limit (red line).`;
   }
   // The steps the chart shows: those that start within it, and the one its first measurement is in.
   const all = marks.filter((m) => m.kind === 'step');
@@ -335,6 +337,8 @@ function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate
   const rules = [
     steps.length ? `steps: ${steps.join(', ')}${names.includes('step start') ? ' (light grey rules)' : ''}` : '',
     end ? `${end.label} at ${fmtTime(end.t, c.unit)}` : '',
+    // The chart stops at the last value: say so when the run went on without one (no data → held).
+    end && end.t - c.span.t1 >= 1 ? `no value after ${fmtTime(c.span.t1, c.unit)}` : '',
   ].filter(Boolean);
   return `**${text(c.gate)}** — ${parts.join(' vs ')}${rules.length ? `; ${rules.join('; ')}` : ''}. ${c.measured} measurements, ${c.unit === 'min' ? 'minutes' : 'seconds'} since the rollout started.`;
 }
