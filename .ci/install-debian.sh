@@ -2,6 +2,8 @@
 # Install the Debian packages the integration tests need:
 #   - a single-node Ceph RGW (real S3 server) started by test/infra/ceph-rgw.ts
 #   - prometheus + prometheus-pushgateway (metrics feature)
+#   - chromium (headless) and an emoji font: render job summaries (GitHub Markdown + Mermaid)
+#     as GitHub shows them (the summaries mark outcomes with emoji)
 #
 # Idempotent: does nothing when every binary is already present.
 # Non-interactive, must run as root on Debian 12 (bookworm).
@@ -12,12 +14,15 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway)
-PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway)
+BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway chromium)
+PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway chromium fonts-noto-color-emoji)
 # Units the packages may enable/start. None of them must run.
 UNITS=(prometheus prometheus-pushgateway prometheus-node-exporter
   ceph.target ceph-mon.target ceph-osd.target ceph-radosgw.target ceph-crash
   ceph-mgr.target ceph-mds.target)
+
+# Files that are no binary (a font).
+FILES=(/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf)
 
 missing=()
 for b in "${BINARIES[@]}"; do
@@ -25,9 +30,12 @@ for b in "${BINARIES[@]}"; do
     missing+=("$b")
   fi
 done
+for f in "${FILES[@]}"; do
+  [ -e "$f" ] || missing+=("$f")
+done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-debian: all binaries present (${BINARIES[*]}), nothing to do"
+  echo "install-debian: all binaries and files present (${BINARIES[*]} ${FILES[*]}), nothing to do"
   exit 0
 fi
 echo "install-debian: missing ${missing[*]}; installing ${PACKAGES[*]}"
@@ -92,6 +100,12 @@ done
 for b in "${BINARIES[@]}"; do
   if ! command -v "$b" >/dev/null 2>&1; then
     echo "install-debian: $b still missing after install" >&2
+    exit 1
+  fi
+done
+for f in "${FILES[@]}"; do
+  if [ ! -e "$f" ]; then
+    echo "install-debian: $f still missing after install" >&2
     exit 1
   fi
 done

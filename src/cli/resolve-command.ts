@@ -38,9 +38,10 @@ export abstract class ResolveRolloutCommand extends StoreCommand {
   }
 
   protected override async githubReport(r: ResolveResult): Promise<GithubReport> {
-    const { bundleChange, resolveReport } = await import('./github/reports.js');
+    const { bundleChange, resolveReport, runPlace } = await import('./github/reports.js');
     const model = r.kind === 'requested' ? r.model : r.result.model;
-    return resolveReport(r, await bundleChange(this.openedStore, r.kind === 'resolved' ? r.result : undefined), `modelctl ${this.action} ${model}`);
+    const { flags } = await this.parse(this.ctor as typeof ResolveRolloutCommand);
+    return resolveReport(r, await bundleChange(this.openedStore, r.kind === 'resolved' ? r.result : undefined), `modelctl ${this.action} ${model}`, await runPlace(flags, this.openedStore));
   }
 
   protected human(r: ResolveResult): string {

@@ -90,8 +90,9 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
   }
 
   protected override async githubReport(r: RolloutResult | PlanDescription): Promise<GithubReport> {
-    const { bundleChange, deployReport } = await import('../cli/github/reports.js');
-    return deployReport(r, await bundleChange(this.openedStore, r), `modelctl deploy ${r.model}@${r.version}`);
+    const { bundleChange, deployReport, runPlace } = await import('../cli/github/reports.js');
+    const { flags } = await this.parse(Deploy);
+    return deployReport(r, await bundleChange(this.openedStore, r), `modelctl deploy ${r.model}@${r.version}`, await runPlace(flags, this.openedStore));
   }
 
   protected human(r: RolloutResult | PlanDescription): string {

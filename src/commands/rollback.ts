@@ -79,9 +79,10 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   }
 
   protected override async githubReport(r: Result): Promise<GithubReport> {
-    const { bundleChange, rollbackReport } = await import('../cli/github/reports.js');
+    const { bundleChange, rollbackReport, runPlace } = await import('../cli/github/reports.js');
     const model = r.action === 'redeployed' ? r.deploy.model : r.model;
-    return rollbackReport(r, await bundleChange(this.openedStore, r.deploy), `modelctl rollback ${model}`);
+    const { flags } = await this.parse(Rollback);
+    return rollbackReport(r, await bundleChange(this.openedStore, r.deploy), `modelctl rollback ${model}`, await runPlace(flags, this.openedStore));
   }
 
   protected human(r: Result): string {

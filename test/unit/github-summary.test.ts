@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { gateSeries, parseLimit, thin, timeLabels } from '../../src/cli/github/charts.js';
-import { code, table, text } from '../../src/cli/github/markdown.js';
+import { gateChart, gateSeries, GRID, markers, niceCeil, parseLimit, resample, stableOfLimit } from '../../src/cli/github/charts.js';
+import { a, code, table, text } from '../../src/cli/github/markdown.js';
 import { chartNumber, mermaidBlocks, renderXyChart, validateXyChart } from '../../src/cli/github/mermaid.js';
-import { deployReport, pushReport, resolveReport, rollbackReport } from '../../src/cli/github/reports.js';
-import { deploySummary, planSummary, type BundleChange } from '../../src/cli/github/summary.js';
+import { deployReport, pushReport, resolveReport, rollbackReport, runPlace, s3ConsoleRefsUrl, summaryContext } from '../../src/cli/github/reports.js';
+import { compactLimit, deploySummary, planSummary, SUMMARY_LIMITS, type BundleChange } from '../../src/cli/github/summary.js';
 import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutEvent, RolloutResult } from '../../src/rollout/engine.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
@@ -74,7 +74,7 @@ describe('deploy summary', () => {
     assert.equal(r.outcome, 'rolled-back');
     const report = deployReport(r, CHANGE, `modelctl deploy ${MODEL}@1.2.0`);
     const md = report.summary!;
-    assert.match(md, /^### modelctl deploy sentiment@1\.2\.0: ROLLED BACK\n\n\*\*ROLLED BACK\*\* — `sentiment@1\.2\.0`: gate error-rate failed/);
+    assert.match(md, /^### ❌ ROLLED BACK · `sentiment@1\.2\.0` → back on `1\.1\.0`\n\n\*\*ROLLED BACK\*\* — `sentiment@1\.2\.0`: gate error-rate failed/);
     assert.match(md, /All traffic is back on `1\.1\.0`\. Took \d/);
     assert.match(md, /- \*\*Against\*\* `sentiment@1\.1\.0` \(serving before this deploy\)/);
     assert.match(md, /- \*\*Changed\*\* `config` \(1 changed file: `config\/model\.json`\) · unchanged: `preprocessing`, `prompts`, `weights`/);
@@ -89,17 +89,33 @@ describe('deploy summary', () => {
     assert.equal(failed[3], '&lt;= 0.05');
     assert.match(failed[6]!, /^`local:error-rate\{model=sentiment,version=1\.2\.0\} over 10 s since .*`<br>error-rate 0\.4 &gt; 0\.05 \(\d+ of \d+ requests failed\)$/);
 
+    // One row per gate in the compact table: the failed gate first, candidate and stable side by side, the limit once.
+    const gateRows = md.split('\n').filter((l) => /^\| (error-rate|latency-p99) \|/.test(l)).map(cells);
+    assert.deepEqual(gateRows.map((c) => [c[0], c[4], c[5]]), [['error-rate', '❌ **fail**', 'canary 50%'], ['latency-p99', '✅ pass', 'canary 50%']]);
+    assert.equal(gateRows[0]![1], '**0.4**');
+    assert.equal(gateRows[0]![3], '≤ 0.05');
+    assert.match(gateRows[1]![3]!, /^≤ [\d.]+ ms \(stable × 1\.2\)$/, 'the bound first, the rule after, the stable value in its own column');
+    assert.equal(Number(gateRows[1]![2]), stableOfLimit(r.steps.at(-1)!.gates.find((g) => g.name === 'latency-p99')!.limit));
+    assert.match(md, /\*\*Steps\*\* canary 10% ✅ 1 min → canary 50% ❌ 10\.0 s → rolled back to `1\.1\.0`/);
+
     const blocks = await assertCharts(md);
     assert.equal(blocks.length, 2, 'one chart per gate');
-    const latency = blocks.find((b) => b.includes('title "latency-p99"'))!;
-    const lines = [...latency.matchAll(/^ {4}line \[(.*)\]$/gm)].map((m) => m[1]!.split(', ').map(Number));
-    assert.equal(lines.length, 2, 'value and upper limit');
-    assert.ok(new Set(lines[1]).size > 1, 'the relative limit is plotted per evaluation, not as one number');
-    const labels = /x-axis "seconds since start" \[(.*)\]/.exec(latency)![1]!.split(', ').map((s) => Number(JSON.parse(s)));
-    assert.deepEqual(labels, [...labels].sort((a, b) => a - b), 'time goes forward');
-    assert.ok(labels[0]! > 0 && labels.at(-1)! > 60, 'seconds since the rollout started');
-    assert.match(md, /\*\*error-rate\*\* — value \(blue\), upper limit \(red\); x: seconds since the start, \d+ measurements\./);
-    assert.match(md, /#### Stable set after the run\n\n`1\.1\.0` \(serving\) · `1\.0\.0`\n/);
+    assert.match(blocks[0]!, /title "error-rate: candidate vs limit"/, 'the failed gate first');
+    const latency = blocks.find((b) => b.includes('title "latency-p99: candidate vs stable"'))!;
+    const series = Object.fromEntries([...latency.matchAll(/^ {4}line "([^"]*)" \[(.*)\]$/gm)].map((m) => [m[1]!, m[2]!.split(', ').map(Number)]));
+    assert.deepEqual(Object.keys(series), ['step start', 'limit', 'stable 1.1.0', 'candidate 1.2.0']);
+    for (const v of Object.values(series)) assert.equal(v.length, GRID, 'every series on the same time grid');
+    assert.ok(new Set(series.limit).size > 1, 'the relative limit is plotted per evaluation, not as one number');
+    assert.ok(new Set(series['stable 1.1.0']).size > 1, 'the stable line moves with the stable version');
+    // The x-axis is time: from the first measurement (10 s) to the last (70 s), in seconds.
+    assert.match(latency, /x-axis "seconds since the rollout started" 10 --> 70\n/);
+    // The canary 50% step started at 60 s: a rule at its grid point, nothing else but the floor.
+    const rule = series['step start']!;
+    const top = Math.max(...rule);
+    assert.deepEqual(rule.flatMap((v, i) => (v === top ? [i] : [])), [Math.round(((60 - 10) / 60) * (GRID - 1))]);
+    assert.match(md, /\*\*error-rate\*\* — candidate `1\.2\.0` \(blue\) vs limit \(red\); steps: canary 10% from 0 s, canary 50% from 60 s \(light grey rules\); rollback at 70 s\. 7 measurements, seconds since the rollout started\./);
+    assert.match(md, /<details><summary>Every step and gate: values, samples, queries, reasons<\/summary>\n\n\| Step \|/);
+    assert.match(md, /\*\*Stable set after the run\*\* `1\.1\.0` \(serving\) · `1\.0\.0`\n/);
     assert.deepEqual(report.outputs, { digest: r.digest, version: '1.2.0', outcome: 'rolled-back', 'rolled-back-to': '1.1.0', serving: '1.1.0' });
     assert.deepEqual(report.annotations?.map((a) => [a.level, a.title]), [['error', 'Rolled back sentiment@1.2.0']]);
   });
@@ -108,15 +124,17 @@ describe('deploy summary', () => {
     const w = new World({ totalRps: 100 });
     const first = await w.engine().deploy(ref('1.0.0'), plan());
     const firstMd = deploySummary(first, { command: 'modelctl deploy sentiment@1.0.0', change: { kind: 'first-deploy', totalBytes: 40_960 } });
-    assert.match(firstMd, /: PROMOTED\n\n\*\*PROMOTED\*\* — `sentiment@1\.0\.0` serves 100% of traffic \(first version of the model: health check passed\)/);
+    assert.match(firstMd, /^### ✅ PROMOTED · `sentiment@1\.0\.0` serves 100%\n\n\*\*PROMOTED\*\* — `sentiment@1\.0\.0` serves 100% of traffic \(first version of the model: health check passed\)/);
     assert.match(firstMd, /- \*\*Against\*\* nothing: first deploy of `sentiment` on this target\n- \*\*Moved\*\* 40 KiB \(the whole bundle\)/);
+    assert.match(firstMd, /\| health \| – \| – \| – \| ✅ pass \| start \|/);
     assert.match(firstMd, /\| start \| health \| – \| – \| pass \| – \| health check of 1\.0\.0 \|/);
     assert.deepEqual(await assertCharts(firstMd), [], 'nothing to chart on a first deploy');
+    assert.doesNotMatch(firstMd, /nothing to chart/, 'and no words about it');
 
     w.metrics.behave('1.1.0', { errorRate: 0, latencyMs: 20 });
     const promoted = await w.engine().deploy(ref('1.1.0'), plan({ steps: [20, 100], intervalMs: 30_000, checkEveryMs: 10_000, gates: [ERRORS] }));
     const p = deployReport(promoted, CHANGE, 'modelctl deploy sentiment@1.1.0');
-    assert.match(p.summary!, /: PROMOTED\n\n\*\*PROMOTED\*\* — `sentiment@1\.1\.0` serves 100% of traffic \(all canary steps passed\)/);
+    assert.match(p.summary!, /^### ✅ PROMOTED · `sentiment@1\.1\.0` serves 100%\n\n\*\*PROMOTED\*\* — `sentiment@1\.1\.0` serves 100% of traffic \(all canary steps passed\)/);
     assert.deepEqual(p.annotations?.map((a) => a.level), ['notice']);
     await assertCharts(p.summary!);
 
@@ -130,6 +148,9 @@ describe('deploy summary', () => {
     const h = deployReport(held, { kind: 'unavailable', from: '1.0.0', reason: 'manifest not in store' }, 'modelctl deploy sentiment@2.0.0');
     assert.match(h.summary!, /\*\*HELD\*\* — `sentiment@2\.0\.0`: gate error-rate inconclusive .* Traffic stays at `1\.0\.0` 50%, `2\.0\.0` 50% until a human decides: `modelctl promote sentiment` or `modelctl abort sentiment`\./);
     assert.match(h.summary!, /bundle diff unavailable \(manifest not in store\)/);
+    assert.match(h.summary!, /^### ⏸️ HELD · `sentiment@2\.0\.0` held at `1\.0\.0` 50%, `2\.0\.0` 50%\n/);
+    assert.match(h.summary!, /\| error-rate \| no data \| – \| ≤ 0\.05 \| ⏸️ inconclusive \| canary 50% \|/, 'the deciding measurement had no data: said so');
+    assert.match(h.summary!, /\*\*error-rate\*\* — one measurement with a value, at 10 s, then held at 20 s: candidate 2\.0\.0 and limit \(blue bars\)/, 'the chart has the one value there was: said so');
     assert.deepEqual(h.annotations?.map((a) => [a.level, a.title]), [['warning', 'Held sentiment@2.0.0']]);
     assert.equal(h.outputs.outcome, 'held');
   });
@@ -139,8 +160,9 @@ describe('deploy summary', () => {
     const step = r.steps.find((s) => s.verdict === 'fail')!;
     step.gates[0] = { ...step.gates[0]!, name: 'a|b', reason: 'line one\nline | two <script>x</script>', query: 'sum(rate(x{a="|"}[5m])) `tick`' };
     const md = deploySummary(r, { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' } });
-    const row = md.split('\n').find((l) => l.includes('a\\|b'))!;
-    assert.equal(cells(row).length, 7, row);
+    const rows = md.split('\n').filter((l) => l.includes('a\\|b'));
+    assert.deepEqual(rows.map((l) => cells(l).length), [6, 7], 'the compact table, then the evidence');
+    const row = rows[1]!;
     assert.match(row, /line one<br>line \\\| two &lt;script&gt;x&lt;\/script&gt;/);
     assert.match(row, /`` sum\(rate\(x\{a="\\\|"\}\[5m\]\)\) `tick` ``/);
   });
@@ -150,7 +172,7 @@ describe('the other commands', () => {
   test('push: outputs digest, version, ref; a short summary', () => {
     const r = pushReport({ ref: 'sentiment@1.4.0-rc.1+abc', digest: ref('1.4.0').digest, uploadedBytes: 2048, reusedBytes: 4_194_304, store: 's3://models/prod', created: true });
     assert.deepEqual(r.outputs, { digest: ref('1.4.0').digest, version: '1.4.0-rc.1+abc', ref: 'sentiment@1.4.0-rc.1+abc' });
-    assert.equal(r.summary, `### modelctl bundle push sentiment@1.4.0-rc.1+abc: PUSHED\n\n**PUSHED** — \`sentiment@1.4.0-rc.1+abc\` · \`${ref('1.4.0').digest}\` in \`s3://models/prod\`.\n\nUploaded 2.0 KiB, re-used 4.0 MiB already in the store.\n\n`);
+    assert.equal(r.summary, `### 📦 PUSHED · \`sentiment@1.4.0-rc.1+abc\`\n\n**PUSHED** — \`sentiment@1.4.0-rc.1+abc\` · \`${ref('1.4.0').digest}\` in \`s3://models/prod\`.\n\nUploaded 2.0 KiB, re-used 4.0 MiB already in the store.\n\n\`modelctl bundle push sentiment@1.4.0-rc.1+abc\`\n\n`);
   });
 
   test('rollback, promote/abort (requested and resolved), dry run', async () => {
@@ -160,23 +182,28 @@ describe('the other commands', () => {
       'modelctl rollback sentiment',
     );
     assert.deepEqual(switched.outputs, { outcome: 'switched', serving: '1.0.0', 'rolled-back-to': '1.0.0', healthy: true });
-    assert.match(switched.summary!, /^### modelctl rollback sentiment: ROLLED BACK\n\n\*\*ROLLED BACK\*\* — all traffic on `sentiment@1\.0\.0` \(was `1\.1\.0`\); its health check passed\./);
+    // A rollback by hand is not a gate failure: its own word and icon.
+    assert.match(switched.summary!, /^### ↩️ MANUAL ROLLBACK · `sentiment` → `1\.0\.0` \(was `1\.1\.0`\)\n\n\*\*MANUAL ROLLBACK\*\* — all traffic switched by hand to `sentiment@1\.0\.0` \(was `1\.1\.0`\); its health check passed\./);
+    assert.doesNotMatch(switched.summary!, /ROLLED BACK/);
     assert.deepEqual(switched.annotations?.map((a) => a.level), ['notice']);
     const sick = rollbackReport({ model: 'sentiment', action: 'switched', from: '1.1.0', to: '1.0.0', digest: '', healthy: false, stableSet: ['1.0.0'], events: [] }, { kind: 'none' }, 'x');
     assert.deepEqual(sick.annotations?.map((a) => a.level), ['error']);
-    assert.match(sick.summary!, /ROLLED BACK, NOT HEALTHY/);
+    assert.match(sick.summary!, /^### ❌ MANUAL ROLLBACK, NOT HEALTHY · /);
 
     const requested = resolveReport({ kind: 'requested', model: 'sentiment', version: '1.2.0', action: 'abort', holder: 'https://github.com/o/r/actions/runs/1' }, { kind: 'none' }, 'modelctl abort sentiment');
     assert.deepEqual(requested.outputs, { outcome: 'abort-requested', serving: null, version: '1.2.0' });
     assert.match(requested.summary!, /\(<https:\/\/github\.com\/o\/r\/actions\/runs\/1>\) was asked to abort/);
     const r = await rolledBack();
+    // rollback --force of a version no longer warm redeploys it through the gates: said so in the heading.
+    const redeployed = rollbackReport({ action: 'redeployed', deploy: r }, CHANGE, 'modelctl rollback sentiment');
+    assert.match(redeployed.summary!, /^### ❌ ROLLED BACK · `sentiment@1\.2\.0` → back on `1\.1\.0` \(manual rollback: redeployed\)\n/);
     const resolved = resolveReport({ kind: 'resolved', result: r }, CHANGE, 'modelctl abort sentiment');
     assert.deepEqual(resolved.outputs, { digest: r.digest, version: '1.2.0', outcome: 'rolled-back', 'rolled-back-to': '1.1.0', serving: '1.1.0' });
 
     const p = describePlan({ model: 'sentiment', version: '1.2.0', digest: ref('1.2.0').digest, target: 'local', stable: '1.1.0', plan: plan({ gates: [ERRORS] }) });
     const dry = deployReport(p, { kind: 'none' }, 'modelctl deploy sentiment@1.2.0');
     assert.deepEqual(dry.outputs, { digest: p.digest, version: '1.2.0', outcome: 'dry-run', 'rolled-back-to': null, serving: '1.1.0' });
-    assert.match(planSummary(p, 'modelctl deploy sentiment@1.2.0 --dry-run'), /PLANNED \(dry run\)[\s\S]*\| canary 5% \| 1 min \| 0\.0 s \|/);
+    assert.match(planSummary(p, 'modelctl deploy sentiment@1.2.0 --dry-run'), /^### 📝 PLANNED · `sentiment@1\.2\.0` \(dry run\)[\s\S]*\| canary 5% \| 1 min \| 0\.0 s \|/);
   });
 });
 
@@ -200,29 +227,112 @@ describe('charts', () => {
     assert.deepEqual(s.get('g')!.map((p) => [p.t, p.upper, p.lower]), [[1, 1.44, null], [1, 2, 0.5], [1, null, null]]);
   });
 
-  test('no numeric limit: only the value line; gaps in the limit are filled; thinning keeps failures', async () => {
+  test('120 measurements on the time grid: gaps bridged, a spike kept at its time, limits filled, no line without a number', async () => {
     const start: RolloutEvent = { at: 0, type: 'rollout-started' };
     const evs: RolloutEvent[] = [start];
     for (let i = 1; i <= 120; i++) {
-      evs.push({ at: i * 1000, type: i === 77 ? 'gate-failed' : 'gate-evaluated', gate: 'rate', verdict: i === 77 ? 'fail' : 'pass', value: i === 3 ? null : i / 10, limit: i < 10 ? '>= stable × 0.9' : `>= stable (${i / 5}) × 0.9 = ${i / 5 * 0.9}` });
+      evs.push({ at: i * 1000, type: i === 77 ? 'gate-failed' : 'gate-evaluated', gate: 'rate', verdict: i === 77 ? 'fail' : 'pass', value: i === 3 ? null : i === 77 ? 50 : i / 10, limit: i < 10 ? '>= stable × 0.9' : `>= stable (${i / 5}) × 0.9 = ${(i / 5) * 0.9}` });
       evs.push({ at: i * 1000, type: 'gate-evaluated', gate: 'score', verdict: 'pass', value: 0.5 + i / 1000, limit: '(none)' });
     }
     const r = { model: 'm', version: '1', digest: 'sha256:x', outcome: 'promoted', rolledBackTo: null, reason: 'ok', serving: '1', stableSet: ['1'], steps: [], events: evs } as RolloutResult;
     const md = deploySummary(r, { command: 'modelctl deploy m@1', change: { kind: 'none' } });
     const blocks = await assertCharts(md);
-    const rate = blocks.find((b) => b.includes('"rate"'))!;
-    const score = blocks.find((b) => b.includes('"score"'))!;
+    assert.match(blocks[0]!, /title "rate: candidate vs stable"/, 'the gate with a failure is charted first');
+    const rate = Object.fromEntries([...blocks[0]!.matchAll(/^ {4}line "([^"]*)" \[(.*)\]$/gm)].map((m) => [m[1]!, m[2]!.split(', ').map(Number)]));
+    assert.deepEqual(Object.keys(rate), ['limit', 'stable', 'candidate 1']);
+    assert.equal(rate['candidate 1']![Math.round(((77 - 1) / 119) * (GRID - 1))], 50, 'the failed spike at its own time');
+    assert.equal(Math.max(...rate['candidate 1']!), 50);
+    assert.equal(rate.limit![0], 1.8, 'the first points (no number yet) take the first known limit');
+    assert.equal(rate.stable![0], 2);
+    assert.match(blocks[0]!, /x-axis "seconds since the rollout started" 1 --> 120/);
+    const score = blocks.find((b) => b.includes('"score: candidate vs limit"'))!;
     assert.equal([...score.matchAll(/^ {4}line /gm)].length, 1, 'no limit line without a numeric limit');
-    const rateLines = [...rate.matchAll(/^ {4}line \[(.*)\]$/gm)].map((m) => m[1]!.split(', '));
-    assert.equal(rateLines.length, 2);
-    assert.equal(rateLines[0]!.length, 50, 'thinned to 50 points');
-    assert.equal(rateLines[1]![0], '1.8', 'the first points (no number yet) take the first known limit');
-    assert.ok(rate.includes('"77.0"'), 'the failed measurement is kept');
-    assert.match(md, /\*\*rate\*\* — value \(blue\), lower limit \(red\)|\*\*rate\*\* — value \(blue\), lower limit/);
-    assert.match(md, /50 of 119 measurements shown/);
+    assert.match(md, /\*\*rate\*\* — candidate `1` \(blue\) vs stable \(grey\) vs limit \(red\)\. 119 measurements, seconds since the rollout started\./);
   });
 
-  test('chart numbers never use exponents; labels stay distinct; the validator is strict', () => {
+  test('resample: each measurement at its nearest grid point, straight lines between, flat at the ends, a failure wins its point', () => {
+    assert.deepEqual(resample([0, 10], [1, 3], 0, 10, 5), [1, 1.5, 2, 2.5, 3]);
+    assert.deepEqual(resample([2.5, 5], [4, 8], 0, 10, 5), [4, 4, 8, 8, 8]);
+    assert.deepEqual(resample([0, 4, 5, 10], [1, 9, 2, 1], 0, 10, 3, [false, true, false, false]), [1, 9, 1], 'two in one cell: the failed one');
+    assert.deepEqual(resample([0, 4, 5, 10], [1, 9, 2, 1], 0, 10, 3), [1, 2, 1], 'else the latest');
+    assert.deepEqual(resample([0, 5, 10], [1, null, 3], 0, 10, 3), [1, 2, 3], 'a measurement without a number is bridged');
+    assert.equal(resample([0, 10], [null, null], 0, 10, 3), null);
+    assert.deepEqual([0.004, 0.0161, 0.35, 184, 1, 0.9].map(niceCeil), [0.004, 0.02, 0.4, 200, 1, 1]);
+  });
+
+  test('one measurement (a rollback at the first check): bars of candidate and stable, the limit as a line', () => {
+    const evs: RolloutEvent[] = [
+      { at: 0, type: 'rollout-started', stable: '1.1.0' },
+      { at: 0, type: 'step-started', phase: 'canary', weight: 5, mirror: 0 },
+      { at: 10_000, type: 'gate-failed', gate: 'error-rate', verdict: 'fail', value: 0.35, limit: '<= 0.05 and <= stable (0.004) × 1.5 + 0.01 = 0.016' },
+      { at: 10_000, type: 'gate-failed', gate: 'abs', verdict: 'fail', value: 0.35, limit: '<= 0.05' },
+    ];
+    const series = gateSeries(evs);
+    const c = gateChart('error-rate', series.get('error-rate')!, markers(evs), { candidate: '1.2.0', stable: '1.1.0' })!;
+    assert.equal(c.kind, 'single');
+    assert.deepEqual(c.chart.x, ['candidate 1.2.0', 'stable 1.1.0']);
+    assert.deepEqual(c.chart.series.map((x) => [x.kind, x.values]), [['bar', [0.35, 0.004]], ['line', [0.016, 0.016]]]);
+    assert.deepEqual(validateXyChart(renderXyChart(c.chart)), []);
+    const abs = gateChart('abs', series.get('abs')!, markers(evs), { candidate: '1.2.0', stable: '1.1.0' })!;
+    assert.deepEqual(abs.chart.x, ['candidate 1.2.0', 'limit'], 'an absolute gate: the limit beside the candidate');
+    assert.equal(gateChart('none', [], [], { candidate: '1', stable: null }), null);
+  });
+
+  test('limits compact: the bound first, the rule after, no stable value (it has its column)', () => {
+    assert.equal(compactLimit('<= 0.05 and <= stable (0.004) × 1.5 + 0.01 = 0.016'), '≤ 0.05 and ≤ 0.016 (stable × 1.5 + 0.01)');
+    assert.equal(compactLimit('>= stable (0.8 ms) × 0.95 − 0.01 = 0.75 ms'), '≥ 0.75 ms (stable × 0.95 − 0.01)');
+    assert.equal(compactLimit('<= stable × 1.2'), '≤ stable × 1.2');
+    assert.equal(compactLimit('(none)'), '–');
+    assert.equal(stableOfLimit('<= stable (1.5e-3) × 2 = 0.003'), 0.0015);
+    assert.equal(stableOfLimit('<= 0.05'), null);
+  });
+
+  test('where it ran and the links: run (and attempt), commit; none without the runner variables', async () => {
+    const env = { GITHUB_SERVER_URL: 'https://github.example', GITHUB_REPOSITORY: 'acme/models', GITHUB_RUN_ID: '77', GITHUB_RUN_ATTEMPT: '2', GITHUB_SHA: 'abcdef0123456789abcdef0123456789abcdef01' };
+    const c = summaryContext({ target: 'kubernetes', namespace: 'ml', store: 's3://models/prod' }, env);
+    assert.equal(c.runUrl, 'https://github.example/acme/models/actions/runs/77/attempts/2');
+    assert.equal(c.commitUrl, 'https://github.example/acme/models/commit/abcdef0123456789abcdef0123456789abcdef01');
+    assert.deepEqual(summaryContext({}, {}), {});
+    // Where: the target flags (env merged by oclif) and the opened store; a namespace only on Kubernetes.
+    const store = { url: 's3://models/prod' } as Parameters<typeof runPlace>[1];
+    assert.deepEqual(await runPlace({ target: 'kubernetes', namespace: 'ml' }, store), { target: 'kubernetes', namespace: 'ml', store: 's3://models/prod' });
+    assert.deepEqual(await runPlace({ target: 'local', namespace: 'ml' }, undefined), { target: 'local', namespace: undefined, store: undefined });
+    const md = deploySummary(await rolledBack(), { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' }, context: { ...c, store: 's3://AKIA:secret@models/prod?x=1' } });
+    assert.match(md, /\n`modelctl deploy sentiment@1\.2\.0` on \*\*kubernetes\*\* · namespace `ml` · store `s3:\/\/models\/prod` · \[run 77 \(attempt 2\)\]\(https:\/\/github\.example\/acme\/models\/actions\/runs\/77\/attempts\/2\) · commit \[abcdef0\]\(https:\/\/github\.example\/acme\/models\/commit\/abcdef0123456789abcdef0123456789abcdef01\)\n/);
+    assert.doesNotMatch(md, /secret|AKIA/);
+    // The bundle ref links to the model's refs in the store, where there is a console to show them.
+    assert.equal(summaryContext({ store: 's3://models/prod' }, { AWS_REGION: 'eu-west-1' }, 'sentiment').refsUrl, 'https://s3.console.aws.amazon.com/s3/buckets/models?region=eu-west-1&prefix=prod%2Frefs%2Fsentiment%2F');
+    assert.equal(s3ConsoleRefsUrl('s3://models', 'm', {}), 'https://s3.console.aws.amazon.com/s3/buckets/models?prefix=refs%2Fm%2F');
+    assert.equal(s3ConsoleRefsUrl('s3://models/prod', 'm', { AWS_ENDPOINT_URL: 'http://rgw:7480' }), undefined, 'an S3-compatible server: no AWS console');
+    assert.equal(s3ConsoleRefsUrl('file:///srv/store', 'm', {}), undefined);
+    const linked = deploySummary(await rolledBack(), { command: 'c', change: { kind: 'none' }, context: { refsUrl: 'https://s3.console.aws.amazon.com/s3/buckets/models?prefix=refs%2Fsentiment%2F' } });
+    assert.match(linked, /\n- \*\*Bundle\*\* \[`sentiment@1\.2\.0`\]\(https:\/\/s3\.console\.aws\.amazon\.com\/s3\/buckets\/models\?prefix=refs%2Fsentiment%2F\) · `sha256:/);
+  });
+
+  test('the size bound: a huge run stays under the budget (the evidence, then the charts, give way) and far under 1 MiB', async () => {
+    const r = await rolledBack();
+    // 40 gates × 2000 measurements, long reasons: far beyond any budget before the cuts.
+    const events: RolloutEvent[] = [r.events[0]!];
+    for (let i = 0; i < 2000; i++) for (let g = 0; g < 40; g++) events.push({ at: r.events[0]!.at + i * 1000, type: 'gate-evaluated', gate: `gate-${g}`, verdict: 'pass', value: Math.random() * 1e-7, limit: `<= stable (${i}) × 1.5 = ${i * 1.5}`, reason: 'x'.repeat(500) });
+    const steps = Array.from({ length: 50 }, () => ({ ...r.steps[0]!, gates: Array.from({ length: 40 }, (_, g) => ({ ...r.steps[0]!.gates[0]!, name: `gate-${g}`, reason: 'why '.repeat(1000) })) }));
+    const huge = { ...r, events, steps };
+    assert.ok(Buffer.byteLength(deploySummary(huge, { command: 'c', change: { kind: 'none' } }, Infinity)) > SUMMARY_LIMITS.bytes, 'uncut, it is over the budget');
+    const md = deploySummary(huge, { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' } });
+    assert.ok(Buffer.byteLength(md) <= SUMMARY_LIMITS.bytes + 2, `${Buffer.byteLength(md)} bytes`);
+    assert.ok(SUMMARY_LIMITS.bytes < 1024 * 1024);
+    assert.match(md, /^### ❌ ROLLED BACK/, 'the outcome always stays');
+    assert.match(md, /\| gate-0 \|/, 'the compact table always stays');
+    await assertCharts(md);
+    assert.match(md, /_The full evidence is left out: the summary would exceed GitHub's size limit/);
+    assert.equal(mermaidBlocks(md).length, SUMMARY_LIMITS.charts, 'the charts stay while they fit');
+    // A tight budget: the evidence goes first, then the charts.
+    const tight = deploySummary(r, { command: 'c', change: { kind: 'none' } }, 3000);
+    assert.match(tight, /_The charts are left out: the summary would exceed GitHub's size limit/);
+    assert.match(tight, /_The full evidence is left out/);
+    assert.deepEqual(mermaidBlocks(tight), []);
+  });
+
+  test('chart numbers never use exponents; the validator is strict', () => {
     assert.equal(chartNumber(1e-7), '0.0000001');
     assert.equal(chartNumber(1.23456789e22), '12345700000000000000000');
     assert.equal(chartNumber(-1.5e-9), '-0.0000000015');
@@ -230,13 +340,12 @@ describe('charts', () => {
     assert.equal(chartNumber(0.1 + 0.2), '0.3');
     assert.equal(chartNumber(-2.5), '-2.5');
     assert.throws(() => chartNumber(Number.NaN));
-    assert.deepEqual(timeLabels([0.01, 0.02, 1]), ['0.01', '0.02', '1.00']);
-    assert.deepEqual(timeLabels([1, 1, 2]), ['1.000', '1.000 (2)', '2.000']);
-    assert.equal(thin([1, 2, 3].map((t) => ({ t, value: t, upper: null, lower: null, verdict: 'pass', phase: 'canary' })), 50).length, 3);
 
-    const good = renderXyChart({ title: 'x "quoted"\nnext', xLabel: 's', x: ['1.0', '2.0'], yLabel: 'v', yMin: 0, yMax: 1, lines: [[0.1, 0.2], [0.5, 0.5]], palette: ['#000', '#111'] });
+    const good = renderXyChart({ title: 'x "quoted"\nnext', xLabel: 's', x: { min: 0, max: 10 }, yLabel: 'v', yMin: 0, yMax: 1, series: [{ kind: 'line', title: 'a "b"', colour: '#000', values: [0.1, 0.2] }, { kind: 'bar', title: 'c', colour: '#111', values: [0.5, 0.5] }] });
     assert.deepEqual(validateXyChart(good), []);
     assert.match(good, /title "x 'quoted' next"/);
+    assert.match(good, /^ {4}line "a 'b'" \[0\.1, 0\.2\]$/m);
+    assert.match(good, /"plotColorPalette":"#000, #111"/);
     const bad = (s: string) => assert.notDeepEqual(validateXyChart(s), [], s);
     bad('xychart\n title "t"\n x-axis "s" ["1"]\n y-axis "v" 0 --> 1\n line [1]');
     bad('xychart-beta\n title "t"\n x-axis "s" ["1", "2"]\n y-axis "v" 0 --> 1\n line [1]');
@@ -245,7 +354,10 @@ describe('charts', () => {
     bad('xychart-beta\n title "t"\n x-axis "s" ["1"]\n y-axis "v" 0 --> 1');
     bad('xychart-beta\n title "a "b""\n x-axis "s" ["1"]\n y-axis "v" 0 --> 1\n line [1]');
     bad('xychart-beta\n x-axis "s" ["1"]\n y-axis "v" 0 --> 1\n line [1]');
+    bad('xychart-beta\n title "t"\n x-axis "s" 0 --> 10\n y-axis "v" 0 --> 1\n line [1]');
+    bad('xychart-beta\n title "t"\n x-axis "s" 0 --> 10\n y-axis "v" 0 --> 1\n line [1, 2]\n line [1, 2, 3]');
     assert.deepEqual(validateXyChart('xychart-beta\n title "t"\n x-axis "s" 0 --> 10\n y-axis "v" 0 --> 1\n line [1, 2, 3]'), []);
+    assert.deepEqual(validateXyChart('xychart-beta\n title "t"\n x-axis "s" ["a", "b"]\n y-axis "v" 0 --> 1\n bar "m" [1, 2]\n line "l" [1, 1]'), []);
   });
 
   test('markdown helpers', () => {
@@ -254,5 +366,7 @@ describe('charts', () => {
     assert.equal(code('`x'), '`` `x ``');
     assert.equal(code('a|b'), '`a\\|b`');
     assert.equal(table(['a', 'b'], [['1', '']]), '| a | b |\n| --- | --- |\n| 1 |   |');
+    assert.equal(a('run [1]', 'https://x.test/a_(b)'), '[run \\[1\\]](https://x.test/a_%28b%29)');
+    assert.equal(a('x', 'javascript:alert(1)'), 'x', 'only http(s) links');
   });
 });

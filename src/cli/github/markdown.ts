@@ -34,3 +34,9 @@ export function table(headers: string[], rows: string[][]): string {
 export function link(s: string): string {
   return /^https?:\/\/[^\s<>]+$/.test(s) ? `<${s}>` : text(s);
 }
+
+/** A link with words: `[label](url)` for an http(s) URL (parentheses and spaces encoded), else the label as text. */
+export function a(label: string, url: string): string {
+  if (!/^https?:\/\/[^\s<>]+$/.test(url)) return text(label);
+  return `[${text(label)}](${url.replaceAll('(', '%28').replaceAll(')', '%29')})`;
+}

@@ -5,7 +5,7 @@ import type { BundleStore } from '../../store/store.js';
 import type { Annotation } from './commands.js';
 import { code, table, text } from './markdown.js';
 import type { OutputValue } from './outputs.js';
-import { deploySummary, outcomeWord, planSummary, pushSummary, requestedSummary, rollbackSummary, type BundleChange } from './summary.js';
+import { deploySummary, outcomeWord, planSummary, pushSummary, requestedSummary, rollbackSummary, type BundleChange, type SummaryContext } from './summary.js';
 
 /**
  * What each command reports to GitHub Actions: its step outputs, its job summary and the
@@ -19,6 +19,71 @@ export interface GithubReport {
   annotations?: Annotation[];
 }
 
+/** Where a command ran, as far as the command knows it (each part optional). */
+export interface RunPlace {
+  target?: string | undefined;
+  namespace?: string | undefined;
+  /** The store's URL (BundleStore.url). */
+  store?: string | undefined;
+}
+
+/**
+ * Where a rollout command ran, from its target flags (oclif has merged MODELCTL_TARGET and
+ * MODELCTL_NAMESPACE into them) and the store it opened. On Kubernetes without a namespace flag,
+ * modelctl.yaml's kubernetes.namespace; failing that the kube context's, which only the target
+ * knows: then it is left out rather than guessed. Never throws (a summary must not fail its command).
+ */
+export async function runPlace(flags: { target?: string | undefined; namespace?: string | undefined }, store: BundleStore | undefined): Promise<RunPlace> {
+  let namespace = flags.target === 'kubernetes' ? flags.namespace : undefined;
+  if (flags.target === 'kubernetes' && !namespace) {
+    try {
+      const { loadProjectConfig } = await import('../config.js');
+      namespace = (await loadProjectConfig(process.cwd())).config.kubernetes?.namespace;
+    } catch {
+      namespace = undefined;
+    }
+  }
+  return { target: flags.target, namespace, store: store?.url };
+}
+
+/**
+ * The summary's context: where the command ran, and the links of the job from the runner's
+ * default variables (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT,
+ * GITHUB_SHA); no link when one of them is missing.
+ */
+export function summaryContext(place: RunPlace = {}, env: NodeJS.ProcessEnv = process.env, model?: string): SummaryContext {
+  const server = env.GITHUB_SERVER_URL || 'https://github.com';
+  const repo = env.GITHUB_REPOSITORY;
+  const run = env.GITHUB_RUN_ID;
+  const attempt = Number(env.GITHUB_RUN_ATTEMPT ?? '1');
+  const sha = env.GITHUB_SHA;
+  const ctx: SummaryContext = { ...place };
+  if (repo && run) {
+    ctx.runUrl = `${server}/${repo}/actions/runs/${run}${attempt > 1 ? `/attempts/${attempt}` : ''}`;
+    ctx.runLabel = `run ${run}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
+  }
+  if (repo && sha && /^[0-9a-f]{7,64}$/i.test(sha)) {
+    ctx.commitUrl = `${server}/${repo}/commit/${sha}`;
+    ctx.sha = sha;
+  }
+  const refs = model && place.store ? s3ConsoleRefsUrl(place.store, model, env) : undefined;
+  if (refs) ctx.refsUrl = refs;
+  return ctx;
+}
+
+/**
+ * The AWS console's view of a model's refs (`<prefix>/refs/<model>/`) in an S3 store on AWS; none
+ * for other stores, or when AWS_ENDPOINT_URL(_S3) points at an S3-compatible server (RGW, MinIO),
+ * whose consoles have no common address.
+ */
+export function s3ConsoleRefsUrl(store: string, model: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*?))?\/*$/.exec(store);
+  if (!m || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL) return undefined;
+  const prefix = `${m[2] ? `${m[2]}/` : ''}refs/${model}/`;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  return `https://s3.console.aws.amazon.com/s3/buckets/${m[1]}?${region ? `region=${encodeURIComponent(region)}&` : ''}prefix=${encodeURIComponent(prefix)}`;
+}
+
 export interface PushReportInput {
   ref: string;
   digest: string;
@@ -30,7 +95,7 @@ export interface PushReportInput {
 
 export function pushReport(r: PushReportInput): GithubReport {
   const at = r.ref.indexOf('@');
-  return { outputs: { digest: r.digest, version: r.ref.slice(at + 1), ref: r.ref }, summary: pushSummary(r) };
+  return { outputs: { digest: r.digest, version: r.ref.slice(at + 1), ref: r.ref }, summary: pushSummary(r, summaryContext({ store: r.store })) };
 }
 
 /** The outcome of a rollout as an annotation: error for a rollback, warning when held or aborted, notice when promoted. */
@@ -57,21 +122,23 @@ function rolloutOutputs(r: RolloutResult): Record<string, OutputValue> {
   return { digest: r.digest, version: r.version, outcome: r.outcome, 'rolled-back-to': r.rolledBackTo, serving: r.serving };
 }
 
-export function deployReport(r: RolloutResult | PlanDescription, change: BundleChange, command: string): GithubReport {
+export function deployReport(r: RolloutResult | PlanDescription, change: BundleChange, command: string, place?: RunPlace): GithubReport {
+  const context = summaryContext(place, process.env, r.model);
   if (!('outcome' in r)) {
-    return { outputs: { digest: r.digest, version: r.version, outcome: 'dry-run', 'rolled-back-to': null, serving: r.stable }, summary: planSummary(r, `${command} --dry-run`) };
+    return { outputs: { digest: r.digest, version: r.version, outcome: 'dry-run', 'rolled-back-to': null, serving: r.stable }, summary: planSummary(r, `${command} --dry-run`, context) };
   }
-  return { outputs: rolloutOutputs(r), summary: deploySummary(r, { command, change }), annotations: [rolloutAnnotation(r)] };
+  return { outputs: rolloutOutputs(r), summary: deploySummary(r, { command, change, context }), annotations: [rolloutAnnotation(r)] };
 }
 
 export type RollbackCommandResult = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
 
-export function rollbackReport(r: RollbackCommandResult, change: BundleChange, command: string): GithubReport {
+export function rollbackReport(r: RollbackCommandResult, change: BundleChange, command: string, place?: RunPlace): GithubReport {
+  const context = summaryContext(place, process.env, r.action === 'redeployed' ? r.deploy.model : r.model);
   if (r.action === 'redeployed') {
     const d = r.deploy;
     return {
       outputs: { ...rolloutOutputs(d), 'rolled-back-to': d.outcome === 'promoted' ? d.version : d.rolledBackTo },
-      summary: deploySummary(d, { command, change }),
+      summary: deploySummary(d, { command, change, context, manualRollback: true }),
       annotations: [rolloutAnnotation(d)],
     };
   }
@@ -83,21 +150,22 @@ export function rollbackReport(r: RollbackCommandResult, change: BundleChange, c
       : [{ level: 'notice', title: `Rolled back ${r.model} to ${r.to}`, message: `all traffic is on ${r.model}@${r.to} (was ${r.from ?? 'none'}); health check passed` }];
   return {
     outputs: { outcome: r.action, serving: r.stableSet[0] ?? r.to, 'rolled-back-to': switched ? r.to : null, healthy: r.healthy },
-    summary: rollbackSummary(r),
+    summary: rollbackSummary(r, context),
     annotations,
   };
 }
 
-export function resolveReport(r: ResolveResult, change: BundleChange, command: string): GithubReport {
+export function resolveReport(r: ResolveResult, change: BundleChange, command: string, place?: RunPlace): GithubReport {
+  const context = summaryContext(place, process.env, r.kind === 'requested' ? r.model : r.result.model);
   if (r.kind === 'requested') {
     return {
       outputs: { outcome: `${r.action}-requested`, serving: null, version: r.version },
-      summary: requestedSummary(r),
+      summary: requestedSummary(r, context),
       annotations: [{ level: 'notice', title: `${r.action} requested for ${r.model}@${r.version}`, message: `the running deploy (${r.holder}) was asked to ${r.action}; it obeys at its next check` }],
     };
   }
   const d = r.result;
-  return { outputs: rolloutOutputs(d), summary: deploySummary(d, { command, change }), annotations: [rolloutAnnotation(d)] };
+  return { outputs: rolloutOutputs(d), summary: deploySummary(d, { command, change, context }), annotations: [rolloutAnnotation(d)] };
 }
 
 /**

@@ -1,14 +1,22 @@
+import type { GateResult } from '../../gates/contracts.js';
+import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { RollbackResult, RolloutEvent, RolloutResult } from '../../rollout/engine.js';
 import type { ComponentDiff } from '../../services/bundles.js';
 import { formatBytes } from '../format.js';
-import { gateChart, gateSeries, isGateEvent } from './charts.js';
-import { code, link, table, text } from './markdown.js';
+import { COLOURS, fmtTime, gateChart, gateSeries, isGateEvent, markers, stableOfLimit, type GateChart } from './charts.js';
+import { a, code, link, table, text } from './markdown.js';
 import { renderXyChart, validateXyChart } from './mermaid.js';
 
 /**
  * Job summaries (Markdown appended to $GITHUB_STEP_SUMMARY), one builder per command. Pure: every
- * input is data (the command's result, the bundle change looked up by the caller).
+ * input is data (the command's result, the bundle change looked up by the caller, where it ran).
+ *
+ * Read in three seconds, top to bottom: the outcome (an icon and a word — GitHub strips colours
+ * from Markdown, emoji survive) with the version and where traffic is now; one line of why; where
+ * it ran and links to the run and the commit; a table with one row per gate (candidate, stable,
+ * limit, verdict); the steps in one line; then a chart per gate, the failing one first. The
+ * evidence in full (every step, query and reason) is folded away below.
  */
 
 /** What the deploy changed in the bundle, against the version that served before it. */
@@ -18,8 +26,27 @@ export type BundleChange =
   | { kind: 'unavailable'; from: string | null; reason: string }
   | { kind: 'none' };
 
-/** Caps that keep one summary far below the runner's limit (1 MiB per step, 128 KiB on older runners). */
-export const SUMMARY_LIMITS = { charts: 12, rows: 200, chartPoints: 50 } as const;
+/** Where a command ran and the links of the job, for the line under the outcome. */
+export interface SummaryContext {
+  /** `local` or `kubernetes`. */
+  target?: string | undefined;
+  namespace?: string | undefined;
+  /** The store URL (credentials are masked by the runner; they are dropped here anyway). */
+  store?: string | undefined;
+  /** The workflow run (and attempt) that ran the command. */
+  runUrl?: string | undefined;
+  runLabel?: string | undefined;
+  commitUrl?: string | undefined;
+  sha?: string | undefined;
+  /** Where a reader can browse the model's refs in the store (the AWS console for an S3 store on AWS). */
+  refsUrl?: string | undefined;
+}
+
+/**
+ * Caps that keep one summary far below the runner's limit: 1 MiB per step (the runner refuses a
+ * larger file and shows none of it); `bytes` leaves room for the other commands of the same step.
+ */
+export const SUMMARY_LIMITS = { charts: 12, rows: 200, bytes: 512 * 1024 } as const;
 
 const OUTCOME_WORDS: Record<RolloutResult['outcome'], string> = {
   promoted: 'PROMOTED',
@@ -29,9 +56,30 @@ const OUTCOME_WORDS: Record<RolloutResult['outcome'], string> = {
   'shadow-passed': 'SHADOW PASSED',
 };
 
+/** The outcome's icon: what the eye finds first. */
+export const OUTCOME_ICONS: Record<string, string> = {
+  PROMOTED: '✅',
+  'ALREADY SERVING': '✅',
+  'ROLLED BACK': '❌',
+  ABORTED: '🛑',
+  HELD: '⏸️',
+  'SHADOW PASSED': '☑️',
+  'MANUAL ROLLBACK': '↩️',
+  'MANUAL ROLLBACK, NOT HEALTHY': '❌',
+  PLANNED: '📝',
+  PUSHED: '📦',
+  'ALREADY PRESENT': '📦',
+  REQUESTED: '📨',
+};
+
 export function outcomeWord(r: RolloutResult): string {
   if (r.events.some((e) => e.type === 'already-serving')) return 'ALREADY SERVING';
   return OUTCOME_WORDS[r.outcome];
+}
+
+/** "### ❌ ROLLED BACK · `sentiment@1.2.0` · …" */
+function heading(word: string, rest: string): string {
+  return `### ${OUTCOME_ICONS[word] ?? ''} ${word} · ${rest}`.replace('###  ', '### ');
 }
 
 function n(v: unknown): string {
@@ -80,6 +128,48 @@ export function outcomeLine(r: RolloutResult): string {
   }
 }
 
+/** Where traffic is after the run, for the heading. */
+function whereNow(r: RolloutResult): string {
+  const ref = code(`${r.model}@${r.version}`);
+  switch (outcomeWord(r)) {
+    case 'PROMOTED':
+    case 'ALREADY SERVING':
+      return `${ref} serves 100%`;
+    case 'ROLLED BACK':
+    case 'ABORTED':
+      return `${ref} → ${r.rolledBackTo ? `back on ${code(r.rolledBackTo)}` : 'no version serves'}`;
+    case 'HELD':
+      return `${ref} held at ${trafficWords(lastTraffic(r.events))}`;
+    default:
+      return `${ref} shadowed only`;
+  }
+}
+
+/** Store URL without credentials or query (a presigned-style URL must not land in a summary). */
+function safeStore(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password || u.search) {
+      u.username = '';
+      u.password = '';
+      u.search = '';
+    }
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** "`modelctl deploy …` on **kubernetes** · namespace `ml` · store `s3://…` · run #42 · commit abc1234" */
+export function contextLine(command: string, c: SummaryContext = {}): string {
+  const parts = [code(command) + (c.target ? ` on **${text(c.target)}**` : '')];
+  if (c.namespace) parts.push(`namespace ${code(c.namespace)}`);
+  if (c.store) parts.push(`store ${code(safeStore(c.store))}`);
+  if (c.runUrl) parts.push(a(c.runLabel ?? 'workflow run', c.runUrl));
+  if (c.commitUrl && c.sha) parts.push(`commit ${a(c.sha.slice(0, 7), c.commitUrl)}`);
+  return parts.join(' · ');
+}
+
 function componentWords(c: ComponentDiff): string {
   if (c.status === 'added' || c.status === 'removed') return `${code(c.name)} (${c.status})`;
   const parts = [
@@ -92,8 +182,9 @@ function componentWords(c: ComponentDiff): string {
   return `${code(c.name)} (${parts.join(', ')} file${files.length === 1 ? '' : 's'}: ${shown})`;
 }
 
-export function bundleSection(r: Pick<RolloutResult, 'model' | 'version' | 'digest'>, change: BundleChange): string {
-  const lines = [`- **Bundle** ${code(`${r.model}@${r.version}`)} · ${code(r.digest)}`];
+export function bundleSection(r: Pick<RolloutResult, 'model' | 'version' | 'digest'>, change: BundleChange, refsUrl?: string): string {
+  const ref = code(`${r.model}@${r.version}`);
+  const lines = [`- **Bundle** ${refsUrl ? `[${ref}](${refsUrl})` : ref} · ${code(r.digest)}`];
   switch (change.kind) {
     case 'first-deploy':
       lines.push(`- **Against** nothing: first deploy of ${code(r.model)} on this target`);
@@ -126,13 +217,85 @@ function verdictCell(v: unknown): string {
   return s === 'fail' ? '**fail**' : text(s);
 }
 
+const VERDICT_ICONS: Record<string, string> = { pass: '✅ pass', fail: '❌ **fail**', inconclusive: '⏸️ inconclusive', error: '⚠️ error' };
+
+function verdictIcon(v: unknown): string {
+  return VERDICT_ICONS[String(v)] ?? verdictCell(v);
+}
+
 function queryAndReason(query: unknown, reason: unknown): string {
   const q = typeof query === 'string' && query ? code(query) : '';
   const r = typeof reason === 'string' && reason ? text(reason) : '';
   return [q, r].filter(Boolean).join('<br>') || '–';
 }
 
-/** Steps and their gate evidence (the latest measurement of each gate in each step). */
+/**
+ * A limit in words, compact: the bound first, the rule after —
+ * "<= stable (0.004) × 1.5 + 0.01 = 0.016" → "≤ 0.016 (stable × 1.5 + 0.01)".
+ * The stable value has its own column, so it is not repeated here.
+ */
+export function compactLimit(limit: string): string {
+  if (!limit || limit === '(none)') return '–';
+  return limit
+    .split(/\s+and\s+/)
+    .map((clause) => {
+      const m = /^(<=|>=|<|>)\s*stable \([^)]*\)(.*?)\s*=\s*(.+)$/.exec(clause.trim());
+      const c = m ? `${m[1]} ${m[3]} (stable${m[2]})` : clause.trim();
+      return text(c.replace(/^<=/, '≤').replace(/^>=/, '≥'));
+    })
+    .join(' and ');
+}
+
+/** Per gate, the measurement that counted last: in the latest step that measured it. */
+function latestGates(steps: readonly StepRecord[]): Array<{ gate: GateResult; step: StepRecord }> {
+  const latest = new Map<string, { gate: GateResult; step: StepRecord }>();
+  for (const step of steps) for (const g of step.gates) latest.set(g.name, { gate: g, step });
+  return [...latest.values()];
+}
+
+function stableValue(g: GateResult): number | null {
+  const b = g.baseline?.value;
+  return typeof b === 'number' && Number.isFinite(b) ? b : stableOfLimit(g.limit);
+}
+
+/**
+ * One row per gate — the comparison it made last: candidate, stable (relative gates), limit,
+ * verdict, and the step. Failed gates first.
+ */
+export function gatesTable(r: RolloutResult): string {
+  const stable = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed')?.stable;
+  const headers = ['Gate', `Candidate ${code(r.version)}`, `Stable${typeof stable === 'string' ? ` ${code(stable)}` : ''}`, 'Limit', 'Verdict', 'Step'];
+  const rows = latestGates(r.steps)
+    .sort((x, y) => Number(y.gate.verdict === 'fail') - Number(x.gate.verdict === 'fail'))
+    .map(({ gate: g, step }) => {
+      const value = g.value === null ? (g.verdict === 'error' ? 'query error' : 'no data') : g.verdict === 'fail' ? `**${n(g.value)}**` : n(g.value);
+      return [text(g.name), value, n(stableValue(g)), compactLimit(g.limit), verdictIcon(g.verdict), stepName(step)];
+    });
+  // Gates outside any step: the first deploy's health check.
+  if (r.steps.length === 0) {
+    for (const e of r.events.filter(isGateEvent)) rows.push([text(String(e.gate)), n(e.value), '–', compactLimit(typeof e.limit === 'string' ? e.limit : ''), verdictIcon(e.verdict), 'start']);
+  }
+  return rows.length ? table(headers, rows) : '_No gate was measured._';
+}
+
+/** "canary 10% ✅ 1 min → canary 50% ❌ 20.0 s → rolled back to `1.1.0`" */
+export function stepsLine(r: RolloutResult): string {
+  const icon = (v: StepRecord['verdict']) => (v === 'pass' ? '✅' : v === 'fail' ? '❌' : v === 'inconclusive' ? '⏸️' : v === null ? '' : text(String(v)));
+  const end = r.events.at(-1)?.at ?? 0;
+  const steps = r.steps.map((s) => `${stepName(s)} ${icon(s.verdict)} ${seconds((s.endedAt ?? end) - s.startedAt)}`.replace('  ', ' '));
+  const word = outcomeWord(r);
+  const last =
+    word === 'ROLLED BACK' || word === 'ABORTED'
+      ? `${word === 'ABORTED' ? 'aborted' : 'rolled back'}${r.rolledBackTo ? ` to ${code(r.rolledBackTo)}` : ''}`
+      : word === 'HELD'
+        ? 'held for a human'
+        : word === 'PROMOTED'
+          ? 'promoted'
+          : '';
+  return [...steps, ...(last ? [last] : [])].join(' → ');
+}
+
+/** Steps and their gate evidence (the latest measurement of each gate in each step), with queries and reasons. */
 export function stepsTable(r: RolloutResult, maxRows: number = SUMMARY_LIMITS.rows): string {
   const headers = ['Step', 'Gate', 'Value', 'Limit', 'Verdict', 'Samples', 'Query / reason'];
   const rows: string[][] = [];
@@ -154,19 +317,53 @@ export function stepsTable(r: RolloutResult, maxRows: number = SUMMARY_LIMITS.ro
   return table(headers, shown) + (rows.length > maxRows ? `\n\n_${rows.length - maxRows} more rows in the \`result\` output._` : '');
 }
 
-/** One Mermaid xychart per gate with at least two numeric measurements. */
-export function chartsSection(events: readonly RolloutEvent[], maxCharts: number = SUMMARY_LIMITS.charts): string {
+function caption(c: GateChart, marks: ReturnType<typeof markers>, v: { candidate: string; stable: string | null }): string {
+  const names = c.chart.series.map((s) => s.title);
+  const has = (colour: string) => c.chart.series.some((s) => s.colour === colour);
+  const parts = [`candidate ${code(v.candidate)} (blue)`];
+  if (has(COLOURS.stable)) parts.push(`stable ${v.stable ? code(v.stable) : ''} (grey)`.replace('  ', ' '));
+  if (has(COLOURS.limit)) parts.push('limit (red)');
+  if (c.kind === 'single') {
+    const what = c.chart.x instanceof Array ? c.chart.x.join(' and ') : '';
+    const end = marks.find((m) => m.kind === 'end');
+    const then = end ? `, then ${end.label} at ${fmtTime(end.t, c.unit)}` : '';
+    return `**${text(c.gate)}** — one measurement with a value, at ${fmtTime(c.span.t0, c.unit)}${then}: ${text(what)} (blue bars) against the limit (red line).`;
+  }
+  // The steps the chart shows: those that start within it, and the one its first measurement is in.
+  const all = marks.filter((m) => m.kind === 'step');
+  const firstIn = all.filter((m) => m.t <= c.span.t0).at(-1);
+  const steps = all.filter((m) => m === firstIn || (m.t > c.span.t0 && m.t <= c.span.t1)).map((m) => `${m.label} from ${fmtTime(m.t, c.unit)}`);
+  const end = marks.find((m) => m.kind === 'end');
+  const rules = [
+    steps.length ? `steps: ${steps.join(', ')}${names.includes('step start') ? ' (light grey rules)' : ''}` : '',
+    end ? `${end.label} at ${fmtTime(end.t, c.unit)}` : '',
+    // The chart stops at the last value: say so when the run went on without one (no data → held).
+    end && end.t - c.span.t1 >= 1 ? `no value after ${fmtTime(c.span.t1, c.unit)}` : '',
+  ].filter(Boolean);
+  return `**${text(c.gate)}** — ${parts.join(' vs ')}${rules.length ? `; ${rules.join('; ')}` : ''}. ${c.measured} measurements, ${c.unit === 'min' ? 'minutes' : 'seconds'} since the rollout started.`;
+}
+
+/** One chart per gate with a numeric measurement, the failed gates first. */
+export function chartsSection(r: Pick<RolloutResult, 'events' | 'version'>, maxCharts: number = SUMMARY_LIMITS.charts): string {
   const parts: string[] = [];
-  const series = gateSeries(events);
+  const series = gateSeries(r.events);
+  const marks = markers(r.events);
+  const stable = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed')?.stable;
+  const v = { candidate: r.version, stable: typeof stable === 'string' ? stable : null };
+  const failed = new Set(r.events.filter((e) => e.type === 'gate-failed' && !e.dryRun).map((e) => String(e.gate)));
+  const gates = [...series.keys()].sort((x, y) => Number(failed.has(y)) - Number(failed.has(x)));
   let charts = 0;
-  for (const [gate, points] of series) {
+  for (const gate of gates) {
+    const points = series.get(gate)!;
     if (charts >= maxCharts) {
-      parts.push(`_${series.size - maxCharts} more gates are not charted._`);
+      parts.push(`_${gates.length - maxCharts} more gates are not charted._`);
       break;
     }
-    const c = gateChart(gate, points, SUMMARY_LIMITS.chartPoints);
+    const c = gateChart(gate, points, marks, v, ((r.events.at(-1)?.at ?? 0) - (r.events[0]?.at ?? 0)) / 1000);
     if (!c) {
-      parts.push(`**${text(gate)}** — ${points.length === 0 ? 'no numeric measurement' : 'a single measurement'}: nothing to chart.`);
+      // A check without a number or a limit (the first deploy's health check) has nothing to say here.
+      const limited = r.events.some((e) => isGateEvent(e) && e.gate === gate && typeof e.limit === 'string' && e.limit !== '');
+      if (limited) parts.push(`**${text(gate)}** — no numeric measurement: nothing to chart.`);
       continue;
     }
     const src = renderXyChart(c.chart);
@@ -177,10 +374,7 @@ export function chartsSection(events: readonly RolloutEvent[], maxCharts: number
       continue;
     }
     charts++;
-    const colours = ['blue', 'red', 'amber'];
-    const legend = c.legend.map((l, i) => `${l} (${colours[i]})`).join(', ');
-    const thinned = c.points < c.measured ? `, ${c.points} of ${c.measured} measurements shown` : `, ${c.measured} measurements`;
-    parts.push(`**${text(gate)}** — ${legend}; x: seconds since the start${thinned}.\n\n\`\`\`mermaid\n${src}\n\`\`\``);
+    parts.push(`${caption(c, marks, v)}\n\n\`\`\`mermaid\n${src}\n\`\`\``);
   }
   return parts.join('\n\n');
 }
@@ -190,31 +384,66 @@ function stableSetLine(set: readonly string[]): string {
   return set.map((v, i) => (i === 0 ? `${code(v)} (serving)` : code(v))).join(' · ');
 }
 
-export interface DeploySummaryOptions {
-  /** What ran, for the heading, e.g. "modelctl deploy sentiment@1.2.0". */
-  command: string;
-  change: BundleChange;
+function details(title: string, body: string): string {
+  // GitHub renders Markdown inside <details> when blank lines surround it.
+  return `<details><summary>${text(title)}</summary>\n\n${body}\n\n</details>`;
 }
 
-export function deploySummary(r: RolloutResult, opts: DeploySummaryOptions): string {
+export interface DeploySummaryOptions {
+  /** What ran, e.g. "modelctl deploy sentiment@1.2.0". */
+  command: string;
+  change: BundleChange;
+  context?: SummaryContext;
+  /** A manual rollback that had to redeploy an older version (rollback --force). */
+  manualRollback?: boolean;
+}
+
+/**
+ * Cut a summary to the byte budget: the folded evidence goes first (the `result` output has it
+ * all), then the charts; the outcome, the context, the gates table and the steps always stay.
+ */
+function withinBudget(sections: Array<{ body: string; droppable?: string }>, budget: number): string {
+  const size = (xs: typeof sections) => Buffer.byteLength(xs.map((s) => s.body).join('\n\n'));
+  const out = [...sections];
+  for (const which of ['evidence', 'charts']) {
+    if (size(out) <= budget) break;
+    const i = out.findIndex((s) => s.droppable === which);
+    if (i >= 0) out[i] = { body: `_The ${which === 'charts' ? 'charts are' : 'full evidence is'} left out: the summary would exceed GitHub's size limit; the \`result\` output has every measurement._` };
+  }
+  return out.map((s) => s.body).join('\n\n');
+}
+
+export function deploySummary(r: RolloutResult, opts: DeploySummaryOptions, budget: number = SUMMARY_LIMITS.bytes): string {
   const first = r.events[0]?.at;
   const last = r.events.at(-1)?.at;
   const took = first !== undefined && last !== undefined && last > first ? ` Took ${seconds(last - first)}.` : '';
-  const out = [`### ${text(opts.command)}: ${outcomeWord(r)}`, '', `${outcomeLine(r)}${took}`, '', bundleSection(r, opts.change)];
-  if (r.steps.length || r.events.some(isGateEvent)) out.push('', '#### Steps and gates', '', stepsTable(r));
-  const charts = chartsSection(r.events);
-  if (charts) out.push('', '#### Gates over time', '', charts);
-  out.push('', '#### Stable set after the run', '', stableSetLine(r.stableSet));
-  return `${out.join('\n')}\n\n`;
+  const word = outcomeWord(r);
+  const sections: Array<{ body: string; droppable?: string }> = [
+    { body: heading(word, `${whereNow(r)}${opts.manualRollback ? ' (manual rollback: redeployed)' : ''}`) },
+    { body: `${outcomeLine(r)}${took}` },
+    { body: contextLine(opts.command, opts.context) },
+  ];
+  if (r.steps.length || r.events.some(isGateEvent)) {
+    sections.push({ body: gatesTable(r) });
+    if (r.steps.length) sections.push({ body: `**Steps** ${stepsLine(r)}` });
+  }
+  const charts = chartsSection(r);
+  if (charts) sections.push({ body: charts, droppable: 'charts' });
+  sections.push({ body: bundleSection(r, opts.change, opts.context?.refsUrl) });
+  if (r.steps.length || r.events.some(isGateEvent)) sections.push({ body: details('Every step and gate: values, samples, queries, reasons', stepsTable(r)), droppable: 'evidence' });
+  sections.push({ body: `**Stable set after the run** ${stableSetLine(r.stableSet)}` });
+  return `${withinBudget(sections, budget)}\n\n`;
 }
 
-export function planSummary(p: PlanDescription, command: string): string {
+export function planSummary(p: PlanDescription, command: string, context?: SummaryContext): string {
   const steps = p.steps.map((s) => [s.phase === 'shadow' ? `shadow ${s.mirror}%` : `canary ${s.weight}%`, seconds(s.bakeMs), seconds(s.startsAtMs)]);
-  const gates = p.gates.map((g) => [text(g.name), text(g.limit), code(g.query)]);
+  const gates = p.gates.map((g) => [text(g.name), compactLimit(g.limit), code(g.query)]);
   return [
-    `### ${text(command)}: PLANNED (dry run)`,
+    heading('PLANNED', `${code(`${p.model}@${p.version}`)} (dry run)`),
     '',
     `**PLANNED** — ${code(`${p.model}@${p.version}`)} · ${code(p.digest)}; nothing was changed. ${p.firstDeploy ? 'First deploy: health check, then 100%.' : `Against ${p.stable ? code(p.stable) : 'nothing'}, about ${seconds(p.totalMs)} if every step passes.`}`,
+    '',
+    contextLine(command, context),
     '',
     steps.length ? table(['Step', 'Bake', 'Starts at'], steps) : '_No canary steps._',
     '',
@@ -224,41 +453,50 @@ export function planSummary(p: PlanDescription, command: string): string {
   ].join('\n');
 }
 
-export function pushSummary(r: { ref: string; digest: string; uploadedBytes: number; reusedBytes: number; store: string; created: boolean }): string {
+export function pushSummary(r: { ref: string; digest: string; uploadedBytes: number; reusedBytes: number; store: string; created: boolean }, context?: SummaryContext): string {
   const word = r.created ? 'PUSHED' : 'ALREADY PRESENT';
   return [
-    `### modelctl bundle push ${text(r.ref)}: ${word}`,
+    heading(word, code(r.ref)),
     '',
-    `**${word}** — ${code(r.ref)} · ${code(r.digest)} in ${code(r.store)}.`,
+    `**${word}** — ${code(r.ref)} · ${code(r.digest)} in ${code(safeStore(r.store))}.`,
     '',
     `Uploaded ${formatBytes(r.uploadedBytes)}, re-used ${formatBytes(r.reusedBytes)} already in the store.`,
     '',
+    contextLine(`modelctl bundle push ${r.ref}`, { ...context, store: undefined }),
+    '',
     '',
   ].join('\n');
 }
 
-export function rollbackSummary(r: RollbackResult): string {
+/** A rollback by hand (`modelctl rollback`): a traffic switch to a warm stable version — not a gate failure. */
+export function rollbackSummary(r: RollbackResult, context?: SummaryContext): string {
+  const where = contextLine(`modelctl rollback ${r.model}`, context);
   if (r.action === 'already-serving') {
-    return `### modelctl rollback ${text(r.model)}: ALREADY SERVING\n\n**ALREADY SERVING** — ${code(`${r.model}@${r.to}`)} already serves all traffic: nothing changed.\n\n`;
+    return `${heading('ALREADY SERVING', `${code(`${r.model}@${r.to}`)} serves 100%`)}\n\n**ALREADY SERVING** — ${code(`${r.model}@${r.to}`)} already serves all traffic: nothing changed.\n\n${where}\n\n`;
   }
-  const word = r.healthy === false ? 'ROLLED BACK, NOT HEALTHY' : 'ROLLED BACK';
+  const word = r.healthy === false ? 'MANUAL ROLLBACK, NOT HEALTHY' : 'MANUAL ROLLBACK';
   const health = r.healthy === false ? `it **failed** its health check` : 'its health check passed';
+  const cascade = r.events.filter((e) => e.type === 'stable-unhealthy').map((e) => code(String(e.version)));
   return [
-    `### modelctl rollback ${text(r.model)}: ${word}`,
+    heading(word, `${code(r.model)} → ${code(r.to)}${r.from ? ` (was ${code(r.from)})` : ''}`),
     '',
-    `**${word}** — all traffic on ${code(`${r.model}@${r.to}`)} (was ${r.from ? code(r.from) : 'none'}); ${health}.`,
+    `**${word}** — all traffic switched by hand to ${code(`${r.model}@${r.to}`)} (was ${r.from ? code(r.from) : 'none'}); ${health}.${cascade.length ? ` Skipped, not healthy: ${cascade.join(', ')}.` : ''} No gate ran: a rollback goes to a version of the stable set that already served.`,
     '',
-    `Stable set: ${stableSetLine(r.stableSet)}`,
+    where,
+    '',
+    `**Stable set** ${stableSetLine(r.stableSet)}`,
     '',
     '',
   ].join('\n');
 }
 
-export function requestedSummary(r: { model: string; version: string; action: 'promote' | 'abort'; holder: string }): string {
+export function requestedSummary(r: { model: string; version: string; action: 'promote' | 'abort'; holder: string }, context?: SummaryContext): string {
   return [
-    `### modelctl ${r.action} ${text(r.model)}: REQUESTED`,
+    heading('REQUESTED', `${r.action} ${code(`${r.model}@${r.version}`)}`),
     '',
     `**REQUESTED** — the running deploy of ${code(`${r.model}@${r.version}`)} (${link(r.holder)}) was asked to ${r.action}; it obeys at its next check and reports the outcome itself.`,
+    '',
+    contextLine(`modelctl ${r.action} ${r.model}`, context),
     '',
     '',
   ].join('\n');
