@@ -155,6 +155,8 @@ export class Job {
   readonly trackingId = `github_${randomUUID()}`;
   cancelled = false;
   failed = false;
+  /** Post steps (e.g. actions/cache saving), run at the end of the job in reverse order. */
+  readonly posts: Array<() => Promise<void>> = [];
   private readonly cancelListeners = new Set<() => void>();
 
   constructor(readonly opts: JobOptions) {}
@@ -306,6 +308,10 @@ export class Job {
     record.summary = this.mask(await readFile(files.summary, 'utf8'));
     record.durationMs = Date.now() - started;
     return record;
+  }
+
+  async runPosts(): Promise<void> {
+    for (const p of this.posts.splice(0).reverse()) await p();
   }
 
   /** The runner's orphan clean-up: SIGKILL every process that still carries this job's tracking id. */
@@ -532,6 +538,7 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
         if (record.outcome !== 'success' && !step['continue-on-error']) job.failed = true;
       }
       if (jobTimer) clearTimeout(jobTimer);
+      await job.runPosts();
       const killed = await job.cleanup();
       const outContexts = { ...base, env: { ...job.env }, steps: stepsContext(records), runner: { os: 'Linux' }, job: {}, strategy: {}, matrix: {} };
       const outputs = substituteMap(spec.outputs, outContexts);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT } from './fixtures.js';
@@ -21,9 +22,13 @@ export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: No
   });
 }
 
-/** The npm that comes with the node running the tests. */
+/** The npm on the tests' PATH (the one `npm test` runs with). */
 export function npmCli(): string {
-  return path.join(path.dirname(process.execPath), 'npm');
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, 'npm');
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  throw new Error('npm is not on PATH');
 }
 
 /** `npm pack` of the built tree (dist is built by `npm test` first, so prepack's build is skipped). */
