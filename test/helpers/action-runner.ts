@@ -158,6 +158,7 @@ export class Job {
   /** Post steps (e.g. actions/cache saving), run at the end of the job in reverse order. */
   readonly posts: Array<() => Promise<void>> = [];
   private readonly cancelListeners = new Set<() => void>();
+  private readonly timeoutListeners = new Set<() => void>();
 
   constructor(readonly opts: JobOptions) {}
 
@@ -166,6 +167,11 @@ export class Job {
     if (this.cancelled) return;
     this.cancelled = true;
     for (const l of this.cancelListeners) l();
+  }
+
+  /** A `uses:` step's timeout-minutes ran out: its running script step is stopped as on cancellation, and fails. */
+  timeOutStep(): void {
+    for (const l of this.timeoutListeners) l();
   }
 
   onCancel(l: () => void): () => void {
@@ -276,7 +282,11 @@ export class Job {
     };
     let timedOut = false;
     const off = this.onCancel(stop);
-    if (this.cancelled) stop();
+    const onTimeout = () => {
+      timedOut = true;
+      stop();
+    };
+    this.timeoutListeners.add(onTimeout);
     const timer = opts.timeoutMinutes
       ? setTimeout(() => {
           timedOut = true;
@@ -287,6 +297,7 @@ export class Job {
     out(null);
     err(null);
     off();
+    this.timeoutListeners.delete(onTimeout);
     if (timer) clearTimeout(timer);
     await stopping;
     record.exitCode = code;
@@ -482,6 +493,7 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
   const results: Record<string, JobResult> = {};
   let cancelled = false;
   let current: Job | undefined;
+  let currentInner: WorkflowRun | undefined;
   const done = (async () => {
     const wf = parseYaml(await readFile(file, 'utf8')) as WorkflowYaml;
     const topEnv = stringMap(wf.env);
@@ -507,7 +519,10 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
       if (spec.uses) {
         if (!spec.uses.startsWith('./') || !opts.repoRoot) throw new Error(`harness: reusable workflow ${spec.uses} needs a local path and repoRoot`);
         const inner = runWorkflow(path.join(opts.repoRoot, spec.uses), { ...opts, envOverride: opts.envOverride ?? {}, inputs: substituteMap(spec.with, base) as Record<string, Json>, github: { ...opts.github, event_name: String(opts.github.event_name ?? '') } });
+        currentInner = inner;
+        if (cancelled) inner.cancel();
         const innerResults = await inner.done;
+        currentInner = undefined;
         const failed = Object.values(innerResults).some((j) => j.result === 'failure' || j.result === 'cancelled');
         results[ready] = { id: ready, result: failed ? 'failure' : 'success', outputs: {}, steps: Object.values(innerResults).flatMap((j) => j.steps), killed: Object.values(innerResults).flatMap((j) => j.killed) };
         Object.assign(results, Object.fromEntries(Object.entries(innerResults).map(([k, v]) => [`${ready}/${k}`, v])));
@@ -530,10 +545,14 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
           continue;
         }
         const env = substituteMap(step.env, contexts);
-        const record =
-          step.run !== undefined
-            ? await job.runScript(substitute(step.run, contexts), { shell: step.shell, env, name, id, timeoutMinutes: step['timeout-minutes'] })
-            : await runUses(job, step.uses!, substituteMap(step.with, contexts), { id, name, env });
+        let record: StepRecord;
+        if (step.run !== undefined) {
+          record = await job.runScript(substitute(step.run, contexts), { shell: step.shell, env, name, id, timeoutMinutes: step['timeout-minutes'] });
+        } else {
+          const stepTimer = step['timeout-minutes'] ? setTimeout(() => job.timeOutStep(), step['timeout-minutes'] * 60_000) : undefined;
+          record = await runUses(job, step.uses!, substituteMap(step.with, contexts), { id, name, env });
+          if (stepTimer) clearTimeout(stepTimer);
+        }
         records.push(record);
         if (record.outcome !== 'success' && !step['continue-on-error']) job.failed = true;
       }
@@ -551,6 +570,7 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
     cancel() {
       cancelled = true;
       current?.cancel();
+      currentInner?.cancel();
     },
     done,
   };
