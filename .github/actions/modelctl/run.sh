@@ -10,6 +10,7 @@
 #   SIGTERM about 7.5 s later, then kills it. modelctl runs as a child, so each signal is passed
 #   on to it and this script waits until modelctl has really exited: on the first signal a deploy
 #   aborts to stable, writes its outputs (outcome=aborted) and exits 10.
+# shellcheck disable=SC2153 # the INPUT_* variables come from the env: of the step in action.yml
 set +e -uo pipefail
 
 fail() {
