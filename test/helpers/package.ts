@@ -1,26 +1,7 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO_ROOT } from './fixtures.js';
-
-/** Run a command to completion (bounded), output captured. */
-export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+import { REPO_ROOT, runProcess } from './fixtures.js';
 
 /** The npm on the tests' PATH (the one `npm test` runs with). */
 export function npmCli(): string {
@@ -34,7 +15,7 @@ export function npmCli(): string {
 /** `npm pack` of the built tree (dist is built by `npm test` first, so prepack's build is skipped). */
 export async function packTarball(dest: string): Promise<string> {
   await mkdir(dest, { recursive: true });
-  const r = await exec(npmCli(), ['pack', '--ignore-scripts', '--json', '--pack-destination', dest]);
+  const r = await runProcess(npmCli(), ['pack', '--ignore-scripts', '--json', '--pack-destination', dest]);
   if (r.code !== 0) throw new Error(`npm pack failed:\n${r.stderr}`);
   const [info] = JSON.parse(r.stdout) as Array<{ filename: string }>;
   return path.join(dest, info!.filename);

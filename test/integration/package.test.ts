@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { useScratch } from '../helpers/fixtures.js';
-import { exec, npmCli, packageVersion, packTarball } from '../helpers/package.js';
+import { runProcess as exec, useScratch } from '../helpers/fixtures.js';
+import { npmCli, packageVersion, packTarball } from '../helpers/package.js';
 
 /**
  * The npm package as a user gets it: `npm pack`, installed with `npm install -g` into an empty
