@@ -528,17 +528,21 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
         Object.assign(results, Object.fromEntries(Object.entries(innerResults).map(([k, v]) => [`${ready}/${k}`, v])));
         continue;
       }
-      const job = new Job({ ...opts });
+      // A fresh machine per job, as on GitHub-hosted runners: its own RUNNER_TEMP and tool cache
+      // (two jobs running at once never share an installation).
+      const runnerTemp = path.join(opts.runnerTemp, `${ready.replaceAll('/', '-')}-${randomUUID().slice(0, 8)}`);
+      await mkdir(runnerTemp, { recursive: true });
+      const job = new Job({ ...opts, runnerTemp, baseEnv: { ...opts.baseEnv, RUNNER_TOOL_CACHE: path.join(runnerTemp, 'toolcache') } });
       current = job;
       if (cancelled) job.cancel();
       opts.onJob?.(ready, job);
-      const jobContexts = { ...base, env: topEnv, runner: { os: 'Linux', temp: opts.runnerTemp }, job: {}, strategy: {}, matrix: {} };
+      const jobContexts = { ...base, env: topEnv, runner: { os: 'Linux', temp: runnerTemp }, job: {}, strategy: {}, matrix: {} };
       Object.assign(job.env, topEnv, substituteMap(spec.env, jobContexts));
       const jobTimer = spec['timeout-minutes'] ? setTimeout(() => job.cancel(), spec['timeout-minutes'] * 60_000) : undefined;
       const records: StepRecord[] = [];
       for (const [index, step] of (spec.steps ?? []).entries()) {
         const id = step.id ?? `__${index}`;
-        const contexts = { ...base, env: { ...job.env }, steps: stepsContext(records), runner: { os: 'Linux', temp: opts.runnerTemp }, job: {}, strategy: {}, matrix: {} };
+        const contexts = { ...base, env: { ...job.env }, steps: stepsContext(records), runner: { os: 'Linux', temp: runnerTemp }, job: {}, strategy: {}, matrix: {} };
         const name = step.name !== undefined ? substitute(step.name, contexts) : (step.run ?? step.uses ?? '');
         if (!condition(step.if, contexts, { failed: job.failed, cancelled: job.cancelled })) {
           records.push({ id, name, outcome: 'skipped', exitCode: null, signals: [], outputs: {}, summary: '', log: [], annotations: [], durationMs: 0 });

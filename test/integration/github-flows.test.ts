@@ -14,8 +14,9 @@ import { fakeNpm, packageVersion, packTarball } from '../helpers/package.js';
  * The action installs the packed modelctl as the published package of its tag (a registry-faithful
  * fake npm serves the tarball), cached between jobs. Then: tag v1.0.0 pushes and deploys (first
  * deploy), v1.1.0 is promoted under load, a bad v1.2.0 is rolled back by its gates, the manual
- * rollback button goes back to the previous stable version, and a run cancelled mid-canary aborts
- * the rollout to stable (exit 10, outcome=aborted, lock released).
+ * rollback button goes back to the previous stable version, the button pressed during a canary
+ * aborts it, and a run cancelled mid-canary aborts the rollout to stable (exit 10,
+ * outcome=aborted, lock released).
  */
 const ACTION_DIR = path.join(REPO_ROOT, '.github/actions/modelctl');
 const { fresh, cleanup } = useScratch();
@@ -88,6 +89,20 @@ function tag(version: string): WorkflowOptions['github'] {
   return { event_name: 'push', ref: `refs/tags/v${version}`, ref_name: `v${version}`, sha: 'a'.repeat(40), run_id: '100', run_number: '7', repository: 'acme/models' };
 }
 
+function dispatch(runId: string): WorkflowOptions['github'] {
+  return { event_name: 'workflow_dispatch', ref: 'refs/heads/main', ref_name: 'main', sha: 'b'.repeat(40), run_id: runId, run_number: runId, repository: 'acme/models' };
+}
+
+/** Until the candidate takes live traffic. */
+async function waitForCanary(): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const s = (await cli(['status', 'sentiment', '--json'])).json();
+    if (s.rollout?.phase === 'canary' && s.rollout.weight > 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the canary never started');
+}
+
 /** The modelctl action's run step inside a job (by the workflow step's id). */
 function actionStep(job: JobResult, id: string): StepRecord {
   const step = job.steps.find((s) => s.id === id);
@@ -154,7 +169,7 @@ describe('the example release flow on the local target', { timeout: 600_000 }, (
   });
 
   test('the manual rollback button: "previous stable" serves 1.0.0 in seconds', async () => {
-    const jobs = await runWorkflow(path.join(repo, '.github/workflows/manual-rollback.yml'), { ...opts, github: { event_name: 'workflow_dispatch', ref: 'refs/heads/main', ref_name: 'main', sha: 'b'.repeat(40), run_id: '101', run_number: '8', repository: 'acme/models' }, inputs: { model: 'sentiment', to: 'previous stable' } }).done;
+    const jobs = await runWorkflow(path.join(repo, '.github/workflows/manual-rollback.yml'), { ...opts, github: dispatch('101'), inputs: { model: 'sentiment', to: 'previous stable' } }).done;
     const job = jobs.rollback!;
     assert.equal(job.result, 'success', explain(jobs));
     assert.equal(actionStep(job, 'status').outputs['stable-set'], '1.1.0,1.0.0');
@@ -164,24 +179,40 @@ describe('the example release flow on the local target', { timeout: 600_000 }, (
     assert.ok(rollback.durationMs < 30_000, `${rollback.durationMs} ms`);
   });
 
-  test('tag v1.3.0 cancelled mid-canary: aborted to stable, outcome=aborted, exit 10, lock released', async () => {
+  test('the rollback button during a canary starts at once and aborts it: traffic back on stable', async () => {
+    // The repository at this tag bakes each step for a minute: time enough to press the button.
+    const plan = path.join(repo, 'modelctl.yaml');
+    const before = await readFile(plan, 'utf8');
+    await writeFile(plan, before.replace('interval: 8s', 'interval: 60s'));
+    const { canary, rollback } = await withLoad(async () => {
+      const release = runWorkflow(path.join(repo, '.github/workflows/build-and-push.yml'), { ...opts, github: tag('1.3.0') });
+      await waitForCanary();
+      const button = runWorkflow(path.join(repo, '.github/workflows/manual-rollback.yml'), { ...opts, github: dispatch('103'), inputs: { model: 'sentiment', to: 'previous stable' } });
+      return { rollback: await button.done, canary: await release.done };
+    });
+    await writeFile(plan, before);
+    const job = rollback.rollback!;
+    assert.equal(job.result, 'success', explain(rollback));
+    const abort = actionStep(job, 'abort');
+    assert.equal(abort.outputs.outcome, 'abort-requested', explain(rollback));
+    assert.deepEqual([job.steps.find((s) => s.id === 'pick')!.outcome, job.steps.find((s) => s.id === 'rollback')!.outcome], ['skipped', 'skipped']);
+    const deploy = actionStep(canary['canary/deploy']!, 'deploy');
+    assert.deepEqual([deploy.outputs.outcome, deploy.outputs.serving, deploy.outputs['exit-code']], ['aborted', '1.0.0', '3'], explain(canary));
+    assert.equal((await cli(['status', 'sentiment', '--json'])).json().rollout, null);
+  });
+
+  test('tag v1.4.0 cancelled mid-canary: aborted to stable, outcome=aborted, exit 10, lock released', async () => {
     let cancelAt = 0;
     const jobs = await withLoad(async () => {
       const run = runWorkflow(path.join(repo, '.github/workflows/build-and-push.yml'), {
         ...opts,
-        github: tag('1.3.0'),
+        github: tag('1.4.0'),
         onJob: (id) => {
           if (id !== 'deploy') return;
-          void (async () => {
-            // Cancel once the candidate takes live traffic.
-            for (let i = 0; i < 600; i++) {
-              const s = (await cli(['status', 'sentiment', '--json'])).json();
-              if (s.rollout?.phase === 'canary' && s.rollout.weight > 0) break;
-              await new Promise((r) => setTimeout(r, 200));
-            }
+          void waitForCanary().then(() => {
             cancelAt = Date.now();
             run.cancel();
-          })();
+          });
         },
       });
       return run.done;
@@ -199,7 +230,7 @@ describe('the example release flow on the local target', { timeout: 600_000 }, (
     assert.equal(status.serving, '1.0.0');
     assert.deepEqual(status.traffic, { '1.0.0': 100 });
     // The lock is free: the next deploy of the same version starts at once (and is promoted).
-    const next = await withLoad(() => runWorkflow(path.join(repo, '.github/workflows/canary-on-release.yml'), { ...opts, github: { event_name: 'workflow_dispatch', ref: 'refs/heads/main', ref_name: 'main', sha: 'c'.repeat(40), run_id: '102', run_number: '9', repository: 'acme/models' }, inputs: { ref: 'sentiment@1.3.0' } }).done);
+    const next = await withLoad(() => runWorkflow(path.join(repo, '.github/workflows/canary-on-release.yml'), { ...opts, github: dispatch('102'), inputs: { ref: 'sentiment@1.4.0' } }).done);
     assert.equal(actionStep(next.deploy!, 'deploy').outputs.outcome, 'promoted', explain(next));
   });
 });
