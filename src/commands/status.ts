@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
+import type { GithubReport } from '../cli/github/reports.js';
 import type { ObservedState } from '../rollout/contracts.js';
 import type { StatusView } from '../rollout/engine.js';
 
@@ -17,6 +18,10 @@ spelled out (traffic moved by hand, a warm version that is gone).`;
     const { args, flags } = await this.parse(Status);
     const { statusWithReality } = await import('../services/rollouts.js');
     return statusWithReality({ ...targetOptionsOf(flags), store: await this.openStore(flags) }, args.model);
+  }
+
+  protected override async githubReport(s: StatusView): Promise<GithubReport> {
+    return (await import('../cli/github/reports.js')).statusReport(s);
   }
 
   protected human(s: StatusView & { observed?: ObservedState; differences?: string[] }): string {

@@ -64,16 +64,11 @@ export interface CliResult {
   json: () => any;
 }
 
-/** Run the real CLI in a child process (black-box: flags, exit codes, stdout/stderr). */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Run a command to completion, output captured; SIGKILLed after `timeoutMs`. */
+export function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: opts.cwd ?? REPO_ROOT,
-      // MODELCTL_GITHUB=off: when the suite itself runs in GitHub Actions, the CLIs it drives must
-      // not write into the CI step's outputs and summary (the github tests turn it back on).
-      env: { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -82,20 +77,29 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({
-        code,
-        stdout,
-        stderr,
-        json: () => {
-          try {
-            return JSON.parse(stdout);
-          } catch {
-            throw new Error(`stdout is not one JSON document:\n${stdout}\nstderr:\n${stderr}`);
-          }
-        },
-      });
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
     });
   });
+}
+
+/** Run the real CLI in a child process (black-box: flags, exit codes, stdout/stderr). */
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  // MODELCTL_GITHUB=off: when the suite itself runs in GitHub Actions, the CLIs it drives must
+  // not write into the CI step's outputs and summary (the github tests turn it back on).
+  const env = { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...opts.env };
+  const { code, stdout, stderr } = await runProcess(process.execPath, [CLI, ...args], { ...opts, env });
+  return {
+    code,
+    stdout,
+    stderr,
+    json: () => {
+      try {
+        return JSON.parse(stdout);
+      } catch {
+        throw new Error(`stdout is not one JSON document:\n${stdout}\nstderr:\n${stderr}`);
+      }
+    },
+  };
 }
 
 export async function removeAll(...dirs: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
-import type { ResolveResult, RollbackResult, RolloutResult } from '../../rollout/engine.js';
+import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/engine.js';
 import type { BundleStore } from '../../store/store.js';
 import type { Annotation } from './commands.js';
 import { code, table, text } from './markdown.js';
@@ -190,6 +190,14 @@ export async function bundleChange(store: BundleStore | undefined, r: RolloutRes
   } catch (err) {
     return { kind: 'unavailable', from, reason: err instanceof Error ? err.message.split('\n')[0]! : String(err) };
   }
+}
+
+/**
+ * `status` in Actions: what serves, as outputs a later step can act on (a manual rollback picks a
+ * version of the stable set). No summary: status changes nothing.
+ */
+export function statusReport(s: Pick<StatusView, 'serving' | 'stableSet'>): GithubReport {
+  return { outputs: { serving: s.serving, 'stable-set': s.stableSet.join(',') } };
 }
 
 /** `gates check` in Actions: the verdict as an output, a table of every gate, an annotation per gate that did not pass. */
