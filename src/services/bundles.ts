@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../cli/cleanup.js';
-import { ConflictError, IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
 import {
   decodeManifest,
@@ -22,7 +22,7 @@ import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
 import { packDirectory, type BundleSource } from '../bundle/source.js';
 import { BUNDLE_FILE } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
-import { blobKey, type BundleStore, type RefRecord } from '../store/store.js';
+import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
@@ -96,6 +96,10 @@ export interface PushResult {
   uploadedBytes: number;
   reusedBytes: number;
   created: boolean;
+  /** Blobs that were missing (or, with `repair`, corrupt) in the store although the version existed, and were re-uploaded. */
+  repairedBlobs: string[];
+  /** The stored manifest was missing or damaged and was written again. */
+  repairedManifest: boolean;
 }
 
 function conflict(name: string, version: string, existing: string, attempted: string, store: string): ConflictError {
@@ -105,24 +109,61 @@ function conflict(name: string, version: string, existing: string, attempted: st
   });
 }
 
+export interface PushOptions {
+  /**
+   * Download and re-hash every blob the store holds for this bundle and re-upload the ones whose
+   * bytes are wrong. Without it, a push checks presence and size of every blob (a HEAD each), which
+   * finds deleted and truncated blobs but not same-size corruption.
+   */
+  repair?: boolean;
+}
+
+/** Whether a stored blob is there with the right bytes: re-hashes what the store returns. */
+async function storedBlobState(store: BundleStore, digest: string, size: number): Promise<'ok' | 'missing' | 'corrupt'> {
+  let body: Readable;
+  try {
+    body = await store.getBlob(digest);
+  } catch (err) {
+    if (err instanceof NotFoundError) return 'missing';
+    throw err;
+  }
+  const tap = new HashTap();
+  await pipeline(body, tap, devNull());
+  return tap.bytes === size && `sha256:${tap.hex()}` === digest ? 'ok' : 'corrupt';
+}
+
 /**
  * Push: blobs the store lacks (verified as they stream), then the manifest, then the version ref,
  * create-only. An interrupted push leaves no ref, so no version resolves to half a bundle; the
- * next push re-uses whatever blobs made it.
+ * next push re-uses whatever blobs made it. A push of a version that is already there checks every
+ * blob and the manifest all the same and puts back what is missing or damaged: pushing the same
+ * bundle again is how a store is mended.
  */
-export async function push(store: BundleStore, source: BundleSource, progress: Progress = silentProgress): Promise<PushResult> {
+export async function push(store: BundleStore, source: BundleSource, progress: Progress = silentProgress, opts: PushOptions = {}): Promise<PushResult> {
   const { manifest, digest, bytes } = source.encoded;
   const ref = `${manifest.name}@${manifest.version}`;
   const existing = await store.getRef(manifest.name, manifest.version);
-  if (existing) {
-    if (existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
-    return { ref, digest, uploadedBytes: 0, reusedBytes: manifest.blobs.reduce((n, b) => n + b.size, 0), created: false };
-  }
+  if (existing && existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
 
   const limit = pLimit(BLOBS_IN_FLIGHT);
-  const present = await Promise.all(manifest.blobs.map((b) => limit(() => store.hasBlob(b.digest, b.size))));
-  const missing = manifest.blobs.filter((_, i) => !present[i]);
-  const reusedBytes = manifest.blobs.filter((_, i) => present[i]).reduce((n, b) => n + b.size, 0);
+  if (opts.repair) progress.start(`re-hashing the stored blobs of ${ref}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
+  let states: Array<'ok' | 'missing' | 'corrupt'>;
+  try {
+    states = await Promise.all(
+      manifest.blobs.map((b) =>
+        limit(async () => {
+          if (!opts.repair) return (await store.hasBlob(b.digest, b.size)) ? 'ok' : 'missing';
+          const state = await storedBlobState(store, b.digest, b.size);
+          progress.advance(b.size);
+          return state;
+        }),
+      ),
+    );
+  } finally {
+    if (opts.repair) progress.finish();
+  }
+  const missing = manifest.blobs.filter((_, i) => states[i] !== 'ok');
+  const reusedBytes = manifest.blobs.filter((_, i) => states[i] === 'ok').reduce((n, b) => n + b.size, 0);
   const uploadedBytes = missing.reduce((n, b) => n + b.size, 0);
 
   progress.start(`pushing ${ref}`, uploadedBytes);
@@ -133,10 +174,15 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
   } finally {
     progress.finish();
   }
-  await store.putManifest(digest, bytes);
+  // The manifest is small: compare what is stored byte for byte and write it again if it differs.
+  const storedManifest = await store.getManifest(digest);
+  const manifestOk = storedManifest !== undefined && storedManifest.equals(bytes);
+  if (!manifestOk) await store.putManifest(digest, bytes);
+  const repaired = { repairedBlobs: existing ? missing.map((b) => b.digest) : [], repairedManifest: existing !== undefined && !manifestOk };
+  if (existing) return { ref, digest, uploadedBytes, reusedBytes, created: false, ...repaired };
   const created = await store.createRef({ name: manifest.name, version: manifest.version, digest, size: totalSize(manifest), createdAt: new Date().toISOString() });
   if (!created.created && created.existing.digest !== digest) throw conflict(manifest.name, manifest.version, created.existing.digest, digest, store.url);
-  return { ref, digest, uploadedBytes, reusedBytes, created: created.created };
+  return { ref, digest, uploadedBytes, reusedBytes, created: created.created, ...repaired };
 }
 
 export interface ResolvedRef {
@@ -150,6 +196,7 @@ export async function resolveRef(store: BundleStore, refText: string): Promise<R
   if (ref.digest !== undefined) return { ref, digest: ref.digest };
   const record = await store.getRef(ref.name, ref.version!);
   if (!record) {
+    if (store.exists && !(await store.exists())) await assertStoreExists(store);
     throw new NotFoundError(`${refText} is not in ${store.url}`, {
       hint: `list what is there with \`modelctl bundle list ${ref.name}\``,
       details: { ref: refText, store: store.url },
@@ -162,9 +209,22 @@ export async function resolveRef(store: BundleStore, refText: string): Promise<R
 export async function fetchManifest(store: BundleStore, resolved: ResolvedRef): Promise<EncodedManifest> {
   const bytes = await store.getManifest(resolved.digest);
   if (!bytes) {
-    throw new NotFoundError(`${formatRef(resolved.ref)}: manifest ${resolved.digest} is not in ${store.url}`, { details: { digest: resolved.digest } });
+    throw new NotFoundError(`${formatRef(resolved.ref)}: manifest ${resolved.digest} is not in ${store.url}`, {
+      ...(resolved.record ? { hint: repairHint(store.url, 'missing') } : {}),
+      details: { digest: resolved.digest },
+    });
   }
-  const encoded = decodeManifest(bytes, resolved.digest, store.url);
+  let encoded: EncodedManifest;
+  try {
+    encoded = decodeManifest(bytes, resolved.digest, store.url);
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err;
+    throw new IntegrityError(`${formatRef(resolved.ref)}: the stored manifest ${manifestKey(resolved.digest)} is damaged: ${err.message}`, {
+      hint: `push the bundle again from its source (\`modelctl bundle push <bundle dir or archive> --store ${store.url}\`): it rewrites a damaged manifest`,
+      details: { ...err.details, key: manifestKey(resolved.digest) },
+      cause: err,
+    });
+  }
   if (encoded.manifest.name !== resolved.ref.name) {
     throw new NotFoundError(`${formatRef(resolved.ref)}: digest ${resolved.digest} is a bundle of "${encoded.manifest.name}", not "${resolved.ref.name}"`);
   }
@@ -179,25 +239,46 @@ async function withBlob(store: BundleStore, digest: string, consume: (body: Read
       return;
     } catch (err) {
       await cleanup();
-      const transient = !(err instanceof IntegrityError || err instanceof NotFoundError || err instanceof UsageError);
+      const transient = !(err instanceof ModelctlError && !(err instanceof UnavailableError));
       if (!transient || attempt >= DOWNLOAD_ATTEMPTS) {
         if (transient && !(err instanceof UnavailableError)) {
           throw new UnavailableError(`downloading blob ${digest} from ${store.url} failed ${attempt} times: ${(err as Error).message}`, { cause: err });
         }
-        throw err;
+        throw withRepairHint(err, store.url);
       }
       await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
   }
 }
 
+/** What to run to mend a store from the bundle's source (a directory or an archive). */
+export function repairHint(store: string, what: 'missing' | 'corrupt'): string {
+  return what === 'missing'
+    ? `the store lost part of this bundle: push it again from its source (\`modelctl bundle push <bundle dir or archive> --store ${store}\`), which re-uploads every missing blob`
+    : `the store was altered or damaged: \`modelctl bundle push <bundle dir or archive> --repair --store ${store}\` re-hashes every stored blob of the bundle and re-uploads the wrong ones`;
+}
+
 function blobMismatch(digest: string, tap: HashTap, size: number, store: string): IntegrityError | undefined {
   const actual = `sha256:${tap.hex()}`;
   if (actual === digest && tap.bytes === size) return undefined;
   return new IntegrityError(`blob ${digest} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
-    hint: `the store was altered or damaged: delete ${blobKey(digest)} from it, then push the bundle again from its source`,
-    details: { blob: digest, actual, store },
+    hint: repairHint(store, 'corrupt'),
+    details: { blob: digest, key: blobKey(digest), actual, store },
   });
+}
+
+/**
+ * A blob the manifest names that the store does not hold (NotFoundError from getBlob), or whose
+ * bytes are wrong (IntegrityError from a tar check), with the way to mend it.
+ */
+function withRepairHint(err: unknown, store: string): unknown {
+  if (err instanceof NotFoundError && err.hint === undefined && typeof err.details.blob === 'string') {
+    return new NotFoundError(err.message, { hint: repairHint(store, 'missing'), details: err.details, cause: err.cause });
+  }
+  if (err instanceof IntegrityError && err.hint === undefined) {
+    return new IntegrityError(`${err.message} (in ${store})`, { hint: repairHint(store, 'corrupt'), details: { ...err.details, store }, cause: err.cause });
+  }
+  return err;
 }
 
 export interface PullResult {
@@ -413,10 +494,47 @@ export interface ListEntry {
   createdAt: string;
 }
 
-/** Newest first by semver precedence (then by name, then by the full version string). */
-export async function list(store: BundleStore, name?: string): Promise<ListEntry[]> {
+export interface ListOptions {
+  /** Told about each damaged ref object, which is left out of the list (other refs keep working). */
+  onBadRef?: (err: CorruptRefError) => void;
+  /**
+   * The store was named explicitly (flag, environment, modelctl.yaml): a file store that does not
+   * exist is then a mistake (NotFoundError naming the path), not an empty store. The default store
+   * does not exist until the first push.
+   */
+  explicitStore?: boolean;
+}
+
+/** A file store that does not exist, named explicitly: a typo, not an empty store. */
+async function assertStoreExists(store: BundleStore): Promise<void> {
+  if (store.exists && !(await store.exists())) {
+    throw new NotFoundError(`store ${store.url} does not exist`, {
+      hint: 'check the --store path (or MODELCTL_STORE, or store: in modelctl.yaml); a file store is created by the first `modelctl bundle push`',
+      details: { store: store.url },
+    });
+  }
+}
+
+/**
+ * Newest first by semver precedence (then by name, then by the full version string). A name with
+ * no version in the store is NotFoundError; a damaged ref is reported to `onBadRef` and skipped,
+ * unless it is all there is of the model asked for (then it is the error).
+ */
+export async function list(store: BundleStore, name?: string, opts: ListOptions = {}): Promise<ListEntry[]> {
   if (name !== undefined) parseRef(`${name}@0.0.0`); // validates the name with the usual message
-  const refs = await store.listRefs(name);
+  if (opts.explicitStore) await assertStoreExists(store);
+  const bad: CorruptRefError[] = [];
+  const refs = await store.listRefs(name, (err) => {
+    bad.push(err);
+    opts.onBadRef?.(err);
+  });
+  if (name !== undefined && refs.length === 0) {
+    if (bad[0]) throw bad[0];
+    throw new NotFoundError(`no version of "${name}" is in ${store.url}`, {
+      hint: 'see the models stored there with `modelctl bundle list` (names are case-sensitive)',
+      details: { name, store: store.url },
+    });
+  }
   return refs
     .map(({ name, version, digest, size, createdAt }) => ({ name, version, digest, size, createdAt }))
     .sort((a, b) => a.name.localeCompare(b.name) || semver.rcompare(a.version, b.version) || (a.version < b.version ? 1 : -1));

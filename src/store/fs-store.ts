@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, NotFoundError } from '../cli/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
-import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Temp files older than this are leftovers of killed pushes. */
 const STALE_TEMP_MS = 24 * 60 * 60 * 1000;
@@ -125,23 +125,35 @@ export class FsStore implements BundleStore {
   }
 
   async getRef(name: string, version: string): Promise<RefRecord | undefined> {
-    const key = refKey(name, version);
-    const bytes = await readIfExists(this.p(key));
-    return bytes ? parseRefRecord(bytes, key) : undefined;
+    const file = this.p(refKey(name, version));
+    const bytes = await readIfExists(file);
+    return bytes ? parseRefRecord(bytes, file, this.url) : undefined;
   }
 
-  async listRefs(name?: string): Promise<RefRecord[]> {
+  async listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]> {
     const names = name ? [name] : await readdir(this.p('refs')).catch(() => [] as string[]);
     const out: RefRecord[] = [];
     for (const n of names) {
       const files = await readdir(this.p(`refs/${n}`)).catch(() => [] as string[]);
       for (const f of files) {
         if (!f.endsWith('.json')) continue;
-        const bytes = await readIfExists(this.p(`refs/${n}/${f}`));
-        if (bytes) out.push(parseRefRecord(bytes, `refs/${n}/${f}`));
+        const file = this.p(`refs/${n}/${f}`);
+        const bytes = await readIfExists(file);
+        if (!bytes) continue;
+        try {
+          out.push(parseRefRecord(bytes, file, this.url));
+        } catch (err) {
+          if (!(err instanceof CorruptRefError) || !onBadRef) throw err;
+          onBadRef(err);
+        }
       }
     }
     return out;
+  }
+
+  /** Whether the store's directory exists (a mistyped --store path does not). */
+  async exists(): Promise<boolean> {
+    return stat(this.root).then((st) => st.isDirectory(), () => false);
   }
 
   /** fsync a finished temp file's directory entry into place (rename is atomic; same content wins). */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { IntegrityError, NotFoundError, UnavailableError } from '../cli/errors.js';
-import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Multipart part size: S3 allows 5 MiB–5 GiB per part and 10,000 parts (so up to ~78 GiB here; scaled up beyond). */
 const MIN_PART_BYTES = 8 * 1024 * 1024;
@@ -178,10 +178,10 @@ export class S3Store implements BundleStore {
   async getRef(name: string, version: string): Promise<RefRecord | undefined> {
     const key = refKey(name, version);
     const bytes = await this.getSmall(this.key(key));
-    return bytes ? parseRefRecord(bytes, key) : undefined;
+    return bytes ? parseRefRecord(bytes, this.key(key), this.url) : undefined;
   }
 
-  async listRefs(name?: string): Promise<RefRecord[]> {
+  async listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]> {
     const keys: string[] = [];
     let token: string | undefined;
     do {
@@ -196,7 +196,14 @@ export class S3Store implements BundleStore {
       keys.map((k) =>
         limit(async () => {
           const bytes = await this.getSmall(k);
-          return bytes ? parseRefRecord(bytes, k) : undefined;
+          if (!bytes) return undefined;
+          try {
+            return parseRefRecord(bytes, k, this.url);
+          } catch (err) {
+            if (!(err instanceof CorruptRefError) || !onBadRef) throw err;
+            onBadRef(err);
+            return undefined;
+          }
         }),
       ),
     );
