@@ -5,7 +5,8 @@ import path from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
-import { IntegrityError } from '../cli/errors.js';
+import { IntegrityError, ModelctlError } from '../cli/errors.js';
+import { isLocalIOFailure } from '../util/local-io.js';
 import type { ManifestFile } from './manifest.js';
 
 /** Fixed mtime written into every tar entry: tar bytes depend on content only. */
@@ -75,7 +76,9 @@ export async function forEachTarEntry(input: Readable, source: string, onEntry: 
   }
   await chain;
   if (failure !== undefined) {
-    if (failure instanceof IntegrityError) throw failure;
+    // Our own verdicts and the local disk's failures (full, read-only) pass as they are: only a
+    // tar that cannot be parsed is the archive's fault.
+    if (failure instanceof ModelctlError || isLocalIOFailure(failure)) throw failure;
     throw new IntegrityError(`${source} is not a readable tar archive: ${(failure as Error).message ?? String(failure)}`, { cause: failure });
   }
 }

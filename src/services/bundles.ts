@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,6 +24,7 @@ import { packDirectory, type BundleSource } from '../bundle/source.js';
 import { BUNDLE_FILE } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
+import { asLocalIO, isLocalIOFailure, localIOError } from '../util/local-io.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
@@ -65,9 +67,9 @@ async function isArchiveFile(p: string): Promise<boolean> {
 export async function openLocalBundle(p: string, opts: { version?: string | undefined; progress?: Progress } = {}): Promise<BundleSource> {
   if (await isArchiveFile(p)) {
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
-    return openArchive(p);
+    return asLocalIO(`unpacking the archive ${p}`, tmpdir(), () => openArchive(p));
   }
-  return packDirectory(p, { version: opts.version, progress: opts.progress });
+  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress }));
 }
 
 export async function pack(
@@ -79,12 +81,13 @@ export async function pack(
       hint: 'an archive is already packed: push, verify or inspect it directly',
     });
   }
-  const source = await packDirectory(dir, { version: opts.version, progress: opts.progress });
+  const source = await asLocalIO(`packing ${dir}`, tmpdir(), () => packDirectory(dir, { version: opts.version, progress: opts.progress }));
   try {
     const summary = summarize(source.encoded);
     if (!opts.output) return summary;
-    const { size } = await writeArchive(source, opts.output);
-    return { ...summary, output: path.resolve(opts.output), archiveSize: size };
+    const output = opts.output;
+    const { size } = await asLocalIO(`writing the archive ${output}`, output, () => writeArchive(source, output));
+    return { ...summary, output: path.resolve(output), archiveSize: size };
   } finally {
     await source.close();
   }
@@ -168,9 +171,13 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
 
   progress.start(`pushing ${ref}`, uploadedBytes);
   try {
-    await Promise.all(
+    // allSettled, not all: when one blob fails, the caller closes the source (removing its temp
+    // files) only after every other upload has stopped reading from it.
+    const settled = await Promise.allSettled(
       missing.map((b) => limit(async () => store.putBlob(b.digest, b.size, await source.openBlob(b.digest), (n) => progress.advance(n)))),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     progress.finish();
   }
@@ -232,13 +239,22 @@ export async function fetchManifest(store: BundleStore, resolved: ResolvedRef): 
 }
 
 /** Stream a blob from the store through `consume`, retrying the whole blob on a cut stream. */
-async function withBlob(store: BundleStore, digest: string, consume: (body: Readable) => Promise<void>, cleanup: () => Promise<void> = async () => {}): Promise<void> {
+async function withBlob(
+  store: BundleStore,
+  digest: string,
+  consume: (body: Readable) => Promise<void>,
+  cleanup: () => Promise<void> = async () => {},
+  /** Where `consume` writes, named when the local disk fails. */
+  localRoot?: string,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await consume(await store.getBlob(digest));
       return;
-    } catch (err) {
-      await cleanup();
+    } catch (caught) {
+      await cleanup().catch(() => undefined);
+      // A full or read-only local disk is not the store's fault and fails again if retried.
+      const err = isLocalIOFailure(caught) ? await localIOError(caught, `writing blob ${digest}`, localRoot ?? '.') : caught;
       const transient = !(err instanceof ModelctlError && !(err instanceof UnavailableError));
       if (!transient || attempt >= DOWNLOAD_ATTEMPTS) {
         if (transient && !(err instanceof UnavailableError)) {
@@ -323,6 +339,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
               async () => {
                 for (const f of files.values()) await rm(path.join(tmp, f.path), { force: true });
               },
+              out,
             );
             return;
           }
@@ -339,6 +356,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
               if (bad) throw bad;
             },
             () => rm(first, { force: true }),
+            out,
           );
           for (const t of targets.slice(1)) {
             const dest = path.join(tmp, t.path);
@@ -361,6 +379,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   } catch (err) {
     progress.finish();
     await rm(tmp, { recursive: true, force: true });
+    if (isLocalIOFailure(err)) throw await localIOError(err, `writing the pulled bundle to ${out}`, out);
     throw err;
   }
 }

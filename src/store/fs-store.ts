@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, NotFoundError } from '../cli/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
+import { asLocalIO, mkdirs } from '../util/local-io.js';
 import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Temp files older than this are leftovers of killed pushes. */
@@ -31,7 +32,7 @@ export class FsStore implements BundleStore {
   private swept = false;
 
   private async tempFile(): Promise<string> {
-    await mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    await mkdirs(path.join(this.root, 'tmp'));
     if (!this.swept) {
       this.swept = true;
       await this.sweepStaleTemp();
@@ -63,7 +64,15 @@ export class FsStore implements BundleStore {
     }
   }
 
+  /** A full or read-only disk under the store is named as such (never taken for a store fault). */
   async putBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    return asLocalIO(`storing blob ${digest} in ${this.url}`, this.root, () => this.writeBlob(digest, size, body, onBytes));
+  }
+
+  private async writeBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    // An error of `body` before the pipeline below is attached (a source file gone) must reject
+    // this call, not crash the process as an unhandled 'error' event; pipeline still sees it.
+    body.once('error', () => undefined);
     const tmp = await this.tempFile();
     try {
       const tap = new HashTap(onBytes);
@@ -92,6 +101,10 @@ export class FsStore implements BundleStore {
   }
 
   async putManifest(digest: string, bytes: Buffer): Promise<void> {
+    return asLocalIO(`storing manifest ${digest} in ${this.url}`, this.root, () => this.writeManifest(digest, bytes));
+  }
+
+  private async writeManifest(digest: string, bytes: Buffer): Promise<void> {
     const tmp = await this.tempFile();
     try {
       await writeDurable(tmp, bytes);
@@ -106,8 +119,12 @@ export class FsStore implements BundleStore {
   }
 
   async createRef(ref: RefRecord): Promise<CreateRefResult> {
+    return asLocalIO(`storing ref ${ref.name}@${ref.version} in ${this.url}`, this.root, () => this.writeRef(ref));
+  }
+
+  private async writeRef(ref: RefRecord): Promise<CreateRefResult> {
     const target = this.p(refKey(ref.name, ref.version));
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdirs(path.dirname(target));
     const tmp = await this.tempFile();
     try {
       await writeDurable(tmp, Buffer.from(`${JSON.stringify(ref, null, 2)}\n`));
@@ -159,7 +176,7 @@ export class FsStore implements BundleStore {
   /** fsync a finished temp file's directory entry into place (rename is atomic; same content wins). */
   private async commit(tmp: string, key: string): Promise<void> {
     const target = this.p(key);
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdirs(path.dirname(target));
     const fh = await open(tmp, 'r');
     try {
       await fh.sync();
