@@ -3,10 +3,12 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { create as createTar } from 'tar';
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { create as createTar, Parser, type ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, UsageError } from '../cli/errors.js';
-import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest } from './manifest.js';
+import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
 import { makeTempDir, type BundleSource } from './source.js';
 import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
 
@@ -38,6 +40,7 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
       names.push(blobEntryName(blob.digest));
     }
     const tap = new HashTap();
+    const check = new ArchiveCheck(source.encoded.manifest, outFile);
     const pack = createTar(
       {
         cwd: staging,
@@ -53,7 +56,8 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
       },
       names,
     );
-    await pipeline(pack as unknown as Readable, tap, createWriteStream(partial, { mode: 0o644 }));
+    await pipeline(pack as unknown as Readable, tap, check, createWriteStream(partial, { mode: 0o644 }));
+    check.assertMatches();
     await rename(partial, outFile);
     forget();
     return { size: tap.bytes };
@@ -62,6 +66,65 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     throw err;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Hashes every entry of the archive as it is written (a tar parser fed the same bytes that go to
+ * disk, no second read) so that what the archive holds is checked against the manifest it claims:
+ * a large file changed between `pack` hashing it and the archive reading it again would otherwise
+ * be written silently, making a corrupt archive.
+ */
+class ArchiveCheck extends Transform {
+  private readonly parser: Parser;
+  private readonly seen = new Map<string, { sha256: string; size: number }>();
+  private parseError: Error | undefined;
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly outFile: string,
+  ) {
+    super();
+    this.parser = new Parser({
+      strict: true,
+      onReadEntry: (entry: ReadEntry) => {
+        const hash: Hash = createHash('sha256');
+        let size = 0;
+        entry.on('data', (c: Buffer) => {
+          hash.update(c);
+          size += c.length;
+        });
+        entry.on('end', () => this.seen.set(entry.path, { sha256: hash.digest('hex'), size }));
+      },
+    });
+    this.parser.on('error', (err: Error) => (this.parseError ??= err));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parser.write(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.parser.end(() => cb());
+  }
+
+  /** IntegrityError naming the file(s) whose bytes in the archive differ from the manifest. */
+  assertMatches(): void {
+    if (this.parseError) throw new IntegrityError(`internal: the archive written to ${this.outFile} does not parse: ${this.parseError.message}`);
+    const changed: string[] = [];
+    for (const b of this.manifest.blobs) {
+      const got = this.seen.get(blobEntryName(b.digest));
+      if (got && `sha256:${got.sha256}` === b.digest && got.size === b.size) continue;
+      const files = this.manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest).map((f) => f.path));
+      changed.push(`${files.join(', ') || b.digest} (${got ? `now ${got.size} bytes hashing to sha256:${got.sha256}` : 'missing'}, expected ${b.digest})`);
+    }
+    if (changed.length > 0) {
+      throw new IntegrityError(`${changed.length === 1 ? 'a file' : 'files'} changed while the archive was being written: ${changed.join('; ')}; no archive was written`, {
+        hint: 'something is still writing to the bundle directory: let it finish, then pack again',
+        details: { output: this.outFile, changed },
+      });
+    }
   }
 }
 
