@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,7 +9,7 @@ import { create as createTar, Parser, type ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, UsageError } from '../cli/errors.js';
 import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
-import { makeTempDir, type BundleSource } from './source.js';
+import { bundleFileMatches, makeTempDir, type BundleSource } from './source.js';
 import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
 
 /**
@@ -19,6 +19,14 @@ import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
  */
 export const ARCHIVE_MANIFEST = 'manifest.json';
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** Every blob an archive holds: the components', then bundle.yaml as written when the manifest names it. */
+function archivedBlobs(manifest: Manifest): Array<{ digest: string; size: number }> {
+  const blobs: Array<{ digest: string; size: number }> = [...manifest.blobs];
+  const file = manifest.bundleFile;
+  if (file && !blobs.some((b) => b.digest === file.digest)) blobs.push(file);
+  return blobs.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+}
 
 function blobEntryName(digest: string): string {
   return `blobs/sha256/${hexOf(digest)}`;
@@ -33,7 +41,7 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     await writeFile(path.join(staging, ARCHIVE_MANIFEST), source.encoded.bytes, { mode: 0o644 });
     await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
     const names = [ARCHIVE_MANIFEST];
-    for (const blob of source.encoded.manifest.blobs) {
+    for (const blob of archivedBlobs(source.encoded.manifest)) {
       const local = source.localBlobPath(blob.digest);
       if (!local) throw new Error(`internal: blob ${blob.digest} has no local file to archive`);
       await symlink(local, path.join(staging, blobEntryName(blob.digest)));
@@ -113,10 +121,10 @@ class ArchiveCheck extends Transform {
   assertMatches(): void {
     if (this.parseError) throw new IntegrityError(`internal: the archive written to ${this.outFile} does not parse: ${this.parseError.message}`);
     const changed: string[] = [];
-    for (const b of this.manifest.blobs) {
+    for (const b of archivedBlobs(this.manifest)) {
       const got = this.seen.get(blobEntryName(b.digest));
       if (got && `sha256:${got.sha256}` === b.digest && got.size === b.size) continue;
-      const files = this.manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest).map((f) => f.path));
+      const files = b.digest === this.manifest.bundleFile?.digest ? ['bundle.yaml'] : this.manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest).map((f) => f.path));
       changed.push(`${files.join(', ') || b.digest} (${got ? `now ${got.size} bytes hashing to sha256:${got.sha256}` : 'missing'}, expected ${b.digest})`);
     }
     if (changed.length > 0) {
@@ -161,7 +169,7 @@ export async function openArchive(file: string, opts: { onBytes?: (n: number) =>
       }
       const match = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(entry.path);
       const digest = match ? `sha256:${match[1]}` : undefined;
-      const blob = encoded.manifest.blobs.find((b) => b.digest === digest);
+      const blob = archivedBlobs(encoded.manifest).find((b) => b.digest === digest);
       if (!digest || !blob || blobPaths.has(digest) || entry.type !== 'File') {
         throw new IntegrityError(`archive ${file} holds an unexpected entry "${entry.path}"`, { details: { archive: file, entry: entry.path } });
       }
@@ -177,10 +185,16 @@ export async function openArchive(file: string, opts: { onBytes?: (n: number) =>
     });
     if (!encoded) throw new UsageError(`${file} is empty, not a modelctl archive`);
     const manifest = encoded.manifest;
-    const missing = manifest.blobs.filter((b) => !blobPaths.has(b.digest));
+    const missing = archivedBlobs(manifest).filter((b) => !blobPaths.has(b.digest));
     if (missing.length > 0) {
       throw new IntegrityError(`archive ${file} is missing ${missing.length} blob(s): ${missing.map((b) => b.digest).join(', ')}`, {
         details: { archive: file, missing: missing.map((b) => b.digest) },
+      });
+    }
+    const yamlBlob = manifest.bundleFile;
+    if (yamlBlob && !bundleFileMatches(await readFile(blobPaths.get(yamlBlob.digest)!), manifest)) {
+      throw new IntegrityError(`archive ${file}: its bundle.yaml (${yamlBlob.digest}) does not describe the archive's manifest`, {
+        details: { archive: file, blob: yamlBlob.digest },
       });
     }
     for (const b of manifest.blobs) {

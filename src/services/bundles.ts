@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import semver from 'semver';
@@ -20,7 +20,7 @@ import {
 } from '../bundle/manifest.js';
 import { META_DIR } from '../bundle/paths.js';
 import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
-import { packDirectory, type BundleSource } from '../bundle/source.js';
+import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';
 import { BUNDLE_FILE } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
@@ -121,6 +121,27 @@ export interface PushOptions {
   repair?: boolean;
 }
 
+/**
+ * Whether the manifest stored under `digest` can stay: it decodes to that digest and the
+ * bundle.yaml it names is there. An earlier push of the same content whose bundle.yaml was
+ * formatted differently keeps its own bytes; a missing or damaged manifest is written again.
+ */
+async function storedManifestSound(store: BundleStore, digest: string, ours: Manifest): Promise<boolean> {
+  const bytes = await store.getManifest(digest);
+  if (!bytes) return false;
+  let stored: EncodedManifest;
+  try {
+    stored = decodeManifest(bytes, digest, store.url);
+  } catch (err) {
+    if (err instanceof ModelctlError) return false;
+    throw err;
+  }
+  const file = stored.manifest.bundleFile;
+  // A manifest from before bundle.yaml was kept gains ours (same digest: only the formatting differs).
+  if (!file) return ours.bundleFile === undefined;
+  return file.digest === ours.bundleFile?.digest || store.hasBlob(file.digest, file.size);
+}
+
 /** Whether a stored blob is there with the right bytes: re-hashes what the store returns. */
 async function storedBlobState(store: BundleStore, digest: string, size: number): Promise<'ok' | 'missing' | 'corrupt'> {
   let body: Readable;
@@ -148,12 +169,16 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
   const existing = await store.getRef(manifest.name, manifest.version);
   if (existing && existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
 
+  // The component blobs, and bundle.yaml as written (kept beside them; not counted in the bytes
+  // reported, which are the bundle's content).
+  const wanted = [...manifest.blobs, ...(manifest.bundleFile ? [manifest.bundleFile] : [])];
+  const counted = (b: { digest: string }) => manifest.blobs.some((x) => x.digest === b.digest);
   const limit = pLimit(BLOBS_IN_FLIGHT);
-  if (opts.repair) progress.start(`re-hashing the stored blobs of ${ref}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
+  if (opts.repair) progress.start(`re-hashing the stored blobs of ${ref}`, wanted.reduce((n, b) => n + b.size, 0));
   let states: Array<'ok' | 'missing' | 'corrupt'>;
   try {
     states = await Promise.all(
-      manifest.blobs.map((b) =>
+      wanted.map((b) =>
         limit(async () => {
           if (!opts.repair) return (await store.hasBlob(b.digest, b.size)) ? 'ok' : 'missing';
           const state = await storedBlobState(store, b.digest, b.size);
@@ -165,9 +190,9 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
   } finally {
     if (opts.repair) progress.finish();
   }
-  const missing = manifest.blobs.filter((_, i) => states[i] !== 'ok');
-  const reusedBytes = manifest.blobs.filter((_, i) => states[i] === 'ok').reduce((n, b) => n + b.size, 0);
-  const uploadedBytes = missing.reduce((n, b) => n + b.size, 0);
+  const missing = wanted.filter((_, i) => states[i] !== 'ok');
+  const reusedBytes = wanted.filter((b, i) => states[i] === 'ok' && counted(b)).reduce((n, b) => n + b.size, 0);
+  const uploadedBytes = missing.filter(counted).reduce((n, b) => n + b.size, 0);
 
   progress.start(`pushing ${ref}`, uploadedBytes);
   try {
@@ -181,9 +206,7 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
   } finally {
     progress.finish();
   }
-  // The manifest is small: compare what is stored byte for byte and write it again if it differs.
-  const storedManifest = await store.getManifest(digest);
-  const manifestOk = storedManifest !== undefined && storedManifest.equals(bytes);
+  const manifestOk = await storedManifestSound(store, digest, manifest);
   if (!manifestOk) await store.putManifest(digest, bytes);
   const repaired = { repairedBlobs: existing ? missing.map((b) => b.digest) : [], repairedManifest: existing !== undefined && !manifestOk };
   if (existing) return { ref, digest, uploadedBytes, reusedBytes, created: false, ...repaired };
@@ -369,7 +392,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     progress.finish();
-    await writeFile(path.join(tmp, BUNDLE_FILE), bundleYaml(manifest));
+    await writeFile(path.join(tmp, BUNDLE_FILE), await storedBundleFile(store, manifest));
     await mkdir(path.join(tmp, META_DIR));
     await writeFile(path.join(tmp, MANIFEST_RECORD), encoded.bytes);
     await rm(out, { recursive: true, force: true }); // only ever an empty directory here
@@ -382,6 +405,32 @@ export async function pull(store: BundleStore, refText: string, output: string, 
     if (isLocalIOFailure(err)) throw await localIOError(err, `writing the pulled bundle to ${out}`, out);
     throw err;
   }
+}
+
+/**
+ * bundle.yaml as it was pushed (comments, order and all), checked: its bytes hash to the digest the
+ * manifest names, and it means exactly what the manifest records. A bundle pushed before modelctl
+ * kept the file gets one regenerated from the manifest instead.
+ */
+async function storedBundleFile(store: BundleStore, manifest: Manifest): Promise<Buffer | string> {
+  const file = manifest.bundleFile;
+  if (!file) return bundleYaml(manifest);
+  let bytes = Buffer.alloc(0);
+  await withBlob(store, file.digest, async (body) => {
+    const tap = new HashTap();
+    const chunks: Buffer[] = [];
+    await pipeline(body, tap, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
+    const bad = blobMismatch(file.digest, tap, file.size, store.url);
+    if (bad) throw bad;
+    bytes = Buffer.concat(chunks);
+  });
+  if (!bundleFileMatches(bytes, manifest)) {
+    throw new IntegrityError(`the bundle.yaml stored for ${manifest.name}@${manifest.version} (${file.digest}) does not describe this bundle's manifest`, {
+      hint: repairHint(store.url, 'corrupt'),
+      details: { blob: file.digest, store: store.url },
+    });
+  }
+  return bytes;
 }
 
 /** bundle.yaml regenerated from the manifest: re-packing a pulled bundle gives the same digest. */
@@ -436,6 +485,7 @@ export async function verifyRef(store: BundleStore, refText: string, progress: P
   } finally {
     progress.finish();
   }
+  await storedBundleFile(store, manifest);
   return { target: refText, kind: 'ref', digest: encoded.digest, ok: true, blobs: manifest.blobs.length, bytes };
 }
 

@@ -15,6 +15,7 @@ import { blobKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { startFaultProxy, when, type FaultProxy } from '../infra/fault-proxy.js';
 import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
+import { s3CliEnv } from '../helpers/s3-env.js';
 
 /**
  * The S3 store against a real Ceph RGW on 127.0.0.1 (started once per test run by the global
@@ -35,13 +36,7 @@ after(async () => {
 
 /** The environment an AWS user would set for an S3-compatible server. */
 function awsEnv(endpoint = s3.endpoint): NodeJS.ProcessEnv {
-  return {
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    AWS_REGION: s3.region,
-    MODELCTL_S3_PATH_STYLE: 'true',
-  };
+  return s3CliEnv(s3, endpoint);
 }
 
 /** An S3Store through the fault proxy, with short retry backoff so fault tests stay quick. */

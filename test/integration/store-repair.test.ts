@@ -8,6 +8,7 @@ import { ExitCode } from '../../src/cli/errors.js';
 import { blobKey, manifestKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
+import { s3CliEnv } from '../helpers/s3-env.js';
 
 /**
  * A damaged store is mended by pushing the same bundle again: every blob's presence is checked
@@ -148,13 +149,7 @@ repairScenarios('S3 (Ceph RGW)', async () => {
   const key = (k: string) => `p/${k}`;
   return {
     store: `s3://${bucket}/p`,
-    env: {
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: s3.region,
-      MODELCTL_S3_PATH_STYLE: 'true',
-    },
+    env: s3CliEnv(s3),
     damage: {
       read: async (k) => {
         try {
