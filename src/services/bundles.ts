@@ -656,7 +656,58 @@ export async function diff(store: BundleStore, fromRef: string, toRef: string): 
   return { from: fromRef, to: toRef, fromDigest: a.digest, toDigest: b.digest, identical: a.digest === b.digest, ...diffManifests(a.manifest, b.manifest) };
 }
 
-/** Scaffold a bundle directory with the four components and a bundle.yaml that explains itself. */
+/**
+ * A minimal server for a new bundle, no dependencies: what `serve:` in the scaffolded bundle.yaml
+ * runs, so that `bundle init` → `bundle push` → `deploy` works before any model code is written.
+ */
+const SERVE_SCAFFOLD = `#!/usr/bin/env node
+// How modelctl runs this bundle (bundle.yaml, \`serve:\`): started from the bundle directory with
+// PORT and HOST set (and MODELCTL_MODEL, MODELCTL_VERSION). Replace the body of predict() with
+// your model; keep the two routes:
+//
+//   GET  /healthz   200 once the model is loaded (the readiness probe, serve.readinessPath)
+//   POST /predict   {"text": "..."} -> {"label": ..., "score": ...}
+//                   score: the number modelctl records per request (serve.scoreField)
+//                   label: compared between a shadow version and the live one (serve.agreementField)
+import http from 'node:http';
+
+const MAX_BODY = 1024 * 1024;
+const version = process.env.MODELCTL_VERSION ?? 'dev';
+
+function predict(input) {
+  // A placeholder model: replace with yours (load weights/ once, at start-up, above).
+  const text = String(input.text ?? '');
+  const score = text.length === 0 ? 0.5 : (text.length % 100) / 100;
+  return { label: score >= 0.5 ? 'positive' : 'negative', score, version };
+}
+
+function send(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'ok', version });
+    if (req.method === 'POST' && req.url === '/predict') {
+      let body = '';
+      for await (const chunk of req) {
+        body += chunk;
+        if (body.length > MAX_BODY) return send(res, 413, { error: 'body too large' });
+      }
+      return send(res, 200, predict(body ? JSON.parse(body) : {}));
+    }
+    send(res, 404, { error: \`no route \${req.method} \${req.url}\` });
+  } catch (err) {
+    send(res, 400, { error: String(err?.message ?? err) });
+  }
+});
+server.listen(Number(process.env.PORT ?? 8080), process.env.HOST ?? '127.0.0.1');
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
+`;
+
+/** Scaffold a bundle directory with the four components, a server and a bundle.yaml that explains itself. */
 export async function init(dir: string, name: string): Promise<{ path: string; name: string; files: string[] }> {
   const out = path.resolve(dir);
   await assertEmptyOrAbsent(out);
@@ -669,9 +720,17 @@ components:              # each: a list of files or directories relative to this
   prompts: [prompts/]
   preprocessing: [preprocessing/]
   config: [config/]
+  serving: [serve.mjs]   # the code that serves the model over HTTP
+# serve: how \`modelctl deploy\` runs this version (see serve.mjs)
+serve:
+  command: [node, serve.mjs]   # started in the bundle directory with PORT (and HOST) set
+  readinessPath: /healthz      # GET -> 200 once the model is loaded
+  scoreField: score            # recorded per request (score gates, histograms)
+  agreementField: label        # compared between a shadow version and the live one
 metadata:                # free-form: anything your team wants to know about this version
   description: ""
 `,
+    'serve.mjs': SERVE_SCAFFOLD,
     'weights/README.md': 'Put model weights here (e.g. model.safetensors). Files of 8 MiB or more are stored as their own blobs and re-used across versions.\n',
     'prompts/system.txt': 'You are a helpful model.\n',
     'preprocessing/README.md': 'Put tokenizers and preprocessing code here.\n',
@@ -683,4 +742,3 @@ metadata:                # free-form: anything your team wants to know about thi
   }
   return { path: out, name, files: Object.keys(files).sort() };
 }
-
