@@ -20,7 +20,7 @@ import {
 } from './manifest.js';
 import { collectFiles, compareBytes, safeRelativePath, type SourceFile } from './paths.js';
 import { parseYamlText } from '../cli/yaml-file.js';
-import { BUNDLE_FILE, bundleSpecSchema, bundleVersion, loadBundleSpec, type BundleSpec } from './spec.js';
+import { BUNDLE_FILE, bundleSpecSchema, bundleVersion, loadBundleSpec, MAX_BUNDLE_FILE_BYTES, type BundleSpec } from './spec.js';
 import { writeDeterministicTar } from './tar-io.js';
 
 /**
@@ -168,6 +168,7 @@ export function specIdentity(spec: BundleSpec, version: string): { name: string;
 
 /** True when `bytes` is a bundle.yaml that means exactly what `manifest` records. */
 export function bundleFileMatches(bytes: Buffer, manifest: Manifest): boolean {
+  if (bytes.length > MAX_BUNDLE_FILE_BYTES) return false;
   try {
     const spec = parseYamlText(bytes.toString('utf8'), BUNDLE_FILE, bundleSpecSchema, 'bundle file');
     if (spec.version !== manifest.version) return false;

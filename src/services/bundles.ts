@@ -21,7 +21,7 @@ import {
 import { META_DIR } from '../bundle/paths.js';
 import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
 import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';
-import { BUNDLE_FILE } from '../bundle/spec.js';
+import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
 import { asLocalIO, isLocalIOFailure, localIOError } from '../util/local-io.js';
@@ -415,6 +415,12 @@ export async function pull(store: BundleStore, refText: string, output: string, 
 async function storedBundleFile(store: BundleStore, manifest: Manifest): Promise<Buffer | string> {
   const file = manifest.bundleFile;
   if (!file) return bundleYaml(manifest);
+  if (file.size > MAX_BUNDLE_FILE_BYTES) {
+    throw new IntegrityError(`the manifest of ${manifest.name}@${manifest.version} names a bundle.yaml of ${file.size} bytes, more than bundle.yaml may hold`, {
+      hint: repairHint(store.url, 'corrupt'),
+      details: { blob: file.digest, store: store.url },
+    });
+  }
   let bytes = Buffer.alloc(0);
   await withBlob(store, file.digest, async (body) => {
     const tap = new HashTap();

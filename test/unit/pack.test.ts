@@ -233,3 +233,11 @@ test('20,000 small files pack in bounded CPU time (was quadratic: ~6 s of CPU, 3
   // Measured here: about 1.5 s after the fix, 6–8 s before; CPU time, not wall time, so a busy machine does not fail it.
   assert.ok(cpuMs < 3500, `packing 20,000 small files took ${cpuMs.toFixed(0)} ms of CPU`);
 });
+
+test('a bundle.yaml over 1 MiB (a huge metadata value) is refused before it is parsed: exit 2 naming the file and the limit', async () => {
+  const dir = await bundle({ ...sampleBundle(), 'bundle.yaml': `${bundleYaml()}metadata:\n  card: "${'x'.repeat(3 * 1024 * 1024)}"\n` });
+  const r = await runCli(['bundle', 'pack', dir, '--json']);
+  assert.equal(r.code, ExitCode.usage, r.stdout);
+  assert.match(r.json().error.message, /bundle\.yaml is 3\.0 MiB; bundle\.yaml may be at most 1 MiB/);
+  assert.match(r.json().error.hint, /component file/);
+});
