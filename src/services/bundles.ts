@@ -24,7 +24,7 @@ import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/s
 import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
-import { asLocalIO, isLocalIOFailure, localIOError } from '../util/local-io.js';
+import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
@@ -339,7 +339,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
   // Registered before it exists: a Ctrl-C right after the mkdir must still remove it (and exit 130).
   const forget = removeOnInterrupt(tmp);
-  await mkdir(tmp, { recursive: true });
+  await asLocalIO(`creating ${tmp}`, tmp, () => mkdirs(tmp));
   try {
     progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);
@@ -368,7 +368,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
           }
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
           const first = path.join(tmp, targets[0]!.path);
-          await mkdir(path.dirname(first), { recursive: true });
+          await mkdirs(path.dirname(first));
           await withBlob(
             store,
             b.digest,
@@ -383,7 +383,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
           );
           for (const t of targets.slice(1)) {
             const dest = path.join(tmp, t.path);
-            await mkdir(path.dirname(dest), { recursive: true });
+            await mkdirs(path.dirname(dest));
             await copyFile(first, dest);
           }
         }),
@@ -742,9 +742,11 @@ metadata:                # free-form: anything your team wants to know about thi
     'preprocessing/README.md': 'Put tokenizers and preprocessing code here.\n',
     'config/config.json': '{}\n',
   };
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(out, rel)), { recursive: true });
-    await writeFile(path.join(out, rel), content);
-  }
+  await asLocalIO(`writing the new bundle ${out}`, out, async () => {
+    for (const [rel, content] of Object.entries(files)) {
+      await mkdirs(path.dirname(path.join(out, rel)));
+      await writeFile(path.join(out, rel), content);
+    }
+  });
   return { path: out, name, files: Object.keys(files).sort() };
 }

@@ -77,6 +77,16 @@ describe('local disk full or read-only', () => {
       assert.equal(r.code, ExitCode.usage, r.stdout + r.stderr);
       assert.match(r.json().error.message, /read-only file system \(EROFS\)/);
       assert.match(r.json().error.hint, /mounted read-only/);
+
+      const store2 = await fresh('store');
+      assert.equal((await runCli(['bundle', 'push', src, '--store', store2])).code, 0);
+      const pulled = await runCli(['bundle', 'pull', 'sentiment@1.0.0', '-o', path.join(disk, 'out'), '--store', store2, '--json']);
+      assert.equal(pulled.code, ExitCode.usage, pulled.stdout + pulled.stderr);
+      assert.match(pulled.json().error.message, /read-only file system \(EROFS\) at .*out\.partial-/);
+
+      const init = await runCli(['bundle', 'init', path.join(disk, 'new'), '--json']);
+      assert.equal(init.code, ExitCode.usage, init.stdout + init.stderr);
+      assert.match(init.json().error.message, /read-only file system \(EROFS\)/);
     } finally {
       execFileSync('mount', ['-o', 'remount,rw', disk], { stdio: 'pipe' });
     }
