@@ -26,7 +26,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,11 +117,16 @@ function snapshotCli(): string {
   return path.join(dest, 'bin', 'run.js');
 }
 const CLI = snapshotCli();
-/** The load generator (bench/load.ts), copied for the same reason as the CLI. */
+/**
+ * The load generator (bench/load.ts), copied for the same reason as the CLI. It imports
+ * `../src/targets/local/load.js`, so it goes where that path resolves inside the copy:
+ * `<copy>/dist/bench/load.js` next to `<copy>/dist/src/`.
+ */
 const LOAD_SCRIPT = (() => {
   const src = fileURLToPath(new URL('./load.js', import.meta.url));
   if (IN_PLACE) return src;
-  const dest = path.join(tmpRoot, 'cli', 'bench-load.js');
+  const dest = path.join(tmpRoot, 'cli', 'dist', 'bench', 'load.js');
+  mkdirSync(path.dirname(dest), { recursive: true });
   copyFileSync(src, dest);
   return dest;
 })();
@@ -145,7 +150,16 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
-process.once('exit', cleanup);
+// Also on a crash (an uncaught error ends the process through 'exit' too): stop the runtime this
+// bench started before its home is removed, else its daemon and models outlive their files.
+process.once('exit', () => {
+  try {
+    for (const c of running) c.kill('SIGKILL'); // a deploy or load generator still in flight
+    stopLocalSync();
+  } finally {
+    cleanup();
+  }
+});
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -521,6 +535,8 @@ interface LocalRuntime {
 }
 
 let localStarted = false;
+/** Daemon and model pids seen once the runtime was up (killed by pid if `local down` cannot stop them). */
+const localPids = new Set<number>();
 
 /** Push the example bundle as 1.0.0 and deploy it: that starts the runtime (any free port). */
 async function startLocal(): Promise<LocalRuntime> {
@@ -543,21 +559,55 @@ async function startLocal(): Promise<LocalRuntime> {
   const { json: status } = await modelctlJson<StatusJson>(['local', 'status']);
   const v = status.versions.find((x) => x.model === 'sentiment' && x.version === '1.0.0');
   if (!status.running || !status.url || !status.pid || !v?.port || !v.pid || !v.ready) throw new Error(`local status after deploy: ${JSON.stringify(status).slice(0, 400)}`);
+  localPids.add(status.pid).add(v.pid);
   return { store, url: status.url, daemonPid: status.pid, stable: { version: '1.0.0', port: v.port, pid: v.pid }, badDir };
 }
 
 async function stopLocal(): Promise<void> {
-  if (!localStarted) return;
-  localStarted = false;
-  const r = await run(NODE, [CLI, 'local', 'down', '--forget', '--json']).catch((e: Error) => ({ code: -1, stderr: e.message }));
-  if (r.code !== 0) log(`local down --forget failed (exit ${r.code}): ${r.stderr.slice(-500)}`);
+  stopLocalSync();
 }
 
-/** For the signal handler: no event loop to wait on. */
+/**
+ * Stop the runtime this bench started, whatever state it is in: `local down --forget`, and if that
+ * fails or leaves anything (it may refuse while a rollout holds the model), kill what `local status`
+ * reported, plus the pids seen at start, by pid. Synchronous, so the 'exit' handler and the signal
+ * handlers can run it too: the bench's home (the runtime's files) is removed right after.
+ */
 function stopLocalSync(): void {
   if (!localStarted) return;
   localStarted = false;
-  spawnSync(NODE, [CLI, 'local', 'down', '--forget'], { env: childEnv, cwd: tmpRoot, stdio: 'ignore', timeout: 60_000 });
+  const status = spawnSync(NODE, [CLI, 'local', 'status', '--json'], { env: childEnv, cwd: tmpRoot, encoding: 'utf8', timeout: 30_000 });
+  const pids = new Set(localPids);
+  try {
+    const s = JSON.parse(status.stdout) as StatusJson;
+    if (s.pid) pids.add(s.pid);
+    for (const v of s.versions ?? []) if (v.pid) pids.add(v.pid);
+  } catch {
+    /* no status: the pids seen at start are all we know */
+  }
+  const down = spawnSync(NODE, [CLI, 'local', 'down', '--forget', '--json'], { env: childEnv, cwd: tmpRoot, encoding: 'utf8', timeout: 60_000 });
+  if (down.status !== 0) log(`local down --forget failed (exit ${down.status ?? down.signal}): ${(down.stderr ?? '').slice(-500)}`);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let left = [...pids].filter(alive);
+  if (left.length === 0) return;
+  log(`runtime processes still running after \`local down\`: ${left.join(', ')}; stopping them`);
+  for (const pid of left) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && (left = left.filter(alive)).length > 0) spawnSync('sleep', ['0.1']);
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
 }
 
 interface LoadRun {
@@ -589,6 +639,9 @@ function startLoad(spec: LoadSpec): LoadRun {
       }
     });
   });
+  // Awaited later (or never, if a deploy fails first): a generator that dies early must not be an
+  // unhandled rejection that ends the bench before its clean-up.
+  result.catch(() => undefined);
   return { pid: child.pid ?? 0, stop: () => child.stdin.end(), result };
 }
 

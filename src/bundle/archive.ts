@@ -1,13 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { create as createTar } from 'tar';
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { create as createTar, Parser, type ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, UsageError } from '../cli/errors.js';
-import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest } from './manifest.js';
-import { makeTempDir, type BundleSource } from './source.js';
+import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
+import { bundleFileMatches, makeTempDir, type BundleSource } from './source.js';
 import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
 
 /**
@@ -17,6 +19,14 @@ import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
  */
 export const ARCHIVE_MANIFEST = 'manifest.json';
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** Every blob an archive holds: the components', then bundle.yaml as written when the manifest names it. */
+function archivedBlobs(manifest: Manifest): Array<{ digest: string; size: number }> {
+  const blobs: Array<{ digest: string; size: number }> = [...manifest.blobs];
+  const file = manifest.bundleFile;
+  if (file && !blobs.some((b) => b.digest === file.digest)) blobs.push(file);
+  return blobs.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+}
 
 function blobEntryName(digest: string): string {
   return `blobs/sha256/${hexOf(digest)}`;
@@ -31,13 +41,14 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     await writeFile(path.join(staging, ARCHIVE_MANIFEST), source.encoded.bytes, { mode: 0o644 });
     await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
     const names = [ARCHIVE_MANIFEST];
-    for (const blob of source.encoded.manifest.blobs) {
+    for (const blob of archivedBlobs(source.encoded.manifest)) {
       const local = source.localBlobPath(blob.digest);
       if (!local) throw new Error(`internal: blob ${blob.digest} has no local file to archive`);
       await symlink(local, path.join(staging, blobEntryName(blob.digest)));
       names.push(blobEntryName(blob.digest));
     }
     const tap = new HashTap();
+    const check = new ArchiveCheck(source.encoded.manifest, outFile);
     const pack = createTar(
       {
         cwd: staging,
@@ -53,7 +64,8 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
       },
       names,
     );
-    await pipeline(pack as unknown as Readable, tap, createWriteStream(partial, { mode: 0o644 }));
+    await pipeline(pack as unknown as Readable, tap, check, createWriteStream(partial, { mode: 0o644 }));
+    check.assertMatches();
     await rename(partial, outFile);
     forget();
     return { size: tap.bytes };
@@ -62,6 +74,65 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     throw err;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Hashes every entry of the archive as it is written (a tar parser fed the same bytes that go to
+ * disk, no second read) so that what the archive holds is checked against the manifest it claims:
+ * a large file changed between `pack` hashing it and the archive reading it again would otherwise
+ * be written silently, making a corrupt archive.
+ */
+class ArchiveCheck extends Transform {
+  private readonly parser: Parser;
+  private readonly seen = new Map<string, { sha256: string; size: number }>();
+  private parseError: Error | undefined;
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly outFile: string,
+  ) {
+    super();
+    this.parser = new Parser({
+      strict: true,
+      onReadEntry: (entry: ReadEntry) => {
+        const hash: Hash = createHash('sha256');
+        let size = 0;
+        entry.on('data', (c: Buffer) => {
+          hash.update(c);
+          size += c.length;
+        });
+        entry.on('end', () => this.seen.set(entry.path, { sha256: hash.digest('hex'), size }));
+      },
+    });
+    this.parser.on('error', (err: Error) => (this.parseError ??= err));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parser.write(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.parser.end(() => cb());
+  }
+
+  /** IntegrityError naming the file(s) whose bytes in the archive differ from the manifest. */
+  assertMatches(): void {
+    if (this.parseError) throw new IntegrityError(`internal: the archive written to ${this.outFile} does not parse: ${this.parseError.message}`);
+    const changed: string[] = [];
+    for (const b of archivedBlobs(this.manifest)) {
+      const got = this.seen.get(blobEntryName(b.digest));
+      if (got && `sha256:${got.sha256}` === b.digest && got.size === b.size) continue;
+      const files = b.digest === this.manifest.bundleFile?.digest ? ['bundle.yaml'] : this.manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest).map((f) => f.path));
+      changed.push(`${files.join(', ') || b.digest} (${got ? `now ${got.size} bytes hashing to sha256:${got.sha256}` : 'missing'}, expected ${b.digest})`);
+    }
+    if (changed.length > 0) {
+      throw new IntegrityError(`${changed.length === 1 ? 'a file' : 'files'} changed while the archive was being written: ${changed.join('; ')}; no archive was written`, {
+        hint: 'something is still writing to the bundle directory: let it finish, then pack again',
+        details: { output: this.outFile, changed },
+      });
+    }
   }
 }
 
@@ -98,7 +169,7 @@ export async function openArchive(file: string, opts: { onBytes?: (n: number) =>
       }
       const match = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(entry.path);
       const digest = match ? `sha256:${match[1]}` : undefined;
-      const blob = encoded.manifest.blobs.find((b) => b.digest === digest);
+      const blob = archivedBlobs(encoded.manifest).find((b) => b.digest === digest);
       if (!digest || !blob || blobPaths.has(digest) || entry.type !== 'File') {
         throw new IntegrityError(`archive ${file} holds an unexpected entry "${entry.path}"`, { details: { archive: file, entry: entry.path } });
       }
@@ -114,10 +185,16 @@ export async function openArchive(file: string, opts: { onBytes?: (n: number) =>
     });
     if (!encoded) throw new UsageError(`${file} is empty, not a modelctl archive`);
     const manifest = encoded.manifest;
-    const missing = manifest.blobs.filter((b) => !blobPaths.has(b.digest));
+    const missing = archivedBlobs(manifest).filter((b) => !blobPaths.has(b.digest));
     if (missing.length > 0) {
       throw new IntegrityError(`archive ${file} is missing ${missing.length} blob(s): ${missing.map((b) => b.digest).join(', ')}`, {
         details: { archive: file, missing: missing.map((b) => b.digest) },
+      });
+    }
+    const yamlBlob = manifest.bundleFile;
+    if (yamlBlob && !bundleFileMatches(await readFile(blobPaths.get(yamlBlob.digest)!), manifest)) {
+      throw new IntegrityError(`archive ${file}: its bundle.yaml (${yamlBlob.digest}) does not describe the archive's manifest`, {
+        details: { archive: file, blob: yamlBlob.digest },
       });
     }
     for (const b of manifest.blobs) {

@@ -31,6 +31,13 @@ const manifestSchema = z
     spec: z.record(z.string(), z.unknown()),
     components: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), files: z.array(manifestFileSchema) }).strict()),
     blobs: z.array(z.object({ digest: digestSchema, size: z.number().int().nonnegative(), kind: z.enum(['file', 'tar']) }).strict()),
+    /**
+     * bundle.yaml exactly as written (comments and all), stored as one more blob so a pull gives it
+     * back byte for byte. Not part of the digest: the digest covers what bundle.yaml means (`spec`),
+     * so reformatting or commenting it does not make a new bundle. Readers check that these bytes
+     * parse to `spec` before writing them. Absent in bundles pushed before it existed.
+     */
+    bundleFile: z.object({ digest: digestSchema, size: z.number().int().nonnegative() }).strict().optional(),
   })
   .strict();
 
@@ -68,9 +75,15 @@ export interface EncodedManifest {
   digest: string;
 }
 
+/** The bundle's digest: SHA-256 of the canonical manifest without `bundleFile` (see the schema). */
+export function manifestDigest(manifest: Manifest): string {
+  const { bundleFile: _formatting, ...identity } = manifest;
+  return sha256Digest(canonicalJson(identity));
+}
+
 export function encodeManifest(manifest: Manifest): EncodedManifest {
   const bytes = Buffer.from(canonicalJson(manifest), 'utf8');
-  return { manifest, bytes, digest: sha256Digest(bytes) };
+  return { manifest, bytes, digest: manifestDigest(manifest) };
 }
 
 /**
@@ -78,17 +91,26 @@ export function encodeManifest(manifest: Manifest): EncodedManifest {
  * expected digest, match the schema, and every path must be safe and listed once.
  */
 export function decodeManifest(bytes: Buffer, expectedDigest: string | undefined, source: string): EncodedManifest {
-  const digest = sha256Digest(bytes);
-  if (expectedDigest !== undefined && digest !== expectedDigest) {
-    throw new IntegrityError(`manifest from ${source} does not match its digest: expected ${expectedDigest}, got ${digest}`, {
-      details: { expected: expectedDigest, actual: digest, source },
-    });
-  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new IntegrityError(`manifest from ${source} is not valid JSON`, { details: { digest, source } });
+    throw new IntegrityError(`manifest from ${source} is not valid JSON${expectedDigest ? ` (expected ${expectedDigest})` : ''}`, {
+      details: { expected: expectedDigest, source },
+    });
+  }
+  // Only canonical bytes are manifests: nothing but `bundleFile` may vary outside the digest.
+  if (!bytes.equals(Buffer.from(canonicalJson(parsed), 'utf8'))) {
+    throw new IntegrityError(`manifest from ${source} is not in canonical form${expectedDigest ? ` (expected ${expectedDigest})` : ''}`, {
+      details: { expected: expectedDigest, source },
+    });
+  }
+  const { bundleFile: _formatting, ...identity } = (parsed ?? {}) as Record<string, unknown>;
+  const digest = sha256Digest(canonicalJson(identity));
+  if (expectedDigest !== undefined && digest !== expectedDigest) {
+    throw new IntegrityError(`manifest from ${source} does not match its digest: expected ${expectedDigest}, got ${digest}`, {
+      details: { expected: expectedDigest, actual: digest, source },
+    });
   }
   const result = manifestSchema.safeParse(parsed);
   if (!result.success) {

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import { UsageError } from '../cli/errors.js';
 import { silentProgress, type Progress } from '../services/progress.js';
 import { hashFiles } from './hash.js';
 import {
+  canonicalJson,
   encodeManifest,
   LARGE_FILE_BYTES,
   MANIFEST_MEDIA_TYPE,
@@ -15,10 +16,12 @@ import {
   type Manifest,
   type ManifestBlob,
   type ManifestFile,
+  sha256Digest,
 } from './manifest.js';
 import { collectFiles, compareBytes, safeRelativePath, type SourceFile } from './paths.js';
-import { bundleVersion, loadBundleSpec } from './spec.js';
-import { hashTarEntries, writeDeterministicTar } from './tar-io.js';
+import { parseYamlText } from '../cli/yaml-file.js';
+import { BUNDLE_FILE, bundleSpecSchema, bundleVersion, loadBundleSpec, MAX_BUNDLE_FILE_BYTES, type BundleSpec } from './spec.js';
+import { writeDeterministicTar } from './tar-io.js';
 
 /**
  * A bundle whose manifest is known and whose blobs can be streamed: a packed directory, an
@@ -65,10 +68,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
     if (!checked.success) throw new UsageError(`--version "${opts.version}": ${checked.error.issues[0]?.message}`);
     version = opts.version;
   }
-  const components: Record<string, string[]> = {};
-  for (const [name, paths] of Object.entries(spec.components)) {
-    components[name] = [...new Set(paths.map((p, i) => safeRelativePath(p, `bundle.yaml: components.${name}[${i}]`)))];
-  }
+  const { components } = specIdentity(spec, version).spec as { components: Record<string, string[]> };
   const files = await collectFiles(dir, components);
 
   const large = files.filter((f) => f.size >= LARGE_FILE_BYTES);
@@ -78,6 +78,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
   const largeHashes = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => progress.advance(h.size));
 
   const tmp = await makeTempDir('pack');
+  let bundleFile: { digest: string; size: number; filePath: string } | undefined;
   try {
     const blobs = new Map<string, ManifestBlob & { filePath: string }>();
     const entries: Array<ManifestFile & { component: string }> = [];
@@ -90,13 +91,18 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
     }
 
     const byComponent = new Map<string, SourceFile[]>();
-    for (const f of small) byComponent.set(f.component, [...(byComponent.get(f.component) ?? []), f]);
+    // push, not spread: copying the list for every file made 20,000 small files quadratic (seconds of GC).
+    for (const f of small) {
+      const list = byComponent.get(f.component);
+      if (list) list.push(f);
+      else byComponent.set(f.component, [f]);
+    }
     for (const [component, list] of byComponent) {
       const tarPath = path.join(tmp, `${component}.tar`);
-      const tarHash = await writeDeterministicTar(dir, list.map((f) => f.path), tarPath);
+      const tarHash = await writeDeterministicTar(dir, list.map((f) => f.path), tarPath, list.reduce((n, f) => n + f.size, 0));
       const digest = `sha256:${tarHash.sha256}`;
       blobs.set(digest, { digest, size: tarHash.size, kind: 'tar', filePath: tarPath });
-      const stored = await hashTarEntries(createReadStream(tarPath), `component ${component}`);
+      const stored = tarHash.entries;
       for (const f of list) {
         const e = stored.get(f.path);
         if (!e) throw new Error(`internal: ${f.path} missing from the ${component} tar`);
@@ -105,13 +111,22 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
       progress.advance(list.reduce((n, f) => n + f.size, 0));
     }
 
-    const { name: _n, version: _v, ...rest } = spec;
+    const identity = specIdentity(spec, version);
+    // bundle.yaml as written, so that a pull gives back the same bytes (comments included). With
+    // --version, its top-level `version:` line is rewritten to the version being packed.
+    const written = await recordedBundleFile(dir, version, identity);
+    if (written) {
+      const file = path.join(tmp, BUNDLE_FILE);
+      await writeFile(file, written, { flag: 'wx', mode: 0o600 });
+      bundleFile = { digest: sha256Digest(written), size: written.length, filePath: file };
+    }
     const manifest: Manifest = {
       schemaVersion: 1,
       mediaType: MANIFEST_MEDIA_TYPE,
       name: spec.name,
       version,
-      spec: { ...rest, components },
+      spec: identity.spec,
+      ...(bundleFile ? { bundleFile: { digest: bundleFile.digest, size: bundleFile.size } } : {}),
       components: Object.keys(components)
         .sort(compareBytes)
         .map((name) => {
@@ -126,11 +141,12 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
     };
     const encoded = encodeManifest(manifest);
     progress.finish();
+    const fileOf = (digest: string) => blobs.get(digest)?.filePath ?? (bundleFile?.digest === digest ? bundleFile.filePath : undefined);
     return {
       origin: dir,
       encoded,
-      openBlob: async (digest) => createReadStream(blobs.get(digest)!.filePath, { highWaterMark: 1024 * 1024 }),
-      localBlobPath: (digest) => blobs.get(digest)?.filePath,
+      openBlob: async (digest) => createReadStream(fileOf(digest)!, { highWaterMark: 1024 * 1024 }),
+      localBlobPath: fileOf,
       close: () => rm(tmp, { recursive: true, force: true }),
     };
   } catch (err) {
@@ -138,4 +154,44 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** What a bundle.yaml means, as the manifest records it: name, version and the rest with component paths normalised. */
+export function specIdentity(spec: BundleSpec, version: string): { name: string; version: string; spec: Record<string, unknown> } {
+  const components: Record<string, string[]> = {};
+  for (const [name, paths] of Object.entries(spec.components)) {
+    components[name] = [...new Set(paths.map((p, i) => safeRelativePath(p, `bundle.yaml: components.${name}[${i}]`)))];
+  }
+  const { name, version: _v, ...rest } = spec;
+  return { name, version, spec: { ...rest, components } };
+}
+
+/** True when `bytes` is a bundle.yaml that means exactly what `manifest` records. */
+export function bundleFileMatches(bytes: Buffer, manifest: Manifest): boolean {
+  if (bytes.length > MAX_BUNDLE_FILE_BYTES) return false;
+  try {
+    const spec = parseYamlText(bytes.toString('utf8'), BUNDLE_FILE, bundleSpecSchema, 'bundle file');
+    if (spec.version !== manifest.version) return false;
+    return canonicalJson(specIdentity(spec, spec.version)) === canonicalJson({ name: manifest.name, version: manifest.version, spec: manifest.spec });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The bytes of `dir`/bundle.yaml to keep with the bundle: as written, or with its top-level
+ * `version:` value replaced when --version packs another version. Undefined when the result would
+ * not mean exactly what the manifest records (then a pull regenerates bundle.yaml, as before).
+ */
+async function recordedBundleFile(dir: string, version: string, identity: ReturnType<typeof specIdentity>): Promise<Buffer | undefined> {
+  let text = await readFile(path.join(dir, BUNDLE_FILE), 'utf8');
+  const spec = parseYamlText(text, BUNDLE_FILE, bundleSpecSchema, 'bundle file');
+  if (spec.version !== version) {
+    const line = /^version:[ \t]*(?:"[^"\n]*"|'[^'\n]*'|[^\s#]+)/m;
+    if (!line.test(text)) return undefined;
+    text = text.replace(line, `version: ${JSON.stringify(version)}`);
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  const check = { name: identity.name, version, spec: identity.spec };
+  return bundleFileMatches(bytes, check as unknown as Manifest) ? bytes : undefined;
 }

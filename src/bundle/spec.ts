@@ -1,4 +1,6 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { UsageError } from '../cli/errors.js';
 import { z } from 'zod';
 import { loadYamlFile } from '../cli/yaml-file.js';
 import { isExactSemver } from './semver.js';
@@ -63,6 +65,21 @@ export const bundleSpecSchema = z
 
 export type BundleSpec = z.output<typeof bundleSpecSchema>;
 
+/**
+ * bundle.yaml describes a bundle; data belongs in its components. Bounded because the file is
+ * parsed, validated, canonicalised and stored (in the manifest and as written) several times over:
+ * a 20 MiB metadata value took about 1 GB of memory. 1 MiB leaves room for a long model card.
+ */
+export const MAX_BUNDLE_FILE_BYTES = 1024 * 1024;
+
 export async function loadBundleSpec(dir: string): Promise<BundleSpec> {
-  return loadYamlFile(path.join(dir, BUNDLE_FILE), bundleSpecSchema, 'bundle file');
+  const file = path.join(dir, BUNDLE_FILE);
+  const size = await stat(file).then((st) => st.size, () => 0); // a missing file is loadYamlFile's to explain
+  if (size > MAX_BUNDLE_FILE_BYTES) {
+    throw new UsageError(`${file} is ${(size / 1024 / 1024).toFixed(1)} MiB; bundle.yaml may be at most ${MAX_BUNDLE_FILE_BYTES / 1024 / 1024} MiB`, {
+      hint: 'bundle.yaml describes the bundle: put large data (model cards, vocabularies, tables) in a component file, e.g. config/, and name that file in metadata',
+      details: { file, size, limit: MAX_BUNDLE_FILE_BYTES },
+    });
+  }
+  return loadYamlFile(file, bundleSpecSchema, 'bundle file');
 }

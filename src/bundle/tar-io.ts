@@ -1,11 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
-import { IntegrityError } from '../cli/errors.js';
+import { IntegrityError, ModelctlError } from '../cli/errors.js';
+import { isLocalIOFailure } from '../util/local-io.js';
 import type { ManifestFile } from './manifest.js';
 
 /** Fixed mtime written into every tar entry: tar bytes depend on content only. */
@@ -32,17 +33,39 @@ export class HashTap extends Transform {
   }
 }
 
+/** Components whose small files add up to at most this are tarred synchronously (see below). */
+const SYNC_TAR_BYTES = 256 * 1024 * 1024;
+
+export interface TarWritten {
+  /** SHA-256 and size of the tar file's bytes. */
+  sha256: string;
+  size: number;
+  /** Every regular-file entry as stored, read back from the file written. */
+  entries: Map<string, { sha256: string; size: number; mode: number }>;
+}
+
 /**
  * Write a deterministic tar of `paths` (relative to `root`, already byte-sorted and checked):
  * portable headers (no uid/gid/owner names, umask-independent modes), a fixed mtime, no directory
- * entries, symlinks followed (collectFiles has checked they stay inside the bundle).
- * Returns the SHA-256 and size of the tar bytes written to `outFile`.
+ * entries, symlinks followed (collectFiles has checked they stay inside the bundle). Then read it
+ * back once, hashing the whole file and every entry: the manifest describes the bytes stored.
+ *
+ * Many small files (`totalBytes` ≤ 256 MiB) are written with node-tar's synchronous packer: for
+ * 20,000 files it takes half the CPU time and a third of the memory of the streaming one (no
+ * promise, stream and buffer per entry), with identical bytes. It blocks the event loop for that
+ * long (about a second), so larger totals keep the streaming packer, which stays responsive.
  */
-export async function writeDeterministicTar(root: string, paths: string[], outFile: string): Promise<{ sha256: string; size: number }> {
+export async function writeDeterministicTar(root: string, paths: string[], outFile: string, totalBytes = Infinity): Promise<TarWritten> {
+  const options = { cwd: root, portable: true, mtime: EPOCH, noDirRecurse: true, follow: true, strict: true };
+  if (totalBytes <= SYNC_TAR_BYTES) {
+    createTar({ ...options, sync: true, file: outFile, mode: 0o600 }, paths);
+  } else {
+    const pack = createTar(options, paths);
+    await pipeline(pack as unknown as Readable, createWriteStream(outFile, { flags: 'wx', mode: 0o600 }));
+  }
   const tap = new HashTap();
-  const pack = createTar({ cwd: root, portable: true, mtime: EPOCH, noDirRecurse: true, follow: true, strict: true }, paths);
-  await pipeline(pack as unknown as Readable, tap, createWriteStream(outFile, { flags: 'wx', mode: 0o600 }));
-  return { sha256: tap.hex(), size: tap.bytes };
+  const entries = await hashTarEntries(through(createReadStream(outFile, { highWaterMark: 1024 * 1024 }), tap), outFile);
+  return { sha256: tap.hex(), size: tap.bytes, entries };
 }
 
 /**
@@ -75,7 +98,9 @@ export async function forEachTarEntry(input: Readable, source: string, onEntry: 
   }
   await chain;
   if (failure !== undefined) {
-    if (failure instanceof IntegrityError) throw failure;
+    // Our own verdicts and the local disk's failures (full, read-only) pass as they are: only a
+    // tar that cannot be parsed is the archive's fault.
+    if (failure instanceof ModelctlError || isLocalIOFailure(failure)) throw failure;
     throw new IntegrityError(`${source} is not a readable tar archive: ${(failure as Error).message ?? String(failure)}`, { cause: failure });
   }
 }
@@ -131,10 +156,22 @@ export async function checkTarBlob(
 /** List a tar's regular-file entries with their SHA-256 and size (used right after writing one). */
 export async function hashTarEntries(input: Readable, source: string): Promise<Map<string, { sha256: string; size: number; mode: number }>> {
   const out = new Map<string, { sha256: string; size: number; mode: number }>();
-  await forEachTarEntry(input, source, async (entry) => {
-    const tap = new HashTap();
-    await pipeline(entry as unknown as Readable, tap, devNull());
-    out.set(entry.path, { sha256: tap.hex(), size: tap.bytes, mode: entry.mode ?? 0o644 });
+  await forEachTarEntry(input, source, (entry) => {
+    // Listeners rather than a pipeline per entry: a pipeline (and its AbortSignal) for each of
+    // 20,000 small files cost more than hashing them.
+    const hash = createHash('sha256');
+    let size = 0;
+    return new Promise<void>((resolve, reject) => {
+      entry.on('data', (c: Buffer) => {
+        hash.update(c);
+        size += c.length;
+      });
+      entry.once('error', reject);
+      entry.once('end', () => {
+        out.set(entry.path, { sha256: hash.digest('hex'), size, mode: entry.mode ?? 0o644 });
+        resolve();
+      });
+    });
   });
   return out;
 }

@@ -23,7 +23,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export const EXIT_CODES: ReadonlyArray<{ code: ExitCode; name: string; meaning: string }> = [
   { code: ExitCode.ok, name: 'ok', meaning: 'success' },
   { code: ExitCode.unexpected, name: 'unexpected', meaning: 'unexpected error (a bug: please report it with the output of --json)' },
-  { code: ExitCode.usage, name: 'usage', meaning: 'bad input: unknown flag, invalid bundle.yaml, bad ref, unsafe path' },
+  { code: ExitCode.usage, name: 'usage', meaning: 'bad input: unknown flag, invalid bundle.yaml, bad ref, unsafe path; or a local disk that is full, read-only or not permitted (never retried)' },
   { code: ExitCode.rolledBack, name: 'rolled-back', meaning: 'a rollout was rolled back by its gates' },
   { code: ExitCode.held, name: 'held', meaning: 'a rollout is held: gates were inconclusive, a human must decide' },
   { code: ExitCode.locked, name: 'locked', meaning: 'another rollout holds the lock for this model' },

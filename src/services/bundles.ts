@@ -1,13 +1,14 @@
 import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../cli/cleanup.js';
-import { ConflictError, IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
 import {
   decodeManifest,
@@ -19,10 +20,11 @@ import {
 } from '../bundle/manifest.js';
 import { META_DIR } from '../bundle/paths.js';
 import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
-import { packDirectory, type BundleSource } from '../bundle/source.js';
-import { BUNDLE_FILE } from '../bundle/spec.js';
+import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';
+import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
-import { blobKey, type BundleStore, type RefRecord } from '../store/store.js';
+import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
+import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
@@ -65,9 +67,9 @@ async function isArchiveFile(p: string): Promise<boolean> {
 export async function openLocalBundle(p: string, opts: { version?: string | undefined; progress?: Progress } = {}): Promise<BundleSource> {
   if (await isArchiveFile(p)) {
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
-    return openArchive(p);
+    return asLocalIO(`unpacking the archive ${p}`, tmpdir(), () => openArchive(p));
   }
-  return packDirectory(p, { version: opts.version, progress: opts.progress });
+  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress }));
 }
 
 export async function pack(
@@ -79,12 +81,13 @@ export async function pack(
       hint: 'an archive is already packed: push, verify or inspect it directly',
     });
   }
-  const source = await packDirectory(dir, { version: opts.version, progress: opts.progress });
+  const source = await asLocalIO(`packing ${dir}`, tmpdir(), () => packDirectory(dir, { version: opts.version, progress: opts.progress }));
   try {
     const summary = summarize(source.encoded);
     if (!opts.output) return summary;
-    const { size } = await writeArchive(source, opts.output);
-    return { ...summary, output: path.resolve(opts.output), archiveSize: size };
+    const output = opts.output;
+    const { size } = await asLocalIO(`writing the archive ${output}`, output, () => writeArchive(source, output));
+    return { ...summary, output: path.resolve(output), archiveSize: size };
   } finally {
     await source.close();
   }
@@ -96,6 +99,10 @@ export interface PushResult {
   uploadedBytes: number;
   reusedBytes: number;
   created: boolean;
+  /** Blobs that were missing (or, with `repair`, corrupt) in the store although the version existed, and were re-uploaded. */
+  repairedBlobs: string[];
+  /** The stored manifest was missing or damaged and was written again. */
+  repairedManifest: boolean;
 }
 
 function conflict(name: string, version: string, existing: string, attempted: string, store: string): ConflictError {
@@ -105,38 +112,107 @@ function conflict(name: string, version: string, existing: string, attempted: st
   });
 }
 
+export interface PushOptions {
+  /**
+   * Download and re-hash every blob the store holds for this bundle and re-upload the ones whose
+   * bytes are wrong. Without it, a push checks presence and size of every blob (a HEAD each), which
+   * finds deleted and truncated blobs but not same-size corruption.
+   */
+  repair?: boolean;
+}
+
+/**
+ * Whether the manifest stored under `digest` can stay: it decodes to that digest and the
+ * bundle.yaml it names is there. An earlier push of the same content whose bundle.yaml was
+ * formatted differently keeps its own bytes; a missing or damaged manifest is written again.
+ */
+async function storedManifestSound(store: BundleStore, digest: string, ours: Manifest): Promise<boolean> {
+  const bytes = await store.getManifest(digest);
+  if (!bytes) return false;
+  let stored: EncodedManifest;
+  try {
+    stored = decodeManifest(bytes, digest, store.url);
+  } catch (err) {
+    if (err instanceof ModelctlError) return false;
+    throw err;
+  }
+  const file = stored.manifest.bundleFile;
+  // A manifest from before bundle.yaml was kept gains ours (same digest: only the formatting differs).
+  if (!file) return ours.bundleFile === undefined;
+  return file.digest === ours.bundleFile?.digest || store.hasBlob(file.digest, file.size);
+}
+
+/** Whether a stored blob is there with the right bytes: re-hashes what the store returns. */
+async function storedBlobState(store: BundleStore, digest: string, size: number): Promise<'ok' | 'missing' | 'corrupt'> {
+  let body: Readable;
+  try {
+    body = await store.getBlob(digest);
+  } catch (err) {
+    if (err instanceof NotFoundError) return 'missing';
+    throw err;
+  }
+  const tap = new HashTap();
+  await pipeline(body, tap, devNull());
+  return tap.bytes === size && `sha256:${tap.hex()}` === digest ? 'ok' : 'corrupt';
+}
+
 /**
  * Push: blobs the store lacks (verified as they stream), then the manifest, then the version ref,
  * create-only. An interrupted push leaves no ref, so no version resolves to half a bundle; the
- * next push re-uses whatever blobs made it.
+ * next push re-uses whatever blobs made it. A push of a version that is already there checks every
+ * blob and the manifest all the same and puts back what is missing or damaged: pushing the same
+ * bundle again is how a store is mended.
  */
-export async function push(store: BundleStore, source: BundleSource, progress: Progress = silentProgress): Promise<PushResult> {
+export async function push(store: BundleStore, source: BundleSource, progress: Progress = silentProgress, opts: PushOptions = {}): Promise<PushResult> {
   const { manifest, digest, bytes } = source.encoded;
   const ref = `${manifest.name}@${manifest.version}`;
   const existing = await store.getRef(manifest.name, manifest.version);
-  if (existing) {
-    if (existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
-    return { ref, digest, uploadedBytes: 0, reusedBytes: manifest.blobs.reduce((n, b) => n + b.size, 0), created: false };
-  }
+  if (existing && existing.digest !== digest) throw conflict(manifest.name, manifest.version, existing.digest, digest, store.url);
 
+  // The component blobs, and bundle.yaml as written (kept beside them; not counted in the bytes
+  // reported, which are the bundle's content).
+  const wanted = [...manifest.blobs, ...(manifest.bundleFile ? [manifest.bundleFile] : [])];
+  const counted = (b: { digest: string }) => manifest.blobs.some((x) => x.digest === b.digest);
   const limit = pLimit(BLOBS_IN_FLIGHT);
-  const present = await Promise.all(manifest.blobs.map((b) => limit(() => store.hasBlob(b.digest, b.size))));
-  const missing = manifest.blobs.filter((_, i) => !present[i]);
-  const reusedBytes = manifest.blobs.filter((_, i) => present[i]).reduce((n, b) => n + b.size, 0);
-  const uploadedBytes = missing.reduce((n, b) => n + b.size, 0);
+  if (opts.repair) progress.start(`re-hashing the stored blobs of ${ref}`, wanted.reduce((n, b) => n + b.size, 0));
+  let states: Array<'ok' | 'missing' | 'corrupt'>;
+  try {
+    states = await Promise.all(
+      wanted.map((b) =>
+        limit(async () => {
+          if (!opts.repair) return (await store.hasBlob(b.digest, b.size)) ? 'ok' : 'missing';
+          const state = await storedBlobState(store, b.digest, b.size);
+          progress.advance(b.size);
+          return state;
+        }),
+      ),
+    );
+  } finally {
+    if (opts.repair) progress.finish();
+  }
+  const missing = wanted.filter((_, i) => states[i] !== 'ok');
+  const reusedBytes = wanted.filter((b, i) => states[i] === 'ok' && counted(b)).reduce((n, b) => n + b.size, 0);
+  const uploadedBytes = missing.filter(counted).reduce((n, b) => n + b.size, 0);
 
   progress.start(`pushing ${ref}`, uploadedBytes);
   try {
-    await Promise.all(
+    // allSettled, not all: when one blob fails, the caller closes the source (removing its temp
+    // files) only after every other upload has stopped reading from it.
+    const settled = await Promise.allSettled(
       missing.map((b) => limit(async () => store.putBlob(b.digest, b.size, await source.openBlob(b.digest), (n) => progress.advance(n)))),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     progress.finish();
   }
-  await store.putManifest(digest, bytes);
+  const manifestOk = await storedManifestSound(store, digest, manifest);
+  if (!manifestOk) await store.putManifest(digest, bytes);
+  const repaired = { repairedBlobs: existing ? missing.map((b) => b.digest) : [], repairedManifest: existing !== undefined && !manifestOk };
+  if (existing) return { ref, digest, uploadedBytes, reusedBytes, created: false, ...repaired };
   const created = await store.createRef({ name: manifest.name, version: manifest.version, digest, size: totalSize(manifest), createdAt: new Date().toISOString() });
   if (!created.created && created.existing.digest !== digest) throw conflict(manifest.name, manifest.version, created.existing.digest, digest, store.url);
-  return { ref, digest, uploadedBytes, reusedBytes, created: created.created };
+  return { ref, digest, uploadedBytes, reusedBytes, created: created.created, ...repaired };
 }
 
 export interface ResolvedRef {
@@ -150,6 +226,7 @@ export async function resolveRef(store: BundleStore, refText: string): Promise<R
   if (ref.digest !== undefined) return { ref, digest: ref.digest };
   const record = await store.getRef(ref.name, ref.version!);
   if (!record) {
+    if (store.exists && !(await store.exists())) await assertStoreExists(store);
     throw new NotFoundError(`${refText} is not in ${store.url}`, {
       hint: `list what is there with \`modelctl bundle list ${ref.name}\``,
       details: { ref: refText, store: store.url },
@@ -162,9 +239,22 @@ export async function resolveRef(store: BundleStore, refText: string): Promise<R
 export async function fetchManifest(store: BundleStore, resolved: ResolvedRef): Promise<EncodedManifest> {
   const bytes = await store.getManifest(resolved.digest);
   if (!bytes) {
-    throw new NotFoundError(`${formatRef(resolved.ref)}: manifest ${resolved.digest} is not in ${store.url}`, { details: { digest: resolved.digest } });
+    throw new NotFoundError(`${formatRef(resolved.ref)}: manifest ${resolved.digest} is not in ${store.url}`, {
+      ...(resolved.record ? { hint: repairHint(store.url, 'missing') } : {}),
+      details: { digest: resolved.digest },
+    });
   }
-  const encoded = decodeManifest(bytes, resolved.digest, store.url);
+  let encoded: EncodedManifest;
+  try {
+    encoded = decodeManifest(bytes, resolved.digest, store.url);
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err;
+    throw new IntegrityError(`${formatRef(resolved.ref)}: the stored manifest ${manifestKey(resolved.digest)} is damaged: ${err.message}`, {
+      hint: `push the bundle again from its source (\`modelctl bundle push <bundle dir or archive> --store ${store.url}\`): it rewrites a damaged manifest`,
+      details: { ...err.details, key: manifestKey(resolved.digest) },
+      cause: err,
+    });
+  }
   if (encoded.manifest.name !== resolved.ref.name) {
     throw new NotFoundError(`${formatRef(resolved.ref)}: digest ${resolved.digest} is a bundle of "${encoded.manifest.name}", not "${resolved.ref.name}"`);
   }
@@ -172,32 +262,62 @@ export async function fetchManifest(store: BundleStore, resolved: ResolvedRef): 
 }
 
 /** Stream a blob from the store through `consume`, retrying the whole blob on a cut stream. */
-async function withBlob(store: BundleStore, digest: string, consume: (body: Readable) => Promise<void>, cleanup: () => Promise<void> = async () => {}): Promise<void> {
+async function withBlob(
+  store: BundleStore,
+  digest: string,
+  consume: (body: Readable) => Promise<void>,
+  cleanup: () => Promise<void> = async () => {},
+  /** Where `consume` writes, named when the local disk fails. */
+  localRoot?: string,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await consume(await store.getBlob(digest));
       return;
-    } catch (err) {
-      await cleanup();
-      const transient = !(err instanceof IntegrityError || err instanceof NotFoundError || err instanceof UsageError);
+    } catch (caught) {
+      await cleanup().catch(() => undefined);
+      // A full or read-only local disk is not the store's fault and fails again if retried.
+      const err = isLocalIOFailure(caught) ? await localIOError(caught, `writing blob ${digest}`, localRoot ?? '.') : caught;
+      const transient = !(err instanceof ModelctlError && !(err instanceof UnavailableError));
       if (!transient || attempt >= DOWNLOAD_ATTEMPTS) {
         if (transient && !(err instanceof UnavailableError)) {
           throw new UnavailableError(`downloading blob ${digest} from ${store.url} failed ${attempt} times: ${(err as Error).message}`, { cause: err });
         }
-        throw err;
+        throw withRepairHint(err, store.url);
       }
       await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
   }
 }
 
+/** What to run to mend a store from the bundle's source (a directory or an archive). */
+export function repairHint(store: string, what: 'missing' | 'corrupt'): string {
+  return what === 'missing'
+    ? `the store lost part of this bundle: push it again from its source (\`modelctl bundle push <bundle dir or archive> --store ${store}\`), which re-uploads every missing blob`
+    : `the store was altered or damaged: \`modelctl bundle push <bundle dir or archive> --repair --store ${store}\` re-hashes every stored blob of the bundle and re-uploads the wrong ones`;
+}
+
 function blobMismatch(digest: string, tap: HashTap, size: number, store: string): IntegrityError | undefined {
   const actual = `sha256:${tap.hex()}`;
   if (actual === digest && tap.bytes === size) return undefined;
   return new IntegrityError(`blob ${digest} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
-    hint: `the store was altered or damaged: delete ${blobKey(digest)} from it, then push the bundle again from its source`,
-    details: { blob: digest, actual, store },
+    hint: repairHint(store, 'corrupt'),
+    details: { blob: digest, key: blobKey(digest), actual, store },
   });
+}
+
+/**
+ * A blob the manifest names that the store does not hold (NotFoundError from getBlob), or whose
+ * bytes are wrong (IntegrityError from a tar check), with the way to mend it.
+ */
+function withRepairHint(err: unknown, store: string): unknown {
+  if (err instanceof NotFoundError && err.hint === undefined && typeof err.details.blob === 'string') {
+    return new NotFoundError(err.message, { hint: repairHint(store, 'missing'), details: err.details, cause: err.cause });
+  }
+  if (err instanceof IntegrityError && err.hint === undefined) {
+    return new IntegrityError(`${err.message} (in ${store})`, { hint: repairHint(store, 'corrupt'), details: { ...err.details, store }, cause: err.cause });
+  }
+  return err;
 }
 
 export interface PullResult {
@@ -219,7 +339,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
   // Registered before it exists: a Ctrl-C right after the mkdir must still remove it (and exit 130).
   const forget = removeOnInterrupt(tmp);
-  await mkdir(tmp, { recursive: true });
+  await asLocalIO(`creating ${tmp}`, tmp, () => mkdirs(tmp));
   try {
     progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);
@@ -242,12 +362,13 @@ export async function pull(store: BundleStore, refText: string, output: string, 
               async () => {
                 for (const f of files.values()) await rm(path.join(tmp, f.path), { force: true });
               },
+              out,
             );
             return;
           }
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
           const first = path.join(tmp, targets[0]!.path);
-          await mkdir(path.dirname(first), { recursive: true });
+          await mkdirs(path.dirname(first));
           await withBlob(
             store,
             b.digest,
@@ -258,10 +379,11 @@ export async function pull(store: BundleStore, refText: string, output: string, 
               if (bad) throw bad;
             },
             () => rm(first, { force: true }),
+            out,
           );
           for (const t of targets.slice(1)) {
             const dest = path.join(tmp, t.path);
-            await mkdir(path.dirname(dest), { recursive: true });
+            await mkdirs(path.dirname(dest));
             await copyFile(first, dest);
           }
         }),
@@ -270,7 +392,7 @@ export async function pull(store: BundleStore, refText: string, output: string, 
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     progress.finish();
-    await writeFile(path.join(tmp, BUNDLE_FILE), bundleYaml(manifest));
+    await writeFile(path.join(tmp, BUNDLE_FILE), await storedBundleFile(store, manifest));
     await mkdir(path.join(tmp, META_DIR));
     await writeFile(path.join(tmp, MANIFEST_RECORD), encoded.bytes);
     await rm(out, { recursive: true, force: true }); // only ever an empty directory here
@@ -280,8 +402,41 @@ export async function pull(store: BundleStore, refText: string, output: string, 
   } catch (err) {
     progress.finish();
     await rm(tmp, { recursive: true, force: true });
+    if (isLocalIOFailure(err)) throw await localIOError(err, `writing the pulled bundle to ${out}`, out);
     throw err;
   }
+}
+
+/**
+ * bundle.yaml as it was pushed (comments, order and all), checked: its bytes hash to the digest the
+ * manifest names, and it means exactly what the manifest records. A bundle pushed before modelctl
+ * kept the file gets one regenerated from the manifest instead.
+ */
+async function storedBundleFile(store: BundleStore, manifest: Manifest): Promise<Buffer | string> {
+  const file = manifest.bundleFile;
+  if (!file) return bundleYaml(manifest);
+  if (file.size > MAX_BUNDLE_FILE_BYTES) {
+    throw new IntegrityError(`the manifest of ${manifest.name}@${manifest.version} names a bundle.yaml of ${file.size} bytes, more than bundle.yaml may hold`, {
+      hint: repairHint(store.url, 'corrupt'),
+      details: { blob: file.digest, store: store.url },
+    });
+  }
+  let bytes = Buffer.alloc(0);
+  await withBlob(store, file.digest, async (body) => {
+    const tap = new HashTap();
+    const chunks: Buffer[] = [];
+    await pipeline(body, tap, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
+    const bad = blobMismatch(file.digest, tap, file.size, store.url);
+    if (bad) throw bad;
+    bytes = Buffer.concat(chunks);
+  });
+  if (!bundleFileMatches(bytes, manifest)) {
+    throw new IntegrityError(`the bundle.yaml stored for ${manifest.name}@${manifest.version} (${file.digest}) does not describe this bundle's manifest`, {
+      hint: repairHint(store.url, 'corrupt'),
+      details: { blob: file.digest, store: store.url },
+    });
+  }
+  return bytes;
 }
 
 /** bundle.yaml regenerated from the manifest: re-packing a pulled bundle gives the same digest. */
@@ -336,6 +491,7 @@ export async function verifyRef(store: BundleStore, refText: string, progress: P
   } finally {
     progress.finish();
   }
+  await storedBundleFile(store, manifest);
   return { target: refText, kind: 'ref', digest: encoded.digest, ok: true, blobs: manifest.blobs.length, bytes };
 }
 
@@ -413,10 +569,47 @@ export interface ListEntry {
   createdAt: string;
 }
 
-/** Newest first by semver precedence (then by name, then by the full version string). */
-export async function list(store: BundleStore, name?: string): Promise<ListEntry[]> {
+export interface ListOptions {
+  /** Told about each damaged ref object, which is left out of the list (other refs keep working). */
+  onBadRef?: (err: CorruptRefError) => void;
+  /**
+   * The store was named explicitly (flag, environment, modelctl.yaml): a file store that does not
+   * exist is then a mistake (NotFoundError naming the path), not an empty store. The default store
+   * does not exist until the first push.
+   */
+  explicitStore?: boolean;
+}
+
+/** A file store that does not exist, named explicitly: a typo, not an empty store. */
+async function assertStoreExists(store: BundleStore): Promise<void> {
+  if (store.exists && !(await store.exists())) {
+    throw new NotFoundError(`store ${store.url} does not exist`, {
+      hint: 'check the --store path (or MODELCTL_STORE, or store: in modelctl.yaml); a file store is created by the first `modelctl bundle push`',
+      details: { store: store.url },
+    });
+  }
+}
+
+/**
+ * Newest first by semver precedence (then by name, then by the full version string). A name with
+ * no version in the store is NotFoundError; a damaged ref is reported to `onBadRef` and skipped,
+ * unless it is all there is of the model asked for (then it is the error).
+ */
+export async function list(store: BundleStore, name?: string, opts: ListOptions = {}): Promise<ListEntry[]> {
   if (name !== undefined) parseRef(`${name}@0.0.0`); // validates the name with the usual message
-  const refs = await store.listRefs(name);
+  if (opts.explicitStore) await assertStoreExists(store);
+  const bad: CorruptRefError[] = [];
+  const refs = await store.listRefs(name, (err) => {
+    bad.push(err);
+    opts.onBadRef?.(err);
+  });
+  if (name !== undefined && refs.length === 0) {
+    if (bad[0]) throw bad[0];
+    throw new NotFoundError(`no version of "${name}" is in ${store.url}`, {
+      hint: 'see the models stored there with `modelctl bundle list` (names are case-sensitive)',
+      details: { name, store: store.url },
+    });
+  }
   return refs
     .map(({ name, version, digest, size, createdAt }) => ({ name, version, digest, size, createdAt }))
     .sort((a, b) => a.name.localeCompare(b.name) || semver.rcompare(a.version, b.version) || (a.version < b.version ? 1 : -1));
@@ -469,7 +662,58 @@ export async function diff(store: BundleStore, fromRef: string, toRef: string): 
   return { from: fromRef, to: toRef, fromDigest: a.digest, toDigest: b.digest, identical: a.digest === b.digest, ...diffManifests(a.manifest, b.manifest) };
 }
 
-/** Scaffold a bundle directory with the four components and a bundle.yaml that explains itself. */
+/**
+ * A minimal server for a new bundle, no dependencies: what `serve:` in the scaffolded bundle.yaml
+ * runs, so that `bundle init` → `bundle push` → `deploy` works before any model code is written.
+ */
+const SERVE_SCAFFOLD = `#!/usr/bin/env node
+// How modelctl runs this bundle (bundle.yaml, \`serve:\`): started from the bundle directory with
+// PORT and HOST set (and MODELCTL_MODEL, MODELCTL_VERSION). Replace the body of predict() with
+// your model; keep the two routes:
+//
+//   GET  /healthz   200 once the model is loaded (the readiness probe, serve.readinessPath)
+//   POST /predict   {"text": "..."} -> {"label": ..., "score": ...}
+//                   score: the number modelctl records per request (serve.scoreField)
+//                   label: compared between a shadow version and the live one (serve.agreementField)
+import http from 'node:http';
+
+const MAX_BODY = 1024 * 1024;
+const version = process.env.MODELCTL_VERSION ?? 'dev';
+
+function predict(input) {
+  // A placeholder model: replace with yours (load weights/ once, at start-up, above).
+  const text = String(input.text ?? '');
+  const score = text.length === 0 ? 0.5 : (text.length % 100) / 100;
+  return { label: score >= 0.5 ? 'positive' : 'negative', score, version };
+}
+
+function send(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'ok', version });
+    if (req.method === 'POST' && req.url === '/predict') {
+      let body = '';
+      for await (const chunk of req) {
+        body += chunk;
+        if (body.length > MAX_BODY) return send(res, 413, { error: 'body too large' });
+      }
+      return send(res, 200, predict(body ? JSON.parse(body) : {}));
+    }
+    send(res, 404, { error: \`no route \${req.method} \${req.url}\` });
+  } catch (err) {
+    send(res, 400, { error: String(err?.message ?? err) });
+  }
+});
+server.listen(Number(process.env.PORT ?? 8080), process.env.HOST ?? '127.0.0.1');
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
+`;
+
+/** Scaffold a bundle directory with the four components, a server and a bundle.yaml that explains itself. */
 export async function init(dir: string, name: string): Promise<{ path: string; name: string; files: string[] }> {
   const out = path.resolve(dir);
   await assertEmptyOrAbsent(out);
@@ -482,18 +726,27 @@ components:              # each: a list of files or directories relative to this
   prompts: [prompts/]
   preprocessing: [preprocessing/]
   config: [config/]
+  serving: [serve.mjs]   # the code that serves the model over HTTP
+# serve: how \`modelctl deploy\` runs this version (see serve.mjs)
+serve:
+  command: [node, serve.mjs]   # started in the bundle directory with PORT (and HOST) set
+  readinessPath: /healthz      # GET -> 200 once the model is loaded
+  scoreField: score            # recorded per request (score gates, histograms)
+  agreementField: label        # compared between a shadow version and the live one
 metadata:                # free-form: anything your team wants to know about this version
   description: ""
 `,
+    'serve.mjs': SERVE_SCAFFOLD,
     'weights/README.md': 'Put model weights here (e.g. model.safetensors). Files of 8 MiB or more are stored as their own blobs and re-used across versions.\n',
     'prompts/system.txt': 'You are a helpful model.\n',
     'preprocessing/README.md': 'Put tokenizers and preprocessing code here.\n',
     'config/config.json': '{}\n',
   };
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(out, rel)), { recursive: true });
-    await writeFile(path.join(out, rel), content);
-  }
+  await asLocalIO(`writing the new bundle ${out}`, out, async () => {
+    for (const [rel, content] of Object.entries(files)) {
+      await mkdirs(path.dirname(path.join(out, rel)));
+      await writeFile(path.join(out, rel), content);
+    }
+  });
   return { path: out, name, files: Object.keys(files).sort() };
 }
-

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { removeOnInterrupt } from '../cli/cleanup.js';
 import { IntegrityError, NotFoundError } from '../cli/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
-import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { asLocalIO, mkdirs } from '../util/local-io.js';
+import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Temp files older than this are leftovers of killed pushes. */
 const STALE_TEMP_MS = 24 * 60 * 60 * 1000;
@@ -31,7 +32,7 @@ export class FsStore implements BundleStore {
   private swept = false;
 
   private async tempFile(): Promise<string> {
-    await mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    await mkdirs(path.join(this.root, 'tmp'));
     if (!this.swept) {
       this.swept = true;
       await this.sweepStaleTemp();
@@ -63,7 +64,15 @@ export class FsStore implements BundleStore {
     }
   }
 
+  /** A full or read-only disk under the store is named as such (never taken for a store fault). */
   async putBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    return asLocalIO(`storing blob ${digest} in ${this.url}`, this.root, () => this.writeBlob(digest, size, body, onBytes));
+  }
+
+  private async writeBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void> {
+    // An error of `body` before the pipeline below is attached (a source file gone) must reject
+    // this call, not crash the process as an unhandled 'error' event; pipeline still sees it.
+    body.once('error', () => undefined);
     const tmp = await this.tempFile();
     try {
       const tap = new HashTap(onBytes);
@@ -92,6 +101,10 @@ export class FsStore implements BundleStore {
   }
 
   async putManifest(digest: string, bytes: Buffer): Promise<void> {
+    return asLocalIO(`storing manifest ${digest} in ${this.url}`, this.root, () => this.writeManifest(digest, bytes));
+  }
+
+  private async writeManifest(digest: string, bytes: Buffer): Promise<void> {
     const tmp = await this.tempFile();
     try {
       await writeDurable(tmp, bytes);
@@ -106,8 +119,12 @@ export class FsStore implements BundleStore {
   }
 
   async createRef(ref: RefRecord): Promise<CreateRefResult> {
+    return asLocalIO(`storing ref ${ref.name}@${ref.version} in ${this.url}`, this.root, () => this.writeRef(ref));
+  }
+
+  private async writeRef(ref: RefRecord): Promise<CreateRefResult> {
     const target = this.p(refKey(ref.name, ref.version));
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdirs(path.dirname(target));
     const tmp = await this.tempFile();
     try {
       await writeDurable(tmp, Buffer.from(`${JSON.stringify(ref, null, 2)}\n`));
@@ -125,29 +142,41 @@ export class FsStore implements BundleStore {
   }
 
   async getRef(name: string, version: string): Promise<RefRecord | undefined> {
-    const key = refKey(name, version);
-    const bytes = await readIfExists(this.p(key));
-    return bytes ? parseRefRecord(bytes, key) : undefined;
+    const file = this.p(refKey(name, version));
+    const bytes = await readIfExists(file);
+    return bytes ? parseRefRecord(bytes, file, this.url) : undefined;
   }
 
-  async listRefs(name?: string): Promise<RefRecord[]> {
+  async listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]> {
     const names = name ? [name] : await readdir(this.p('refs')).catch(() => [] as string[]);
     const out: RefRecord[] = [];
     for (const n of names) {
       const files = await readdir(this.p(`refs/${n}`)).catch(() => [] as string[]);
       for (const f of files) {
         if (!f.endsWith('.json')) continue;
-        const bytes = await readIfExists(this.p(`refs/${n}/${f}`));
-        if (bytes) out.push(parseRefRecord(bytes, `refs/${n}/${f}`));
+        const file = this.p(`refs/${n}/${f}`);
+        const bytes = await readIfExists(file);
+        if (!bytes) continue;
+        try {
+          out.push(parseRefRecord(bytes, file, this.url));
+        } catch (err) {
+          if (!(err instanceof CorruptRefError) || !onBadRef) throw err;
+          onBadRef(err);
+        }
       }
     }
     return out;
   }
 
+  /** Whether the store's directory exists (a mistyped --store path does not). */
+  async exists(): Promise<boolean> {
+    return stat(this.root).then((st) => st.isDirectory(), () => false);
+  }
+
   /** fsync a finished temp file's directory entry into place (rename is atomic; same content wins). */
   private async commit(tmp: string, key: string): Promise<void> {
     const target = this.p(key);
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdirs(path.dirname(target));
     const fh = await open(tmp, 'r');
     try {
       await fh.sync();

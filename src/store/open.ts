@@ -39,7 +39,7 @@ export async function openStore(url: string, opts: OpenStoreOptions): Promise<Bu
     const { FsStore } = await import('./fs-store.js');
     return new FsStore(loc.root);
   }
-  const { S3Store, createS3Client } = await import('./s3-store.js');
+  const { S3Store, createS3Client, s3EndpointOf } = await import('./s3-store.js');
   const client = createS3Client({ bucket: loc.bucket, prefix: loc.prefix, pathStyle: opts.s3PathStyle });
-  return new S3Store(client, loc.bucket, loc.prefix);
+  return new S3Store(client, loc.bucket, loc.prefix, s3EndpointOf({}));
 }

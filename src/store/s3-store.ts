@@ -14,8 +14,8 @@ import {
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { IntegrityError, NotFoundError, UnavailableError } from '../cli/errors.js';
-import { blobKey, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Multipart part size: S3 allows 5 MiB–5 GiB per part and 10,000 parts (so up to ~78 GiB here; scaled up beyond). */
 const MIN_PART_BYTES = 8 * 1024 * 1024;
@@ -32,18 +32,52 @@ export interface S3StoreOptions {
   maxAttempts?: number;
 }
 
+/** Idle time after which a request to S3 is abandoned (and retried), unless MODELCTL_S3_TIMEOUT says otherwise. */
+export const DEFAULT_S3_IDLE_TIMEOUT_MS = 30_000;
+/** TCP connect time after which a request is abandoned (and retried); never more than the idle timeout. */
+const DEFAULT_S3_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_ATTEMPTS = 6;
+
+/**
+ * Timeouts of every S3 request: `MODELCTL_S3_TIMEOUT` (seconds, e.g. 30 or 2.5) is how long a
+ * connection may stay silent — no response, or a body that stops flowing — before the request is
+ * abandoned and retried. An idle timeout rather than a total one: a multi-GiB download may take
+ * as long as it needs while bytes keep coming. Without these, a server that accepts connections
+ * and never answers (an overloaded or full RGW) hangs modelctl forever.
+ */
+export function s3Timeouts(env: NodeJS.ProcessEnv = process.env): { idleMs: number; connectMs: number } {
+  const raw = env.MODELCTL_S3_TIMEOUT;
+  let idleMs = DEFAULT_S3_IDLE_TIMEOUT_MS;
+  if (raw !== undefined && raw !== '') {
+    const seconds = Number(raw);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw new UsageError(`MODELCTL_S3_TIMEOUT="${raw}" is not a positive number of seconds`, { hint: 'e.g. MODELCTL_S3_TIMEOUT=30' });
+    }
+    idleMs = Math.round(seconds * 1000);
+  }
+  return { idleMs, connectMs: Math.min(DEFAULT_S3_CONNECT_TIMEOUT_MS, idleMs) };
+}
+
+/** The endpoint requests go to, for messages: the custom one, or AWS's. */
+export function s3EndpointOf(opts: Pick<S3StoreOptions, 'endpoint'>, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+}
+
 export function createS3Client(opts: S3StoreOptions): S3Client {
-  const endpoint = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const endpoint = s3EndpointOf(opts);
   // The SDK resolves the region from AWS_REGION and the shared config; a custom endpoint usually
   // does not care about the region, so don't fail for lack of one there.
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (endpoint ? 'us-east-1' : undefined);
+  const { idleMs, connectMs } = s3Timeouts();
   return new S3Client({
     ...(endpoint ? { endpoint } : {}),
     ...(region ? { region } : {}),
     forcePathStyle: opts.pathStyle,
-    // "standard" retries throttling (SlowDown, 503) and 5xx with exponential backoff and jitter.
+    // "standard" retries throttling (SlowDown, 503), 5xx and timeouts with exponential backoff and
+    // jitter, at most maxAttempts times: a silent server costs at most about maxAttempts × idle.
     retryMode: 'standard',
-    maxAttempts: opts.maxAttempts ?? 6,
+    maxAttempts: opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    requestHandler: { connectionTimeout: connectMs, socketTimeout: idleMs },
   });
 }
 
@@ -61,6 +95,8 @@ export class S3Store implements BundleStore {
     private readonly client: S3Client,
     private readonly bucket: string,
     prefix: string,
+    /** Named in errors when it cannot be reached (a custom endpoint; AWS's otherwise). */
+    private readonly endpoint?: string,
   ) {
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
@@ -178,10 +214,10 @@ export class S3Store implements BundleStore {
   async getRef(name: string, version: string): Promise<RefRecord | undefined> {
     const key = refKey(name, version);
     const bytes = await this.getSmall(this.key(key));
-    return bytes ? parseRefRecord(bytes, key) : undefined;
+    return bytes ? parseRefRecord(bytes, this.key(key), this.url) : undefined;
   }
 
-  async listRefs(name?: string): Promise<RefRecord[]> {
+  async listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]> {
     const keys: string[] = [];
     let token: string | undefined;
     do {
@@ -196,7 +232,14 @@ export class S3Store implements BundleStore {
       keys.map((k) =>
         limit(async () => {
           const bytes = await this.getSmall(k);
-          return bytes ? parseRefRecord(bytes, k) : undefined;
+          if (!bytes) return undefined;
+          try {
+            return parseRefRecord(bytes, k, this.url);
+          } catch (err) {
+            if (!(err instanceof CorruptRefError) || !onBadRef) throw err;
+            onBadRef(err);
+            return undefined;
+          }
         }),
       ),
     );
@@ -239,9 +282,23 @@ export class S3Store implements BundleStore {
     if (status !== undefined && status >= 500) {
       return new UnavailableError(`${this.url} kept failing (HTTP ${status} ${name ?? ''}) after retries`, { hint: 'try again later', cause: err });
     }
-    if (err instanceof Error && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|socket hang up|timeout/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`)) {
-      return new UnavailableError(`cannot reach ${this.url}: ${err.message}`, {
+    const where = this.endpoint ? `${this.url} at ${this.endpoint}` : this.url;
+    if (err instanceof Error && (err.name === 'TimeoutError' || /ETIMEDOUT|timed out|timeout/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`))) {
+      const { idleMs, connectMs } = s3Timeouts();
+      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+      return new UnavailableError(
+        `${where} did not answer${attempts ? ` (${attempts} attempts)` : ''}: ${/connection/i.test(err.message) ? `no connection within ${connectMs / 1000} s` : `silent for ${idleMs / 1000} s`}`,
+        {
+          hint: 'the server accepts no requests or is stuck (an S3 server whose disks are full can hang): check it and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; MODELCTL_S3_TIMEOUT (seconds) sets how long a silent request is waited for',
+          details: { store: this.url, ...(this.endpoint ? { endpoint: this.endpoint } : {}) },
+          cause: err,
+        },
+      );
+    }
+    if (err instanceof Error && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EPIPE|socket hang up/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`)) {
+      return new UnavailableError(`cannot reach ${where}: ${err.message}`, {
         hint: 'check the network and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (for S3-compatible servers, also --s3-path-style)',
+        details: { store: this.url, ...(this.endpoint ? { endpoint: this.endpoint } : {}) },
         cause: err,
       });
     }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { IntegrityError } from '../cli/errors.js';
 
 /** What a version ref records. Refs are created once and never change. */
 export interface RefRecord {
@@ -37,8 +38,14 @@ export interface BundleStore {
   /** Create-only: when the ref exists, nothing is written and the existing record is returned. */
   createRef(ref: RefRecord): Promise<CreateRefResult>;
   getRef(name: string, version: string): Promise<RefRecord | undefined>;
-  /** Every ref of `name`, or of every model when name is omitted (any order). */
-  listRefs(name?: string): Promise<RefRecord[]>;
+  /**
+   * Every ref of `name`, or of every model when name is omitted (any order). A damaged ref object
+   * is left out and handed to `onBadRef` (so one bad file never hides the other versions); without
+   * `onBadRef` it throws.
+   */
+  listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]>;
+  /** False when the store's location does not exist at all (a mistyped path); stores that cannot tell omit it. */
+  exists?(): Promise<boolean>;
 }
 
 export function blobKey(digest: string): string {
@@ -54,11 +61,30 @@ export function refKey(name: string, version: string): string {
   return `refs/${name}/${version}.json`;
 }
 
-/** Parse a ref object's bytes; refs are small JSON documents. */
-export function parseRefRecord(bytes: Buffer, where: string): RefRecord {
-  const v = JSON.parse(bytes.toString('utf8')) as Partial<RefRecord>;
-  if (typeof v.name !== 'string' || typeof v.version !== 'string' || typeof v.digest !== 'string' || typeof v.createdAt !== 'string') {
-    throw new Error(`ref ${where} is malformed`);
+/** A ref object that cannot be read: names the object and says how to mend it (exit 6). */
+export class CorruptRefError extends IntegrityError {
+  constructor(where: string, problem: string, store: string) {
+    super(`ref ${where} in ${store} is damaged: ${problem}`, {
+      hint: `delete ${where} from the store and push that version again from its source (\`modelctl bundle push <bundle dir or archive> --store ${store}\`); other versions are not affected`,
+      details: { ref: where, store },
+    });
   }
-  return { name: v.name, version: v.version, digest: v.digest, size: Number(v.size ?? 0), createdAt: v.createdAt };
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Parse a ref object's bytes; refs are small JSON documents. CorruptRefError when they are not one. */
+export function parseRefRecord(bytes: Buffer, where: string, store: string): RefRecord {
+  let v: Partial<RefRecord>;
+  try {
+    v = JSON.parse(bytes.toString('utf8')) as Partial<RefRecord>;
+  } catch (err) {
+    throw new CorruptRefError(where, `${bytes.length === 0 ? 'it is empty' : `it is not valid JSON (${(err as Error).message}; ${bytes.length} bytes)`}`, store);
+  }
+  if (v === null || typeof v !== 'object') throw new CorruptRefError(where, 'it is not a JSON object', store);
+  for (const field of ['name', 'version', 'digest', 'createdAt'] as const) {
+    if (typeof v[field] !== 'string') throw new CorruptRefError(where, `field "${field}" is ${v[field] === undefined ? 'missing' : `not a string (${JSON.stringify(v[field])})`}`, store);
+  }
+  if (!DIGEST.test(v.digest!)) throw new CorruptRefError(where, `field "digest" is ${JSON.stringify(v.digest)}, not sha256:<64 hex digits>`, store);
+  return { name: v.name!, version: v.version!, digest: v.digest!, size: Number(v.size ?? 0), createdAt: v.createdAt! };
 }

@@ -36,7 +36,7 @@ describe('the CLI contract', () => {
 
     const unknownFlag = await runCli(['bundle', 'pack', dir, '--bogus']);
     assert.equal(unknownFlag.code, 2);
-    const badRef = await runCli(['bundle', 'pull', 'sentiment', '-o', '/tmp/x', '--json']);
+    const badRef = await runCli(['bundle', 'pull', 'sentiment', '-o', path.join(await fresh('pull'), 'x'), '--json']);
     assert.equal(badRef.code, 2);
     assert.match(badRef.json().error.hint, /<name>@<version>/);
   });
@@ -87,7 +87,7 @@ describe('the CLI contract', () => {
     assert.equal(packed.code, 0, packed.stderr);
     const p = packed.json();
     assert.equal(p.name, 'ranker');
-    assert.deepEqual(p.components.map((c: { name: string }) => c.name), ['config', 'preprocessing', 'prompts', 'weights']);
+    assert.deepEqual(p.components.map((c: { name: string }) => c.name), ['config', 'preprocessing', 'prompts', 'serving', 'weights']);
 
     const inspect = await runCli(['bundle', 'inspect', archive, '--json']);
     assert.equal(inspect.json().digest, p.digest);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +15,7 @@ import { blobKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { startFaultProxy, when, type FaultProxy } from '../infra/fault-proxy.js';
 import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
+import { s3CliEnv } from '../helpers/s3-env.js';
 
 /**
  * The S3 store against a real Ceph RGW on 127.0.0.1 (started once per test run by the global
@@ -34,13 +36,7 @@ after(async () => {
 
 /** The environment an AWS user would set for an S3-compatible server. */
 function awsEnv(endpoint = s3.endpoint): NodeJS.ProcessEnv {
-  return {
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    AWS_REGION: s3.region,
-    MODELCTL_S3_PATH_STYLE: 'true',
-  };
+  return s3CliEnv(s3, endpoint);
 }
 
 /** An S3Store through the fault proxy, with short retry backoff so fault tests stay quick. */
@@ -206,5 +202,45 @@ describe('S3 store on Ceph RGW', () => {
     const denied = await runCli(['bundle', 'list', '--store', `s3://${bucket}`, '--json'], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'wrong' } });
     assert.equal(denied.code, ExitCode.unavailable, denied.stdout);
     assert.match(denied.json().error.message, /refused/);
+  });
+});
+
+describe('S3 endpoint that accepts connections and never answers', () => {
+  test('bundle list and push give up after bounded retries with exit 9 naming the endpoint', async () => {
+    // A real TCP server on loopback: accepts, reads, never writes a byte.
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => {
+      sockets.add(s);
+      s.on('data', () => {});
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const env = { ...awsEnv(endpoint), MODELCTL_S3_TIMEOUT: '0.5' };
+      const started = Date.now();
+      const list = await runCli(['bundle', 'list', '--store', 's3://silent-bucket', '--json'], { env, timeoutMs: 60_000 });
+      const took = Date.now() - started;
+      assert.equal(list.code, ExitCode.unavailable, list.stdout + list.stderr);
+      const e = list.json().error;
+      assert.match(e.message, new RegExp(`s3://silent-bucket at ${endpoint} did not answer \\(\\d+ attempts\\): silent for 0\\.5 s`));
+      assert.match(e.hint, /MODELCTL_S3_TIMEOUT/);
+      assert.equal(e.endpoint, endpoint);
+      assert.ok(took < 30_000, `gave up after ${took} ms`);
+
+      const src = await bundle(sampleBundle());
+      const pushed = await runCli(['bundle', 'push', src, '--store', 's3://silent-bucket/p', '--json'], { env, timeoutMs: 60_000 });
+      assert.equal(pushed.code, ExitCode.unavailable, pushed.stdout + pushed.stderr);
+      assert.match(pushed.json().error.message, /did not answer/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('MODELCTL_S3_TIMEOUT that is not a number of seconds is bad input (2)', async () => {
+    const r = await runCli(['bundle', 'list', '--store', 's3://any-bucket', '--json'], { env: { ...awsEnv(), MODELCTL_S3_TIMEOUT: '5m' } });
+    assert.equal(r.code, ExitCode.usage, r.stdout);
+    assert.match(r.json().error.message, /MODELCTL_S3_TIMEOUT="5m"/);
   });
 });

@@ -12,8 +12,13 @@ export default class BundleList extends StoreCommand {
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundleList);
     const store = await this.openStore(flags);
+    const { defaultStoreUrl } = await import('../../cli/config.js');
+    const explicitStore = (await this.storeSettings(flags)).store !== defaultStoreUrl();
     const { list } = await import('../../services/bundles.js');
-    return list(store, args.name);
+    // A damaged ref is named on stderr (also with --json, whose stdout stays the list) and skipped:
+    // one bad file must not hide every other model.
+    const onBadRef = (err: Error & { hint?: string | undefined }) => process.stderr.write(`Warning: ${err.message}\n${err.hint ? `Hint: ${err.hint}\n` : ''}`);
+    return list(store, args.name, { explicitStore, onBadRef });
   }
 
   protected human(rows: ListEntry[]): string {
