@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../../src/cli/errors.js';
-import { isJsonContentType, parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
+import { parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
 import { CLI, REPO_ROOT } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
@@ -41,7 +41,7 @@ function modelServer(): http.Server {
       case '/text':
         req.resume();
         res.writeHead(200, { 'content-type': 'text/plain' });
-        return res.end('{"out": {"score": 0.3}}');
+        return res.end('positive (0.3)');
       case '/big': {
         // > 1 MiB of JSON: forwarded whole, never parsed for its score.
         req.resume();
@@ -181,10 +181,10 @@ describe('kubernetes meter', () => {
     assert.equal(w.truncated, true);
   });
 
-  test('no score from answers that are not JSON, too large to parse, or when the bundle names no score field', async () => {
+  test('no score from answers that are not JSON (counted unreadable, as on the local router), too large to parse, or when the bundle names no score field', async () => {
     const meter = await start();
     const text = await send(meter.trafficPort, { path: '/text' });
-    assert.equal(text.body.toString(), '{"out": {"score": 0.3}}');
+    assert.equal(text.body.toString(), 'positive (0.3)');
     const big = await send(meter.trafficPort, { path: '/big' });
     assert.equal(big.status, 200);
     assert.ok(big.body.length > 2 * 1024 * 1024, 'the large answer is forwarded whole');
@@ -192,6 +192,8 @@ describe('kubernetes meter', () => {
     const w = await windowOf(meter, 0);
     assert.equal(w.requests, 2);
     assert.deepEqual(w.scores, []);
+    assert.equal(w.unreadable, 1, 'the plain-text answer is unreadable; the one too large to copy is unknown, not unreadable');
+    assert.equal(w.errors, 0);
 
     const noField = await start({ scoreField: undefined });
     await send(noField.trafficPort, { path: '/predict?score=0.4' });
@@ -309,13 +311,6 @@ describe('meter helpers', () => {
     assert.equal(roleOfHost('models.example.com'), 'live');
     assert.equal(roleOfHost('shadow.example.com'), 'live');
     assert.equal(roleOfHost(undefined), 'live');
-  });
-
-  test('JSON content types', () => {
-    assert.equal(isJsonContentType('application/json; charset=utf-8'), true);
-    assert.equal(isJsonContentType('application/problem+json'), true);
-    assert.equal(isJsonContentType('text/plain'), false);
-    assert.equal(isJsonContentType(undefined), false);
   });
 
   test('host:port flags', () => {

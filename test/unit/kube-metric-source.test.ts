@@ -200,6 +200,8 @@ describe('mergeWindows', () => {
     assert.deepEqual(mergeWindows([]), { requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0, truncated: false });
     const w = mergeWindows([part(2), part(3, true)]);
     assert.deepEqual(w, { requests: 5, errors: 2, latenciesMs: [0, 1, 0, 1, 2], scores: [2, 3], shadowCompared: 4, shadowAgreed: 2, truncated: true });
+    // Unreadable answers (a meter that counted some) add up; meters that counted none add nothing.
+    assert.equal(mergeWindows([{ ...part(2), unreadable: 3 }, part(1), { ...part(1), unreadable: 2 }]).unreadable, 5);
     // A full ring per pod must not overflow the call stack.
     assert.equal(mergeWindows([part(200_000), part(200_000)]).latenciesMs.length, 400_000);
   });

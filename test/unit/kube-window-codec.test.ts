@@ -21,6 +21,17 @@ describe('window codec: sorted [value, count] runs', () => {
     assert.deepEqual(encodeRuns([0.1 + 0.2, 0.3], 0.01), [[0.3, 2]], 'float noise after rounding does not split runs');
   });
 
+  test('unreadable answers travel with the window; an older meter without the field is read as not measured', () => {
+    const ring = new SampleRing(10);
+    ring.push({ at: 1, status: 200, latencyMs: 3, score: null, agreed: null, role: 'live', unreadable: true });
+    ring.push({ at: 2, status: 200, latencyMs: 4, score: 0.5, agreed: null, role: 'live' });
+    const sent = encodeWindow(windowOf(ring, 0, 10));
+    assert.equal(sent.unreadable, 1);
+    assert.equal(meterAnswerSchema.parse(JSON.parse(JSON.stringify(sent))).unreadable, 1);
+    const { unreadable: _dropped, ...older } = sent;
+    assert.equal(meterAnswerSchema.parse(older).unreadable, undefined);
+  });
+
   test('a window of 100 000 requests: a fraction of the raw JSON', () => {
     const ring = new SampleRing(100_000);
     const lat = latencies(100_000);

@@ -2,8 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/errors.js';
-import { copyUpTo, numericField, parseJson, sendJson } from '../local/http-util.js';
-import { SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
+import { copyUpTo, sendJson } from '../local/http-util.js';
+import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
 import { MODEL_PROBE_PATH } from './settings.js';
 import { encodeWindow } from './window-codec.js';
 
@@ -83,12 +83,6 @@ export function roleOfHost(host: string | undefined): Role {
   return withoutPort.endsWith('-shadow') ? 'shadow' : 'live';
 }
 
-/** Only JSON answers carry a score; anything else is forwarded without being parsed. */
-export function isJsonContentType(contentType: string | undefined): boolean {
-  if (!contentType) return false;
-  const type = contentType.split(';')[0]!.trim().toLowerCase();
-  return type === 'application/json' || type.endsWith('+json');
-}
 
 /** "0.0.0.0:8080", "[::]:8080" or ":8080" (all interfaces) → {host, port}; UsageError otherwise. */
 export function parseHostPort(text: string, what: string): HostPort {
@@ -198,18 +192,18 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
   let recorded = 0;
 
-  const record = (status: number, t0: number, role: Role, score: number | null) => {
+  const record = (status: number, t0: number, role: Role, score: number | null, unreadable = false) => {
     recorded++;
-    ring.push({ at: clock(), status, latencyMs: performance.now() - t0, score: status < 400 ? score : null, agreed: null, role });
+    ring.push({ at: clock(), status, latencyMs: performance.now() - t0, score: status < 400 ? score : null, agreed: null, role, unreadable });
   };
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
     let finished = false;
     let gotResponse = false;
-    const finish = (status: number, score: number | null = null) => {
+    const finish = (status: number, score: number | null = null, unreadable = false) => {
       if (finished) return;
       finished = true;
-      record(status, t0, role, score);
+      record(status, t0, role, score, unreadable);
     };
     const upstream = http.request({
       host: opts.upstream.host,
@@ -233,8 +227,10 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       gotResponse = true;
       const status = up.statusCode ?? 502;
       res.writeHead(status, up.statusMessage, endToEndHeaders(up.headers));
-      // A bounded copy for the score, only when it can be one: a JSON answer of a bundle that names a field.
-      const copy = scoreField && status < 400 && isJsonContentType(up.headers['content-type']) ? copyUpTo(up) : null;
+      // A bounded copy of every successful answer of a bundle that names a score field: its score, or,
+      // for an answer that is not JSON or lacks the field, an unreadable mark — read exactly as the
+      // local router reads it (readAnswer), so the gates judge such answers instead of passing them.
+      const copy = scoreField && status < 400 ? copyUpTo(up) : null;
       let timedOut = false;
       upstream.on('timeout', () => (timedOut = true));
       const broken = () => {
@@ -247,7 +243,9 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       });
       res.on('finish', () => {
         if (!up.complete) return finish(502); // the server cut its answer: the caller got a truncated body
-        finish(status, copy ? numericField(parseJson(copy()), scoreField) : null);
+        if (!copy) return finish(status);
+        const read = readAnswer(copy(), { scoreField });
+        finish(status, read.score, read.unreadable);
       });
       up.pipe(res);
     });

@@ -44,6 +44,7 @@ export function mergeWindows(parts: readonly LocalWindow[]): LocalWindow {
     for (const v of p.scores) w.scores.push(v);
     w.shadowCompared += p.shadowCompared;
     w.shadowAgreed += p.shadowAgreed;
+    if (p.unreadable) w.unreadable = (w.unreadable ?? 0) + p.unreadable;
     w.truncated ||= p.truncated;
   }
   return w;

@@ -48,6 +48,8 @@ export interface EncodedWindow {
   scoreRuns: Runs;
   shadowCompared: number;
   shadowAgreed: number;
+  /** Successful answers the declared score field could not be read from (absent from older meters). */
+  unreadable?: number;
   truncated: boolean;
 }
 
@@ -60,6 +62,7 @@ export function encodeWindow(w: LocalWindow): EncodedWindow {
     scoreRuns: encodeRuns(w.scores),
     shadowCompared: w.shadowCompared,
     shadowAgreed: w.shadowAgreed,
+    ...(w.unreadable ? { unreadable: w.unreadable } : {}),
     truncated: w.truncated,
   };
 }
@@ -82,6 +85,7 @@ export const meterAnswerSchema = z.union([
       scoreRuns: runs,
       shadowCompared: count,
       shadowAgreed: count,
+      unreadable: count.optional(),
       truncated: z.boolean(),
     })
     .transform(
@@ -92,6 +96,7 @@ export const meterAnswerSchema = z.union([
         scores: decodeRuns(e.scoreRuns as Runs),
         shadowCompared: e.shadowCompared,
         shadowAgreed: e.shadowAgreed,
+        ...(e.unreadable !== undefined ? { unreadable: e.unreadable } : {}),
         truncated: e.truncated,
       }),
     ),
@@ -102,6 +107,7 @@ export const meterAnswerSchema = z.union([
     scores: z.array(z.number()),
     shadowCompared: count,
     shadowAgreed: count,
+    unreadable: count.optional(),
     truncated: z.boolean(),
   }),
 ]);
