@@ -11,7 +11,7 @@ import { HttpGateEvaluator } from '../../src/gates/http.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import type { MetricSource } from '../../src/rollout/contracts.js';
 import { gateSpecSchema, toGate } from '../../src/rollout/plan.js';
-import { useScratch } from '../helpers/fixtures.js';
+import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
 
 /**
  * kind: command and kind: http against real processes and a real HTTP server on 127.0.0.1. The
@@ -308,5 +308,63 @@ describe('gate specs', () => {
   test('the default registry runs a command gate', async () => {
     const r = await defaultGateRegistry().evaluate({ name: 'exit', kind: 'command', metric: 'command', command: ['node', '-e', 'process.exit(2)'] }, ctx, source);
     assert.equal(r.verdict, 'fail');
+  });
+});
+
+describe('a command gate in a real rollout (local runtime, the real CLI)', () => {
+  let home: string;
+  let project: string;
+  let cliEnv: NodeJS.ProcessEnv;
+  const cli = (args: string[]) => runCli(args, { env: cliEnv, cwd: project, timeoutMs: 180_000 });
+
+  before(async () => {
+    home = await fresh('gates-home');
+    project = await fresh('gates-project');
+    cliEnv = { MODELCTL_HOME: home, MODELCTL_LOCAL_PORT: '0', MODELCTL_STORE: undefined, MODELCTL_PROMETHEUS_URL: undefined } as unknown as NodeJS.ProcessEnv;
+    const example = path.join(REPO_ROOT, 'bundles/example');
+    for (const version of ['1.0.0', '1.1.0']) {
+      const r = await cli(['bundle', 'push', example, '--version', version, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await cli(['local', 'down', '--forget']);
+  });
+
+  test('a bad command gate is refused before anything starts, naming the file and the gate', async () => {
+    await writeFile(path.join(project, 'modelctl.yaml'), 'rollout:\n  gates:\n    - {name: eval, kind: command, min: 0.9}\n');
+    const r = await cli(['deploy', 'sentiment@1.0.0', '--json']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.json().error.message, /modelctl\.yaml: gate "eval" is kind command and needs command/);
+  });
+
+  test('the eval script reaches each version by its own URL, fails the canary, and the rollout rolls back (exit 3)', async () => {
+    // It asks both versions through the URLs modelctl gives it, then reports a failing evaluation.
+    await writeFile(
+      path.join(project, 'eval.mjs'),
+      `const e = process.env;
+       const ask = async (url) => (await (await fetch(url + '/predict', { method: 'POST', body: '{"text":"a lovely film"}', headers: { 'content-type': 'application/json' } })).json()).version;
+       const cand = await ask(e.MODELCTL_CANDIDATE_URL);
+       const stab = await ask(e.MODELCTL_STABLE_URL);
+       console.error(\`\${e.MODELCTL_MODEL} candidate \${e.MODELCTL_CANDIDATE_VERSION} answered as \${cand}, stable \${e.MODELCTL_STABLE_VERSION} as \${stab}; accuracy 0.42 is below 0.9\`);
+       process.exit(1);`,
+    );
+    await writeFile(
+      path.join(project, 'modelctl.yaml'),
+      ['rollout:', '  gates:', '    - name: eval', '      kind: command', '      command: [node, eval.mjs]', '      timeout: 20s', '      critical: true', ''].join('\n'),
+    );
+    const first = await cli(['deploy', 'sentiment@1.0.0', '--json']);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const r = await cli(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '10s', '--check-every', '1s', '--json']);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    const result = r.json();
+    assert.equal(result.outcome, 'rolled-back');
+    assert.equal(result.rolledBackTo, '1.0.0');
+    const gate = result.steps[0].gates.find((g: { name: string }) => g.name === 'eval');
+    assert.equal(gate.verdict, 'fail');
+    assert.match(gate.reason, /exit code 1; stderr: sentiment candidate 1\.1\.0 answered as 1\.1\.0, stable 1\.0\.0 as 1\.0\.0; accuracy 0\.42 is below 0\.9/);
+    assert.match(gate.query, /^command: \S+ eval\.mjs \(timeout 20 s\)$/);
+    const s = (await cli(['status', 'sentiment', '--json'])).json();
+    assert.deepEqual([s.serving, s.traffic], ['1.0.0', { '1.0.0': 100 }]);
   });
 });
