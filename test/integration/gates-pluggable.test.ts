@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { serveSpecSchema } from '../../src/bundle/serve.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { CommandGateEvaluator } from '../../src/gates/command.js';
 import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
@@ -11,6 +12,8 @@ import { HttpGateEvaluator } from '../../src/gates/http.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import type { MetricSource } from '../../src/rollout/contracts.js';
 import { gateSpecSchema, toGate } from '../../src/rollout/plan.js';
+import { RuntimeMetrics } from '../../src/targets/local/metrics.js';
+import { Router } from '../../src/targets/local/router.js';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
 
 /**
@@ -366,5 +369,54 @@ describe('a command gate in a real rollout (local runtime, the real CLI)', () =>
     assert.match(gate.query, /^command: \S+ eval\.mjs \(timeout 20 s\)$/);
     const s = (await cli(['status', 'sentiment', '--json'])).json();
     assert.deepEqual([s.serving, s.traffic], ['1.0.0', { '1.0.0': 100 }]);
+  });
+});
+
+describe('shadow agreement on the local router with serve.agreement', () => {
+  /** Two real model servers: stable always says "Paris, France."; the candidate says it differently, or wrongly, or not in JSON. */
+  async function backends() {
+    const serve = (answer: (n: number) => string) =>
+      http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer((JSON.parse(body) as { n: number }).n)));
+      });
+    const stable = serve(() => JSON.stringify({ answer: 'Paris, France.' }));
+    const candidate = serve((n) => (n % 5 === 0 ? 'not json' : JSON.stringify({ answer: n % 2 === 0 ? '  paris   FRANCE' : 'Lyon' })));
+    for (const s of [stable, candidate]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { stable, candidate, ports: [stable, candidate].map((s) => (s.address() as AddressInfo).port) as [number, number] };
+  }
+
+  async function measure(serveSection: Record<string, unknown>) {
+    const { stable, candidate, ports } = await backends();
+    const spec = serveSpecSchema.parse({ command: ['node', 'serve.mjs'], ...serveSection });
+    const metrics = new RuntimeMetrics(() => []);
+    const router = new Router((_m, v) => ({ port: v === '1.0.0' ? ports[0] : ports[1], spec }), metrics, () => {});
+    const port = await router.listen(0);
+    try {
+      router.setTraffic('m', { weights: { '1.0.0': 100 }, mirror: { version: '1.1.0', percent: 100 } });
+      const since = Date.now();
+      for (let n = 0; n < 20; n++) {
+        const res = await fetch(`http://127.0.0.1:${port}/m/ask`, { method: 'POST', body: JSON.stringify({ n }) });
+        assert.deepEqual(await res.json(), { answer: 'Paris, France.' }, 'callers get the live answer');
+      }
+      const deadline = Date.now() + 5000;
+      while (metrics.window('m', '1.1.0', since).requests < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return metrics.window('m', '1.1.0', since);
+    } finally {
+      await router.close(100);
+      for (const s of [stable, candidate]) s.close();
+    }
+  }
+
+  test('text mode counts "  paris   FRANCE" as agreeing with "Paris, France."; unreadable answers are counted apart, never agreeing', async () => {
+    const w = await measure({ agreement: { mode: 'text', field: 'answer' } });
+    // n = 0..19: every 5th is not JSON (4); of the other 16, the even ones say Paris (8), the odd ones Lyon (8).
+    assert.deepEqual([w.requests, w.unreadable, w.shadowCompared, w.shadowAgreed], [20, 4, 16, 8]);
+  });
+
+  test('agreementField keeps its old meaning: equality of the field', async () => {
+    const w = await measure({ agreementField: 'answer' });
+    assert.deepEqual([w.requests, w.unreadable, w.shadowCompared, w.shadowAgreed], [20, 4, 16, 0]);
   });
 });
