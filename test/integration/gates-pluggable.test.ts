@@ -358,6 +358,12 @@ describe('a command gate in a real rollout (local runtime, the real CLI)', () =>
     );
     const first = await cli(['deploy', 'sentiment@1.0.0', '--json']);
     assert.equal(first.code, 0, first.stdout + first.stderr);
+    const dry = await cli(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.deepEqual(
+      dry.json().gates.map((g: { name: string; query: string; limit: string }) => [g.name, g.query, g.limit]),
+      [['eval', 'command: node eval.mjs', 'exit code 0']],
+    );
     const r = await cli(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '10s', '--check-every', '1s', '--json']);
     assert.equal(r.code, 3, r.stdout + r.stderr);
     const result = r.json();
