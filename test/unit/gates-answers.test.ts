@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { UsageError } from '../../src/cli/errors.js';
 import { agreementOf, answerReadable, compareAnswers, normaliseText, parseAnswerComparison, parseJsonPath, valueAt, type AnswerComparison } from '../../src/gates/answers.js';
+import { z } from 'zod';
 import { serveSpecSchema } from '../../src/bundle/serve.js';
+import { parseYamlText } from '../../src/cli/yaml-file.js';
 import { readAnswer } from '../../src/targets/local/window.js';
 
 const spec = (raw: unknown): AnswerComparison => parseAnswerComparison(raw, 'bundle.yaml: serve.agreement');
@@ -57,6 +59,14 @@ describe('comparison specs', () => {
         JSON.stringify(raw),
       );
     }
+  });
+
+  test('a bad serve.agreement in bundle.yaml names the file, the line and the field', () => {
+    const yaml = ['serve:', '  command: [node, serve.mjs]', '  agreement:', '    mode: topk', '    field: items', '    k: 0', ''].join('\n');
+    assert.throws(
+      () => parseYamlText(yaml, '/b/bundle.yaml', z.object({ serve: serveSpecSchema }), 'bundle file'),
+      (err: unknown) => err instanceof UsageError && /\/b\/bundle\.yaml:6: serve\.agreement\.k: k must be >= 1/.test(err.message),
+    );
   });
 
   test('serve: agreementField and agreement are one or the other; agreementField is fields with one path', () => {
