@@ -45,7 +45,10 @@ export interface RunResult {
 }
 
 /** Run `argv` in its own process group, bounded in time and output. Never rejects. */
-export function runBounded(argv: string[], opts: { env: NodeJS.ProcessEnv; timeoutMs: number; maxOutputBytes?: number; killGraceMs?: number; cwd?: string }): Promise<RunResult> {
+export function runBounded(
+  argv: string[],
+  opts: { env: NodeJS.ProcessEnv; timeoutMs: number; maxOutputBytes?: number; killGraceMs?: number; cwd?: string; signal?: AbortSignal | undefined },
+): Promise<RunResult> {
   const maxOut = opts.maxOutputBytes ?? MAX_OUTPUT_BYTES;
   const grace = opts.killGraceMs ?? KILL_GRACE_MS;
   return new Promise((resolve) => {
@@ -73,6 +76,9 @@ export function runBounded(argv: string[], opts: { env: NodeJS.ProcessEnv; timeo
       killTimer = setTimeout(() => killGroup('SIGKILL'), grace);
     };
     const timer = setTimeout(() => stop(`no result within ${fmt(opts.timeoutMs / 1000)} s: killed`), opts.timeoutMs);
+    const interrupted = () => stop('interrupted: the rollout was stopped, the command killed');
+    if (opts.signal?.aborted) interrupted();
+    opts.signal?.addEventListener('abort', interrupted, { once: true });
     child.stdout.on('data', (c: Buffer) => {
       outBytes += c.length;
       if (outBytes > maxOut) return stop(`printed more than ${maxOut} bytes on stdout: killed`);
@@ -87,6 +93,7 @@ export function runBounded(argv: string[], opts: { env: NodeJS.ProcessEnv; timeo
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', interrupted);
       // Whatever the command left behind in its group does not outlive the check.
       killGroup('SIGKILL');
       resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: err, ...(failure ? { failure } : {}) });
@@ -157,7 +164,7 @@ export class CommandGateEvaluator implements GateEvaluator {
     } catch (err) {
       return cannotYet(gate, ctx, query, err);
     }
-    const run = await runBounded(argv, { env, timeoutMs });
+    const run = await runBounded(argv, { env, timeoutMs, signal: ctx.signal });
     const stderr = run.stderr.trim() ? `; stderr: ${redact(tail(run.stderr), secrets)}` : '';
     if (run.failure) return failedToMeasure(gate, ctx, query, `${run.failure}${stderr}`);
     if (run.code === null) return failedToMeasure(gate, ctx, query, `killed by ${run.signal}${stderr}`);

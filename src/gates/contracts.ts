@@ -132,6 +132,11 @@ export interface GateContext {
   now: number;
   /** Which phase is measuring (shadow windows hold mirrored requests only). */
   phase?: GatePhase;
+  /**
+   * The rollout was interrupted: checks that run for long (kind command, http) stop at once and
+   * report an error. Optional: a caller that passes none waits for their own timeouts.
+   */
+  signal?: AbortSignal;
 }
 
 /** Evaluates gates of one kind against a metric source; the Prometheus/statistical gates plug in here. */

@@ -125,12 +125,15 @@ export class HttpGateEvaluator implements GateEvaluator {
     let status: number;
     let text: string;
     try {
-      const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+      const signal = ctx.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), ctx.signal]) : AbortSignal.timeout(timeoutMs);
+      // No redirects: a secret header must not follow the request to another host.
+      const res = await fetch(url, { method, headers, body, signal, redirect: 'error' });
       status = res.status;
       text = await readBounded(res, MAX_BODY_BYTES);
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${fmt(timeoutMs / 1000)} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      const why =
+        ctx.signal?.aborted ? 'interrupted: the rollout was stopped' : e.name === 'TimeoutError' ? `no answer within ${fmt(timeoutMs / 1000)} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
       return failedToMeasure(gate, ctx, query, redact(`${method} ${url} failed: ${why}`, secrets));
     }
     const shown = () => JSON.stringify(redact(tail(text, 200), secrets));

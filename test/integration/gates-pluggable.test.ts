@@ -118,6 +118,14 @@ describe('kind: command', () => {
     assert.equal(alive(grandchild), false, 'the command’s own child was killed with its group');
   });
 
+  test('an interrupted rollout (GateContext.signal) kills the command at once: an error', async () => {
+    const t0 = Date.now();
+    const r = await run({ command: ['node', '-e', 'setInterval(() => {}, 1000)'], timeoutMs: 30_000 }, { ...ctx, signal: AbortSignal.timeout(300) });
+    assert.equal(r.verdict, 'error');
+    assert.match(r.reason, /interrupted/);
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+  });
+
   test('an exit-code gate that hangs is an error too', async () => {
     const r = await run({ command: ['node', '-e', 'setInterval(() => {}, 1000)'], timeoutMs: 300 });
     assert.equal(r.verdict, 'error');
@@ -256,6 +264,9 @@ describe('kind: http', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const closedPort = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
+    const interrupted = await call({ url: `${base}/slow`, valuePath: 'x', timeoutMs: 30_000 }, { ...ctx, signal: AbortSignal.timeout(200) });
+    assert.equal(interrupted.verdict, 'error');
+    assert.match(interrupted.reason, /interrupted: the rollout was stopped/);
     const refused = await call({ url: `http://127.0.0.1:${closedPort}/x`, valuePath: 'x' });
     assert.equal(refused.verdict, 'error');
     assert.match(refused.reason, /ECONNREFUSED/);
