@@ -9,6 +9,8 @@ import { UsageError } from '../../src/cli/errors.js';
 import { CommandGateEvaluator } from '../../src/gates/command.js';
 import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
 import { HttpGateEvaluator } from '../../src/gates/http.js';
+import { PrometheusGateEvaluator } from '../../src/gates/prometheus-evaluator.js';
+import { loadGatesFile } from '../../src/gates/prometheus-check.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import type { MetricSource } from '../../src/rollout/contracts.js';
 import { gateSpecSchema, toGate } from '../../src/rollout/plan.js';
@@ -317,6 +319,13 @@ describe('gate specs', () => {
     assert.match(schema({ name: 'e', kind: 'command', command: 'python eval.py' })!.message, /argv as a list/);
     assert.match(schema({ name: 'e', kind: 'command', command: ['x'], env: { T: { fromEnv: 'not a name' } } })!.message, /environment variable name/);
     assert.match(schema({ name: 'e', kind: 'http', url: 'http://x', valuePath: 'a..b' })!.message, /not a JSON path/);
+  });
+
+  test('gates check (Prometheus only) says a command gate is measured during a rollout', async () => {
+    const file = path.join(dir, 'gates.yaml');
+    await writeFile(file, 'gates:\n  - {name: eval, kind: command, command: [node, eval.mjs]}\n');
+    const never = { query: async () => assert.fail('no query is sent for a file that does not validate') };
+    await assert.rejects(loadGatesFile(file, new PrometheusGateEvaluator(never)), (e: unknown) => e instanceof UsageError && /gate "eval" has no query: .*kind command checks are measured during a rollout/.test(e.message));
   });
 
   test('the default registry runs a command gate', async () => {
