@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { answerComparisonSchema } from '../gates/answers.js';
 
 /**
  * The `serve:` section of bundle.yaml: how the local runtime runs a version.
@@ -9,6 +10,7 @@ import { z } from 'zod';
  *     env: {LOG_LEVEL: info}       # extra environment (PORT, HOST, MODELCTL_MODEL, MODELCTL_VERSION are set by the runtime)
  *     scoreField: score            # numeric field of JSON answers recorded per request (score histograms, score-mean gates)
  *     agreementField: label        # field compared between a shadow's answer and the live answer (shadow agreement)
+ *     agreement: {mode: labels, field: labels, minJaccard: 0.8}   # or a richer comparison (src/gates/answers.ts); not both
  *     stopGraceMs: 5000            # SIGTERM → SIGKILL delay when a version stops
  *     resources:                   # Kubernetes target only (the local runtime ignores it): merged over
  *       requests: {cpu: 500m, memory: 1Gi}   # modelctl.yaml's kubernetes.resources, the bundle winning per key
@@ -45,12 +47,17 @@ export const serveSpecSchema = z
       .default({}),
     scoreField: fieldPath.optional(),
     agreementField: fieldPath.optional(),
+    agreement: answerComparisonSchema.optional(),
     stopGraceMs: z.number({ error: 'expected milliseconds' }).int().min(0).max(600_000).default(5000),
     resources: z
       .object({ requests: resourceMap.optional(), limits: resourceMap.optional() }, { error: 'expected {requests: {…}, limits: {…}}' })
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.agreementField === undefined || s.agreement === undefined, {
+    message: 'agreementField and agreement both say how shadow answers are compared: keep one (agreementField: x is agreement: {mode: fields, fields: [x]})',
+    path: ['agreement'],
+  });
 
 export type ServeSpec = z.output<typeof serveSpecSchema>;

@@ -94,11 +94,11 @@ export function describeLimit(gate: GateSpec, unit = ''): string {
 }
 
 /** Spec problems every gate kind shares: a name, at least one bound, sane numbers. */
-export function validateCommon(gate: GateSpec): string[] {
+export function validateCommon(gate: GateSpec, opts: { limitOptional?: boolean } = {}): string[] {
   const errs: string[] = [];
   const where = `gate ${JSON.stringify(gate.name ?? '')}`;
   if (!gate.name) errs.push('a gate needs a name');
-  if (gate.max === undefined && gate.min === undefined && !hasRelative(gate)) {
+  if (!opts.limitOptional && gate.max === undefined && gate.min === undefined && !hasRelative(gate)) {
     errs.push(`${where}: no limit (set max, min or relative)`);
   }
   const nonNegative: Array<[string, number | undefined]> = [

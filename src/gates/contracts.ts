@@ -74,6 +74,24 @@ export interface GateSpec {
   totalQuery?: string;
   /** Drift PSI from Prometheus: a histogram's cumulative bucket counts over the window, one series per `le`: sum by (le) (increase(…_bucket{…}[{{interval}}])). */
   bucketsQuery?: string;
+
+  // --- kind 'command' and 'http' (command.ts, http.ts): the user's own check ---
+  /** kind command: the argv to run (never a shell string); "node" is modelctl's own Node. */
+  command?: string[];
+  /** kind command: extra environment; a value is literal, or {fromEnv: NAME} read from modelctl's environment (secrets by name). */
+  env?: Record<string, string | { fromEnv: string }>;
+  /** kind command / http: give up after this long (an error, never a pass). Default 60 s (command), 10 s (http). */
+  timeoutMs?: number;
+  /** kind http: the URL template ({{candidate_url}}, {{stable_url}}, {{model}}, {{candidate}}, {{stable}}). */
+  url?: string;
+  /** kind http: GET by default. */
+  method?: string;
+  /** kind http: request headers; a value is literal, or {fromEnv: NAME} (secrets by name). */
+  headers?: Record<string, string | { fromEnv: string }>;
+  /** kind http: request body: an object is sent as JSON (templates in its strings), a string as is (templates JSON-escaped). */
+  body?: unknown;
+  /** kind http: where the number is in the JSON answer: $.metrics.accuracy, a.b[0].c. */
+  valuePath?: string;
 }
 
 /** A statistical or drift gate measured by Prometheus (`source: prometheus`, or any of its queries). */
@@ -114,6 +132,11 @@ export interface GateContext {
   now: number;
   /** Which phase is measuring (shadow windows hold mirrored requests only). */
   phase?: GatePhase;
+  /**
+   * The rollout was interrupted: checks that run for long (kind command, http) stop at once and
+   * report an error. Optional: a caller that passes none waits for their own timeouts.
+   */
+  signal?: AbortSignal;
 }
 
 /** Evaluates gates of one kind against a metric source; the Prometheus/statistical gates plug in here. */

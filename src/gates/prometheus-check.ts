@@ -90,7 +90,7 @@ export async function loadGatesFile(
         ctx.addIssue({
           code: 'custom',
           path: [...at, i],
-          message: `gate ${JSON.stringify(g.name)} has no query: gates check judges gates Prometheus measures — query, or errorsQuery/totalQuery (statistical) and bucketsQuery (drift); built-in metrics such as ${g.metric} are measured during a rollout`,
+          message: `gate ${JSON.stringify(g.name)} has no query: gates check judges gates Prometheus measures — query, or errorsQuery/totalQuery (statistical) and bucketsQuery (drift); ${g.metric !== undefined ? `built-in metrics such as ${g.metric}` : `kind ${g.kind} checks`} are measured during a rollout`,
         });
         return;
       }

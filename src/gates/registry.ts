@@ -1,7 +1,9 @@
 import type { MetricSource } from '../rollout/contracts.js';
+import { CommandGateEvaluator } from './command.js';
 import { describeLimit } from './compare.js';
 import { type GateContext, type GateEvaluator, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from './contracts.js';
 import { DriftGateEvaluator } from './drift.js';
+import { HttpGateEvaluator } from './http.js';
 import { LocalGateEvaluator } from './local.js';
 import { StatisticalGateEvaluator } from './statistical.js';
 
@@ -68,7 +70,15 @@ function needsPrometheus(kind: string): boolean {
 export const PROMETHEUS_NOT_CONFIGURED =
   'query gates need a Prometheus URL: set MODELCTL_PROMETHEUS_URL (or --prometheus-url where a command has it) or prometheus.url in modelctl.yaml';
 
-/** The registry modelctl uses by default: local gates, plus statistical and drift tests over the same local windows. */
+/**
+ * The registry modelctl uses by default: local gates, statistical and drift tests over the same
+ * local windows, and the user's own checks (kind command and http).
+ */
 export function defaultGateRegistry(): GateRegistry {
-  return new GateRegistry().register('local', new LocalGateEvaluator()).register('statistical', new StatisticalGateEvaluator()).register('drift', new DriftGateEvaluator());
+  return new GateRegistry()
+    .register('local', new LocalGateEvaluator())
+    .register('statistical', new StatisticalGateEvaluator())
+    .register('drift', new DriftGateEvaluator())
+    .register('command', new CommandGateEvaluator())
+    .register('http', new HttpGateEvaluator());
 }

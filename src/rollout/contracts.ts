@@ -95,6 +95,12 @@ export interface VersionWindow {
 export interface MetricSource {
   /** Measurements of `version` for requests that ended in [sinceMs, now]. */
   window(model: string, version: string, sinceMs: number): Promise<VersionWindow>;
+  /**
+   * The base URL that reaches `version` alone (no traffic split), for checks that call the model
+   * themselves (command and http gates); null when it is not running. Optional: a source that
+   * cannot tell (Kubernetes today) leaves those URLs out.
+   */
+  endpoint?(model: string, version: string): Promise<string | null>;
 }
 
 /**
@@ -105,6 +111,7 @@ export interface MetricSource {
 export function sharedPerCheck(source: MetricSource): MetricSource {
   const taken = new Map<string, Promise<VersionWindow>>();
   return {
+    ...(source.endpoint ? { endpoint: source.endpoint.bind(source) } : {}),
     window(model, version, sinceMs) {
       const key = `${model}\u0000${version}\u0000${sinceMs}`;
       let w = taken.get(key);

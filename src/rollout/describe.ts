@@ -76,10 +76,14 @@ export function describePlan(input: { model: string; version: string; digest: st
     readyTimeoutMs: plan.readyTimeoutMs,
     gates: plan.gates.map((g) => ({
       ...g,
-      limit: describeLimit(g),
+      limit: g.kind === 'command' && g.max === undefined && g.min === undefined ? 'exit code 0' : describeLimit(g),
       query: g.query
         ? `prometheus: ${g.query}`
-        : `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
+        : g.kind === 'command'
+          ? `command: ${(g.command ?? []).join(' ')}`
+          : g.kind === 'http'
+            ? `http: ${g.method ?? 'GET'} ${g.url} → ${g.valuePath}`
+            : `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
     })),
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../cli/errors.js';
+import { jsonPathField } from '../gates/answers.js';
 import type { GateSpec } from '../gates/contracts.js';
 import type { RolloutPlan } from '../ledger/model.js';
 
@@ -51,6 +52,12 @@ export function ladderFrom(first: number): number[] {
 const durationField = z.union([z.string(), z.number()], { error: 'expected a duration like 30s or 2m' });
 const percentField = z.union([z.string(), z.number()], { error: 'expected a percentage like 5%' });
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name such as JUDGE_TOKEN');
+/** A literal, or a secret named by its environment variable (the YAML never holds the secret). */
+const envRef = z.union([z.string(), z.object({ fromEnv: envName }).strict()], { error: 'expected a string or {fromEnv: VARIABLE_NAME}' });
+/** Fields of the user's own checks (src/gates/command.ts, http.ts), by kind. */
+const CHECK_FIELDS = { command: ['command', 'env'], http: ['url', 'method', 'headers', 'body', 'valuePath'] } as const;
+
 export const gateSpecSchema = z
   .object({
     name: z.string().min(1),
@@ -90,9 +97,20 @@ export const gateSpecSchema = z
     errorsQuery: z.string().min(1).optional(),
     totalQuery: z.string().min(1).optional(),
     bucketsQuery: z.string().min(1).optional(),
+    // kind: command / http (src/gates/command.ts, http.ts)
+    command: z.array(z.string().min(1, 'cannot be empty'), { error: 'expected the argv as a list, e.g. [python, eval.py]' }).min(1).optional(),
+    env: z.record(envName, envRef).optional(),
+    timeout: durationField.optional(),
+    url: z.string().min(1).optional(),
+    method: z.string().min(1).optional(),
+    headers: z.record(z.string().min(1), envRef).optional(),
+    body: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a string or a JSON object' }).optional(),
+    valuePath: jsonPathField.optional(),
   })
   .strict()
-  .refine((g) => g.metric !== undefined || g.query !== undefined, { message: 'a gate needs a metric (e.g. error-rate) or a query' });
+  .refine((g) => g.metric !== undefined || g.query !== undefined || g.kind === 'command' || g.kind === 'http', {
+    message: 'a gate needs a metric (e.g. error-rate), a query, or kind: command / http',
+  });
 
 /** The `rollout:` section, in modelctl.yaml and in a bundle's bundle.yaml. */
 export const rolloutSectionSchema = z
@@ -143,8 +161,29 @@ export function parseRolloutSection(raw: unknown, where: string): RolloutSection
  * `metric: 'query'`); it is refused unless `queryGates` says a Prometheus URL is configured.
  */
 export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: { queryGates?: boolean } = {}): GateSpec {
-  const { initialDelay, query, metric, ...rest } = g;
+  const { initialDelay, query, metric, timeout, ...rest } = g;
   const delay = initialDelay !== undefined ? { initialDelayMs: parseDuration(initialDelay, `${where}: gate ${g.name} initialDelay`) } : {};
+  const checkKind = g.kind === 'command' || g.kind === 'http' ? g.kind : undefined;
+  for (const [kind, fields] of Object.entries(CHECK_FIELDS)) {
+    const stray = fields.filter((f) => g[f] !== undefined);
+    if (stray.length > 0 && checkKind !== kind) {
+      throw new UsageError(`${where}: gate "${g.name}" has ${stray.join(', ')}, which only kind ${kind} takes`, { hint: `add kind: ${kind}, or drop ${stray.join(', ')}` });
+    }
+  }
+  if (timeout !== undefined && !checkKind) throw new UsageError(`${where}: gate "${g.name}" has timeout, which only kind command or http takes`);
+  if (checkKind) {
+    if (metric !== undefined || query !== undefined) {
+      throw new UsageError(`${where}: gate "${g.name}" is kind ${checkKind}: its ${metric !== undefined ? 'metric' : 'query'} would be ignored`, { hint: `drop it; the ${checkKind === 'command' ? 'command' : 'URL'} is the measurement` });
+    }
+    const missing = checkKind === 'command' ? (['command'] as const).filter((f) => g[f] === undefined) : (['url', 'valuePath'] as const).filter((f) => g[f] === undefined);
+    if (missing.length > 0) {
+      throw new UsageError(`${where}: gate "${g.name}" is kind ${checkKind} and needs ${missing.join(' and ')}`, {
+        hint: checkKind === 'command' ? 'e.g. command: [python, eval.py]' : 'e.g. url: http://judge/score?v={{candidate}} and valuePath: $.metrics.accuracy',
+      });
+    }
+    const timeoutMs = timeout !== undefined ? { timeoutMs: parseDuration(timeout, `${where}: gate ${g.name} timeout`) } : {};
+    return { ...rest, metric: checkKind, ...delay, ...timeoutMs };
+  }
   if (query !== undefined) {
     if (metric !== undefined) {
       throw new UsageError(`${where}: gate "${g.name}" has both a metric and a query; a gate measures one thing`, { hint: 'split it into two gates' });

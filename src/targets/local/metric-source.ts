@@ -30,4 +30,12 @@ export class LocalMetricSource implements MetricSource {
       ...(typeof w.unreadable === 'number' ? { unreadable: w.unreadable } : {}),
     };
   }
+
+  /** The version's own port on 127.0.0.1 (the router picks by split; a check must reach one version). */
+  async endpoint(model: string, version: string): Promise<string | null> {
+    const client = await connectRuntime(this.opts.home);
+    if (!client) return null;
+    const v = await client.version(model, version).catch(() => null);
+    return v?.port ? `http://127.0.0.1:${v.port}` : null;
+  }
 }

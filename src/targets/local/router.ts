@@ -1,14 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { isDeepStrictEqual } from 'node:util';
 import type { TrafficSplit } from '../../rollout/contracts.js';
 import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balance.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { versionKey } from './paths.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { copyUpTo, sendJson as sendJsonAnswer } from './http-util.js';
-import { fieldOf } from './serve-spec.js';
+import { agreementOf, compareAnswers } from '../../gates/answers.js';
 import { readAnswer, type Role } from './window.js';
 
 /**
@@ -267,7 +266,7 @@ export class Router {
       finish(503);
       return;
     }
-    const collect = ctx.wantBody || backend.spec.scoreField !== undefined || backend.spec.agreementField !== undefined;
+    const collect = ctx.wantBody || backend.spec.scoreField !== undefined || agreementOf(backend.spec) !== undefined;
     let gotResponse = false;
     const upstream = http.request({
       host: '127.0.0.1',
@@ -334,17 +333,18 @@ export class Router {
       this.mirrorsInFlight--;
       this.leave(key);
       const latencyMs = performance.now() - t0;
-      const field = backend?.spec.agreementField;
+      // serve.agreement, or serve.agreementField as equality of that one field (src/gates/answers.ts).
+      const comparison = agreementOf(backend?.spec);
       const read = chunks !== undefined && status < 400 ? readAnswer(chunks, backend?.spec) : { answer: undefined, score: null, unreadable: false };
       const answer = read.answer;
       const record = (agreed: boolean | null) =>
         this.metrics.record(model, version, { at: Date.now(), status, latencyMs, score: read.score, agreed, role, unreadable: read.unreadable });
-      if (status >= 400 || !field || answer === undefined) return record(null);
+      if (status >= 400 || !comparison || answer === undefined) return record(null);
       // Compare with the live answer once it exists (the live request has its own timeout).
       void ctx.liveAnswer.then((live) => {
-        const a = fieldOf(live, field);
-        const b = fieldOf(answer, field);
-        record(a === undefined || b === undefined ? null : isDeepStrictEqual(a, b));
+        // Unreadable on either side: not compared (never counted as agreeing).
+        const c = compareAnswers(comparison, answer, live);
+        record(c.outcome === 'unreadable' ? null : c.outcome === 'agree');
       });
     };
     const backend = this.backendOf(model, version);

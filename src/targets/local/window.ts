@@ -1,3 +1,4 @@
+import { answerReadable, type AnswerComparison } from '../../gates/answers.js';
 import type { VersionWindow } from '../../rollout/contracts.js';
 import { numericField, parseJson } from './http-util.js';
 import { fieldOf } from './serve-spec.js';
@@ -34,6 +35,8 @@ const UNREADABLE = 8;
 export interface AnswerFields {
   scoreField?: string | undefined;
   agreementField?: string | undefined;
+  /** A richer comparison (serve.agreement): an answer without what it reads is unreadable too. */
+  agreement?: AnswerComparison | undefined;
 }
 
 /**
@@ -45,12 +48,13 @@ export interface AnswerFields {
  */
 export function readAnswer(chunks: Buffer[] | null, fields: AnswerFields | undefined): { answer: unknown; score: number | null; unreadable: boolean } {
   const answer = parseJson(chunks);
-  const declared = fields?.scoreField !== undefined || fields?.agreementField !== undefined;
+  const declared = fields?.scoreField !== undefined || fields?.agreementField !== undefined || fields?.agreement !== undefined;
   // Too large to keep a copy of: unknown, not unreadable.
   if (!declared || chunks === null) return { answer, score: numericField(answer, fields?.scoreField), unreadable: false };
   const score = numericField(answer, fields?.scoreField);
   const unreadable =
-    answer === undefined || (fields?.scoreField !== undefined && score === null) || (fields?.agreementField !== undefined && fieldOf(answer, fields.agreementField) === undefined);
+    answer === undefined || (fields?.scoreField !== undefined && score === null) || (fields?.agreementField !== undefined && fieldOf(answer, fields.agreementField) === undefined) ||
+    (fields?.agreement !== undefined && !answerReadable(fields.agreement, answer));
   return { answer, score, unreadable };
 }
 
