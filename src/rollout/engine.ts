@@ -752,6 +752,8 @@ export class RolloutEngine {
       sinceMs: run.bakeStart + (gate.initialDelayMs ?? 0),
       now,
       phase,
+      // A signal stops a gate that runs something (a command's process group, an HTTP call) at once.
+      ...(run.signal ? { signal: run.signal } : {}),
     };
     try {
       return await this.evaluator.evaluate(gate, ctx, source);

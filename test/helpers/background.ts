@@ -8,8 +8,8 @@ export interface Background {
 }
 
 /** The real CLI running in the background, as a CI job or a second terminal would run it; `children` collects it for clean-up. */
-export function background(args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[] = []): Background {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function background(args: string[], env: NodeJS.ProcessEnv, children: ChildProcess[] = [], cwd?: string): Background {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
   children.push(child);
   let stdout = '';
   let stderr = '';

@@ -16,6 +16,7 @@ import type { MetricSource } from '../../src/rollout/contracts.js';
 import { gateSpecSchema, toGate } from '../../src/rollout/plan.js';
 import { RuntimeMetrics } from '../../src/targets/local/metrics.js';
 import { Router } from '../../src/targets/local/router.js';
+import { background, waitFor } from '../helpers/background.js';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
 
 /**
@@ -395,6 +396,35 @@ describe('a command gate in a real rollout (local runtime, the real CLI)', () =>
     assert.match(gate.query, /^command: \S+ eval\.mjs \(timeout 20 s\)$/);
     const s = (await cli(['status', 'sentiment', '--json'])).json();
     assert.deepEqual([s.serving, s.traffic], ['1.0.0', { '1.0.0': 100 }]);
+  });
+
+  test('Ctrl-C while a slow command gate runs: the gate is stopped at once and the deploy aborts to stable (exit 10), not after the gate timeout', async () => {
+    const started = path.join(project, 'eval-started');
+    await writeFile(path.join(project, 'slow-eval.mjs'), `import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(started)}, String(process.pid));
+setTimeout(() => {}, 120_000);
+`);
+    await writeFile(
+      path.join(project, 'modelctl.yaml'),
+      ['rollout:', '  gates:', '    - name: eval', '      kind: command', '      command: [node, slow-eval.mjs]', '      timeout: 90s', ''].join('\n'),
+    );
+    const children: import('node:child_process').ChildProcess[] = [];
+    const run = background(['deploy', 'sentiment@1.1.0', '--steps', '50,100', '--interval', '10m', '--check-every', '1s', '--json'], cliEnv, children, project);
+    try {
+      await waitFor('the command gate to start', async () => ((await readFile(started, 'utf8').catch(() => '')) ? true : undefined));
+      const gatePid = Number(await readFile(started, 'utf8'));
+      const t0 = Date.now();
+      run.child.kill('SIGINT');
+      const { code, stdout, stderr } = await run.done;
+      assert.equal(code, 10, stdout + stderr);
+      assert.ok(Date.now() - t0 < 5000, `the deploy ended ${Date.now() - t0} ms after SIGINT, not at the gate's 90 s timeout`);
+      assert.equal(JSON.parse(stdout).outcome, 'aborted');
+      assert.throws(() => process.kill(gatePid, 0), 'the gate process was killed with the deploy');
+      const s = (await cli(['status', 'sentiment', '--json'])).json();
+      assert.deepEqual([s.serving, s.traffic, s.lock], ['1.0.0', { '1.0.0': 100 }, null]);
+    } finally {
+      for (const c of children) c.kill('SIGKILL');
+    }
   });
 });
 
