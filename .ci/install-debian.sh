@@ -2,6 +2,9 @@
 # Install the Debian packages the integration tests need:
 #   - a single-node Ceph RGW (real S3 server) started by test/infra/ceph-rgw.ts
 #   - prometheus + prometheus-pushgateway (metrics feature)
+#   - iproute2 (ip netns, veth, bridge) and mount (for read-only and
+#     private-/tmp bind mounts): the cluster in a box (test/fakes/kube/kubelet.ts)
+#     runs every pod in its own network namespace
 #
 # Idempotent: does nothing when every binary is already present.
 # Non-interactive, must run as root on Debian 12 (bookworm).
@@ -12,8 +15,8 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway)
-PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway)
+BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway ip mount)
+PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway iproute2 mount)
 # Units the packages may enable/start. None of them must run.
 UNITS=(prometheus prometheus-pushgateway prometheus-node-exporter
   ceph.target ceph-mon.target ceph-osd.target ceph-radosgw.target ceph-crash

@@ -16,13 +16,17 @@
  * associative-list merging in SSA (all lists are atomic), graceful deletion and finalizers,
  * admission webhooks, resourceVersionMatch, periodic watch bookmarks, API priority & fairness.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { clone, jsonPatch, mergePatch } from './apply.js';
 import { DeploymentController, type BehaviourMatch, type PodFailureMode } from './controller.js';
 import { GatewayController, type GatewayMode } from './gateway.js';
+import { GatewayDataPlane, type DataPlaneStats } from './dataplane.js';
+import { Kubelet } from './kubelet.js';
+import { PodNetwork } from './netns.js';
 import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
 import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -81,6 +85,19 @@ export interface FakeKube {
   /** The simulated Gateway API implementation that reports HTTPRoute status (accept / reject / silent). */
   gateway: { mode: GatewayMode; delayMs: number };
   onPodProxy(handler: PodProxyHandler): void;
+  /** The cluster in a box (present when started with `kubelet`): real pods, pod network, data plane. */
+  box?: ClusterBox;
+}
+
+/** What the real-pod mode adds: see kubelet.ts, netns.ts, dataplane.ts. */
+export interface ClusterBox {
+  kubelet: Kubelet;
+  network: PodNetwork;
+  /** The Gateway's listener, http://127.0.0.1:port (send `Host:` for routes with hostnames). */
+  gatewayUrl: string;
+  gatewayStats: DataPlaneStats;
+  /** Make a 127.0.0.1 port of the host (e.g. the test S3) reachable from pods; returns host:port for them. */
+  relay(port: number): Promise<{ host: string; port: number }>;
 }
 
 export interface FakeKubeOptions {
@@ -88,7 +105,19 @@ export interface FakeKubeOptions {
   watchHistory?: number;
   /** Initial controller.readyAfterMs. Default 50. */
   readyAfterMs?: number;
+  /**
+   * Run pods for real (the cluster in a box): a kubelet starting every container as a process in the
+   * pod's own network namespace, probes, restarts, and a Gateway data plane on 127.0.0.1. Needs root.
+   */
+  kubelet?: { backoffBaseMs?: number; backoffMaxMs?: number; closeGraceMs?: number; root?: string };
+  /**
+   * The Gateway API release whose standard-channel CRDs are installed (default v1.3.0). v1.2.0 has no
+   * RequestMirror `percent`/`fraction`: the schema prunes them (Warn) or refuses them (Strict).
+   */
+  gatewayApiVersion?: GatewayApiVersion;
 }
+
+export type GatewayApiVersion = 'v1.2.0' | 'v1.3.0';
 
 /** The identity RBAC denials name (what our CLI runs as in CI). */
 const USER = 'system:serviceaccount:ci:modelctl';
@@ -129,6 +158,22 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   const controller = new DeploymentController(store);
   controller.readyAfterMs = opts.readyAfterMs ?? 50;
   const gateway = new GatewayController(store);
+  let box: ClusterBox | undefined;
+  let dataPlane: GatewayDataPlane | undefined;
+  if (opts.kubelet) {
+    const network = await PodNetwork.create();
+    try {
+      const root = opts.kubelet.root ?? (await mkdtemp('/var/tmp/kube-box-'));
+      const kubelet = new Kubelet({ store, network, root, recordEvent: (...a) => controller.recordEvent(...a), ...opts.kubelet });
+      controller.kubelet = kubelet;
+      dataPlane = new GatewayDataPlane(store);
+      const gatewayUrl = await dataPlane.start();
+      box = { kubelet, network, gatewayUrl, gatewayStats: dataPlane.stats, relay: (port) => network.relay(port) };
+    } catch (err) {
+      await network.close();
+      throw err;
+    }
+  }
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
     store.create(NAMESPACES, undefined, { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } }, { manager: 'kube-apiserver' });
   }
@@ -377,6 +422,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const port = parts.length === 3 ? parts[2]! : parts[1] ?? '';
     const pod = store.get(PODS, r.namespace, podName);
     if (!pod) throw errors.notFound(PODS, podName);
+    if (box) return forwardToPod(pod, port, r.proxyPath ?? '', q, res);
     if (!proxyHandler) throw errors.serviceUnavailable(`no endpoints available for pod "${podName}"`);
     if (!pod.status?.podIP) throw errors.serviceUnavailable(`error trying to reach service: pod ${podName} has no IP address yet`);
     const path = '/' + decodeURIComponent(r.proxyPath ?? '');
@@ -393,6 +439,32 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       res.writeHead(out.status, { 'Content-Type': 'application/octet-stream' });
       res.end(out.body);
     } else sendJson(res, out.status, out.body);
+  }
+
+  /**
+   * The real pod proxy: an HTTP request to podIP:port, status, headers and body passed back as
+   * they come; a failed dial is a 503 with the apiserver's "error trying to reach service" text.
+   */
+  function forwardToPod(pod: any, port: string, rawPath: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
+    const ip = pod.status?.podIP;
+    if (!ip) throw errors.serviceUnavailable(`address not allowed`);
+    if (!/^\d+$/.test(port)) throw errors.badRequest(`invalid port: ${JSON.stringify(port)}`);
+    const search = q.toString();
+    const path = '/' + rawPath + (search ? `?${search}` : '');
+    return new Promise((resolve) => {
+      const up = httpRequest({ host: ip, port: Number(port), path, method: 'GET', timeout: 30_000 }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+        r.on('end', resolve).on('error', resolve);
+      });
+      up.on('timeout', () => up.destroy(new Error('i/o timeout')));
+      up.on('error', (err: NodeJS.ErrnoException) => {
+        const reason = err.code === 'ECONNREFUSED' ? `dial tcp ${ip}:${port}: connect: connection refused` : err.message;
+        sendStatus(res, errors.serviceUnavailable(`error trying to reach service: ${reason}`));
+        resolve();
+      });
+      up.end();
+    });
   }
 
   function watch(def: ResourceDef, r: Route, q: URLSearchParams, res: ServerResponse): void {
@@ -494,6 +566,11 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     async close() {
       controller.close();
       gateway.close();
+      if (box) {
+        await dataPlane!.close();
+        await box.kubelet.close();
+        await box.network.close();
+      }
       closeWatches();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -547,6 +624,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     onPodProxy(handler) {
       proxyHandler = handler;
     },
+    ...(box ? { box } : {}),
   };
   return fake;
 }
