@@ -27,10 +27,11 @@ import { GatewayController, type GatewayMode } from './gateway.js';
 import { GatewayDataPlane, type DataPlaneStats } from './dataplane.js';
 import { Kubelet } from './kubelet.js';
 import { PodNetwork } from './netns.js';
+import { openApiSchema, schemaOf } from './schema.js';
 import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
 import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { Store, type PatchType, type StoreEvent } from './store.js';
+import { Store, type FieldValidation, type PatchType, type StoreEvent } from './store.js';
 
 export type { PodFailureMode } from './controller.js';
 
@@ -155,6 +156,8 @@ interface Fault {
 export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKube> {
   const registry = new Registry();
   const store = new Store(opts.watchHistory ?? 1000);
+  const gatewayApiVersion = opts.gatewayApiVersion ?? 'v1.3.0';
+  store.gatewayApi = gatewayApiVersion;
   const controller = new DeploymentController(store);
   controller.readyAfterMs = opts.readyAfterMs ?? 50;
   const gateway = new GatewayController(store);
@@ -177,6 +180,20 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
     store.create(NAMESPACES, undefined, { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } }, { manager: 'kube-apiserver' });
   }
+
+  // The Gateway API CRD, as `kubectl apply -f standard-install.yaml` leaves it: the bundle-version
+  // and channel annotations and the v1 schema (from the same models the validation uses).
+  const CRDS = RESOURCES.find((r) => r.resource === 'customresourcedefinitions')!;
+  const crdName = 'httproutes.gateway.networking.k8s.io';
+  store.create(CRDS, undefined, httpRouteCrd(gatewayApiVersion), { manager: 'kubectl' });
+  store.writeStatus(CRDS, undefined, crdName, {
+    acceptedNames: { kind: 'HTTPRoute', listKind: 'HTTPRouteList', plural: 'httproutes', singular: 'httproute', categories: ['gateway-api'] },
+    conditions: [
+      { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+    ],
+    storedVersions: ['v1'],
+  }, 'kube-apiserver');
 
   const requests: FakeRequest[] = [];
   const faults: Fault[] = [];
@@ -329,6 +346,13 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const dryRun = q.getAll('dryRun').includes('All');
     const manager = q.get('fieldManager') ?? userAgentManager(req);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    // The apiserver's default since 1.27 (server-side field validation GA) is Warn.
+    const fieldValidation = (q.get('fieldValidation') || 'Warn') as FieldValidation;
+    const warnings: string[] = [];
+    const checked = { fieldValidation, warnings };
+    const warn = () => {
+      if (warnings.length) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    };
 
     if (r.verb === 'proxy') return proxy(r, res, q);
     if (r.subresource && !def.subresources.includes(r.subresource)) return sendStatus(res, errors.pageNotFound());
@@ -347,18 +371,23 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
         return watch(def, r, q, res);
       case 'create': {
         if (r.subresource) throw errors.methodNotAllowed();
-        const obj = store.create(def, ns, parseBody(rawBody, contentType), { manager, dryRun });
+        const obj = store.create(def, ns, parseBody(rawBody, contentType), { manager, dryRun, ...checked });
+        warn();
         return sendJson(res, 201, obj);
       }
-      case 'update':
-        return sendJson(res, 200, store.replace(def, ns, r.name!, parseBody(rawBody, contentType), { manager, dryRun, ...(sub ? { subresource: sub } : {}) }));
+      case 'update': {
+        const out = store.replace(def, ns, r.name!, parseBody(rawBody, contentType), { manager, dryRun, ...checked, ...(sub ? { subresource: sub } : {}) });
+        warn();
+        return sendJson(res, 200, out);
+      }
       case 'patch': {
         const type = PATCH_TYPES[contentType];
         if (!type) throw errors.unsupportedMediaType(contentType);
         const patch = parseBody(rawBody, type === 'apply' ? 'application/yaml' : 'application/json');
         const existed = store.get(def, ns, r.name!) !== undefined;
         const force = q.get('force') === 'true';
-        const out = store.patch(def, ns, r.name!, type, patch, { manager: type === 'apply' ? q.get('fieldManager') ?? '' : manager, dryRun, force, ...(sub ? { subresource: sub } : {}) });
+        const out = store.patch(def, ns, r.name!, type, patch, { manager: type === 'apply' ? q.get('fieldManager') ?? '' : manager, dryRun, force, ...checked, ...(sub ? { subresource: sub } : {}) });
+        warn();
         return sendJson(res, existed ? 200 : 201, out);
       }
       case 'delete': {
@@ -605,6 +634,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     },
     withoutGatewayApi() {
       registry.hideGroup(GATEWAY_GROUP);
+      if (store.get(CRDS, undefined, crdName)) store.delete(CRDS, undefined, crdName);
     },
     controller: {
       behave(match: BehaviourMatch, mode: PodFailureMode) {
@@ -627,6 +657,28 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     ...(box ? { box } : {}),
   };
   return fake;
+}
+
+function httpRouteCrd(version: GatewayApiVersion): unknown {
+  const schema = schemaOf('gateway.networking.k8s.io/v1', 'HTTPRoute', version)!;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: 'httproutes.gateway.networking.k8s.io',
+      annotations: {
+        'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/2997',
+        'gateway.networking.k8s.io/bundle-version': version,
+        'gateway.networking.k8s.io/channel': 'standard',
+      },
+    },
+    spec: {
+      group: 'gateway.networking.k8s.io',
+      names: { categories: ['gateway-api'], kind: 'HTTPRoute', listKind: 'HTTPRouteList', plural: 'httproutes', singular: 'httproute' },
+      scope: 'Namespaced',
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: openApiSchema(schema) }, subresources: { status: {} } }],
+    },
+  };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
