@@ -272,12 +272,27 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     const r = await w.cli(['kubernetes', 'check', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = r.json();
-    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['store', true]]);
+    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['gateway-api', true], ['store', true]]);
     assert.match(report.checks[2].detail, /Gateway API: HTTPRoutes attached to gateways\/public/);
+    // The fake serves no CRDs, so the mirror-percent answer comes from the server-side dry run.
+    assert.match(report.checks[3].detail, /RequestMirror percent supported \(a server-side dry run/);
+    assert.equal(report.gatewayApi.mirrorPercent, true);
     const reviews = w.fake.requests.slice(before).filter((q) => q.resource === 'selfsubjectaccessreviews').length;
     assert.ok(reviews >= 30, `${reviews} access reviews: one per verb and resource of the Role`);
-    const writes = w.fake.requests.slice(before).filter((q) => ['update', 'patch', 'delete'].includes(q.verb) || (q.verb === 'create' && q.resource !== 'selfsubjectaccessreviews'));
-    assert.deepEqual(writes, [], 'a check writes nothing');
+    const writes = w.fake.requests
+      .slice(before)
+      .filter((q) => q.query.dryRun !== 'All')
+      .filter((q) => ['update', 'patch', 'delete'].includes(q.verb) || (q.verb === 'create' && q.resource !== 'selfsubjectaccessreviews'));
+    assert.deepEqual(writes, [], 'a check writes nothing (server-side dry runs persist nothing)');
+  });
+
+  test('every write modelctl sent in this file carried fieldValidation=Strict (unknown fields are refused, not dropped)', () => {
+    const writes = w.fake.requests.filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method));
+    assert.ok(writes.length > 20, `${writes.length} writes`);
+    assert.deepEqual(
+      writes.filter((q) => q.query.fieldValidation !== 'Strict').map((q) => `${q.method} ${q.path}`),
+      [],
+    );
   });
 
   test('a missing permission is explained (403): which verb on which resource, and the rbac command', async () => {

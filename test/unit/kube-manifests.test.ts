@@ -28,6 +28,23 @@ import { describePermission, permissionRule, RBAC_RULES, roleBindingFor, roleFor
 import { describeReplicaPlan, replicaPlan } from '../../src/targets/kubernetes/replicas.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings, type KubernetesSettings } from '../../src/targets/kubernetes/settings.js';
 
+/**
+ * The address a container's process binds for `port`, read from what modelctl tells it: the meter's
+ * --listen/--api host:port arguments, the model's HOST/PORT environment. undefined: not this port.
+ */
+function bindHostOf(c: { args?: string[]; env?: Array<{ name: string; value?: string }> }, port: number): string | undefined {
+  const args = c.args ?? [];
+  for (const flag of ['--listen', '--api']) {
+    const at = args.indexOf(flag);
+    if (at < 0) continue;
+    const [host, p] = args[at + 1]!.split(/:(?=\d+$)/);
+    if (Number(p) === port) return host;
+  }
+  const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+  if (env.PORT !== undefined && Number(env.PORT) === port) return env.HOST ?? '0.0.0.0';
+  return undefined;
+}
+
 // ── fixtures ────────────────────────────────────────────────────────────────────────────────
 
 const DIGEST = `sha256:${'ab12'.repeat(16)}`;
@@ -258,13 +275,43 @@ describe('Deployment of a version', () => {
     assert.equal(model.env!.filter((e) => e.name === 'PORT').length, 1);
   });
 
-  test('probes on the serving port and the meter', () => {
-    assert.deepEqual(model.readinessProbe!.httpGet, { path: '/healthz', port: 8081 });
-    assert.deepEqual(model.livenessProbe!.httpGet, { path: '/healthz', port: 8081 });
-    assert.ok(model.livenessProbe!.failureThreshold! * model.livenessProbe!.periodSeconds! > model.readinessProbe!.failureThreshold! * model.readinessProbe!.periodSeconds!);
-    const custom = deploymentFor({ ref, serve: serveOf({ readinessPath: '/ready' }), settings: SETTINGS.plain, replicas: 1 });
-    assert.equal(custom.spec!.template.spec!.containers[0]!.readinessProbe!.httpGet!.path, '/ready');
+  test('every probe goes where the kubelet sends it: a containerPort bound on all interfaces of the pod IP', () => {
+    for (const dep of [d, deploymentFor({ ref, serve: serveOf(), settings: SETTINGS.plain, replicas: 1 })]) {
+      const spec = dep.spec!.template.spec!;
+      const probes = spec.containers.flatMap((c) =>
+        (['startupProbe', 'readinessProbe', 'livenessProbe'] as const).filter((k) => c[k]).map((k) => ({ c, kind: k, probe: c[k]! })),
+      );
+      assert.equal(probes.length, 5, 'model: startup, readiness, liveness; meter: readiness, liveness');
+      for (const { c, kind, probe } of probes) {
+        const action = probe.httpGet ?? probe.tcpSocket;
+        assert.ok(action, `${c.name} ${kind}: httpGet or tcpSocket`);
+        assert.equal(action.host, undefined, `${c.name} ${kind}: no host, so the kubelet probes the pod IP`);
+        // A named port resolves against the probed container's own ports (as the kubelet does).
+        const port = typeof action.port === 'string' ? c.ports?.find((p) => p.name === action.port)?.containerPort : Number(action.port);
+        const server = spec.containers.find((x) => x.ports?.some((p) => p.containerPort === port));
+        assert.ok(server, `${c.name} ${kind}: port ${action.port} is a containerPort of the pod`);
+        assert.equal(bindHostOf(server, port!), '0.0.0.0', `${c.name} ${kind}: ${server.name} serves port ${port} on the pod IP, not only on its loopback`);
+      }
+    }
+  });
+
+  test('the model is probed through the meter, which asks its readinessPath; the meter is probed alone', () => {
+    for (const p of [model.readinessProbe!, model.startupProbe!, model.livenessProbe!]) {
+      assert.equal(p.httpGet!.port, 9090);
+      const url = new URL(p.httpGet!.path!, 'http://pod');
+      assert.equal(url.pathname, '/model-ready');
+      assert.ok(Number(url.searchParams.get('timeoutMs')) < p.timeoutSeconds! * 1000, 'the meter gives up before the kubelet does');
+    }
+    assert.deepEqual(meter.args!.slice(meter.args!.indexOf('--readiness-path'), meter.args!.indexOf('--readiness-path') + 2), ['--readiness-path', '/healthz']);
+    const custom = deploymentFor({ ref, serve: serveOf({ readinessPath: '/ready' }), settings: SETTINGS.plain, replicas: 1 }).spec!.template.spec!.containers[1]!;
+    assert.equal(custom.args![custom.args!.indexOf('--readiness-path') + 1], '/ready');
     assert.deepEqual(meter.readinessProbe!.httpGet, { path: '/healthz', port: 9090 });
+    assert.deepEqual(meter.livenessProbe!.httpGet, { path: '/healthz', port: 9090 });
+    // A meter outage must not get the model restarted: the model's liveness outlasts the meter's own
+    // liveness restart and the kubelet's longest crash-loop back-off (5 minutes).
+    const window = (p: NonNullable<typeof model.livenessProbe>) => p.periodSeconds! * p.failureThreshold!;
+    assert.ok(window(model.livenessProbe!) > 300 + window(meter.livenessProbe!));
+    assert.ok(window(model.livenessProbe!) > window(model.readinessProbe!));
   });
 
   test('resources: settings merged with the bundle, the bundle winning per key; GPU limits pass through', () => {
@@ -287,7 +334,7 @@ describe('Deployment of a version', () => {
 
   test('meter sidecar: args, ports and the score field', () => {
     assert.equal(meter.image, 'ghcr.io/acme/modelctl:1.2.3');
-    assert.deepEqual(meter.args, ['kubernetes', 'meter', '--listen', '0.0.0.0:8080', '--upstream', '127.0.0.1:8081', '--api', '0.0.0.0:9090']);
+    assert.deepEqual(meter.args, ['kubernetes', 'meter', '--listen', '0.0.0.0:8080', '--upstream', '127.0.0.1:8081', '--api', '0.0.0.0:9090', '--readiness-path', '/healthz']);
     assert.deepEqual(meter.ports!.map((p) => [p.name, p.containerPort]), [['http', 8080], ['meter', 9090]]);
     assert.equal(meter.env!.find((e) => e.name === 'MODELCTL_SCORE_FIELD')!.value, 'score');
     const noScore = deploymentFor({ ref, serve: serveSpecSchema.parse({ command: ['python', 'serve.py'] }), settings: SETTINGS.plain, replicas: 1 });

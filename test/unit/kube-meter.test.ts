@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../../src/cli/errors.js';
 import { isJsonContentType, parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
+import { CLI, REPO_ROOT } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
 /**
@@ -321,5 +324,97 @@ describe('meter helpers', () => {
     assert.deepEqual(parseHostPort(':8081', '--upstream'), { host: '0.0.0.0', port: 8081 });
     assert.throws(() => parseHostPort('8080', '--listen'), UsageError);
     assert.throws(() => parseHostPort('host:99999', '--listen'), /--listen: "host:99999" is not host:port/);
+  });
+});
+
+/**
+ * The kubelet's view of a pod: it probes the pod IP, so the model container's probes go to the
+ * meter's GET /model-ready, which asks the model's readinessPath on 127.0.0.1. Real processes:
+ * the `modelctl kubernetes meter` CLI (exactly the sidecar's command line) and the example bundle's
+ * serve.mjs, on ports of the loopback.
+ */
+describe('meter: the model probe the kubelet uses', () => {
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  });
+
+  const spawnLogged = (args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildProcess => {
+    const c = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(c);
+    return c;
+  };
+  const waitFor = async (what: string, ok: () => Promise<boolean>, ms = 15_000) => {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (await ok().catch(() => false)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`${what} within ${ms} ms`);
+  };
+  const probe = (port: number, query = '') => send(port, { path: `/model-ready${query}` });
+  const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())));
+
+  test('forwards to the model readinessPath; down, hung or failing model = probe failure; probes are not traffic', async () => {
+    const [modelPort, trafficPort, apiPort] = [await deadPort(), await deadPort(), await deadPort()];
+    const meter = spawnLogged(
+      [CLI, 'kubernetes', 'meter', '--listen', `${LOCAL}:${trafficPort}`, '--upstream', `${LOCAL}:${modelPort}`, '--api', `${LOCAL}:${apiPort}`, '--readiness-path', '/healthz'],
+      { MODELCTL_DEBUG: '' },
+      REPO_ROOT,
+    );
+    await waitFor('the meter answers /healthz', async () => (await send(apiPort, { path: '/healthz' })).status === 200);
+
+    // No model yet: the meter is up (its own /healthz says so) but the model's probe fails fast.
+    const none = await probe(apiPort);
+    assert.equal(none.status, 503);
+    assert.match(JSON.parse(none.body.toString()).error, /unreachable: ECONNREFUSED/);
+
+    // The real example model, bound to the loopback as in the pod (HOST=127.0.0.1).
+    const model = spawnLogged([path.join(REPO_ROOT, 'bundles/example/serve.mjs')], { HOST: LOCAL, PORT: String(modelPort), MODELCTL_VERSION: '1.0.0' }, path.join(REPO_ROOT, 'bundles/example'));
+    await waitFor('the model becomes ready through the meter', async () => (await probe(apiPort)).status === 200);
+    const ready = JSON.parse((await probe(apiPort, '?timeoutMs=1000')).body.toString());
+    assert.equal(ready.status, 200);
+    assert.equal(ready.model, `${LOCAL}:${modelPort}/healthz`);
+
+    // Probes are not traffic: the window stays empty; live traffic still flows through the traffic port.
+    const answer = await send(trafficPort, { method: 'POST', path: '/predict', headers: { 'content-type': 'application/json' }, body: '{"text":"great, I love it"}' });
+    assert.equal(answer.status, 200);
+    const w = JSON.parse((await send(apiPort, { path: '/v1/window?since=0' })).body.toString()) as MeterWindow;
+    assert.equal(w.requests, 1, 'one predict, no probe');
+
+    // The model dies: the probe fails again (the meter keeps running: its own health is separate).
+    model.kill('SIGKILL');
+    await exited(model);
+    assert.equal((await probe(apiPort)).status, 503);
+    assert.equal((await send(apiPort, { path: '/healthz' })).status, 200, 'a dead model never fails the meter\'s own probe');
+
+    // A hung model (accepts, never answers) fails within the probe's timeout, before the kubelet's.
+    const hung = http.createServer(() => {});
+    await new Promise<void>((r) => hung.listen(modelPort, LOCAL, () => r()));
+    try {
+      const t0 = Date.now();
+      const slow = await probe(apiPort, '?timeoutMs=300');
+      assert.equal(slow.status, 503);
+      assert.match(JSON.parse(slow.body.toString()).error, /no answer within 300 ms/);
+      assert.ok(Date.now() - t0 < 1_500, `answered after ${Date.now() - t0} ms`);
+    } finally {
+      await stop(hung);
+    }
+
+    // A model that answers 500 on its readiness path: the kubelet sees 500 (a failure), not a meter 200.
+    const sick = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(req.url === '/healthz' ? 500 : 200).end();
+    });
+    await new Promise<void>((r) => sick.listen(modelPort, LOCAL, () => r()));
+    try {
+      assert.equal((await probe(apiPort)).status, 500);
+    } finally {
+      await stop(sick);
+    }
+
+    meter.kill('SIGTERM');
+    await exited(meter);
+    assert.equal(meter.exitCode, 0, 'the sidecar drains and exits 0 on SIGTERM');
   });
 });

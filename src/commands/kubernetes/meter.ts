@@ -14,13 +14,21 @@ export default class KubernetesMeter extends BaseCommand {
   static override summary = 'Run the metering sidecar of a model pod (internal).';
   static override description = `Takes the pod's traffic on --listen, streams it to the model server on --upstream and records
 every request (status, latency, score) in memory. modelctl reads per-version windows from --api
-(GET /v1/window?since=<ms>, GET /healthz) through the Kubernetes API server's pod proxy.
+(GET /v1/window?since=<ms>, GET /healthz) through the Kubernetes API server's pod proxy. The kubelet
+probes the model container through --api too: GET /model-ready[?timeoutMs=<ms>] asks the model's
+--readiness-path on --upstream and answers its status (503 when it does not answer).
 Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish (--grace).`;
-  static override examples = [`<%= config.bin %> kubernetes meter --listen 0.0.0.0:${TRAFFIC_PORT} --upstream 127.0.0.1:${SERVING_PORT} --api 0.0.0.0:${METER_PORT}`];
+  static override examples = [
+    `<%= config.bin %> kubernetes meter --listen 0.0.0.0:${TRAFFIC_PORT} --upstream 127.0.0.1:${SERVING_PORT} --api 0.0.0.0:${METER_PORT} --readiness-path /healthz`,
+  ];
   static override flags = {
     listen: Flags.string({ description: 'host:port taking the pod traffic.', default: `0.0.0.0:${TRAFFIC_PORT}` }),
     upstream: Flags.string({ description: 'host:port of the model server in the pod.', default: `127.0.0.1:${SERVING_PORT}` }),
     api: Flags.string({ description: 'host:port of the windows/health API.', default: `0.0.0.0:${METER_PORT}` }),
+    'readiness-path': Flags.string({
+      description: "The model's readiness path (serve.readinessPath): GET <api>/model-ready forwards there, for the kubelet's probes of the model container.",
+      default: '/healthz',
+    }),
     'score-field': Flags.string({ description: "Dotted path of the bundle's numeric answer field (serve.scoreField).", env: 'MODELCTL_SCORE_FIELD' }),
     capacity: Flags.integer({ description: 'Requests kept in memory (the newest).', env: 'MODELCTL_METER_CAPACITY', min: 1, default: 100_000 }),
     'upstream-timeout': Flags.string({ description: 'Idle time after which a request to the model server fails with 504.', default: '60s' }),
@@ -37,6 +45,7 @@ Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests f
       upstream: parseHostPort(flags.upstream, '--upstream'),
       api: parseHostPort(flags.api, '--api'),
       scoreField: flags['score-field'],
+      readinessPath: flags['readiness-path'],
       capacity: flags.capacity,
       upstreamTimeoutMs: parseDuration(flags['upstream-timeout'], '--upstream-timeout'),
       log: (m) => process.stderr.write(`modelctl ${m}${flags['score-field'] ? `, score field ${flags['score-field']}` : ''}\n`),

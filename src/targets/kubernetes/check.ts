@@ -2,6 +2,7 @@ import { VersionApi } from '@kubernetes/client-node';
 import { ExitCode, ModelctlError } from '../../cli/errors.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { KubeApi, KubeConnection } from './client.js';
+import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { RBAC_RULES, resourceName } from './rbac.js';
 import type { KubernetesSettings } from './settings.js';
 import type { KubernetesTarget } from './target.js';
@@ -14,7 +15,7 @@ import type { KubernetesTarget } from './target.js';
  */
 
 export interface CheckItem {
-  name: 'api-server' | 'permissions' | 'traffic' | 'store';
+  name: 'api-server' | 'permissions' | 'traffic' | 'gateway-api' | 'settings' | 'store';
   ok: boolean;
   detail: string;
   hint?: string;
@@ -28,6 +29,8 @@ export interface CheckReport {
   source: string;
   namespace: string;
   checks: CheckItem[];
+  /** What the cluster's Gateway API is (when traffic goes through it): version, channel, mirror percent support. */
+  gatewayApi?: { version: string | null; channel: string | null; mirrorPercent: boolean | null; how: string };
 }
 
 function fail(name: CheckItem['name'], err: unknown): CheckItem {
@@ -41,13 +44,13 @@ function fail(name: CheckItem['name'], err: unknown): CheckItem {
   };
 }
 
-export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; settings: KubernetesSettings; target: KubernetesTarget }): Promise<CheckReport> {
+export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; settings: KubernetesSettings; target: KubernetesTarget; model?: string }): Promise<CheckReport> {
   const { api, conn, settings } = deps;
   const ns = settings.namespace;
   const report: CheckReport = { server: conn.server, context: conn.context, source: conn.source, namespace: ns, checks: [] };
 
   try {
-    const v = await api.call({ verb: 'get', kind: 'version', namespace: ns }, () => conn.kc.makeApiClient(VersionApi).getCode());
+    const v = await api.call({ verb: 'get', kind: 'version', namespace: ns }, () => api.client(VersionApi).getCode());
     report.checks.push({ name: 'api-server', ok: true, detail: `Kubernetes ${v.gitVersion} at ${conn.server}` });
   } catch (err) {
     report.checks.push(fail('api-server', err));
@@ -99,6 +102,16 @@ export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; s
           ? `Gateway API: HTTPRoutes attached to ${settings.route.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}`).join(', ')} (canary weights and shadow mirroring)`
           : 'replica ratio: no Gateway API served; canary shares are approximated by pods, shadow is not possible',
     });
+    if (mode === 'gateway-api') {
+      const g = await gatewayApiSupport(api, deps.model ?? 'modelctl-check', settings);
+      report.gatewayApi = { version: g.crd?.bundleVersion ?? null, channel: g.crd?.channel ?? null, mirrorPercent: g.mirrorPercent ?? null, how: g.how };
+      // Canary weights work on every v1 Gateway API; only shadow needs percent, so this is not a failure.
+      report.checks.push({
+        name: 'gateway-api',
+        ok: true,
+        detail: `${describeGatewaySupport(g)}${g.refusal ? ` — --shadow will be refused: ${g.refusal.message}; ${g.refusal.hint ?? ''}` : ''}`,
+      });
+    }
   } catch (err) {
     report.checks.push(fail('traffic', err));
   }

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { ApisApi, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { ApisApi, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, Watch, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node';
 import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
 import { withTimeout } from '../../util/timeout.js';
+import { explainUnknownFields, parseWarnings } from './field-validation.js';
 import { FIELD_MANAGER } from './names.js';
 
 /**
@@ -202,6 +203,51 @@ export interface KubeApiOptions {
   explainPermission?: PermissionExplainer;
   /** Server-side apply field manager (one for everything modelctl writes). */
   fieldManager?: string;
+  /**
+   * Every `Warning` header the API server sends (deprecations, unknown fields a server without Strict
+   * support dropped…), once per distinct text: never ignored, the caller shows it (note / log).
+   */
+  onWarning?: (warning: string, request: { method: string; path: string }) => void;
+}
+
+/** The HTTP methods that write: each is sent with fieldValidation=Strict. */
+const WRITES = new Set(['POST', 'PUT', 'PATCH']);
+
+/**
+ * client-node middleware: fieldValidation=Strict on every write (POST, PUT, PATCH — server-side apply
+ * included), so an unknown field is a 400 instead of being silently dropped (the API server's default,
+ * Warn), and every Warning header handed to `onWarning`.
+ */
+export function strictWritesMiddleware(onWarning: (warning: string, request: { method: string; path: string }) => void): ObservableMiddleware {
+  const seen = new Set<string>();
+  let last = { method: '', path: '' };
+  return {
+    pre: (ctx) => {
+      const method = String(ctx.getHttpMethod()).toUpperCase();
+      if (WRITES.has(method)) ctx.setQueryParam('fieldValidation', 'Strict');
+      last = { method, path: new URL(ctx.getUrl()).pathname };
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (rsp) => {
+      for (const w of parseWarnings(rsp.headers.warning ?? rsp.headers.Warning)) {
+        if (seen.has(w)) continue;
+        seen.add(w);
+        onWarning(w, last);
+      }
+      return new Observable(Promise.resolve(rsp));
+    },
+  };
+}
+
+/** Add the Strict/Warning middleware to a client made by KubeConfig.makeApiClient. */
+export function withStrictWrites<T>(client: T, onWarning: (warning: string, request: { method: string; path: string }) => void): T {
+  // KubernetesObjectApi holds its configuration; the generated Object*Api clients hold it in .api.
+  type Holder = { configuration?: { middleware?: unknown[] }; api?: { configuration?: { middleware?: unknown[] } } };
+  const holder = client as unknown as Holder;
+  const config = holder.configuration ?? holder.api?.configuration;
+  if (!config?.middleware) throw new Error('client-node changed: an API client without configuration.middleware cannot send fieldValidation=Strict');
+  config.middleware.push(strictWritesMiddleware(onWarning));
+  return client;
 }
 
 export interface ObjectRef {
@@ -243,16 +289,23 @@ export class KubeApi {
   private readonly sleep: (ms: number) => Promise<void>;
   readonly fieldManager: string;
   private gatewayApi: Promise<boolean> | undefined;
+  private readonly onWarning: (warning: string, request: { method: string; path: string }) => void;
 
   constructor(
     readonly kc: KubeConfig,
     private readonly opts: KubeApiOptions = {},
   ) {
     reuseConnections(kc);
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.onWarning = (w, r) => (opts.onWarning ?? ((text) => process.stderr.write(`modelctl: the Kubernetes API server warns: ${text}\n`)))(w, r);
+    this.objects = withStrictWrites(KubernetesObjectApi.makeApiClient(kc), this.onWarning);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+  }
+
+  /** Another client-node API client on the same connection, with the same Strict writes and Warning handling. */
+  client<T>(type: new (...args: never[]) => T): T {
+    return withStrictWrites(this.kc.makeApiClient(type as never) as T, this.onWarning);
   }
 
   get server(): string {
@@ -303,6 +356,8 @@ export class KubeApi {
       });
     }
     if (s.code === 409) return new KubeConflictError(`${target}: ${message}`, s.body.reason ?? 'Conflict');
+    const unknown = s.code === 400 || s.code === 422 ? explainUnknownFields(target, `${message} ${(s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join(' ')}`) : undefined;
+    if (unknown) return new UsageError(unknown.message, { hint: unknown.hint, details: { status: s.code, unknownFields: unknown.fields, server: message } });
     if (s.code === 422 || s.code === 400) {
       const causes = (s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join('; ');
       return new UsageError(`the cluster rejected ${target}: ${message}${causes && !message.includes(causes) ? ` (${causes})` : ''}`, {
@@ -344,11 +399,15 @@ export class KubeApi {
     return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
   }
 
-  /** Server-side apply with our one field manager. force: modelctl owns what it applies (a human's `kubectl scale` is overridden, like kubectl apply --force-conflicts). */
-  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+  /**
+   * Server-side apply with our one field manager. force: modelctl owns what it applies (a human's
+   * `kubectl scale` is overridden, like kubectl apply --force-conflicts). `dryRun`: the server runs
+   * every check (Strict field validation, defaulting, admission) and persists nothing — a pre-flight.
+   */
+  async apply<T extends KubernetesObject>(obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
     const m = obj.metadata!;
     return this.call({ verb: 'patch', kind: obj.kind!, namespace: m.namespace!, name: m.name! }, () =>
-      this.objects.patch<T>(obj, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply),
+      this.objects.patch<T>(obj, undefined, opts.dryRun ? 'All' : undefined, this.fieldManager, true, PatchStrategy.ServerSideApply),
     );
   }
 
@@ -390,7 +449,7 @@ export class KubeApi {
 
   /** Is the Gateway API (HTTPRoute v1) served? Asked once per process. */
   async hasGatewayApi(): Promise<boolean> {
-    this.gatewayApi ??= this.call({ verb: 'get', kind: 'APIGroup', namespace: '-' }, () => this.kc.makeApiClient(ApisApi).getAPIVersions()).then((groups) =>
+    this.gatewayApi ??= this.call({ verb: 'get', kind: 'APIGroup', namespace: '-' }, () => this.client(ApisApi).getAPIVersions()).then((groups) =>
       groups.groups.some((g) => g.name === 'gateway.networking.k8s.io' && g.versions.some((v) => v.version === 'v1')),
     );
     return this.gatewayApi;

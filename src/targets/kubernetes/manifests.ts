@@ -21,7 +21,7 @@ import {
   versionObjectName,
   versionSelector,
 } from './names.js';
-import { METER_PORT, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from './settings.js';
+import { METER_PORT, MODEL_PROBE_PATH, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from './settings.js';
 
 /**
  * Pure builders of every object modelctl applies to a namespace. No I/O, no clock: the target
@@ -34,8 +34,9 @@ import { METER_PORT, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from 
  *   init  fetch-bundle  (settings.image)         modelctl bundle pull <model>@<digest> --output /pull/bundle
  *                                                 verifies every byte, then renames the temp dir into place
  *   main  model         (settings.servingImage)  serve.command, workingDir /bundle, PORT=8081 on 127.0.0.1
+ *                                                 probes: GET :9090/model-ready (the meter forwards to readinessPath)
  *   main  meter         (settings.image)         modelctl kubernetes meter: :8080 (traffic) → 127.0.0.1:8081,
- *                                                 :9090 its API (windows, /healthz)
+ *                                                 :9090 its API (windows, /healthz, /model-ready)
  *
  * Why the init container mounts the volume at /pull and pulls into /pull/bundle instead of into
  * /bundle itself: `bundle pull` lands in `<output>.partial-*` next to the output and renames it
@@ -146,9 +147,36 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
   return withPullPolicy(c, settings);
 }
 
+/**
+ * Probes of the serving container. The kubelet sends httpGet probes to the POD IP, where the model
+ * does not listen (it binds 127.0.0.1:8081 so that every request goes through the meter); so they go
+ * to the meter's API port (0.0.0.0:9090), whose GET /model-ready forwards to the model's
+ * serve.readinessPath on 127.0.0.1 with the timeout named in the query and answers the model's status.
+ * Nothing but that one GET reaches the model this way: no path around the meter.
+ *
+ * What each probe's verdict means, and why a sidecar outage cannot kill the model (nor the reverse):
+ * - readiness and startup through the meter: the pod is routable only when the model answers AND
+ *   the meter (which carries all traffic) is up — exactly what "ready to serve" means here.
+ * - liveness through the meter would also fail while the meter itself is down. The meter has its own
+ *   liveness probe (GET /healthz, the meter alone: a dead model never restarts the meter), so a hung
+ *   meter is restarted within ~30 s, and a crashed one at once or, crash-looping, after the kubelet's
+ *   back-off, which is capped at 5 minutes. The model's liveness window is therefore longer than that
+ *   cap (15 s × 24 = 6 min): only a model that stays unanswering through a whole meter back-off is
+ *   restarted. A hung model still leaves the Service within 6 s (readiness); liveness only decides
+ *   when to restart it, and restarting a model means reloading its weights, so patience is cheap.
+ */
+export const MODEL_LIVENESS = { periodSeconds: 15, timeoutSeconds: 5, failureThreshold: 24 } as const;
+/** The meter's own liveness: period × threshold well under MODEL_LIVENESS's window. */
+export const METER_LIVENESS = { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 } as const;
+
+/** The httpGet of a model probe: the meter's /model-ready, asking the model with a timeout under the probe's. */
+function modelProbe(timeoutSeconds: number): { path: string; port: number } {
+  const upstreamMs = Math.max(500, timeoutSeconds * 1000 - 500);
+  return { path: `${MODEL_PROBE_PATH}?timeoutMs=${upstreamMs}`, port: METER_PORT };
+}
+
 /** The container that runs the bundle's serve.command from the pulled bundle. */
 export function servingContainer(v: VersionInput, settings: KubernetesSettings): V1Container {
-  const probePath = v.serve.readinessPath;
   const resources = mergeResources(settings.resources, v.serve.resources);
   const c: V1Container = {
     name: SERVING_CONTAINER,
@@ -158,26 +186,20 @@ export function servingContainer(v: VersionInput, settings: KubernetesSettings):
     env: servingEnv(v),
     volumeMounts: [{ name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, subPath: BUNDLE_SUBPATH, readOnly: true }],
     readinessProbe: {
-      httpGet: { path: probePath, port: SERVING_PORT },
+      httpGet: modelProbe(2),
       periodSeconds: 2,
       timeoutSeconds: 2,
       failureThreshold: 3,
       successThreshold: 1,
     },
-    // Liveness: same endpoint, far more patient (a loaded model may answer slowly under load);
-    // a startup probe keeps it from killing a model that is still loading its weights.
+    // A startup probe keeps liveness from judging a model that is still loading its weights.
     startupProbe: {
-      httpGet: { path: probePath, port: SERVING_PORT },
+      httpGet: modelProbe(2),
       periodSeconds: 2,
       timeoutSeconds: 2,
       failureThreshold: startupFailureThreshold(settings),
     },
-    livenessProbe: {
-      httpGet: { path: probePath, port: SERVING_PORT },
-      periodSeconds: 10,
-      timeoutSeconds: 5,
-      failureThreshold: 6,
-    },
+    livenessProbe: { httpGet: modelProbe(MODEL_LIVENESS.timeoutSeconds), ...MODEL_LIVENESS },
   };
   if (Object.keys(resources).length) c.resources = resources;
   return withPullPolicy(c, settings);
@@ -209,6 +231,8 @@ export function meterContainer(v: VersionInput, settings: KubernetesSettings): V
       `127.0.0.1:${SERVING_PORT}`,
       '--api',
       `0.0.0.0:${METER_PORT}`,
+      '--readiness-path',
+      v.serve.readinessPath,
     ],
     env,
     ports: [
@@ -216,6 +240,7 @@ export function meterContainer(v: VersionInput, settings: KubernetesSettings): V
       { name: 'meter', containerPort: METER_PORT, protocol: 'TCP' },
     ],
     readinessProbe: { httpGet: { path: '/healthz', port: METER_PORT }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/healthz', port: METER_PORT }, ...METER_LIVENESS },
     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     securityContext: structuredClone(MODELCTL_SECURITY),
   };

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/errors.js';
 import { copyUpTo, numericField, parseJson, sendJson } from '../local/http-util.js';
 import { SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
+import { MODEL_PROBE_PATH } from './settings.js';
 import { encodeWindow } from './window-codec.js';
 
 /**
@@ -15,6 +16,10 @@ import { encodeWindow } from './window-codec.js';
  * (RBAC `get pods/proxy`), so the CLI needs no network path to pod IPs. Other pods can still reach
  * the pod IP directly; the windows hold only counts and timings, and a NetworkPolicy can close that.
  *
+ * The API port also answers the kubelet's probes of the model container (GET /model-ready →
+ * the model's readinessPath on 127.0.0.1): the kubelet probes the pod IP, where the model, bound to
+ * the pod's loopback so that all traffic is metered, does not listen.
+ *
  * Unlike the local router, the meter streams bodies both ways (it never needs a request copy: the
  * Gateway does the mirroring) and buffers at most MAX_PARSE_BYTES (http-util.ts) of an answer to read its score.
  * It cannot measure shadow agreement: the Gateway discards mirrored answers, so the meter never
@@ -22,6 +27,9 @@ import { encodeWindow } from './window-codec.js';
  */
 
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
+/** How long /model-ready waits for the model unless the probe says (?timeoutMs=): under the probes' 2 s timeoutSeconds. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 1_500;
+const MAX_PROBE_TIMEOUT_MS = 60_000;
 /** How long close() lets in-flight requests finish before cutting their connections. */
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
@@ -39,6 +47,8 @@ export interface MeterOptions {
   api: HostPort;
   /** The bundle's numeric answer field (`serve.scoreField`, dotted path). */
   scoreField?: string | undefined;
+  /** The bundle's `serve.readinessPath`: what GET /model-ready on the API port asks the model (default /healthz). */
+  readinessPath?: string | undefined;
   /** Ring capacity (samples kept); see SampleRing. */
   capacity?: number | undefined;
   /** Wall clock (ms since the epoch) of sample end times and of the window's "now". */
@@ -133,6 +143,49 @@ async function listen(server: http.Server, at: HostPort): Promise<number> {
     });
   });
   return (server.address() as AddressInfo).port;
+}
+
+/** What /model-ready learned from the model: its status, or why there was none. */
+export interface ModelProbe {
+  status: number | null;
+  error?: string;
+  ms: number;
+}
+
+/**
+ * Ask the model's readiness path once, the way the kubelet would if it could reach 127.0.0.1: a GET
+ * with no body, bounded by `timeoutMs`, on a fresh connection (agent: false — a probe must see a
+ * model that stopped accepting connections, not a pooled socket that still works). Only the status
+ * travels back; the body is drained and dropped, so the probe endpoint is no path around the meter.
+ */
+export function probeModel(upstream: HostPort, path: string, timeoutMs: number): Promise<ModelProbe> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: Omit<ModelProbe, 'ms'>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ ...r, ms: Math.round(performance.now() - t0) });
+    };
+    const req = http.request({ host: upstream.host, port: upstream.port, method: 'GET', path, agent: false, headers: { 'user-agent': 'modelctl-meter-probe' } }, (res) => {
+      res.resume();
+      res.on('end', () => finish({ status: res.statusCode ?? null }));
+      res.on('error', () => finish({ status: null, error: 'the answer was cut' }));
+    });
+    const timer = setTimeout(() => {
+      finish({ status: null, error: `no answer within ${timeoutMs} ms` });
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => finish({ status: null, error: `unreachable: ${err.code ?? err.message}` }));
+    req.end();
+  });
+}
+
+/** The `timeoutMs` of a probe request: a positive integer up to a minute, else the default. */
+export function probeTimeoutOf(value: string | null): number {
+  const n = Number(value);
+  return value !== null && Number.isInteger(n) && n > 0 ? Math.min(n, MAX_PROBE_TIMEOUT_MS) : DEFAULT_PROBE_TIMEOUT_MS;
 }
 
 export async function startMeter(opts: MeterOptions): Promise<Meter> {
@@ -232,12 +285,22 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   // closes idle connections first and never reuses one the meter is closing.
   traffic.keepAliveTimeout = 65_000;
 
+  const readinessPath = opts.readinessPath ?? '/healthz';
   const api = http.createServer((req, res) => {
     req.resume();
     const url = new URL(req.url ?? '/', 'http://meter');
     if (req.method === 'GET' && url.pathname === '/healthz') {
-      // Up once listening: the server's own readiness is the Deployment's readiness probe's job.
+      // The meter's own health only: a model that is down must not get the meter restarted.
       return sendJson(res, 200, { ok: true, recorded });
+    }
+    if (req.method === 'GET' && url.pathname === MODEL_PROBE_PATH) {
+      // The model container's probes (the kubelet reaches the pod IP, where only the meter listens).
+      // The model's own status goes back as is (the kubelet counts 200–399 as success); no answer = 503.
+      // Not recorded in the window: probes are not traffic.
+      void probeModel(opts.upstream, readinessPath, probeTimeoutOf(url.searchParams.get('timeoutMs'))).then((p) =>
+        sendJson(res, p.status ?? 503, { model: `${opts.upstream.host}:${opts.upstream.port}${readinessPath}`, status: p.status, ms: p.ms, ...(p.error ? { error: p.error } : {}) }),
+      );
+      return;
     }
     if (req.method === 'GET' && url.pathname === '/v1/window') {
       const since = parseSince(url.searchParams.get('since'));
@@ -249,7 +312,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       const w: MeterWindow = { ...window, now };
       return sendJson(res, 200, w);
     }
-    sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', 'GET /v1/window?since=<ms>[&encoding=runs]'] });
+    sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', `GET ${MODEL_PROBE_PATH}[?timeoutMs=<ms>]`, 'GET /v1/window?since=<ms>[&encoding=runs]'] });
   });
 
   let trafficPort: number;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { UnavailableError } from '../../cli/errors.js';
 import type { MetricSource } from '../../rollout/contracts.js';
 import type { LocalWindow } from '../local/window.js';
+import { withStrictWrites } from './client.js';
 import { selectorString, versionSelector } from './names.js';
 import { withTimeout } from '../../util/timeout.js';
 import { METER_PORT } from './settings.js';
@@ -114,8 +115,9 @@ export class KubernetesMetricSource implements MetricSource {
 }
 
 /** The real cluster: list pods and GET through the API server's pod proxy with @kubernetes/client-node. */
-export function podAccessFromKubeConfig(kc: KubeConfig): PodAccess {
-  const core = kc.makeApiClient(CoreV1Api);
+export function podAccessFromKubeConfig(kc: KubeConfig, onWarning?: (warning: string) => void): PodAccess {
+  // Reads only, but the API server's Warning headers are shown here too (never ignored).
+  const core = onWarning ? withStrictWrites(kc.makeApiClient(CoreV1Api), onWarning) : kc.makeApiClient(CoreV1Api);
   return {
     async listPods(namespace, labelSelector) {
       const list = await core.listNamespacedPod({ namespace, labelSelector });

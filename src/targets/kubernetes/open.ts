@@ -34,10 +34,12 @@ export function openKubernetes(opts: OpenKubernetesOptions): KubernetesParts {
   const conn = connectKube({ kubeconfig: opts.flags.kubeconfig ?? section?.kubeconfig, context: opts.flags.context ?? section?.context });
   const namespace = opts.flags.namespace ?? section?.namespace ?? conn.contextNamespace ?? 'default';
   const settings = resolveKubernetesSettings(section, { namespace, storeUrl: opts.store.url, where: opts.project.file ?? 'modelctl.yaml' });
-  const api = new KubeApi(conn.kc, { explainPermission: describePermission });
+  // The API server's warnings are never ignored: each distinct one is shown once (stderr in human mode).
+  const warn = (w: string) => (opts.note ?? ((m: string) => process.stderr.write(`${m}\n`)))(`the Kubernetes API server warns: ${w}`);
+  const api = new KubeApi(conn.kc, { explainPermission: describePermission, onWarning: warn });
   return {
     target: new KubernetesTarget({ api, settings, store: opts.store, ...(opts.note ? { note: opts.note } : {}) }),
-    metrics: new KubernetesMetricSource({ core: podAccessFromKubeConfig(conn.kc), namespace }),
+    metrics: new KubernetesMetricSource({ core: podAccessFromKubeConfig(conn.kc, warn), namespace }),
     ledger: new KubernetesLedgerStore({ api, namespace }),
     settings,
     api,

@@ -99,6 +99,8 @@ export const TRAFFIC_PORT = 8080;
 export const SERVING_PORT = 8081;
 /** The meter's own API (windows, health): reached only through the API server's pod proxy. */
 export const METER_PORT = 9090;
+/** The meter's API path the serving container's probes use; it forwards to the model's serve.readinessPath. */
+export const MODEL_PROBE_PATH = '/model-ready';
 
 export const DEFAULT_IMAGE = 'ghcr.io/modelctl/modelctl:latest';
 

@@ -8,6 +8,7 @@ import { fetchManifest, resolveRef } from '../../services/bundles.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';
+import { gatewayApiSupport } from './gateway-support.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, routeName, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
@@ -72,13 +73,21 @@ export class KubernetesTarget implements Target {
     return this.mode;
   }
 
-  /** Shadow needs a router that mirrors: the Gateway API. Replica ratio cannot copy requests. */
-  async checkPlan(_model: string, plan: RolloutPlan): Promise<void> {
-    if (plan.shadowPercent > 0 && (await this.trafficMode()) === 'replicas') {
+  /**
+   * Shadow needs a router that mirrors a share: the Gateway API with RequestMirror percent (v1.3.0+
+   * standard channel). Replica ratio cannot copy requests; an older Gateway API would mirror 100%.
+   * Both are refused here, before anything is written or any traffic moves.
+   */
+  async checkPlan(model: string, plan: RolloutPlan): Promise<void> {
+    if (plan.shadowPercent <= 0) return;
+    if ((await this.trafficMode()) === 'replicas') {
       throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
         hint: 'install the Gateway API and an implementation (kubernetes.traffic: gateway-api), or deploy without --shadow',
       });
     }
+    const support = await gatewayApiSupport(this.opts.api, model, this.opts.settings, plan.shadowPercent);
+    if (support.refusal) throw support.refusal;
+    if (support.mirrorPercent === undefined) this.opts.note?.(`could not tell whether the cluster supports RequestMirror percent: ${support.how}`);
   }
 
   private deploymentRef(model: string, version: string) {
