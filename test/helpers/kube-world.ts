@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -176,6 +177,8 @@ export interface KubeBox {
 
 export const BOX_HOST = 'models.example.com';
 
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
+
 export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; section?: Partial<KubernetesSection> } = {}): Promise<KubeBox> {
   const { CoreV1Api } = await import('@kubernetes/client-node');
   const { REPO_ROOT, faultyExample } = await import('./fixtures.js');
@@ -211,16 +214,30 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
     await writeFile(path.join(projectDir, 'modelctl.yaml'), stringify({ kubernetes: section }));
     const env: NodeJS.ProcessEnv = { ...s3Env, MODELCTL_STORE: storeUrl, MODELCTL_TARGET: 'kubernetes', MODELCTL_HOME: await scratch.fresh('kube-box-home'), MODELCTL_GITHUB: 'off' };
 
-    const predict = async (): Promise<{ status: number; version?: string }> => {
-      const res = await fetch(`${box.gatewayUrl}/sentiment/predict`, { method: 'POST', headers: { host: BOX_HOST, 'content-type': 'application/json' }, body: '{"text":"a fine film"}', signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
-      if (!res) return { status: 0 };
-      const text = await res.text();
-      try {
-        return { status: res.status, version: (JSON.parse(text) as { version?: string }).version };
-      } catch {
-        return { status: res.status };
-      }
-    };
+    // node:http, not fetch: fetch may not set Host, and the route matches on its hostname.
+    const gateway = new URL(box.gatewayUrl);
+    const predict = (): Promise<{ status: number; version?: string }> =>
+      new Promise((resolve) => {
+        const body = '{"text":"a fine film"}';
+        const req = httpRequest(
+          { host: gateway.hostname, port: gateway.port, path: '/sentiment/predict', method: 'POST', headers: { host: BOX_HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000, agent: keepAlive },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              try {
+                resolve({ status: res.statusCode ?? 0, version: (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { version?: string }).version });
+              } catch {
+                resolve({ status: res.statusCode ?? 0 });
+              }
+            });
+            res.on('error', () => resolve({ status: 0 }));
+          },
+        );
+        req.on('timeout', () => req.destroy());
+        req.on('error', () => resolve({ status: 0 }));
+        req.end(body);
+      });
     return {
       fake,
       box,

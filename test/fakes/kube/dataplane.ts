@@ -47,13 +47,15 @@ export interface DataPlaneStats {
   routed: Map<string, number>;
   /** Copies sent to each mirror Service. */
   mirrored: Map<string, number>;
+  /** Requests that matched a rule mirroring to each Service (the base of its mirror share). */
+  mirrorable: Map<string, number>;
   /** Requests answered by the data plane itself (no route, no endpoint…), by status. */
   local: Map<number, number>;
 }
 
 export class GatewayDataPlane {
   url = '';
-  readonly stats: DataPlaneStats = { routed: new Map(), mirrored: new Map(), local: new Map() };
+  readonly stats: DataPlaneStats = { routed: new Map(), mirrored: new Map(), mirrorable: new Map(), local: new Map() };
   private server?: Server;
   private rules: Rule[] | undefined;
   /** Weighted round-robin state survives table rebuilds, per rule and backend. */
@@ -213,6 +215,10 @@ export class GatewayDataPlane {
     const headers = { ...req.headers, 'content-length': String(body.length) };
     delete headers['transfer-encoding'];
 
+    if (rule.mirror) {
+      const key = `${rule.mirror.namespace}/${rule.mirror.name}`;
+      this.stats.mirrorable.set(key, (this.stats.mirrorable.get(key) ?? 0) + 1);
+    }
     if (rule.mirror && this.mirrorNow(rule)) {
       const m = rule.mirror;
       const ep = this.endpoint(m.namespace, m.name, m.port);

@@ -109,7 +109,9 @@ interface PodRun {
 const BASE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Runs in the container's private mount namespace (from `ip netns exec`): private /tmp, read-only mounts, then the command. */
-const WRAPPER = 'set -e; mount --bind "$1" /tmp; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$1"; mount -o remount,bind,ro "$1" "$1"; shift; done; shift; exec "$@"';
+// `cd "$(pwd -P)"` after the mounts: a working directory under a mount made after the process
+// started still points at the directory underneath (writable); re-entering it resolves the new mount.
+const WRAPPER = 'set -e; mount --bind "$1" /tmp; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$1"; mount -o remount,bind,ro "$1" "$1"; shift; done; shift; cd "$(pwd -P)"; exec "$@"';
 
 export class Kubelet {
   private readonly pods = new Map<string, PodRun>();
@@ -118,14 +120,21 @@ export class Kubelet {
   private readonly backoffMaxMs: number;
   private closed = false;
   private readonly exitHook = () => this.killAllSync();
+  private readonly signalHook = (sig: NodeJS.Signals) => {
+    this.killAllSync();
+    this.opts.network.closeSync();
+    process.kill(process.pid, sig);
+  };
 
   constructor(private readonly opts: KubeletOptions) {
     this.backoffBaseMs = opts.backoffBaseMs ?? 10_000;
     this.backoffMaxMs = opts.backoffMaxMs ?? 300_000;
     mkdirSync(opts.root, { recursive: true });
     this.unsubscribe = opts.store.subscribe((e) => this.onEvent(e));
-    // A test process that dies without closing the box must not leave pods running.
+    // A test process that dies without closing the box must not leave pods running: on exit, and on
+    // the signals a test runner sends a timed-out or cancelled test (then die of the signal anyway).
     process.once('exit', this.exitHook);
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, this.signalHook);
   }
 
   private get store(): Store {
@@ -221,7 +230,9 @@ export class Kubelet {
     if (run.stopping || this.closed) return;
     const proc = this.launch(run, c);
     if (!proc) {
-      void this.backoff(run, c).then(() => this.startContainer(run, c));
+      // CreateContainerConfigError / RunContainerError: no restart (nothing ran), the waiting reason
+      // stays, the kubelet retries at its sync period (its source may appear).
+      void this.sleep(run, this.backoffBaseMs).then(() => this.startContainer(run, c));
       return;
     }
     const myRun = c.run;
@@ -655,6 +666,7 @@ export class Kubelet {
     await Promise.all([...this.pods.values()].map((r) => this.stopPod(r, Math.min(grace, (r.pod.spec.terminationGracePeriodSeconds ?? 30) * 1000))));
     this.closed = true;
     process.removeListener('exit', this.exitHook);
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.removeListener(sig, this.signalHook);
     rmSync(this.opts.root, { recursive: true, force: true });
   }
 

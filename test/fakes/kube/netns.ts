@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -153,6 +153,24 @@ export class PodNetwork {
     this.relays.add(server);
     const addr = server.address();
     return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0 };
+  }
+
+  /** The synchronous last resort (a signal is killing the process): namespaces and the bridge. */
+  closeSync(): void {
+    this.closed = true;
+    for (const s of this.sandboxes.values()) {
+      try {
+        execFileSync(IP, ['netns', 'delete', s.netns], { stdio: 'ignore', timeout: 5000 });
+      } catch {
+        // gone
+      }
+    }
+    this.sandboxes.clear();
+    try {
+      execFileSync(IP, ['link', 'delete', this.bridge], { stdio: 'ignore', timeout: 5000 });
+    } catch {
+      // gone
+    }
   }
 
   /** Everything this network made: relays, every pod namespace, the bridge. Idempotent. */
