@@ -133,7 +133,7 @@ describe('cluster in a box: whole rollouts with real pods', { timeout: 600_000 }
     assert.equal(podsOf(w, '1.0.0')[0].metadata.uid, warm[0].metadata.uid, 'no new pod: the warm one took the traffic');
   });
 
-  test('a pod killed mid-step: the kubelet restarts the container and the rollout ends where the ledger says', async () => {
+  test('a pod killed mid-step: the kubelet restarts the container and the rollout ends where the ledger says', async (t) => {
     await w.push('1.4.0');
     const load = w.load();
     const child = w.cli(['deploy', `${MODEL}@1.4.0`, '--steps', '50,100', '--interval', '8s', '--ready-timeout', '40s', '--json']);
@@ -145,6 +145,7 @@ describe('cluster in a box: whole rollouts with real pods', { timeout: 600_000 }
     const seen = await load.stop();
     const restarted = podsOf(w, '1.4.0')[0] ?? w.fake.list('v1', 'Pod', 'default').find((p) => p.metadata.uid === pod.metadata.uid);
     const outcome = r.json().outcome;
+    t.diagnostic(`outcome after the kill: ${outcome}${r.json().reason ? ` (${r.json().reason})` : ''}; load ${JSON.stringify(seen)}`);
     assert.ok(['promoted', 'rolled-back'].includes(outcome), r.stderr);
     const status = (await w.cli(['status', MODEL, '--json'])).json();
     assert.deepEqual(status.differences, [], `ledger and cluster agree: ${JSON.stringify(status.observed)}`);
@@ -224,6 +225,18 @@ describe('cluster in a box: Gateway API v1.2 (no RequestMirror percent)', { time
     assert.match(`${r.json().error.message} ${r.json().error.hint}`, /v1\.3/);
     assert.equal(w.box.gatewayStats.mirrored.size, 0, 'no request was mirrored');
     assert.deepEqual(Object.keys(seen.byVersion), ['1.0.0']);
+    assert.deepEqual(weights(w), { [svc('1.0.0')]: 100 });
+  });
+
+  test('the same refusal when the CRD cannot be read (a namespaced Role): the server-side dry run decides', async () => {
+    // modelctl's Role is namespaced: on most clusters it may not read CRDs. Then only the API
+    // server's answer to the dry run tells — and for server-side apply that answer is a 500
+    // (structured-merge-diff: "field not declared in schema"), not a 400.
+    w.fake.forbid('get', 'customresourcedefinitions', 'apiextensions.k8s.io');
+    const r = await w.cli(['deploy', `${MODEL}@1.1.0`, '--shadow', '10%', '--shadow-only', '--shadow-duration', '4s', '--json'], { timeoutMs: 90_000 });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.json().error.message, /percent/i);
+    assert.equal(w.box.gatewayStats.mirrored.size, 0, 'no request was mirrored');
     assert.deepEqual(weights(w), { [svc('1.0.0')]: 100 });
   });
 });
