@@ -145,7 +145,7 @@ describe('cluster in a box: whole rollouts with real pods', { timeout: 600_000 }
     const seen = await load.stop();
     const restarted = podsOf(w, '1.4.0')[0] ?? w.fake.list('v1', 'Pod', 'default').find((p) => p.metadata.uid === pod.metadata.uid);
     const outcome = r.json().outcome;
-    t.diagnostic(`outcome after the kill: ${outcome}${r.json().reason ? ` (${r.json().reason})` : ''}; load ${JSON.stringify(seen)}`);
+    t.diagnostic(`outcome after the kill: ${outcome}${r.json().reason ? ` (${r.json().reason})` : ''}; load ${JSON.stringify(seen)}; answered by the Gateway itself: ${JSON.stringify([...w.box.gatewayStats.local])}`);
     assert.ok(['promoted', 'rolled-back'].includes(outcome), r.stderr);
     const status = (await w.cli(['status', MODEL, '--json'])).json();
     assert.deepEqual(status.differences, [], `ledger and cluster agree: ${JSON.stringify(status.observed)}`);

@@ -14,6 +14,10 @@
  *              selector matches whose Ready condition is True, at podIP:containerPort — real
  *              connections into the pods' network namespaces
  *
+ * Like a real Gateway, it serves a route's spec only once the Gateway controller (gateway.ts) has
+ * reported that generation Accepted; until then the previously programmed generation keeps serving
+ * (and a route nobody accepts is never served).
+ *
  * Deliberate differences: weights and mirror shares are applied by deterministic smooth weighted
  * round-robin / an accumulator instead of Envoy's random draws, so that a test can check the share
  * on the wire exactly instead of within a statistical band; header/query/method matches, redirects,
@@ -61,12 +65,24 @@ export class GatewayDataPlane {
   /** Weighted round-robin state survives table rebuilds, per rule and backend. */
   private readonly wrr = new Map<string, { current: number; mirrorAcc: number }>();
   private readonly rr = new Map<string, number>();
+  /** Per route (namespace/name): the last generation the controller accepted, and its rules. */
+  private readonly programmed = new Map<string, { generation: number; route: any }>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: Store) {
     this.unsubscribe = store.subscribe((e: StoreEvent) => {
+      if (e.def === HTTPROUTES) this.program(e);
       if (e.def === HTTPROUTES || e.def === SERVICES || e.def === PODS) this.rules = undefined;
     });
+  }
+
+  /** A route's generation goes live when the controller reports it Accepted; a deleted route goes away. */
+  private program(e: StoreEvent): void {
+    const { namespace, name, generation } = e.object.metadata;
+    const id = `${namespace}/${name}`;
+    if (e.type === 'DELETED') return void this.programmed.delete(id);
+    const accepted = (e.object.status?.parents ?? []).some((p: any) => (p.conditions ?? []).some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === generation));
+    if (accepted) this.programmed.set(id, { generation, route: e.object });
   }
 
   async start(): Promise<string> {
@@ -86,7 +102,7 @@ export class GatewayDataPlane {
   private table(): Rule[] {
     if (this.rules) return this.rules;
     const rules: Rule[] = [];
-    for (const route of this.store.list(HTTPROUTES)) {
+    for (const { route } of this.programmed.values()) {
       const ns = route.metadata.namespace;
       (route.spec?.rules ?? []).forEach((r: any, i: number) => {
         const key = `${ns}/${route.metadata.name}/${i}`;
