@@ -7,6 +7,8 @@ import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
 import { OUTCOME_EXIT_CODES, type RolloutResult } from '../rollout/engine.js';
+import type { KubernetesDryRun } from '../targets/kubernetes/dry-run.js';
+import { renderKubernetesDryRun } from '../targets/kubernetes/dry-run-view.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 export default class Deploy extends StoreCommand {
@@ -29,7 +31,7 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
     '<%= config.bin %> deploy sentiment@1.4.0 --json > result.json',
     '<%= config.bin %> deploy sentiment@1.4.0 --pushgateway http://pushgateway:9091',
     '<%= config.bin %> deploy sentiment@1.4.0 --target kubernetes --context prod -n ml-serving --canary 5%',
-    '<%= config.bin %> deploy sentiment@1.4.0 --target kubernetes --dry-run   # plan + the manifests it would apply',
+    '<%= config.bin %> deploy sentiment@1.4.0 --target kubernetes --dry-run   # plan + every manifest of every step, as YAML; no cluster needed',
   ];
   static override args = { ref: Args.string({ description: '<name>@<version> or <name>@sha256:<hex> in the store.', required: true }) };
   static override flags = {
@@ -89,6 +91,8 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
 
   protected human(r: RolloutResult | PlanDescription): string {
     if (!('outcome' in r)) {
+      const k = (r as PlanDescription & { kubernetes?: KubernetesDryRun }).kubernetes;
+      if (k) return renderKubernetesDryRun(renderPlan(r), k);
       if (!r.manifests) return renderPlan(r);
       const docs = r.manifests.map((m) => stringifyYaml(m)).join('---\n');
       return `${renderPlan(r)}\nManifests of the first step (server-side apply, field manager modelctl):\n---\n${docs}`;

@@ -44,8 +44,8 @@ export interface Target {
   applyTraffic(model: string, split: TrafficSplit): Promise<void>;
   /** Stop a version (it left the stable set, or it failed). */
   retire(model: string, version: string): Promise<void>;
-  /** Refuse (UsageError) a plan this target cannot carry out, before the engine changes anything. */
-  checkPlan?(model: string, plan: RolloutPlan): Promise<void>;
+  /** Refuse (UsageError) a plan this target cannot carry out, or a version it cannot run (`ref`), before the engine changes anything. */
+  checkPlan?(model: string, plan: RolloutPlan, ref?: VersionRef): Promise<void>;
   /** The objects deploy() and applyTraffic(split) would write, for `deploy --dry-run` (targets that write manifests). */
   manifests?(ref: VersionRef, split: TrafficSplit): Promise<object[]>;
   /** What actually runs and where traffic actually goes, read from the target (for `status`: is the ledger true?). */

@@ -189,7 +189,7 @@ export class RolloutEngine {
   async deploy(ref: VersionRef, plan: RolloutPlan, opts: DeployOptions = {}): Promise<RolloutResult> {
     const normalized = this.normalizePlan(plan);
     // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
-    await this.deps.target.checkPlan?.(ref.model, normalized);
+    await this.deps.target.checkPlan?.(ref.model, normalized, ref);
     const run = this.newRun(ref.model, ref.version, ref.digest);
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';

@@ -247,6 +247,15 @@ export async function deploy(
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
   const telemetry = await openTelemetry(model, opts.target, opts);
   opts.onPlan?.(plan);
+  if (opts.dryRun && opts.target === 'kubernetes') {
+    // Works without a cluster (GitOps review, CI lint); adds what a configured cluster knows.
+    const { kubernetesDryRun } = await import('../targets/kubernetes/dry-run.js');
+    const project = await loadProjectConfig(process.cwd());
+    const k = await kubernetesDryRun({ store: opts.store, project, flags: opts.kube ?? {}, ref: { model, version, digest }, plan, note: opts.note });
+    const description = describePlan({ model, version, digest, target: opts.target, stable: k.stable, plan });
+    const withCluster: PlanDescription & { kubernetes: typeof k } = { ...description, manifests: k.steps.flatMap((s) => s.objects), kubernetes: k };
+    return withCluster;
+  }
   if (opts.dryRun) {
     const parts = await openTargetParts(opts);
     const status = await (await engineOf(parts, opts)).status(model);

@@ -1,7 +1,11 @@
 /**
  * modelctl on a real cluster: the example model pushed to S3, deployed to Kubernetes, a canary
- * promoted under load, a bad canary rolled back by its gates — all through the CLI as users run it
- * (bin/run.js as a subprocess), checked with kubectl.
+ * promoted under load, a bad canary rolled back by its gates, a 20% shadow — all through the CLI as
+ * users run it (bin/run.js as a subprocess), checked with kubectl and with real traffic: answers
+ * counted by the version that gave them (through the Gateway), and the mirrored share counted at the
+ * candidate's metering sidecar against the requests sent (a route that says 20% but mirrors 100%,
+ * as Gateway API < v1.3 does, fails here). Pods only become Ready when the kubelet's probes (to the
+ * pod IP) reach the model — through the meter's /model-ready.
  *
  * Set up by .github/workflows/e2e-kubernetes.yml (kind + Gateway API v1.3 + Envoy Gateway + MinIO).
  * Not part of `npm test` (its files end in .e2e.ts, not .test.ts): run it with `npm run test:e2e`.
@@ -150,11 +154,22 @@ async function gatewayUrl(): Promise<{ url: string; stop: () => void }> {
   return { url, stop: () => child.kill() };
 }
 
-/** Steady requests through the Gateway until stopped: the canaries' gates need traffic. */
-function steadyLoad(url: string): { stop: () => Promise<{ sent: number; errors: number }> } {
+/**
+ * Steady requests through the Gateway until stopped: the canaries' gates need traffic, and the
+ * answers say which version served them (the example model puts its version in every answer), so
+ * the test counts what really reached each version — not what the route spec says.
+ */
+interface Load {
+  /** Requests sent so far and answers per version (200s only), since the start. */
+  counts(): { sent: number; errors: number; byVersion: Record<string, number> };
+  stop(): Promise<{ sent: number; errors: number; byVersion: Record<string, number> }>;
+}
+
+function steadyLoad(url: string): Load {
   const ac = new AbortController();
   let sent = 0;
   let errors = 0;
+  const byVersion: Record<string, number> = {};
   const texts = ['I loved it', 'terrible, would not buy again', 'fine', 'the best purchase this year', 'broke after a day'];
   const worker = async (): Promise<void> => {
     while (!ac.signal.aborted) {
@@ -166,8 +181,12 @@ function steadyLoad(url: string): { stop: () => Promise<{ sent: number; errors: 
           body: JSON.stringify({ text: texts[sent % texts.length] }),
           signal: AbortSignal.any([ac.signal, AbortSignal.timeout(5000)]),
         });
-        await res.arrayBuffer();
+        const body = await res.text();
         if (res.status >= 500) errors++;
+        if (res.status === 200) {
+          const version = (JSON.parse(body) as { version?: string }).version ?? '?';
+          byVersion[version] = (byVersion[version] ?? 0) + 1;
+        }
       } catch {
         if (!ac.signal.aborted) errors++;
       }
@@ -175,13 +194,52 @@ function steadyLoad(url: string): { stop: () => Promise<{ sent: number; errors: 
     }
   };
   const workers = Array.from({ length: 4 }, () => worker());
+  const counts = () => ({ sent, errors, byVersion: { ...byVersion } });
   return {
+    counts,
     stop: async () => {
       ac.abort();
       await Promise.all(workers);
-      return { sent, errors };
+      return counts();
     },
   };
+}
+
+/** Answers per version between two counts() snapshots. */
+function answeredBetween(a: ReturnType<Load['counts']>, b: ReturnType<Load['counts']>): Record<string, number> {
+  return Object.fromEntries(Object.entries(b.byVersion).map(([v, n]) => [v, n - (a.byVersion[v] ?? 0)]).filter(([, n]) => (n as number) > 0));
+}
+
+/** `n` requests through the Gateway, one at a time: which versions answered them. */
+async function burst(url: string, n: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const res = await predictThroughGateway(url, 'fine', 30_000);
+    const version = res.status === 200 ? ((await res.json()) as { version?: string }).version ?? '?' : `HTTP ${res.status}`;
+    out[version] = (out[version] ?? 0) + 1;
+  }
+  return out;
+}
+
+/**
+ * Requests the candidate's metering sidecars recorded since `sinceMs` (all of them mirrored copies
+ * while the candidate has no live weight), read through the API server's pod proxy as modelctl does.
+ */
+async function meteredRequests(version: string, sinceMs: number): Promise<number> {
+  const pods = (await kubectl('get', 'pods', '-l', `modelctl.dev/model=${MODEL},app.kubernetes.io/version=${version}`, '-o', 'jsonpath={.items[*].metadata.name}')).trim().split(/\s+/).filter(Boolean);
+  assert.ok(pods.length > 0, `${version} has pods`);
+  let total = 0;
+  for (const pod of pods) {
+    const { stdout } = await run('kubectl', ['get', '--raw', `/api/v1/namespaces/${NS}/pods/${pod}:9090/proxy/v1/window?since=${Math.floor(sinceMs)}`], { timeout: 30_000, maxBuffer: 64 << 20 });
+    total += (JSON.parse(stdout) as { requests: number }).requests;
+  }
+  return total;
+}
+
+/** Does the route mirror right now? */
+async function routeMirrors(): Promise<boolean> {
+  const route = await kubectlJson<HTTPRouteView>('get', 'httproute', ROUTE).catch(() => null);
+  return !!route?.spec.rules[0]?.filters?.some((f) => f.type === 'RequestMirror');
 }
 
 /** Polls the route while `work` runs: every distinct weight map seen (to see the canary steps happen). */
@@ -225,7 +283,7 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
   before(() => assert.equal(noCluster, null, `a cluster is needed: ${noCluster}`));
   let work = '';
   let gateway: { url: string; stop: () => void } | undefined;
-  let load: ReturnType<typeof steadyLoad> | undefined;
+  let load: Load | undefined;
 
   before(async () => {
     assert.ok(process.env.MODELCTL_STORE?.startsWith('s3://'), 'MODELCTL_STORE must be an s3:// store the cluster can reach (see .github/workflows/e2e-kubernetes.yml)');
@@ -254,9 +312,11 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
     // 1.0.0 as shipped, 1.1.0 the same model under a new version, 1.2.0 a bad one: its config makes 30% of answers fail.
     const good = path.join(work, 'v110');
     const bad = path.join(work, 'v120');
+    const shadow = path.join(work, 'v130');
     await cp(EXAMPLE, good, { recursive: true });
     await cp(EXAMPLE, bad, { recursive: true });
-    for (const [dir, version] of [[good, '1.1.0'], [bad, '1.2.0']] as const) {
+    await cp(EXAMPLE, shadow, { recursive: true });
+    for (const [dir, version] of [[good, '1.1.0'], [bad, '1.2.0'], [shadow, '1.3.0']] as const) {
       const manifest = path.join(dir, 'bundle.yaml');
       await writeFile(manifest, (await readFile(manifest, 'utf8')).replace(/^version: .*$/m, `version: ${version}`));
     }
@@ -265,7 +325,7 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
     config.faults.errorRate = 0.3;
     await writeFile(configFile, JSON.stringify(config, null, 2));
 
-    for (const dir of [EXAMPLE, good, bad]) {
+    for (const dir of [EXAMPLE, good, bad, shadow]) {
       const pushed = await modelctl(work, ['bundle', 'push', dir], 5 * MINUTE);
       assert.equal(pushed.code, 0, `push ${dir}: ${JSON.stringify(pushed.json)}`);
     }
@@ -305,19 +365,56 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
       `the 20% step was applied to the HTTPRoute (saw ${JSON.stringify(seen)})`,
     );
     assert.deepEqual(await routeWeights(), { [svc('1.1.0')]: 100 });
+    // Real traffic reached both versions through the Gateway during the canary, and only 1.1.0 after it.
+    const answered = answeredBetween({ sent: 0, errors: 0, byVersion: {} }, load.counts());
+    assert.ok((answered['1.0.0'] ?? 0) > 0 && (answered['1.1.0'] ?? 0) > 0, `both versions answered through the Gateway during the canary: ${JSON.stringify(answered)}`);
+    assert.deepEqual(await burst(gateway!.url, 30), { '1.1.0': 30 }, 'after the promotion every answer comes from 1.1.0');
     // 1.0.0 stays warm (stable set) for an instant rollback.
     const warm = await kubectlJson<{ spec: { replicas: number } }>('get', 'deployment', svc('1.0.0'));
     assert.ok(warm.spec.replicas >= 1, '1.0.0 is kept warm');
   });
 
   test('a bad canary is rolled back by its gates: traffic back on 1.1.0, exit code 3', async () => {
+    const before = load!.counts();
     const { result: r, seen } = await watchingRoute(modelctl(work, ['deploy', `${MODEL}@1.2.0`, '--steps', '20,50,100', '--interval', '60s', '--ready-timeout', '5m']));
     assert.equal(r.code, 3, `bad canary 1.2.0: ${JSON.stringify(r.json, null, 2)}\n${r.stderr}`);
+    const answered = answeredBetween(before, load!.counts());
+    assert.ok((answered['1.2.0'] ?? 0) > 0, `the bad canary really served some requests before its rollback: ${JSON.stringify(answered)}`);
+    assert.deepEqual(await burst(gateway!.url, 30), { '1.1.0': 30 }, 'after the rollback every answer comes from 1.1.0');
     assert.equal(r.json.outcome, 'rolled-back');
     assert.equal(r.json.rolledBackTo, '1.1.0');
     assert.ok(seen.some((w) => (w[svc('1.2.0')] ?? 0) > 0), `1.2.0 got canary traffic before the rollback (saw ${JSON.stringify(seen)})`);
     assert.ok(!seen.some((w) => w[svc('1.2.0')] === 100), '1.2.0 never got all the traffic');
     assert.deepEqual(await routeWeights(), { [svc('1.1.0')]: 100 });
+  });
+
+  test('shadow 20%: the candidate\'s meter counts ~20% of the requests sent (measured, not the route spec); callers only see the stable', async () => {
+    const run = modelctl(work, ['deploy', `${MODEL}@1.3.0`, '--shadow', '20%', '--shadow-only', '--shadow-duration', '150s', '--ready-timeout', '5m']);
+    // Wait until the route mirrors, give the Gateway a few seconds to program it, then measure for 60 s.
+    const deadline = Date.now() + 6 * MINUTE;
+    while (!(await routeMirrors())) {
+      assert.ok(Date.now() < deadline, 'the route never got a RequestMirror filter');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await new Promise((r) => setTimeout(r, 10_000));
+    const t0 = Date.now();
+    const before = load!.counts();
+    await new Promise((r) => setTimeout(r, 60_000));
+    const after = load!.counts();
+    const mirrored = await meteredRequests('1.3.0', t0);
+    assert.ok(await routeMirrors(), 'the mirror lasted the whole measurement');
+    const sent = after.sent - before.sent;
+    const share = mirrored / sent;
+    assert.ok(sent > 500, `enough requests to measure a share (${sent})`);
+    // Binomial: with n > 500 at p = 0.2 the standard deviation is < 1.8 points; ±6 points is > 3 sd.
+    assert.ok(Math.abs(share - 0.2) <= 0.06, `mirrored ${mirrored} of ${sent} requests = ${(share * 100).toFixed(1)}% (asked 20%): a Gateway API without RequestMirror percent mirrors 100%`);
+    const answered = answeredBetween(before, after);
+    assert.deepEqual(Object.keys(answered), ['1.1.0'], `mirrored answers are discarded: callers only got the stable's (${JSON.stringify(answered)})`);
+    const r = await run;
+    assert.equal(r.code, 0, `shadow 1.3.0: ${JSON.stringify(r.json, null, 2)}\n${r.stderr}`);
+    assert.equal(r.json.outcome, 'shadow-passed');
+    assert.deepEqual(await routeWeights(), { [svc('1.1.0')]: 100 });
+    assert.equal(await routeMirrors(), false, 'the mirror is removed after the shadow');
   });
 
   test('afterwards: the ledger is in its ConfigMap, the lock is free, load reached the model', async () => {
@@ -329,7 +426,7 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
     const cm = await kubectlJson<{ data: Record<string, string> }>('get', 'configmap', `modelctl-ledger-${MODEL}`);
     const ledger = JSON.parse(cm.data['ledger.json']!) as { stableSet: string[]; releases: Array<{ version: string }> };
     assert.equal(ledger.stableSet[0], '1.1.0');
-    assert.deepEqual(ledger.releases.map((x) => x.version).filter((v, i, a) => a.indexOf(v) === i), ['1.0.0', '1.1.0', '1.2.0']);
+    assert.deepEqual(ledger.releases.map((x) => x.version).filter((v, i, a) => a.indexOf(v) === i), ['1.0.0', '1.1.0', '1.2.0', '1.3.0']);
     const lease = await kubectlJson<{ spec: { holderIdentity?: string } }>('get', 'lease', `modelctl-lock-${MODEL}`).catch((): { spec: { holderIdentity?: string } } => ({ spec: {} }));
     assert.ok(!lease.spec.holderIdentity, `the lock is released (held by ${lease.spec.holderIdentity})`);
 

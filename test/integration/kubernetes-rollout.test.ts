@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse, stringify } from 'yaml';
 import { LockedError } from '../../src/ledger/lock.js';
 import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
 import { CLI } from '../helpers/fixtures.js';
@@ -82,6 +85,9 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     );
     assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.0.0')).spec.replicas, 1, '1.0.0 scaled to the warm size, not away');
     assert.equal(w.fake.get('apps/v1', 'Deployment', 'default', svc('1.1.0')).spec.replicas, 2);
+    // Before anything is written, the candidate's objects were dry-run on the server (Strict, admission).
+    const writes = w.fake.requests.filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method));
+    assert.deepEqual(writes.slice(0, 2).map((q) => [q.resource, q.query.dryRun]), [['deployments', 'All'], ['services', 'All']]);
     const polls = w.fake.requests.filter((q) => q.verb === 'get' && q.resource === 'deployments').length;
     assert.ok(polls <= 6, `readiness is watched, not polled (${polls} GETs of deployments)`);
   });
@@ -144,15 +150,48 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.6.0')]: 100 });
   });
 
-  test('--dry-run prints the manifests of the first step and changes nothing', async () => {
+  test('--dry-run prints every step\'s manifests against the serving version the cluster names, server-side dry-run checked, and changes nothing', async () => {
     const before = w.fake.requests.length;
     const r = await w.cli(['deploy', `${MODEL}@1.8.0`, '--canary', '5%', '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /kind: Deployment/);
     assert.match(r.stdout, /kind: HTTPRoute/);
     assert.match(r.stdout, new RegExp(`name: ${svc('1.8.0')}\\n\\s+port: 80\\n\\s+weight: 5`));
-    const writes = w.fake.requests.slice(before).filter((q) => ['create', 'update', 'patch', 'delete'].includes(q.verb));
+    assert.match(r.stdout, /#   from the cluster: serving version 1\.6\.0 \(the ledger ConfigMap\)/);
+    assert.match(r.stdout, /#   from the cluster: a server-side dry run \(dryRun=All, fieldValidation=Strict\) accepted all \d+ objects/);
+    assert.match(r.stdout, /# step \d+: promote: all traffic to 1\.8\.0/);
+    const sent = w.fake.requests.slice(before);
+    assert.ok(sent.some((q) => q.verb === 'patch' && q.query.dryRun === 'All' && q.query.fieldValidation === 'Strict'), 'the objects were dry-run on the server');
+    const writes = sent.filter((q) => ['create', 'update', 'patch', 'delete'].includes(q.verb) && q.query.dryRun !== 'All');
     assert.deepEqual(writes, [], 'a dry run writes nothing');
+  });
+
+  test('settings the API server would refuse: deploy, --dry-run and kubernetes check name the same issues, and nothing is written', async () => {
+    const file = path.join(w.projectDir, 'modelctl.yaml');
+    const good = await readFile(file, 'utf8');
+    const bad = parse(good);
+    bad.kubernetes.route.hostnames = ['Models.Example.com'];
+    bad.kubernetes.nodeSelector = { pool: 'gpu pool' };
+    await writeFile(file, stringify(bad));
+    try {
+      const before = w.fake.requests.length;
+      const deploy = await w.cli(['deploy', `${MODEL}@1.8.0`, '--canary', '5%', '--json']);
+      const dry = await w.cli(['deploy', `${MODEL}@1.8.0`, '--canary', '5%', '--dry-run', '--json']);
+      assert.equal(deploy.code, 2, deploy.stderr);
+      assert.equal(dry.code, 2, dry.stderr);
+      const issues = (r: typeof deploy) => r.json().error.issues.map((i: any) => `${i.file} ${i.field} ${JSON.stringify(i.value)}`);
+      assert.deepEqual(issues(deploy), [`${file} kubernetes.route.hostnames[0] "Models.Example.com"`, `${file} kubernetes.nodeSelector.pool "gpu pool"`]);
+      assert.deepEqual(issues(dry), issues(deploy), 'the very same validation');
+      const writes = w.fake.requests.slice(before).filter((q) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(q.method) && q.resource !== 'selfsubjectaccessreviews');
+      assert.deepEqual(writes.map((q) => `${q.method} ${q.path}`), [], 'nothing was written: no ledger, no Lease, no Deployment');
+      const check = await w.cli(['kubernetes', 'check', '--json']);
+      assert.equal(check.code, 2, check.stdout);
+      const settings = check.json().checks.find((c: any) => c.name === 'settings');
+      assert.equal(settings.ok, false);
+      assert.match(settings.detail, /kubernetes\.route\.hostnames\[0\] = "Models\.Example\.com"/);
+    } finally {
+      await writeFile(file, good);
+    }
   });
 
   test('rollback cascades: a bad canary while the previous stable is gone lands on the next warm version', async () => {
@@ -272,7 +311,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     const r = await w.cli(['kubernetes', 'check', '--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = r.json();
-    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['gateway-api', true], ['store', true]]);
+    assert.deepEqual(report.checks.map((c: any) => [c.name, c.ok]), [['api-server', true], ['permissions', true], ['traffic', true], ['gateway-api', true], ['settings', true], ['store', true]]);
     assert.match(report.checks[2].detail, /Gateway API: HTTPRoutes attached to gateways\/public/);
     // The fake serves no CRDs, so the mirror-percent answer comes from the server-side dry run.
     assert.match(report.checks[3].detail, /RequestMirror percent supported \(a server-side dry run/);

@@ -11,7 +11,10 @@ import { explainUnknownFields, httpRouteCrdFacts, parseWarnings, unknownFieldsOf
 import { describeGatewaySupport, gatewayApiSupport, preflightRoute } from '../../src/targets/kubernetes/gateway-support.js';
 import { httpRouteFor } from '../../src/targets/kubernetes/manifests.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings } from '../../src/targets/kubernetes/settings.js';
-import { REPO_ROOT } from '../helpers/fixtures.js';
+import type { RolloutPlan } from '../../src/ledger/model.js';
+import { openStore } from '../../src/store/open.js';
+import { KubernetesTarget } from '../../src/targets/kubernetes/target.js';
+import { REPO_ROOT, useScratch } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
 /**
@@ -20,11 +23,14 @@ import { listenLocal, stopServer } from '../helpers/http-server.js';
  *
  * The CRDs are the upstream ones (kubernetes-sigs/gateway-api v1.2.1 and v1.3.0, standard channel,
  * trimmed to what is read). The in-test API server answers in the real server's words: the
- * structured-merge-diff refusal of a server-side apply under Strict
- * (`failed to create typed patch object (…): .spec…percent: field not declared in schema`) and the
- * RFC 7234 Warning header (`299 - "…"`) — the fake API server (test/fakes/kube) has no field
- * validation yet, so these semantics are exercised here.
+ * structured-merge-diff refusal of a server-side apply — a 500 whatever fieldValidation says
+ * (`failed to create typed patch object (…): .spec…percent: field not declared in schema`,
+ * kubernetes#122480, #139253) — and the RFC 7234 Warning header (`299 - "…"`). The fake API server
+ * of this branch (test/fakes/kube) has no field validation; these semantics are exercised here.
  */
+
+const scratch = useScratch();
+after(scratch.cleanup);
 
 const crd = (v: string) => parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/gateway-api', `httproutes-${v}.yaml`), 'utf8'));
 const SETTINGS = resolveKubernetesSettings(kubernetesSectionSchema.parse({ route: { parentRefs: [{ name: 'public', namespace: 'gateways' }] } }), {
@@ -107,12 +113,14 @@ describe('KubeApi against an API server with field validation', () => {
           const obj = JSON.parse(body);
           const filters: Array<{ type: string; requestMirror?: { percent?: number } }> = obj.spec.rules[0].filters ?? [];
           const at = filters.findIndex((f) => f.requestMirror?.percent !== undefined);
-          if (behaviour.oldGatewayApi && at >= 0 && u.searchParams.get('fieldValidation') === 'Strict') {
-            return status(
-              400,
-              'BadRequest',
-              `failed to create typed patch object (${route[1]}/${route[2]}; gateway.networking.k8s.io/v1, Kind=HTTPRoute): .spec.rules[0].filters[${at}].requestMirror.percent: field not declared in schema`,
-            );
+          // Server-side apply types the patch against the CRD schema whatever fieldValidation says, and
+          // structured-merge-diff's refusal comes back as a 500 without a reason (kubernetes#122480, #139253).
+          const apply = req.headers['content-type'] === 'application/apply-patch+yaml';
+          if (behaviour.oldGatewayApi && at >= 0 && (apply || u.searchParams.get('fieldValidation') === 'Strict')) {
+            const message = apply
+              ? `failed to create typed patch object (${route[1]}/${route[2]}; gateway.networking.k8s.io/v1, Kind=HTTPRoute): .spec.rules[0].filters[${at}].requestMirror.percent: field not declared in schema`
+              : `strict decoding error: unknown field "spec.rules[0].filters[${at}].requestMirror.percent"`;
+            return apply ? json(500, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, code: 500 }) : status(400, 'BadRequest', message);
           }
           return json(200, { ...obj, metadata: { ...obj.metadata, resourceVersion: '7', generation: 1 } });
         }
@@ -131,10 +139,11 @@ describe('KubeApi against an API server with field validation', () => {
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });
-    return new KubeApi(kc, { retry: { attempts: 1 }, onWarning: (w) => warnings.push(w) });
+    // Retries on (a 5xx is normally retried: the unknown-field 500 must not be), without waiting.
+    return new KubeApi(kc, { retry: { attempts: 4 }, sleep: async () => {}, onWarning: (w) => warnings.push(w) });
   };
 
-  test('a write is sent with fieldValidation=Strict; the refusal of requestMirror.percent is a usage error (exit 2) naming Gateway API v1.3.0', async () => {
+  test('a write is sent with fieldValidation=Strict; the refusal of requestMirror.percent (SSA: a 500) is a usage error (exit 2) naming Gateway API v1.3.0', async () => {
     behaviour = { crd: 403, oldGatewayApi: true };
     seen.length = 0;
     const route = httpRouteFor({ model: 'sentiment', settings: SETTINGS, split: { weights: { '1.0.0': 100 }, mirror: { version: '1.1.0', percent: 5 } } });
@@ -146,9 +155,10 @@ describe('KubeApi against an API server with field validation', () => {
     assert.equal(err.exitCode, ExitCode.usage);
     assert.match(err.message, /RequestMirror percent needs Gateway API v1\.3\.0\+ standard channel \(HTTPRouteRequestPercentageMirror\)/);
     assert.match(err.hint ?? '', /standard-install\.yaml/);
-    const patch = seen.find((s) => s.method === 'PATCH')!;
-    assert.equal(patch.query.fieldValidation, 'Strict');
-    assert.equal(patch.query.fieldManager, 'modelctl');
+    const patches = seen.filter((s) => s.method === 'PATCH');
+    assert.equal(patches.length, 1, 'the 500 of a field the schema lacks is not retried');
+    assert.equal(patches[0]!.query.fieldValidation, 'Strict');
+    assert.equal(patches[0]!.query.fieldManager, 'modelctl');
     // Without the percent the same write passes (canary weights work on every v1 Gateway API).
     const plain = httpRouteFor({ model: 'sentiment', settings: SETTINGS, split: { weights: { '1.0.0': 90, '1.1.0': 10 }, mirror: null } });
     assert.equal(((await apiOf().apply(plain)).metadata as { resourceVersion?: string }).resourceVersion, '7');
@@ -194,6 +204,31 @@ describe('KubeApi against an API server with field validation', () => {
     assert.equal(v12.mirrorPercent, false);
     assert.match(v12.refusal?.message ?? '', /HTTPRoute CRD \(Gateway API v1\.2\.1 standard channel\) has no requestMirror\.percent.*v1\.3\.0\+/);
     assert.equal(v12.refusal?.exitCode, ExitCode.usage);
+  });
+
+  test('a shadow deploy on Gateway API < v1.3 is refused by the target before anything is written or any traffic moves', async () => {
+    behaviour = { crd: 403, oldGatewayApi: true };
+    seen.length = 0;
+    const store = await openStore(`file://${await scratch.fresh('store')}`, { s3PathStyle: false });
+    const target = new KubernetesTarget({ api: apiOf(), settings: SETTINGS, store });
+    const shadow: RolloutPlan = { steps: [10, 100], intervalMs: 1000, checkEveryMs: 100, shadowPercent: 5, shadowDurationMs: 1000, shadowOnly: false, gates: [], readyTimeoutMs: 1000 };
+    await assert.rejects(target.checkPlan('sentiment', shadow), (e: unknown) => e instanceof UsageError && /RequestMirror percent needs Gateway API v1\.3\.0\+/.test(e.message));
+    const writes = seen.filter((q) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(q.method));
+    assert.deepEqual(writes.map((q) => [q.method, q.query.dryRun]), [['PATCH', 'All']], 'the only write was the dry run');
+    // Without a shadow nothing is asked: canary weights work on every v1 Gateway API.
+    seen.length = 0;
+    await target.checkPlan('sentiment', { ...shadow, shadowPercent: 0, shadowDurationMs: 0 });
+    assert.deepEqual(seen.filter((q) => q.method === 'PATCH'), []);
+  });
+
+  test('a policy of the cluster (admission webhook) is a usage error naming it, not a missing permission', () => {
+    const err = apiOf().translate(
+      { verb: 'patch', kind: 'Deployment', namespace: 'ml', name: 'sentiment-1-4-0' },
+      { code: 400, body: { message: 'admission webhook "validation.gatekeeper.sh" denied the request: [require-memory-limit] container <model> has no memory limit' } },
+    );
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(err.message, /a policy of the cluster refused to patch Deployment sentiment-1-4-0 in namespace ml: admission webhook/);
+    assert.doesNotMatch(err.hint ?? '', /kubernetes rbac/);
   });
 
   test('the pre-flight route is the model\'s own route with a mirror', () => {

@@ -9,6 +9,10 @@ export default class KubernetesCheck extends StoreCommand {
   api-server   it answers (and which Kubernetes it runs);
   permissions  every permission of \`modelctl kubernetes rbac\` is granted in the namespace (SelfSubjectAccessReview);
   traffic      how canary weights will move: Gateway API with a parent Gateway, or replica ratio;
+  gateway-api  which Gateway API version (the HTTPRoute CRD, when the CRDs can be read) and whether it
+               supports RequestMirror percent (v1.3.0+ standard channel; checked by a server-side dry run);
+  settings     the kubernetes: section of modelctl.yaml against the API server's rules and the upstream
+               schemas (the same checks deploy and deploy --dry-run run, which also check the bundle);
   store        pods can pull bundles (an s3:// store, and the Secret holding its credentials).
 
 Exit codes: 0 all good; 9 the cluster cannot be reached or refuses a permission; 2 a configuration problem.`;
@@ -27,8 +31,9 @@ Exit codes: 0 all good; 9 the cluster cannot be reached or refuses a permission;
     const { flags } = await this.parse(KubernetesCheck);
     const store = await this.openStore(flags);
     const [{ openKubernetes }, { loadProjectConfig }] = await Promise.all([import('../../targets/kubernetes/open.js'), import('../../cli/config.js')]);
-    const parts = openKubernetes({ flags, project: await loadProjectConfig(process.cwd()), store });
-    return checkCluster(parts);
+    const project = await loadProjectConfig(process.cwd());
+    const parts = openKubernetes({ flags, project, store, note: (m) => this.note(m) });
+    return checkCluster({ ...parts, settingsFile: project.file ?? 'modelctl.yaml' });
   }
 
   protected override exitCodeOf(r: CheckReport): ExitCode {

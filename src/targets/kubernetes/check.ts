@@ -4,6 +4,8 @@ import { parseStoreUrl } from '../../store/open.js';
 import type { KubeApi, KubeConnection } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { RBAC_RULES, resourceName } from './rbac.js';
+import { settingsIssues } from './render.js';
+import { formatIssue } from './validate.js';
 import type { KubernetesSettings } from './settings.js';
 import type { KubernetesTarget } from './target.js';
 
@@ -30,7 +32,7 @@ export interface CheckReport {
   namespace: string;
   checks: CheckItem[];
   /** What the cluster's Gateway API is (when traffic goes through it): version, channel, mirror percent support. */
-  gatewayApi?: { version: string | null; channel: string | null; mirrorPercent: boolean | null; how: string };
+  gatewayApi?: { version: string | null; channel: string | null; mirrorPercent: boolean; how: string };
 }
 
 function fail(name: CheckItem['name'], err: unknown): CheckItem {
@@ -44,7 +46,15 @@ function fail(name: CheckItem['name'], err: unknown): CheckItem {
   };
 }
 
-export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; settings: KubernetesSettings; target: KubernetesTarget; model?: string }): Promise<CheckReport> {
+export async function checkCluster(deps: {
+  api: KubeApi;
+  conn: KubeConnection;
+  settings: KubernetesSettings;
+  target: KubernetesTarget;
+  model?: string;
+  settingsFile?: string;
+  namespaceFrom?: string;
+}): Promise<CheckReport> {
   const { api, conn, settings } = deps;
   const ns = settings.namespace;
   const report: CheckReport = { server: conn.server, context: conn.context, source: conn.source, namespace: ns, checks: [] };
@@ -102,18 +112,21 @@ export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; s
           ? `Gateway API: HTTPRoutes attached to ${settings.route.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}`).join(', ')} (canary weights and shadow mirroring)`
           : 'replica ratio: no Gateway API served; canary shares are approximated by pods, shadow is not possible',
     });
-    if (mode === 'gateway-api') {
-      const g = await gatewayApiSupport(api, deps.model ?? 'modelctl-check', settings);
-      report.gatewayApi = { version: g.crd?.bundleVersion ?? null, channel: g.crd?.channel ?? null, mirrorPercent: g.mirrorPercent ?? null, how: g.how };
-      // Canary weights work on every v1 Gateway API; only shadow needs percent, so this is not a failure.
-      report.checks.push({
-        name: 'gateway-api',
-        ok: true,
-        detail: `${describeGatewaySupport(g)}${g.refusal ? ` — --shadow will be refused: ${g.refusal.message}; ${g.refusal.hint ?? ''}` : ''}`,
-      });
-    }
+    if (mode === 'gateway-api') await checkGatewayApi(deps, report);
   } catch (err) {
     report.checks.push(fail('traffic', err));
+  }
+
+  try {
+    const mode = await deps.target.trafficMode().catch(() => 'replicas' as const);
+    const issues = await settingsIssues({ settings, settingsFile: deps.settingsFile ?? 'modelctl.yaml', namespaceFrom: deps.namespaceFrom, mode });
+    report.checks.push(
+      issues.length === 0
+        ? { name: 'settings', ok: true, detail: 'the kubernetes: settings pass the API server\'s rules and the upstream schemas (bundles are checked by deploy and deploy --dry-run)' }
+        : { name: 'settings', ok: false, detail: issues.map(formatIssue).join('; '), hint: 'fix these in modelctl.yaml before deploying', exitCode: ExitCode.usage },
+    );
+  } catch (err) {
+    report.checks.push(fail('settings', err));
   }
 
   const store = parseStoreUrl(settings.storeUrl);
@@ -133,6 +146,21 @@ export async function checkCluster(deps: { api: KubeApi; conn: KubeConnection; s
         },
   );
   return report;
+}
+
+/** Which Gateway API, and whether a shadow can mirror a share (only shadow needs it: never a failure by itself). */
+async function checkGatewayApi(deps: { api: KubeApi; settings: KubernetesSettings; model?: string }, report: CheckReport): Promise<void> {
+  try {
+    const g = await gatewayApiSupport(deps.api, deps.model ?? 'modelctl-check', deps.settings);
+    report.gatewayApi = { version: g.crd?.bundleVersion ?? null, channel: g.crd?.channel ?? null, mirrorPercent: g.mirrorPercent, how: g.how };
+    report.checks.push({
+      name: 'gateway-api',
+      ok: true,
+      detail: `${describeGatewaySupport(g)}${g.refusal ? ` — --shadow will be refused: ${g.refusal.message}; ${g.refusal.hint ?? ''}` : ''}`,
+    });
+  } catch (err) {
+    report.checks.push(fail('gateway-api', err));
+  }
 }
 
 /** 0 when every check passed; 9 when the cluster cannot be reached or refuses something; else 2 (configuration). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApisApi, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, Watch, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node';
 import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
 import { withTimeout } from '../../util/timeout.js';
-import { explainUnknownFields, parseWarnings } from './field-validation.js';
+import { explainUnknownFields, parseWarnings, unknownFieldsOf } from './field-validation.js';
 import { FIELD_MANAGER } from './names.js';
 
 /**
@@ -32,6 +32,15 @@ export interface KubeConnection {
   server: string;
   /** Where the configuration came from, for messages: "--kubeconfig /x", "KUBECONFIG", "~/.kube/config", "in-cluster". */
   source: string;
+}
+
+/** Nothing names a cluster at all (what `deploy --dry-run` works without). */
+export class NoKubeConfigError extends UsageError {
+  constructor() {
+    super('no Kubernetes configuration found (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account)', {
+      hint: 'point modelctl at a cluster with --kubeconfig <file> (and --context <name>), or use --target local',
+    });
+  }
 }
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -72,9 +81,7 @@ export function connectKube(opts: KubeConnectOptions = {}): KubeConnection {
       kc.loadFromCluster();
       source = 'in-cluster service account';
     } else {
-      throw new UsageError('no Kubernetes configuration found (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account)', {
-        hint: 'point modelctl at a cluster with --kubeconfig <file> (and --context <name>), or use --target local',
-      });
+      throw new NoKubeConfigError();
     }
   } catch (err) {
     if (err instanceof ModelctlError) throw err;
@@ -190,7 +197,9 @@ class RequestTimeoutError extends Error {}
 
 function retryable(err: unknown): boolean {
   const s = statusOf(err);
-  if (s) return s.code >= 500 || s.code === 429;
+  // A server-side apply with a field the schema lacks is answered 500 (kubernetes#122480, #139253):
+  // deterministic, never worth a retry.
+  if (s) return (s.code >= 500 && unknownFieldsOf(s.body.message ?? '').length === 0) || s.code === 429;
   return isTransportError(err);
 }
 
@@ -345,6 +354,14 @@ export class KubeApi {
       });
     }
     const message = s.body.message ?? `HTTP ${s.code}`;
+    // A policy of the cluster (an admission webhook such as Kyverno or Gatekeeper, a ValidatingAdmissionPolicy)
+    // said no: not a missing permission of modelctl's, and the same write would be refused again.
+    if (/admission webhook .* denied the request|ValidatingAdmissionPolicy .* denied request|is forbidden: violates PodSecurity/i.test(message)) {
+      return new UsageError(`a policy of the cluster refused to ${what.verb} ${target}: ${message}`, {
+        hint: 'change the kubernetes: settings (or the bundle\'s serve: section) to satisfy the policy, or ask the cluster\'s admins for an exception',
+        details: { status: s.code, policy: true },
+      });
+    }
     if (s.code === 403 || s.code === 401) {
       const rule = this.opts.explainPermission?.(what.verb, resource, group);
       return new UnavailableError(`the cluster refused to ${what.verb} ${target}: ${message}`, {
@@ -356,7 +373,9 @@ export class KubeApi {
       });
     }
     if (s.code === 409) return new KubeConflictError(`${target}: ${message}`, s.body.reason ?? 'Conflict');
-    const unknown = s.code === 400 || s.code === 422 ? explainUnknownFields(target, `${message} ${(s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join(' ')}`) : undefined;
+    // 400/422: Strict refusals of create/update/patch; 500: server-side apply of a field the schema lacks
+    // ("failed to create typed patch object (…): .spec.x: field not declared in schema", whatever fieldValidation says).
+    const unknown = s.code === 400 || s.code === 422 || s.code === 500 ? explainUnknownFields(target, `${message} ${(s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join(' ')}`) : undefined;
     if (unknown) return new UsageError(unknown.message, { hint: unknown.hint, details: { status: s.code, unknownFields: unknown.fields, server: message } });
     if (s.code === 422 || s.code === 400) {
       const causes = (s.body.details?.causes ?? []).map((c) => `${c.field ?? ''}: ${c.message ?? ''}`).join('; ');

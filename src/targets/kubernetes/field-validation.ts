@@ -8,9 +8,11 @@
  * explained here: which field, which feature, which version of which API brings it, what to do.
  *
  * The server's wording (kubernetes apiserver, structured-merge-diff):
- *   JSON create/update, Strict:  `strict decoding error: unknown field "spec.foo", unknown field "spec.bar"`
- *   server-side apply, Strict:   `failed to create typed patch object (ns/name; gvk): .spec.foo: field not declared in schema`
- *   any write, Warn (header):    `299 - "unknown field \"spec.foo\""`
+ *   JSON create/update, Strict:  400 `strict decoding error: unknown field "spec.foo", unknown field "spec.bar"`
+ *   server-side apply (any fieldValidation): 500 `failed to create typed patch object (ns/name; gvk):
+ *                                .spec.foo: field not declared in schema` — a 500, not a 400, to this day
+ *                                (kubernetes#122480, #139253; PR #139255 would make it a 400): both are handled
+ *   other writes, Warn (header): `299 - "unknown field \"spec.foo\""`
  */
 
 /** Gateway API facts modelctl depends on (kubernetes-sigs/gateway-api CHANGELOG, GEP-3171). */

@@ -25,8 +25,8 @@ export interface GatewayApiSupport {
   crd: HttpRouteCrdFacts | undefined;
   /** Why the CRD could not be read (forbidden: the Role is namespaced), when it could not. */
   crdUnreadable: string | undefined;
-  /** Does the cluster accept RequestMirror percent? undefined: could not tell. */
-  mirrorPercent: boolean | undefined;
+  /** Does the cluster accept RequestMirror percent? (When neither source can tell, gatewayApiSupport throws why.) */
+  mirrorPercent: boolean;
   /** How mirrorPercent was decided, in words. */
   how: string;
   /** When the cluster refused percent: the error to show (which feature needs which version, what to do). */
@@ -102,6 +102,6 @@ function decideFromCrd(served: boolean, facts: HttpRouteCrdFacts, how: string): 
 export function describeGatewaySupport(s: GatewayApiSupport): string {
   if (!s.served) return 'no Gateway API (gateway.networking.k8s.io/v1 is not served)';
   const version = s.crd ? `Gateway API ${s.crd.bundleVersion ?? '(no bundle-version annotation)'}${s.crd.channel ? ` ${s.crd.channel} channel` : ''}` : `Gateway API (version unknown: reading the CRD was ${s.crdUnreadable ?? 'not possible'})`;
-  const mirror = s.mirrorPercent === true ? 'RequestMirror percent supported' : s.mirrorPercent === false ? 'RequestMirror percent NOT supported' : 'RequestMirror percent support unknown';
+  const mirror = s.mirrorPercent ? 'RequestMirror percent supported' : 'RequestMirror percent NOT supported';
   return `${version}; ${mirror} (${s.how})`;
 }

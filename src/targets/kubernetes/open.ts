@@ -14,6 +14,8 @@ export interface OpenKubernetesOptions {
   project: { file?: string; config: ProjectConfig };
   store: BundleStore;
   note?: (message: string) => void;
+  /** Where the API server's Warning headers go (default: stderr, always). */
+  warn?: (warning: string) => void;
 }
 
 export interface KubernetesParts {
@@ -23,6 +25,8 @@ export interface KubernetesParts {
   settings: KubernetesSettings;
   api: KubeApi;
   conn: KubeConnection;
+  /** Where the namespace came from: --namespace, modelctl.yaml, the kube context, or the default. */
+  namespaceFrom: string;
 }
 
 /**
@@ -33,16 +37,20 @@ export function openKubernetes(opts: OpenKubernetesOptions): KubernetesParts {
   const section = opts.project.config.kubernetes;
   const conn = connectKube({ kubeconfig: opts.flags.kubeconfig ?? section?.kubeconfig, context: opts.flags.context ?? section?.context });
   const namespace = opts.flags.namespace ?? section?.namespace ?? conn.contextNamespace ?? 'default';
-  const settings = resolveKubernetesSettings(section, { namespace, storeUrl: opts.store.url, where: opts.project.file ?? 'modelctl.yaml' });
-  // The API server's warnings are never ignored: each distinct one is shown once (stderr in human mode).
-  const warn = (w: string) => (opts.note ?? ((m: string) => process.stderr.write(`${m}\n`)))(`the Kubernetes API server warns: ${w}`);
+  const file = opts.project.file ?? 'modelctl.yaml';
+  const namespaceFrom = opts.flags.namespace ? '--namespace' : section?.namespace ? file : conn.contextNamespace ? `the namespace of context ${conn.context}` : 'the default namespace';
+  const settings = resolveKubernetesSettings(section, { namespace, storeUrl: opts.store.url, where: file });
+  // The API server's warnings are never ignored: each distinct one goes to stderr once — in --json
+  // mode too (stdout stays one JSON document; notes are silenced there, these must not be).
+  const warn = opts.warn ?? ((w: string) => process.stderr.write(`modelctl: the Kubernetes API server warns: ${w}\n`));
   const api = new KubeApi(conn.kc, { explainPermission: describePermission, onWarning: warn });
   return {
-    target: new KubernetesTarget({ api, settings, store: opts.store, ...(opts.note ? { note: opts.note } : {}) }),
+    target: new KubernetesTarget({ api, settings, store: opts.store, settingsFile: file, namespaceFrom, ...(opts.note ? { note: opts.note } : {}) }),
     metrics: new KubernetesMetricSource({ core: podAccessFromKubeConfig(conn.kc, warn), namespace }),
     ledger: new KubernetesLedgerStore({ api, namespace }),
     settings,
     api,
     conn,
+    namespaceFrom,
   };
 }

@@ -1,14 +1,15 @@
 import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { UsageError, UnavailableError } from '../../cli/errors.js';
-import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
+import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan } from '../../ledger/model.js';
 import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
-import { fetchManifest, resolveRef } from '../../services/bundles.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';
 import { gatewayApiSupport } from './gateway-support.js';
+import { decideTrafficMode, validateRollout, type TrafficMode } from './render.js';
+import { serveSpecOf } from './serve-spec.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, routeName, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
@@ -26,7 +27,7 @@ import type { KubernetesSettings } from './settings.js';
  * each version by nature (scaling in replica mode); readiness is watched, never polled.
  */
 
-export type TrafficMode = 'gateway-api' | 'replicas';
+export type { TrafficMode } from './render.js';
 
 export interface KubernetesTargetOptions {
   api: KubeApi;
@@ -34,6 +35,9 @@ export interface KubernetesTargetOptions {
   store: BundleStore;
   /** Progress lines (e.g. the replica-ratio approximation). */
   note?: (message: string) => void;
+  /** Where the settings came from (modelctl.yaml's path) and the namespace (flag, file, context, default): named in validation errors. */
+  settingsFile?: string | undefined;
+  namespaceFrom?: string | undefined;
 }
 
 const SERVED = ANNOTATIONS.served;
@@ -52,24 +56,7 @@ export class KubernetesTarget implements Target {
 
   /** gateway-api or replicas, as configured; `auto` asks discovery once. */
   trafficMode(): Promise<TrafficMode> {
-    this.mode ??= (async () => {
-      const wanted = this.opts.settings.traffic;
-      const installed = await this.opts.api.hasGatewayApi();
-      if (wanted === 'gateway-api' && !installed) {
-        throw new UsageError(`kubernetes.traffic is gateway-api but ${this.opts.api.server} does not serve gateway.networking.k8s.io/v1`, {
-          hint: 'install the Gateway API CRDs and an implementation, or set kubernetes.traffic: replicas (canary by replica ratio)',
-        });
-      }
-      if (wanted === 'gateway-api' || (wanted === 'auto' && installed)) {
-        if (this.opts.settings.route.parentRefs.length === 0) {
-          throw new UsageError('the HTTPRoute needs a Gateway to attach to: kubernetes.route.parentRefs is empty in modelctl.yaml', {
-            hint: 'e.g. kubernetes: {route: {parentRefs: [{name: public-gateway, namespace: gateways}]}} (or kubernetes.traffic: replicas)',
-          });
-        }
-        return 'gateway-api';
-      }
-      return 'replicas';
-    })();
+    this.mode ??= (async () => decideTrafficMode(this.opts.settings, await this.opts.api.hasGatewayApi(), this.opts.api.server).mode)();
     return this.mode;
   }
 
@@ -78,7 +65,23 @@ export class KubernetesTarget implements Target {
    * standard channel). Replica ratio cannot copy requests; an older Gateway API would mirror 100%.
    * Both are refused here, before anything is written or any traffic moves.
    */
-  async checkPlan(model: string, plan: RolloutPlan): Promise<void> {
+  async checkPlan(model: string, plan: RolloutPlan, ref?: VersionRef): Promise<void> {
+    // Everything the rollout will send, checked against the API server's rules and the upstream
+    // schemas before the ledger or the cluster is written (the same function as deploy --dry-run).
+    if (ref) {
+      const [versions] = await validateRollout({
+        candidate: { ref, serve: await this.serveSpec(ref) },
+        stable: null,
+        plan,
+        settings: this.opts.settings,
+        mode: await this.trafficMode(),
+        settingsFile: this.opts.settingsFile ?? 'modelctl.yaml',
+        namespaceFrom: this.opts.namespaceFrom,
+      });
+      // Then the server's own checks (Strict field validation, defaulting, admission webhooks and
+      // policies), persisting nothing: a refusal here leaves no release in the ledger, no object behind.
+      for (const o of versions!.objects as KubernetesObject[]) await this.opts.api.apply(o, { dryRun: true });
+    }
     if (plan.shadowPercent <= 0) return;
     if ((await this.trafficMode()) === 'replicas') {
       throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
@@ -87,7 +90,6 @@ export class KubernetesTarget implements Target {
     }
     const support = await gatewayApiSupport(this.opts.api, model, this.opts.settings, plan.shadowPercent);
     if (support.refusal) throw support.refusal;
-    if (support.mirrorPercent === undefined) this.opts.note?.(`could not tell whether the cluster supports RequestMirror percent: ${support.how}`);
   }
 
   private deploymentRef(model: string, version: string) {
@@ -95,33 +97,8 @@ export class KubernetesTarget implements Target {
   }
 
   /** The serve section of the bundle (checked like the local runtime does), read from the store's manifest. */
-  private async serveSpec(ref: VersionRef): Promise<ServeSpec> {
-    const { manifest } = await fetchManifest(this.opts.store, await resolveRef(this.opts.store, `${ref.model}@${ref.digest}`));
-    const where = `bundle.yaml of ${ref.model}@${ref.version}`;
-    if (manifest.spec.serve === undefined) {
-      throw new UsageError(`${ref.model}@${ref.version} cannot run on Kubernetes: its bundle.yaml has no serve section`, {
-        hint: 'add e.g. `serve: {command: [node, serve.mjs], readinessPath: /healthz}` to bundle.yaml, push a new version and deploy it',
-      });
-    }
-    const parsed = serveSpecSchema.safeParse(manifest.spec.serve);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `serve.${i.path.join('.')}: ${i.message}`).join('; ');
-      throw new UsageError(`${where}: ${issues}`, { hint: 'fix the serve section, push a new version and deploy it' });
-    }
-    return parsed.data;
-  }
-
-  /** What deploy() and applyTraffic(split) would apply, without touching the cluster's objects (discovery and reads only). */
-  async manifests(ref: VersionRef, split: TrafficSplit): Promise<object[]> {
-    const serve = await this.serveSpec(ref);
-    const mode = await this.trafficMode();
-    const inService = mode === 'replicas' ? (split.weights[ref.version] ?? 0) > 0 : undefined;
-    const objects: object[] = [
-      deploymentFor({ ref, serve, settings: this.opts.settings, replicas: this.opts.settings.replicas, inService }),
-      serviceFor({ ref, settings: this.opts.settings }),
-    ];
-    objects.push(mode === 'gateway-api' ? httpRouteFor({ model: ref.model, split, settings: this.opts.settings }) : modelServiceFor({ model: ref.model, settings: this.opts.settings }));
-    return objects;
+  private serveSpec(ref: VersionRef): Promise<ServeSpec> {
+    return serveSpecOf(this.opts.store, ref);
   }
 
   /**
