@@ -124,8 +124,10 @@ describe('the box kubelet: pods as processes in their own network namespaces', {
   });
 
   test('deleting a pod: SIGTERM, then SIGKILL after terminationGracePeriodSeconds; its namespace is removed', async () => {
-    await pod('stubborn', { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'trap "echo got TERM" TERM; while true; do sleep 0.2; done'] }] });
+    await pod('stubborn', { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'trap "echo got TERM" TERM; echo trapping; while true; do sleep 0.2; done'] }] });
     const running = await until('stubborn running', () => fake.box!.kubelet.running().find((r) => r.name === 'stubborn' && r.pids.length === 1 && r.netns));
+    // Its trap must be in place before the TERM (a loaded machine may take a while to get there).
+    await until('stubborn trapping', () => fake.box!.kubelet.logs('default', 'stubborn', 'c').includes('trapping'));
     const pid = running.pids[0]!;
     const t0 = Date.now();
     await core.deleteNamespacedPod({ namespace: 'default', name: 'stubborn' });

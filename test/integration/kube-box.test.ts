@@ -110,17 +110,18 @@ describe('cluster in a box: whole rollouts with real pods', { timeout: 600_000 }
         await sleep(300);
       }
     })();
-    const r = await w.cli(['deploy', `${MODEL}@1.3.0`, '--shadow', '20%', '--shadow-only', '--shadow-duration', '6s', '--ready-timeout', '40s', '--json']);
+    const r = await w.cli(['deploy', `${MODEL}@1.3.0`, '--shadow', '20%', '--shadow-only', '--shadow-duration', '8s', '--ready-timeout', '40s', '--json']);
     done = true;
     await sampler;
     const seen = await load.stop();
     assert.equal(r.code, 0, r.stderr);
     assert.equal(seen.byVersion['1.3.0'], undefined, `no caller got an answer from the shadow: ${JSON.stringify(seen)}`);
-    assert.ok(sample.meter > 50, `the candidate's meter saw mirrored requests: ${JSON.stringify(sample)}`);
+    // The share on the wire: copies sent over the live requests that went through the mirroring
+    // route (the data plane's share is exact, see dataplane.ts), and what the candidate's own meter
+    // received of them (a few may still be in flight when it is read).
+    assert.ok(sample.meter >= 10, `the candidate's meter saw mirrored requests: ${JSON.stringify(sample)}`);
+    assert.ok(Math.abs(sample.mirrored - sample.mirrorable * 0.2) <= 1, `${sample.mirrored} copies of ${sample.mirrorable} live requests: ${((sample.mirrored / sample.mirrorable) * 100).toFixed(1)}%, asked 20%`);
     assert.ok(sample.meter <= sample.mirrored && sample.meter >= sample.mirrored - 5, `the candidate's meter counted the mirrored requests (a few in flight): ${JSON.stringify(sample)}`);
-    // The share on the wire: copies the candidate received over the live requests sent while the route mirrored.
-    const share = sample.meter / sample.mirrorable;
-    assert.ok(share > 0.17 && share <= 0.2, `the candidate received ${sample.meter} copies of ${sample.mirrorable} live requests: ${(share * 100).toFixed(1)}%, asked 20%`);
     assert.deepEqual(weights(w), { [svc('1.1.0')]: 100 });
   });
 

@@ -3,10 +3,13 @@
  * the apiserver's REST protocol closely enough for the real @kubernetes/client-node (discovery,
  * typed APIs, KubernetesObjectApi, Watch) and our Kubernetes target to run against it unchanged.
  *
- *   store.ts      objects, resourceVersions, watch history, write semantics, GC
+ *   store.ts      objects, resourceVersions, watch history, write semantics, unknown fields, GC
+ *   schema.ts     field trees from the upstream models (fieldValidation Strict/Warn/Ignore, SSA)
  *   apply.ts      merge / strategic-merge / JSON patch, server-side apply and field ownership
  *   admission.ts  decoding checks, defaulting, validation (400 / 422)
- *   controller.ts simulated deployment controller + scheduler + kubelet (pods, status, events)
+ *   controller.ts deployment controller + scheduler (+ a simulated kubelet unless a real one runs)
+ *   kubelet.ts, netns.ts, dataplane.ts   the cluster in a box (`kubelet` option): real pods in their
+ *                 own network namespaces, probes, restarts, a Gateway data plane (see README.md)
  *   resources.ts  served resource types and discovery documents
  *   selectors.ts  label / field selectors
  *   errors.ts     metav1.Status objects
