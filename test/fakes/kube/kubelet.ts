@@ -127,6 +127,10 @@ export class Kubelet {
   };
 
   constructor(private readonly opts: KubeletOptions) {
+    // Every container gets a private /tmp (see WRAPPER): what it runs must live elsewhere.
+    for (const [what, p] of [['this repository', REPO_ROOT], ['node', process.execPath], ['the kubelet root', opts.root]] as const) {
+      if (p === '/tmp' || p.startsWith('/tmp/')) throw new Error(`kubelet: ${what} is under /tmp (${p}), which each container sees as its own empty /tmp; move it (e.g. to /var/tmp)`);
+    }
     this.backoffBaseMs = opts.backoffBaseMs ?? 10_000;
     this.backoffMaxMs = opts.backoffMaxMs ?? 300_000;
     mkdirSync(opts.root, { recursive: true });
