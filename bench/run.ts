@@ -8,7 +8,8 @@
  *                                     6 rollback latency, 7 router overhead; 6 and 7 share one runtime;
  *                                     8 detect: bad-canary detection simulation, pure, see bench/detect.ts;
  *                                     9 kube: Kubernetes API requests per canary step and 50 canaries at
- *                                     once, in-process against the fake API server, see bench/kube.ts)
+ *                                     once, in-process against the fake API server; one full canary on
+ *                                     the cluster in a box (real pods, needs root), see bench/kube.ts)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -1097,7 +1098,7 @@ async function main(): Promise<number> {
   }
 
   if (wanted(9)) {
-    log(`9 kube: Kubernetes API requests per canary step, then ${QUICK ? 10 : 50} canaries at once (fake API server, in-process)…`);
+    log(`9 kube: Kubernetes API requests per canary step, then ${QUICK ? 10 : 50} canaries at once (fake API server, in-process), then one canary on the cluster in a box…`);
     try {
       // The working tree's Kubernetes target and the fake API server, loaded only when this measure runs.
       const { benchKubernetes, KUBE_DEFAULTS, KUBE_QUICK } = await import('./kube.js');

@@ -59,6 +59,17 @@ export interface StepRecord {
   durationMs: number;
 }
 
+/**
+ * What a runner machine's own environment carries for reaching package registries (a proxy, its CA,
+ * npm settings): a real runner's steps inherit it. The harness starts steps from a bare environment,
+ * so without these a real `npm install` in a step cannot verify the registry's certificate where a
+ * proxy with its own CA sits in between — and npm retries that for many minutes instead of failing.
+ */
+export function registryAccessEnv(from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const names = /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|npm_config_.+)$/;
+  return Object.fromEntries(Object.entries(from).filter((e): e is [string, string] => names.test(e[0]) && e[1] !== undefined));
+}
+
 export type UsesHandler = (ctx: {
   job: Job;
   with: Record<string, string>;

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -144,4 +145,170 @@ export async function startKubeWorld(opts: { gatewayApi?: boolean; section?: Par
       await scratch.cleanup();
     },
   };
+}
+
+// ── The cluster in a box: real pods, real probes, real data plane ───────────────────────────────
+
+/**
+ * A world on the cluster in a box (startFakeKube with a real kubelet, see test/fakes/kube/README.md):
+ * the real example model pushed to the real S3 (Ceph RGW), pulled by each pod's init container
+ * through a relay on the pod network's gateway address with the credentials of the store Secret,
+ * served by the real model and meter processes in per-pod network namespaces, and load sent through
+ * the Gateway data plane. Short timings everywhere so that a whole rollout takes seconds.
+ */
+export interface KubeBox {
+  fake: FakeKube;
+  box: NonNullable<FakeKube['box']>;
+  storeUrl: string;
+  projectDir: string;
+  kubeconfigFile: string;
+  env: NodeJS.ProcessEnv;
+  /** Push the real example bundle as `version` (a config-only faulty copy when `errorRate` > 0). */
+  push(version: string, opts?: { errorRate?: number }): Promise<void>;
+  cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
+  /** POST /sentiment/predict through the Gateway: answers counted by the version that gave them. */
+  send(n: number): Promise<Record<string, number>>;
+  /** Steady load through the Gateway until stopped: answers counted by version and status. */
+  load(): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number }> };
+  /** The meter window (requests seen since `sinceMs`) of every running pod of `version`, summed. */
+  meterRequests(version: string, sinceMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const BOX_HOST = 'models.example.com';
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
+
+export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; section?: Partial<KubernetesSection> } = {}): Promise<KubeBox> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const { REPO_ROOT, faultyExample } = await import('./fixtures.js');
+  const scratch = useScratch();
+  const fake = await startFakeKube({ kubelet: { backoffBaseMs: 1000, backoffMaxMs: 4000, closeGraceMs: 3000 }, ...(opts.gatewayApi ? { gatewayApiVersion: opts.gatewayApi } : {}) });
+  const box = fake.box!;
+  try {
+    const s3 = await testS3();
+    const bucket = await s3.newBucket('kubebox');
+    const storeUrl = `s3://${bucket}/models`;
+    const s3Env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region, AWS_ENDPOINT_URL: s3.endpoint, MODELCTL_S3_PATH_STYLE: 'true' };
+    // The pods reach the store the way pods reach an external S3: at an address of the pod network.
+    const relay = await box.relay(Number(new URL(s3.endpoint).port));
+    const secret = { ...s3Env, AWS_ENDPOINT_URL: `http://${relay.host}:${relay.port}` };
+    await fake.kubeConfig('default').makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name: 'modelctl-store' }, data: Object.fromEntries(Object.entries(secret).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) },
+    });
+    const projectDir = await scratch.fresh('kube-box');
+    const kubeconfigFile = path.join(projectDir, 'kubeconfig');
+    await writeFile(kubeconfigFile, fake.kubeconfigYaml('default'));
+    const section: Partial<KubernetesSection> = {
+      namespace: 'default',
+      image: 'ghcr.io/modelctl/modelctl:box',
+      route: { parentRefs: [{ name: 'public', namespace: 'gateways' }], hostnames: [BOX_HOST], path: '/sentiment' },
+      storeSecret: 'modelctl-store',
+      replicas: 1,
+      warmReplicas: 1,
+      lease: '15s',
+      progressDeadline: '40s',
+      ...opts.section,
+    } as Partial<KubernetesSection>;
+    // The Kubernetes defaults (no shadow-agreement there: the meter sees no live answer to compare),
+    // with a latency gate calibrated for the box: every pod shares the host's CPU (2 cores shared
+    // with other test runs), so a freshly started candidate's p99 measures the host's load more than
+    // the model. The error-rate gate keeps its defaults.
+    const gates = [
+      { name: 'error-rate', metric: 'error-rate', max: 0.05, relative: { maxRatio: 1.5, maxDelta: 0.01 }, critical: true },
+      { name: 'latency-p99', metric: 'latency-p99', relative: { maxRatio: 3, maxDelta: 250 }, failureLimit: 1 },
+    ];
+    await writeFile(path.join(projectDir, 'modelctl.yaml'), stringify({ kubernetes: section, rollout: { gates } }));
+    const env: NodeJS.ProcessEnv = { ...s3Env, MODELCTL_STORE: storeUrl, MODELCTL_TARGET: 'kubernetes', MODELCTL_HOME: await scratch.fresh('kube-box-home'), MODELCTL_GITHUB: 'off' };
+
+    // node:http, not fetch: fetch may not set Host, and the route matches on its hostname.
+    const gateway = new URL(box.gatewayUrl);
+    const predict = (): Promise<{ status: number; version?: string }> =>
+      new Promise((resolve) => {
+        const body = '{"text":"a fine film"}';
+        const req = httpRequest(
+          { host: gateway.hostname, port: gateway.port, path: '/sentiment/predict', method: 'POST', headers: { host: BOX_HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000, agent: keepAlive },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              try {
+                resolve({ status: res.statusCode ?? 0, version: (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { version?: string }).version });
+              } catch {
+                resolve({ status: res.statusCode ?? 0 });
+              }
+            });
+            res.on('error', () => resolve({ status: 0 }));
+          },
+        );
+        req.on('timeout', () => req.destroy());
+        req.on('error', () => resolve({ status: 0 }));
+        req.end(body);
+      });
+    return {
+      fake,
+      box,
+      storeUrl,
+      projectDir,
+      kubeconfigFile,
+      env,
+      async push(version, o = {}) {
+        const dir = o.errorRate ? await faultyExample(await scratch.fresh('faulty'), o.errorRate) : path.join(REPO_ROOT, 'bundles/example');
+        const r = await runCli(['bundle', 'push', dir, '--version', version, '--json'], { env: { ...process.env, ...env } });
+        if (r.code !== 0) throw new Error(`push sentiment@${version} failed: ${r.stderr}`);
+      },
+      cli(args, o = {}) {
+        return runCli([...args, '--kubeconfig', kubeconfigFile], { env: { ...process.env, ...env }, cwd: projectDir, timeoutMs: o.timeoutMs ?? 120_000 });
+      },
+      async send(n) {
+        const out: Record<string, number> = {};
+        for (let i = 0; i < n; i++) {
+          const r = await predict();
+          const k = r.status === 200 ? r.version ?? '?' : `HTTP ${r.status}`;
+          out[k] = (out[k] ?? 0) + 1;
+        }
+        return out;
+      },
+      load() {
+        let running = true;
+        const byVersion: Record<string, number> = {};
+        let errors = 0;
+        let total = 0;
+        const loop = (async () => {
+          while (running) {
+            const r = await predict();
+            total++;
+            if (r.status === 200 && r.version) byVersion[r.version] = (byVersion[r.version] ?? 0) + 1;
+            else errors++;
+            await new Promise((res) => setTimeout(res, 4));
+          }
+        })();
+        return {
+          async stop() {
+            running = false;
+            await loop;
+            return { byVersion, errors, total };
+          },
+        };
+      },
+      async meterRequests(version, sinceMs) {
+        const pods = fake.list('v1', 'Pod', 'default').filter((p) => p.metadata.annotations?.['modelctl.dev/version'] === version && p.status?.phase === 'Running');
+        let n = 0;
+        for (const p of pods) {
+          const res = await fetch(`${fake.url}/api/v1/namespaces/default/pods/${p.metadata.name}:9090/proxy/v1/window?since=${sinceMs}`, { signal: AbortSignal.timeout(10_000) });
+          if (res.ok) n += ((await res.json()) as { requests: number }).requests;
+        }
+        return n;
+      },
+      async close() {
+        await fake.close();
+        await scratch.cleanup();
+      },
+    };
+  } catch (err) {
+    await fake.close();
+    await scratch.cleanup();
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@ import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, useScratch } from '../helpers/fixtures.js';
-import { Job, runComposite, SIGINT_GRACE_MS, type JobOptions, type StepRecord, type UsesHandler } from '../helpers/action-runner.js';
+import { Job, registryAccessEnv, runComposite, SIGINT_GRACE_MS, type JobOptions, type StepRecord, type UsesHandler } from '../helpers/action-runner.js';
 import { fakeNpm, packageVersion, packTarball } from '../helpers/package.js';
 
 /**
@@ -44,7 +44,7 @@ async function newJob(extra: Partial<JobOptions> & { env?: Record<string, string
   const job = new Job({
     workspace,
     runnerTemp,
-    baseEnv: { PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, HOME: process.env.HOME, RUNNER_TOOL_CACHE: path.join(runnerTemp, 'toolcache') },
+    baseEnv: { ...registryAccessEnv(), PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, HOME: process.env.HOME, RUNNER_TOOL_CACHE: path.join(runnerTemp, 'toolcache') },
     github: { event_name: 'push', ref: 'refs/heads/main', ref_name: 'main', sha: 'f'.repeat(40), run_id: '77', run_number: '3', repository: 'acme/models' },
     uses: actionHandlers(await fresh('gh-cache')),
     ...extra,

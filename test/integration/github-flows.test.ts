@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT, runCli, steadyLoad, useScratch } from '../helpers/fixtures.js';
-import { compositeHandler, runWorkflow, type JobResult, type StepRecord, type UsesHandler, type WorkflowOptions } from '../helpers/action-runner.js';
+import { compositeHandler, registryAccessEnv, runWorkflow, type JobResult, type StepRecord, type UsesHandler, type WorkflowOptions } from '../helpers/action-runner.js';
 import { fakeNpm, packageVersion, packTarball } from '../helpers/package.js';
 
 /**
@@ -71,7 +71,7 @@ before(async () => {
     workspace: repo,
     runnerTemp,
     repoRoot: repo,
-    baseEnv: { PATH: `${npmDir}:${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, HOME: process.env.HOME, RUNNER_TOOL_CACHE: path.join(runnerTemp, 'toolcache') },
+    baseEnv: { ...registryAccessEnv(), PATH: `${npmDir}:${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, HOME: process.env.HOME, RUNNER_TOOL_CACHE: path.join(runnerTemp, 'toolcache') },
     uses,
     envOverride: { MODELCTL_STORE: `file://${store}`, MODELCTL_TARGET: 'local', MODELCTL_KUBE_CONTEXT: undefined, MODELCTL_HOME: home },
   };

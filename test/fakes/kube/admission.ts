@@ -76,6 +76,19 @@ function defaultPodSpec(spec: any): void {
     c.terminationMessagePolicy ??= 'File';
     c.resources ??= {};
     for (const p of c.ports ?? []) if (isPlainObject(p)) p.protocol ??= 'TCP';
+    // Probe defaults (core/v1 SetDefaults_Probe, SetDefaults_HTTPGetAction): what a client reads back.
+    for (const k of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) {
+      const probe = c[k];
+      if (!isPlainObject(probe)) continue;
+      probe.timeoutSeconds ??= 1;
+      probe.periodSeconds ??= 10;
+      probe.successThreshold ??= 1;
+      probe.failureThreshold ??= 3;
+      if (isPlainObject(probe.httpGet)) {
+        probe.httpGet.path ??= '/';
+        probe.httpGet.scheme ??= 'HTTP';
+      }
+    }
   }
 }
 
@@ -89,8 +102,14 @@ export function applyDefaults(def: ResourceDef, obj: any): void {
       spec.replicas ??= 1;
       spec.revisionHistoryLimit ??= 10;
       spec.progressDeadlineSeconds ??= 600;
-      spec.strategy ??= { type: 'RollingUpdate' };
-      if (spec.strategy.type === 'RollingUpdate') spec.strategy.rollingUpdate ??= { maxUnavailable: '25%', maxSurge: '25%' };
+      spec.strategy ??= {};
+      spec.strategy.type ??= 'RollingUpdate';
+      if (spec.strategy.type === 'RollingUpdate') {
+        // Each bound on its own (apps/v1 SetDefaults_Deployment): maxSurge 1 alone keeps maxUnavailable 25%.
+        spec.strategy.rollingUpdate ??= {};
+        spec.strategy.rollingUpdate.maxUnavailable ??= '25%';
+        spec.strategy.rollingUpdate.maxSurge ??= '25%';
+      }
       defaultPodSpec(spec.template?.spec);
       break;
     }
@@ -117,12 +136,23 @@ export function applyDefaults(def: ResourceDef, obj: any): void {
     }
     case 'secrets':
       obj.type ??= 'Opaque';
+      // stringData is write-only: merged into data (base64) and never stored.
+      if (isPlainObject(obj.stringData)) {
+        obj.data = { ...(obj.data ?? {}) };
+        for (const [k, v] of Object.entries(obj.stringData)) obj.data[k] = Buffer.from(String(v)).toString('base64');
+        delete obj.stringData;
+      }
       break;
     case 'namespaces':
       obj.spec ??= { finalizers: ['kubernetes'] };
       obj.status ??= { phase: 'Active' };
       break;
     case 'httproutes':
+      // CRD schema defaults (gateway-api standard-install.yaml).
+      for (const p of obj.spec?.parentRefs ?? []) if (isPlainObject(p)) {
+        p.group ??= 'gateway.networking.k8s.io';
+        p.kind ??= 'Gateway';
+      }
       for (const r of obj.spec?.rules ?? []) {
         if (!isPlainObject(r)) continue;
         r.matches ??= [{ path: { type: 'PathPrefix', value: '/' } }];

@@ -57,6 +57,8 @@ function resolveBound(v: unknown, replicas: number, roundUp: boolean): number {
 export class DeploymentController {
   /** How long pods take to become ready in 'ok' mode (and the base tick of the failure modes). */
   readyAfterMs = 50;
+  /** A real kubelet (kubelet.ts): scheduled pods are handed to it instead of being simulated. */
+  kubelet: { runPod(pod: any): void } | undefined;
   private readonly rules: { match: BehaviourMatch; mode: PodFailureMode }[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly pending = new Set<string>();
@@ -263,6 +265,11 @@ export class DeploymentController {
     // Bind to the node (a spec write, like the scheduler's Binding), then the kubelet takes over.
     this.store.patch(PODS, namespace, name, 'merge', { spec: { nodeName: NODE } }, { manager: SCHEDULER });
     this.recordEvent(pod, 'Normal', 'Scheduled', `Successfully assigned ${namespace}/${name} to ${NODE}`, 'default-scheduler');
+    if (this.kubelet) {
+      const bound = live();
+      if (bound) this.kubelet.runPod(bound);
+      return;
+    }
     const startTime = nowSeconds();
     const waiting = (reason: string, message?: string, extra: Record<string, unknown> = {}) =>
       containers.map((c) => ({ name: c.name, image: c.image, imageID: '', ready: false, restartCount: 0, started: false, state: { waiting: { reason, ...(message ? { message: message.replace('{image}', c.image) } : {}) } }, ...extra }));
@@ -368,7 +375,7 @@ export class DeploymentController {
   // ---- events ----------------------------------------------------------------------------------
 
   /** Record a core/v1 Event; repeats of the same (object, reason, message) bump count instead. */
-  private recordEvent(obj: any, type: 'Normal' | 'Warning', reason: string, message: string, component: string, fieldPath?: string): void {
+  recordEvent(obj: any, type: 'Normal' | 'Warning', reason: string, message: string, component: string, fieldPath?: string): void {
     const ns = obj.metadata.namespace;
     const existing = this.store.list(EVENTS as ResourceDef, ns, (e) => e.involvedObject?.uid === obj.metadata.uid && e.reason === reason && e.message === message)[0];
     const now = nowSeconds();

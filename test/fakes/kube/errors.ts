@@ -44,6 +44,8 @@ export class KubeError extends Error {
 
   toStatus(): Status {
     const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: this.message, reason: this.reason, code: this.code };
+    // An error the apiserver did not turn into a Status (e.g. SSA's typed-patch failure) has no reason.
+    if (!this.reason) delete s.reason;
     if (this.details) s.details = this.details;
     return s;
   }

@@ -38,6 +38,8 @@ export const RESOURCES: readonly ResourceDef[] = [
   def({ group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   // Create-only and never stored: the server answers whether the caller may do something (see server.ts).
   def({ group: 'authorization.k8s.io', version: 'v1', resource: 'selfsubjectaccessreviews', singular: 'selfsubjectaccessreview', kind: 'SelfSubjectAccessReview', namespaced: false, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
+  // Read-only here: what a client reads to learn which Gateway API release a cluster has (server.ts seeds it).
+  def({ group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', singular: 'customresourcedefinition', kind: 'CustomResourceDefinition', namespaced: false, shortNames: ['crd', 'crds'], hasStatus: true, hasGeneration: true, crd: false, subresources: ['status'] }),
   def({ group: 'gateway.networking.k8s.io', version: 'v1', resource: 'httproutes', singular: 'httproute', kind: 'HTTPRoute', namespaced: true, hasStatus: true, hasGeneration: true, crd: true, subresources: ['status'] }),
 ];
 

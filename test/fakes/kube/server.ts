@@ -3,10 +3,13 @@
  * the apiserver's REST protocol closely enough for the real @kubernetes/client-node (discovery,
  * typed APIs, KubernetesObjectApi, Watch) and our Kubernetes target to run against it unchanged.
  *
- *   store.ts      objects, resourceVersions, watch history, write semantics, GC
+ *   store.ts      objects, resourceVersions, watch history, write semantics, unknown fields, GC
+ *   schema.ts     field trees from the upstream models (fieldValidation Strict/Warn/Ignore, SSA)
  *   apply.ts      merge / strategic-merge / JSON patch, server-side apply and field ownership
  *   admission.ts  decoding checks, defaulting, validation (400 / 422)
- *   controller.ts simulated deployment controller + scheduler + kubelet (pods, status, events)
+ *   controller.ts deployment controller + scheduler (+ a simulated kubelet unless a real one runs)
+ *   kubelet.ts, netns.ts, dataplane.ts   the cluster in a box (`kubelet` option): real pods in their
+ *                 own network namespaces, probes, restarts, a Gateway data plane (see README.md)
  *   resources.ts  served resource types and discovery documents
  *   selectors.ts  label / field selectors
  *   errors.ts     metav1.Status objects
@@ -16,17 +19,22 @@
  * associative-list merging in SSA (all lists are atomic), graceful deletion and finalizers,
  * admission webhooks, resourceVersionMatch, periodic watch bookmarks, API priority & fairness.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { clone, jsonPatch, mergePatch } from './apply.js';
 import { DeploymentController, type BehaviourMatch, type PodFailureMode } from './controller.js';
 import { GatewayController, type GatewayMode } from './gateway.js';
+import { GatewayDataPlane, type DataPlaneStats } from './dataplane.js';
+import { Kubelet } from './kubelet.js';
+import { PodNetwork } from './netns.js';
+import { openApiSchema, schemaOf } from './schema.js';
 import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
 import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { Store, type PatchType, type StoreEvent } from './store.js';
+import { Store, type FieldValidation, type PatchType, type StoreEvent } from './store.js';
 
 export type { PodFailureMode } from './controller.js';
 
@@ -81,6 +89,19 @@ export interface FakeKube {
   /** The simulated Gateway API implementation that reports HTTPRoute status (accept / reject / silent). */
   gateway: { mode: GatewayMode; delayMs: number };
   onPodProxy(handler: PodProxyHandler): void;
+  /** The cluster in a box (present when started with `kubelet`): real pods, pod network, data plane. */
+  box?: ClusterBox;
+}
+
+/** What the real-pod mode adds: see kubelet.ts, netns.ts, dataplane.ts. */
+export interface ClusterBox {
+  kubelet: Kubelet;
+  network: PodNetwork;
+  /** The Gateway's listener, http://127.0.0.1:port (send `Host:` for routes with hostnames). */
+  gatewayUrl: string;
+  gatewayStats: DataPlaneStats;
+  /** Make a 127.0.0.1 port of the host (e.g. the test S3) reachable from pods; returns host:port for them. */
+  relay(port: number): Promise<{ host: string; port: number }>;
 }
 
 export interface FakeKubeOptions {
@@ -88,7 +109,19 @@ export interface FakeKubeOptions {
   watchHistory?: number;
   /** Initial controller.readyAfterMs. Default 50. */
   readyAfterMs?: number;
+  /**
+   * Run pods for real (the cluster in a box): a kubelet starting every container as a process in the
+   * pod's own network namespace, probes, restarts, and a Gateway data plane on 127.0.0.1. Needs root.
+   */
+  kubelet?: { backoffBaseMs?: number; backoffMaxMs?: number; closeGraceMs?: number; root?: string };
+  /**
+   * The Gateway API release whose standard-channel CRDs are installed (default v1.3.0). v1.2.0 has no
+   * RequestMirror `percent`/`fraction`: the schema prunes them (Warn) or refuses them (Strict).
+   */
+  gatewayApiVersion?: GatewayApiVersion;
 }
+
+export type GatewayApiVersion = 'v1.2.0' | 'v1.3.0';
 
 /** The identity RBAC denials name (what our CLI runs as in CI). */
 const USER = 'system:serviceaccount:ci:modelctl';
@@ -126,12 +159,44 @@ interface Fault {
 export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKube> {
   const registry = new Registry();
   const store = new Store(opts.watchHistory ?? 1000);
+  const gatewayApiVersion = opts.gatewayApiVersion ?? 'v1.3.0';
+  store.gatewayApi = gatewayApiVersion;
   const controller = new DeploymentController(store);
   controller.readyAfterMs = opts.readyAfterMs ?? 50;
   const gateway = new GatewayController(store);
+  let box: ClusterBox | undefined;
+  let dataPlane: GatewayDataPlane | undefined;
+  if (opts.kubelet) {
+    const network = await PodNetwork.create();
+    try {
+      const root = opts.kubelet.root ?? (await mkdtemp('/var/tmp/kube-box-'));
+      const kubelet = new Kubelet({ store, network, root, recordEvent: (...a) => controller.recordEvent(...a), ...opts.kubelet });
+      controller.kubelet = kubelet;
+      dataPlane = new GatewayDataPlane(store);
+      const gatewayUrl = await dataPlane.start();
+      box = { kubelet, network, gatewayUrl, gatewayStats: dataPlane.stats, relay: (port) => network.relay(port) };
+    } catch (err) {
+      await network.close();
+      throw err;
+    }
+  }
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
     store.create(NAMESPACES, undefined, { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } } }, { manager: 'kube-apiserver' });
   }
+
+  // The Gateway API CRD, as `kubectl apply -f standard-install.yaml` leaves it: the bundle-version
+  // and channel annotations and the v1 schema (from the same models the validation uses).
+  const CRDS = RESOURCES.find((r) => r.resource === 'customresourcedefinitions')!;
+  const crdName = 'httproutes.gateway.networking.k8s.io';
+  store.create(CRDS, undefined, httpRouteCrd(gatewayApiVersion), { manager: 'kubectl' });
+  store.writeStatus(CRDS, undefined, crdName, {
+    acceptedNames: { kind: 'HTTPRoute', listKind: 'HTTPRouteList', plural: 'httproutes', singular: 'httproute', categories: ['gateway-api'] },
+    conditions: [
+      { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+    ],
+    storedVersions: ['v1'],
+  }, 'kube-apiserver');
 
   const requests: FakeRequest[] = [];
   const faults: Fault[] = [];
@@ -284,6 +349,13 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const dryRun = q.getAll('dryRun').includes('All');
     const manager = q.get('fieldManager') ?? userAgentManager(req);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    // The apiserver's default since 1.27 (server-side field validation GA) is Warn.
+    const fieldValidation = (q.get('fieldValidation') || 'Warn') as FieldValidation;
+    const warnings: string[] = [];
+    const checked = { fieldValidation, warnings };
+    const warn = () => {
+      if (warnings.length) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    };
 
     if (r.verb === 'proxy') return proxy(r, res, q);
     if (r.subresource && !def.subresources.includes(r.subresource)) return sendStatus(res, errors.pageNotFound());
@@ -302,18 +374,23 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
         return watch(def, r, q, res);
       case 'create': {
         if (r.subresource) throw errors.methodNotAllowed();
-        const obj = store.create(def, ns, parseBody(rawBody, contentType), { manager, dryRun });
+        const obj = store.create(def, ns, parseBody(rawBody, contentType), { manager, dryRun, ...checked });
+        warn();
         return sendJson(res, 201, obj);
       }
-      case 'update':
-        return sendJson(res, 200, store.replace(def, ns, r.name!, parseBody(rawBody, contentType), { manager, dryRun, ...(sub ? { subresource: sub } : {}) }));
+      case 'update': {
+        const out = store.replace(def, ns, r.name!, parseBody(rawBody, contentType), { manager, dryRun, ...checked, ...(sub ? { subresource: sub } : {}) });
+        warn();
+        return sendJson(res, 200, out);
+      }
       case 'patch': {
         const type = PATCH_TYPES[contentType];
         if (!type) throw errors.unsupportedMediaType(contentType);
         const patch = parseBody(rawBody, type === 'apply' ? 'application/yaml' : 'application/json');
         const existed = store.get(def, ns, r.name!) !== undefined;
         const force = q.get('force') === 'true';
-        const out = store.patch(def, ns, r.name!, type, patch, { manager: type === 'apply' ? q.get('fieldManager') ?? '' : manager, dryRun, force, ...(sub ? { subresource: sub } : {}) });
+        const out = store.patch(def, ns, r.name!, type, patch, { manager: type === 'apply' ? q.get('fieldManager') ?? '' : manager, dryRun, force, ...checked, ...(sub ? { subresource: sub } : {}) });
+        warn();
         return sendJson(res, existed ? 200 : 201, out);
       }
       case 'delete': {
@@ -377,6 +454,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const port = parts.length === 3 ? parts[2]! : parts[1] ?? '';
     const pod = store.get(PODS, r.namespace, podName);
     if (!pod) throw errors.notFound(PODS, podName);
+    if (box) return forwardToPod(pod, port, r.proxyPath ?? '', q, res);
     if (!proxyHandler) throw errors.serviceUnavailable(`no endpoints available for pod "${podName}"`);
     if (!pod.status?.podIP) throw errors.serviceUnavailable(`error trying to reach service: pod ${podName} has no IP address yet`);
     const path = '/' + decodeURIComponent(r.proxyPath ?? '');
@@ -393,6 +471,32 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       res.writeHead(out.status, { 'Content-Type': 'application/octet-stream' });
       res.end(out.body);
     } else sendJson(res, out.status, out.body);
+  }
+
+  /**
+   * The real pod proxy: an HTTP request to podIP:port, status, headers and body passed back as
+   * they come; a failed dial is a 503 with the apiserver's "error trying to reach service" text.
+   */
+  function forwardToPod(pod: any, port: string, rawPath: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
+    const ip = pod.status?.podIP;
+    if (!ip) throw errors.serviceUnavailable(`address not allowed`);
+    if (!/^\d+$/.test(port)) throw errors.badRequest(`invalid port: ${JSON.stringify(port)}`);
+    const search = q.toString();
+    const path = '/' + rawPath + (search ? `?${search}` : '');
+    return new Promise((resolve) => {
+      const up = httpRequest({ host: ip, port: Number(port), path, method: 'GET', timeout: 30_000 }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+        r.on('end', resolve).on('error', resolve);
+      });
+      up.on('timeout', () => up.destroy(new Error('i/o timeout')));
+      up.on('error', (err: NodeJS.ErrnoException) => {
+        const reason = err.code === 'ECONNREFUSED' ? `dial tcp ${ip}:${port}: connect: connection refused` : err.message;
+        sendStatus(res, errors.serviceUnavailable(`error trying to reach service: ${reason}`));
+        resolve();
+      });
+      up.end();
+    });
   }
 
   function watch(def: ResourceDef, r: Route, q: URLSearchParams, res: ServerResponse): void {
@@ -494,6 +598,11 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     async close() {
       controller.close();
       gateway.close();
+      if (box) {
+        await dataPlane!.close();
+        await box.kubelet.close();
+        await box.network.close();
+      }
       closeWatches();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -528,6 +637,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     },
     withoutGatewayApi() {
       registry.hideGroup(GATEWAY_GROUP);
+      if (store.get(CRDS, undefined, crdName)) store.delete(CRDS, undefined, crdName);
     },
     controller: {
       behave(match: BehaviourMatch, mode: PodFailureMode) {
@@ -547,8 +657,31 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     onPodProxy(handler) {
       proxyHandler = handler;
     },
+    ...(box ? { box } : {}),
   };
   return fake;
+}
+
+function httpRouteCrd(version: GatewayApiVersion): unknown {
+  const schema = schemaOf('gateway.networking.k8s.io/v1', 'HTTPRoute', version)!;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: 'httproutes.gateway.networking.k8s.io',
+      annotations: {
+        'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/2997',
+        'gateway.networking.k8s.io/bundle-version': version,
+        'gateway.networking.k8s.io/channel': 'standard',
+      },
+    },
+    spec: {
+      group: 'gateway.networking.k8s.io',
+      names: { categories: ['gateway-api'], kind: 'HTTPRoute', listKind: 'HTTPRouteList', plural: 'httproutes', singular: 'httproute' },
+      scope: 'Namespaced',
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: openApiSchema(schema) }, subresources: { status: {} } }],
+    },
+  };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

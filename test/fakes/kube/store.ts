@@ -20,6 +20,7 @@ import {
 } from './apply.js';
 import { KubeError, errors } from './errors.js';
 import { apiVersionOf, RESOURCES, type ResourceDef } from './resources.js';
+import { schemaOf, unknownFields } from './schema.js';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -41,7 +42,16 @@ export interface WriteOptions {
   /** Writes through /status touch only .status; writes to the main resource never do. */
   subresource?: 'status';
   force?: boolean;
+  /**
+   * fieldValidation of an API request (the server's default is Warn). Internal writes (the fake's
+   * controllers) leave it unset: they write only what the schema has.
+   */
+  fieldValidation?: FieldValidation;
+  /** Collects the Warning texts of this write (unknown fields dropped under Warn). */
+  warnings?: string[];
 }
+
+export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
 interface Stored {
   def: ResourceDef;
@@ -90,8 +100,38 @@ export class Store {
   private compactedRv: number;
   private readonly listeners = new Set<(e: StoreEvent) => void>();
 
+  /** The Gateway API release whose CRD schemas are installed (schema.ts). */
+  gatewayApi = 'v1.3.0';
+
   constructor(private readonly historyLimit = 1000) {
     this.compactedRv = this.rv;
+  }
+
+  /**
+   * Unknown fields, as the real server treats them (schema.ts): dropped with a warning (Warn),
+   * dropped silently (Ignore), refused (Strict: 400 for a decoded body, 422 for a patch); and for
+   * server-side apply always refused with structured-merge-diff's 500.
+   */
+  private checkFields(def: ResourceDef, obj: any, opts: WriteOptions, mode: 'decode' | 'patch' | 'apply', where?: { namespace?: string | undefined; name: string }): any {
+    if (!opts.fieldValidation || !isPlainObject(obj)) return obj;
+    const node = schemaOf(apiVersionOf(def), def.kind, this.gatewayApi);
+    if (!node) return obj;
+    const { unknown, pruned } = unknownFields(node, obj, { keyedByName: !def.crd });
+    if (unknown.length === 0) return obj;
+    if (mode === 'apply') {
+      const gvk = `${def.group}/${def.version}, Kind=${def.kind}`;
+      const errs = unknown.map((u) => `${u.smd}: field not declared in schema`);
+      const text = errs.length === 1 ? errs[0] : `errors:\n  ${errs.join('\n  ')}`;
+      throw new KubeError(500, '', `failed to create typed patch object (${where?.namespace ?? ''}/${where?.name ?? ''}; ${gvk}): ${text}`);
+    }
+    const strict = `strict decoding error: ${unknown.map((u) => `unknown field "${u.json}"`).join(', ')}`;
+    if (opts.fieldValidation === 'Strict') {
+      if (mode === 'decode') throw errors.badRequest(`${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: ${strict}`);
+      const value = JSON.stringify(JSON.stringify(obj));
+      throw new KubeError(422, 'Invalid', ` "" is invalid: patch: Invalid value: ${value}: ${strict}`, { causes: [{ reason: 'FieldValueInvalid', message: `Invalid value: ${value}: ${strict}`, field: 'patch' }] });
+    }
+    if (opts.fieldValidation === 'Warn') for (const u of unknown) opts.warnings?.push(`unknown field "${u.json}"`);
+    return pruned;
   }
 
   currentRv(): number {
@@ -139,6 +179,7 @@ export class Store {
 
   create(def: ResourceDef, namespace: string | undefined, body: any, opts: WriteOptions): any {
     checkDecodable(def, body);
+    body = this.checkFields(def, body, opts, 'decode');
     const obj = this.prepareNew(def, namespace, body);
     const managers = trackUpdate(new Map(), {}, obj, opts.manager, apiVersionOf(def), this.ownershipFilter(def), nowSeconds());
     return this.insert(def, obj, managers, opts);
@@ -146,6 +187,7 @@ export class Store {
 
   replace(def: ResourceDef, namespace: string | undefined, name: string, body: any, opts: WriteOptions): any {
     checkDecodable(def, body);
+    body = this.checkFields(def, body, opts, 'decode');
     const stored = this.objects.get(keyOf(def, namespace, name));
     if (!stored) throw errors.notFound(def, name);
     this.checkIdentity(def, namespace, name, body);
@@ -166,6 +208,7 @@ export class Store {
       patched = type === 'merge' ? mergePatch(stored.obj, patch) : strategicMergePatch(stored.obj, patch);
     }
     checkDecodable(def, patched);
+    patched = this.checkFields(def, patched, opts, 'patch');
     // A resourceVersion inside the patch is an optimistic-concurrency precondition.
     const rv = patched?.metadata?.resourceVersion;
     if (rv !== undefined && rv !== stored.obj.metadata.resourceVersion) throw errors.conflict(def, name);
@@ -233,6 +276,7 @@ export class Store {
     // Applying an object read back from the server is a classic mistake the real server rejects.
     if (applied.metadata?.managedFields !== undefined && applied.metadata.managedFields !== null) throw errors.badRequest('metadata.managedFields must be nil');
     checkDecodable(def, applied);
+    this.checkFields(def, applied, opts, 'apply', { namespace, name });
     this.checkIdentity(def, namespace, name, applied);
     const rv = applied.metadata?.resourceVersion;
     if (stored && rv !== undefined && rv !== stored.obj.metadata.resourceVersion) throw errors.conflict(def, name);
