@@ -115,7 +115,11 @@ describe('a deploy interrupted by a signal', () => {
     run.child.kill('SIGINT');
     run.child.kill('SIGTERM');
     const { code, stderr } = await run.done;
-    assert.equal(code, 143, stderr);
+    // Two signals sent back to back may reach the process's event loop in either order (seen on a
+    // loaded machine): whichever is handled second exits at once with 128 + its number.
+    const second = /Interrupted again \((SIGINT|SIGTERM)\), exiting at once/.exec(stderr)?.[1];
+    assert.ok(second, `a second signal was handled: ${stderr}`);
+    assert.equal(code, second === 'SIGINT' ? 130 : 143, stderr);
     assert.match(stderr, /modelctl abort sentiment/);
     assert.match(stderr, /--resume/);
     assert.doesNotMatch(stderr, /nothing was left/);
