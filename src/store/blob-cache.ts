@@ -19,8 +19,9 @@ export const FULL_VERIFY_BELOW_BYTES = 16 * 1024 * 1024;
 /** What was recorded when a blob entered the cache: any write to it in place changes size or mtime. */
 interface Sidecar {
   size: number;
-  mtimeMs: number;
-  ino: number;
+  /** Nanoseconds, as a string: a float of milliseconds would not round-trip exactly. */
+  mtimeNs: string;
+  ino: string;
 }
 
 /**
@@ -28,7 +29,7 @@ interface Sidecar {
  * MODELCTL_HOME:
  *
  *   <home>/cache/blobs/sha256/<hex>        the blob, read-only (0444), bytes hash to the name
- *   <home>/cache/meta/<hex>.json           {size, mtimeMs, ino} recorded at insert; its own
+ *   <home>/cache/meta/<hex>.json           {size, mtimeNs, ino} recorded at insert; its own
  *                                          mtime is the blob's last use (for LRU eviction)
  *   <home>/cache/tmp/                      blobs being fetched (never under a final name)
  *
@@ -132,21 +133,21 @@ export class BlobCache {
    */
   async intact(digest: string, size: number, full = false): Promise<boolean> {
     const file = this.pathOf(digest);
-    const st = await stat(file).catch(() => undefined);
+    const st = await stat(file, { bigint: true }).catch(() => undefined);
     if (!st) return false;
     const side = await readFile(this.metaOf(digest), 'utf8')
       .then((t) => JSON.parse(t) as Sidecar)
       .catch(() => undefined);
-    let ok = !!side && st.size === size && side.size === size && side.mtimeMs === st.mtimeMs && side.ino === st.ino;
+    let ok = !!side && st.size === BigInt(size) && side.size === size && side.mtimeNs === String(st.mtimeNs) && side.ino === String(st.ino);
     if (ok && (full || this.opts.verify === 'full' || size <= FULL_VERIFY_BELOW_BYTES)) ok = (await sha256File(file)) === digest;
     return ok;
   }
 
   /** Record what the blob looks like now; atomic (a reader never sees half a sidecar). */
   private async writeSidecar(digest: string): Promise<void> {
-    const st = await stat(this.pathOf(digest));
+    const st = await stat(this.pathOf(digest), { bigint: true });
     const tmp = path.join(this.tmp, `${hexOf(digest)}.json.${process.pid}.${randomBytes(4).toString('hex')}`);
-    await writeFile(tmp, JSON.stringify({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } satisfies Sidecar));
+    await writeFile(tmp, JSON.stringify({ size: Number(st.size), mtimeNs: String(st.mtimeNs), ino: String(st.ino) } satisfies Sidecar));
     await rename(tmp, this.metaOf(digest));
   }
 
