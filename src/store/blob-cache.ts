@@ -167,7 +167,14 @@ export class BlobCache {
         if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
       }
     }
-    await copyFile(file, dest);
+    try {
+      await copyFile(file, dest);
+    } catch (err) {
+      // copyFile names its source in err.path; a full or read-only disk is the destination's.
+      const e = err as NodeJS.ErrnoException & { dest?: string };
+      if (e.code === 'ENOSPC' || e.code === 'EROFS' || e.code === 'EDQUOT') e.path = e.dest ?? dest;
+      throw err;
+    }
     await chmod(dest, executable ? 0o555 : 0o444);
     return 'copy';
   }
