@@ -47,6 +47,9 @@ export class LocalTarget implements Target {
     const client = await this.client();
     const dir = bundleDirFor(localPaths(this.opts.home), ref.model, ref.version, ref.digest);
     let restart = false;
+    // Through the blob cache of this home: weights already held are hard-linked, not fetched again.
+    // MODELCTL_CACHE=off: every byte fetched and copied again (as before the cache; for comparison).
+    const cache = process.env.MODELCTL_CACHE === 'off' ? undefined : BlobCache.forHome(this.opts.home);
     if (await stat(dir).catch(() => undefined)) {
       try {
         await verifyLocal(dir, ref.digest);
@@ -57,8 +60,6 @@ export class LocalTarget implements Target {
       }
     }
     if (restart || !(await stat(dir).catch(() => undefined))) {
-      // Through the blob cache of this home: weights already held are hard-linked, not fetched again.
-      const cache = BlobCache.forHome(this.opts.home);
       const pulled = await pull(this.opts.store, `${ref.model}@${ref.digest}`, dir, undefined, cache).catch(async (err: unknown) => {
         // Another deploy of the same version may have renamed its pull into place first.
         if (await verifyLocal(dir, ref.digest).then(() => true, () => false)) return undefined;
@@ -74,7 +75,7 @@ export class LocalTarget implements Target {
     await loadServeSpec(dir); // a bad serve section fails here, with file, line and field
     await client.startVersion({ model: ref.model, version: ref.version, digest: ref.digest, bundleDir: dir, restart });
     // After the start, so this version is in state.json and pinned; a failed trim never fails a deploy.
-    await trimCache(this.opts.home).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
+    if (cache) await trimCache(this.opts.home, cache).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
   }
 
   async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
