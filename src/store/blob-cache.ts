@@ -220,7 +220,8 @@ export function cacheMaxBytes(env: NodeJS.ProcessEnv = process.env, configured?:
   if (raw === undefined || raw === '') return DEFAULT_CACHE_MAX_BYTES;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 0) {
-    throw new UsageError(`MODELCTL_CACHE_MAX_BYTES / local.cacheMaxBytes "${raw}" is not a whole number of bytes`);
+    const where = env.MODELCTL_CACHE_MAX_BYTES !== undefined ? 'MODELCTL_CACHE_MAX_BYTES' : 'local.cacheMaxBytes';
+    throw new UsageError(`${where} "${raw}" is not a whole number of bytes`, { hint: 'give bytes, e.g. 21474836480 for 20 GiB' });
   }
   return n;
 }
