@@ -16,6 +16,9 @@ export const DEFAULT_CACHE_MAX_BYTES = 20 * 1024 ** 3;
  */
 export const FULL_VERIFY_BELOW_BYTES = 16 * 1024 * 1024;
 
+/** A temp file in the cache untouched this long belongs to a fetch that died. */
+export const STALE_TEMP_MS = 6 * 60 * 60 * 1000;
+
 /** What was recorded when a blob entered the cache: any write to it in place changes size or mtime. */
 interface Sidecar {
   size: number;
@@ -43,6 +46,11 @@ interface Sidecar {
  * non-root process; root ignores file modes, so the cache also detects a change (size or mtime
  * differs from the sidecar, or a full re-hash for small blobs and with MODELCTL_CACHE_VERIFY=full)
  * and re-fetches the blob instead of serving it.
+ *
+ * The version directories themselves stay writable on purpose: creating, deleting or renaming a
+ * name in them never touches a cached inode (only an in-place write does, which 0444 covers), and
+ * read-only directories would make a plain `rm -rf` of a home fail for its non-root owner (the
+ * Go module cache's well-known annoyance).
  */
 export class BlobCache {
   readonly blobs: string;
@@ -88,6 +96,7 @@ export class BlobCache {
     await mkdir(this.blobs, { recursive: true });
     await mkdir(this.meta, { recursive: true });
     await mkdir(this.tmp, { recursive: true });
+    await this.sweepStaleTemp();
     const tmp = path.join(this.tmp, `${hexOf(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
       const tap = new HashTap(onBytes);
@@ -141,6 +150,24 @@ export class BlobCache {
     let ok = !!side && st.size === BigInt(size) && side.size === size && side.mtimeNs === String(st.mtimeNs) && side.ino === String(st.ino);
     if (ok && (full || this.opts.verify === 'full' || size <= FULL_VERIFY_BELOW_BYTES)) ok = (await sha256File(file)) === digest;
     return ok;
+  }
+
+  private swept = false;
+
+  /**
+   * Temp files of fetches that were killed (SIGKILL, power loss) are never under a final name, but
+   * would fill the disk: remove those untouched for STALE_TEMP_MS, once per process. A fetch still
+   * running writes its file continuously, so its mtime stays fresh.
+   */
+  private async sweepStaleTemp(): Promise<void> {
+    if (this.swept) return;
+    this.swept = true;
+    const now = Date.now();
+    for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
+      const file = path.join(this.tmp, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st && now - st.mtimeMs > STALE_TEMP_MS) await rm(file, { force: true });
+    }
   }
 
   /** Record what the blob looks like now; atomic (a reader never sees half a sidecar). */

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, constants, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, constants, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { openLocalBundle, pull, push, verifyLocal } from '../../src/services/bundles.js';
-import { BlobCache, FULL_VERIFY_BELOW_BYTES } from '../../src/store/blob-cache.js';
+import { BlobCache, FULL_VERIFY_BELOW_BYTES, STALE_TEMP_MS } from '../../src/store/blob-cache.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import type { BundleStore } from '../../src/store/store.js';
 import { pinnedBlobs } from '../../src/targets/local/cache.js';
@@ -166,6 +166,21 @@ describe('blob cache', () => {
     execFileSync('touch', ['-m', '-d', `@${was / 1_000_000_000n}.${String(was % 1_000_000_000n).padStart(9, '0')}`, small]);
     assert.equal((await stat(small, { bigint: true })).mtimeNs, was, 'mtime really put back');
     assert.equal(await BlobCache.forHome(root).intact(d2, weights.length), false);
+  });
+
+  test('a temp file left by a killed fetch is swept (after STALE_TEMP_MS untouched); a fresh one is left alone', async () => {
+    const root = await fresh('cache-home');
+    const store = new FsStore(path.join(root, 'store'));
+    await pushed(store, await bundle(files('1.0.0', 'p\n')));
+    const cache = BlobCache.forHome(root);
+    const tmpDir = path.join(root, 'cache', 'tmp');
+    execFileSync('mkdir', ['-p', tmpDir]);
+    await writeFile(path.join(tmpDir, 'dead'), 'half a blob');
+    await writeFile(path.join(tmpDir, 'alive'), 'a blob being fetched');
+    const old = (Date.now() - STALE_TEMP_MS - 60_000) / 1000;
+    await utimes(path.join(tmpDir, 'dead'), old, old);
+    await pull(store, 'cached@1.0.0', path.join(root, 'a'), undefined, cache);
+    assert.deepEqual(await readdir(tmpDir), ['alive']);
   });
 
   test('two `bundle pull` processes of the same blob at once both succeed and share one cache file', async () => {
