@@ -230,6 +230,20 @@ describe('blob cache', () => {
     await verifyLocal(out);
   });
 
+  test('pull through the cache onto a full disk (a 4 MiB tmpfs): exit 2 naming that disk, not the cache; nothing half-written', async (t) => {
+    const home = await fresh('cache-home');
+    const disk = await fresh('tmpfs');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk], { stdio: 'pipe' });
+    t.after(() => execFileSync('umount', [disk], { stdio: 'pipe' }));
+    const env = { MODELCTL_HOME: home, MODELCTL_STORE: `file://${path.join(home, 'store')}` };
+    assert.equal((await runCli(['bundle', 'push', await bundle(files('1.0.0', 'p\n')), '--json'], { env })).code, 0);
+    const r = await runCli(['bundle', 'pull', 'cached@1.0.0', '-o', path.join(disk, 'pulled'), '--json'], { env });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.json().error.message, new RegExp(`no space left on the device \\(ENOSPC\\) at ${disk}`));
+    assert.deepEqual(await readdir(disk), [], 'no partial directory');
+    assert.equal((await readdir(path.join(home, 'cache', 'blobs', 'sha256'))).length, 1, 'the verified blob stays cached for the next try');
+  });
+
   test('eviction by size: least recently used first, never a pinned blob nor one a version directory links', async () => {
     const home = await fresh('cache-home');
     const cache = BlobCache.forHome(home);
