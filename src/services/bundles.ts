@@ -379,12 +379,18 @@ export async function pull(
           }
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
           if (cache) {
+            const fetch = () => withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
             if (await cache.has(b.digest, b.size)) progress.advance(b.size);
-            else await withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
+            else await fetch();
             for (const t of targets) {
               const dest = path.join(tmp, t.path);
               await mkdirs(path.dirname(dest));
-              await cache.materialise(b.digest, dest, t.executable);
+              await cache.materialise(b.digest, dest, t.executable).catch(async (err: unknown) => {
+                // Evicted by another process between the check and the link: fetch it again, once.
+                if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || (await stat(path.dirname(dest)).catch(() => undefined)) === undefined) throw err;
+                await fetch();
+                await cache.materialise(b.digest, dest, t.executable);
+              });
             }
             return;
           }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, constants, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { access, constants, open, readdir, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -166,6 +166,26 @@ describe('blob cache', () => {
     execFileSync('touch', ['-m', '-d', `@${was / 1_000_000_000n}.${String(was % 1_000_000_000n).padStart(9, '0')}`, small]);
     assert.equal((await stat(small, { bigint: true })).mtimeNs, was, 'mtime really put back');
     assert.equal(await BlobCache.forHome(root).intact(d2, weights.length), false);
+  });
+
+  test('a blob evicted by another process between the check and the link is fetched again, not a failed pull', async () => {
+    const root = await fresh('cache-home');
+    const store = new FsStore(path.join(root, 'store'));
+    await pushed(store, await bundle(files('1.0.0', 'p\n')));
+    await pull(store, 'cached@1.0.0', path.join(root, 'a'), undefined, BlobCache.forHome(root));
+    await rm(path.join(root, 'a'), { recursive: true });
+    // The other process's eviction, placed exactly in the window: right after has() said yes.
+    class RacedCache extends BlobCache {
+      override async has(digest: string, size: number): Promise<boolean> {
+        const yes = await super.has(digest, size);
+        if (yes) await unlink(this.pathOf(digest));
+        return yes;
+      }
+    }
+    const s = counting(store);
+    await pull(s, 'cached@1.0.0', path.join(root, 'b'), undefined, new RacedCache(path.join(root, 'cache')));
+    assert.ok(s.read >= weights.length, 'fetched again');
+    await verifyLocal(path.join(root, 'b'));
   });
 
   test('a temp file left by a killed fetch is swept (after STALE_TEMP_MS untouched); a fresh one is left alone', async () => {
