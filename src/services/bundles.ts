@@ -23,6 +23,7 @@ import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
 import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';
 import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from '../bundle/spec.js';
 import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
+import type { BlobCache } from '../store/blob-cache.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
 import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -330,7 +331,17 @@ export interface PullResult {
  * Pull into a temporary sibling of `output`, check every byte, then rename into place: the output
  * either appears complete and verified or not at all.
  */
-export async function pull(store: BundleStore, refText: string, output: string, progress: Progress = silentProgress): Promise<PullResult> {
+export async function pull(
+  store: BundleStore,
+  refText: string,
+  output: string,
+  progress: Progress = silentProgress,
+  /**
+   * The blob cache of MODELCTL_HOME: whole-file blobs come from it (fetched into it first when
+   * absent) and are hard-linked into the output, so a version costs only the blobs it changed.
+   */
+  cache?: BlobCache,
+): Promise<PullResult> {
   const out = path.resolve(output);
   await assertEmptyOrAbsent(out);
   const resolved = await resolveRef(store, refText);
@@ -367,6 +378,22 @@ export async function pull(store: BundleStore, refText: string, output: string, 
             return;
           }
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
+          if (cache) {
+            const fetch = () => withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
+            if (await cache.has(b.digest, b.size)) progress.advance(b.size);
+            else await fetch();
+            for (const t of targets) {
+              const dest = path.join(tmp, t.path);
+              await mkdirs(path.dirname(dest));
+              await cache.materialise(b.digest, dest, t.executable).catch(async (err: unknown) => {
+                // Evicted by another process between the check and the link: fetch it again, once.
+                if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || (await stat(path.dirname(dest)).catch(() => undefined)) === undefined) throw err;
+                await fetch();
+                await cache.materialise(b.digest, dest, t.executable);
+              });
+            }
+            return;
+          }
           const first = path.join(tmp, targets[0]!.path);
           await mkdirs(path.dirname(first));
           await withBlob(

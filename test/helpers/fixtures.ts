@@ -86,7 +86,10 @@ export function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.Pro
 export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   // MODELCTL_GITHUB=off: when the suite itself runs in GitHub Actions, the CLIs it drives must
   // not write into the CI step's outputs and summary (the github tests turn it back on).
-  const env = { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...opts.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, MODELCTL_DEBUG: '', MODELCTL_GITHUB: 'off', ...opts.env };
+  // A CLI run without its own MODELCTL_HOME would fill the blob cache in the real user's data
+  // directory (~/.local/share/modelctl/cache), run after run: tests that give a home use the cache.
+  if (!env.MODELCTL_HOME && env.MODELCTL_CACHE === undefined) env.MODELCTL_CACHE = 'off';
   const { code, stdout, stderr } = await runProcess(process.execPath, [CLI, ...args], { ...opts, env });
   return {
     code,

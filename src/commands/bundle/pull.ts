@@ -7,7 +7,13 @@ export default class BundlePull extends StoreCommand {
   static override description = `Downloads into a temporary directory next to --output, checks every blob and file against its SHA-256,
 and only then renames it into place: the output appears complete and verified, or not at all.
 A mismatch exits with code 6 (integrity) naming the blob. The pulled directory holds a regenerated
-bundle.yaml (re-packing it gives the same digest) and .modelctl/manifest.json (used by \`bundle verify <dir>\`).`;
+bundle.yaml (re-packing it gives the same digest) and .modelctl/manifest.json (used by \`bundle verify <dir>\`).
+
+Large files go through the blob cache of MODELCTL_HOME ($MODELCTL_HOME/cache, shared with the local
+runtime): a blob already cached is not fetched again, and the output gets a read-only (0444) hard link
+to it (a copy across file systems). Do not make those files writable: they share their bytes with the
+cache. MODELCTL_CACHE_MAX_BYTES (or modelctl.yaml local.cacheMaxBytes, default 20 GiB) bounds the
+cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is used; MODELCTL_CACHE=off pulls\nwithout the cache (as the Kubernetes init container does: its home dies with the pod).`;
   static override examples = [
     '<%= config.bin %> bundle pull sentiment@1.0.0 --output ./sentiment',
     '<%= config.bin %> bundle pull sentiment@sha256:3f…  --output /models/current --json',
@@ -22,7 +28,18 @@ bundle.yaml (re-packing it gives the same digest) and .modelctl/manifest.json (u
     const { args, flags } = await this.parse(BundlePull);
     const store = await this.openStore(flags);
     const { pull } = await import('../../services/bundles.js');
-    return pull(store, args.ref, flags.output, this.progress());
+    const { BlobCache } = await import('../../store/blob-cache.js');
+    const { modelctlHome } = await import('../../cli/config.js');
+    const { trimCache } = await import('../../targets/local/cache.js');
+    // The blob cache of MODELCTL_HOME, shared with the local runtime: blobs it holds are hard-linked
+    // into the output (read-only), not fetched again.
+    const home = modelctlHome();
+    // MODELCTL_CACHE=off: a throw-away home (a pod's init container) where caching only costs disk.
+    if (process.env.MODELCTL_CACHE === 'off') return pull(store, args.ref, flags.output, this.progress());
+    const cache = BlobCache.forHome(home);
+    const result = await pull(store, args.ref, flags.output, this.progress(), cache);
+    await trimCache(home, cache).catch((err: unknown) => process.stderr.write(`Warning: blob cache not trimmed: ${(err as Error).message}\n`));
+    return result;
   }
 
   protected human(r: PullResult): string {

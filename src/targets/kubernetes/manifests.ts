@@ -131,6 +131,9 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
   const env: V1EnvVar[] = [
     { name: 'MODELCTL_STORE', value: settings.storeUrl },
     { name: 'MODELCTL_HOME', value: POD_MODELCTL_HOME },
+    // The pod's MODELCTL_HOME dies with the pod: a blob cache there would only write every blob
+    // twice (cache, then a copy into the volume). A node-level cache is issue 15's next step.
+    { name: 'MODELCTL_CACHE', value: 'off' },
   ];
   const c: V1Container = {
     name: INIT_CONTAINER,

@@ -5,6 +5,8 @@ import { pull, verifyLocal } from '../../services/bundles.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';
 import { resolveLocalPort } from './config.js';
+import { BlobCache } from '../../store/blob-cache.js';
+import { trimCache } from './cache.js';
 import { bundleDirFor, localPaths } from './paths.js';
 import { loadServeSpec } from './serve-spec.js';
 
@@ -45,6 +47,9 @@ export class LocalTarget implements Target {
     const client = await this.client();
     const dir = bundleDirFor(localPaths(this.opts.home), ref.model, ref.version, ref.digest);
     let restart = false;
+    // Through the blob cache of this home: weights already held are hard-linked, not fetched again.
+    // MODELCTL_CACHE=off: every byte fetched and copied again (as before the cache; for comparison).
+    const cache = process.env.MODELCTL_CACHE === 'off' ? undefined : BlobCache.forHome(this.opts.home);
     if (await stat(dir).catch(() => undefined)) {
       try {
         await verifyLocal(dir, ref.digest);
@@ -55,7 +60,7 @@ export class LocalTarget implements Target {
       }
     }
     if (restart || !(await stat(dir).catch(() => undefined))) {
-      const pulled = await pull(this.opts.store, `${ref.model}@${ref.digest}`, dir).catch(async (err: unknown) => {
+      const pulled = await pull(this.opts.store, `${ref.model}@${ref.digest}`, dir, undefined, cache).catch(async (err: unknown) => {
         // Another deploy of the same version may have renamed its pull into place first.
         if (await verifyLocal(dir, ref.digest).then(() => true, () => false)) return undefined;
         throw err;
@@ -69,6 +74,8 @@ export class LocalTarget implements Target {
     }
     await loadServeSpec(dir); // a bad serve section fails here, with file, line and field
     await client.startVersion({ model: ref.model, version: ref.version, digest: ref.digest, bundleDir: dir, restart });
+    // After the start, so this version is in state.json and pinned; a failed trim never fails a deploy.
+    if (cache) await trimCache(this.opts.home, cache).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
   }
 
   async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
