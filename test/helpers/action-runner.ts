@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Evaluator, Lexer, Parser, data } from '@actions/expressions';
 import { truthy } from '@actions/expressions/result';
@@ -588,5 +588,23 @@ export function runWorkflow(file: string, opts: WorkflowOptions): WorkflowRun {
       currentInner?.cancel();
     },
     done,
+  };
+}
+
+/**
+ * actions/cache as the harness plays it: restore `path` when `key` was saved in `cacheDir`, else
+ * save it in a post step (as the real action does at job end); output `cache-hit`.
+ */
+export function cacheAction(cacheDir: string): UsesHandler {
+  return async ({ job, with: w }) => {
+    const saved = path.join(cacheDir, w.key!);
+    const hit = await readFile(path.join(saved, '.key'), 'utf8').then(() => true, () => false);
+    if (hit) await cp(saved, w.path!, { recursive: true, verbatimSymlinks: true });
+    else
+      job.posts.push(async () => {
+        await cp(w.path!, saved, { recursive: true, verbatimSymlinks: true });
+        await writeFile(path.join(saved, '.key'), w.key!);
+      });
+    return { outcome: 'success', outputs: { 'cache-hit': String(hit) } };
   };
 }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, useScratch } from '../helpers/fixtures.js';
-import { Job, registryAccessEnv, runComposite, SIGINT_GRACE_MS, type JobOptions, type StepRecord, type UsesHandler } from '../helpers/action-runner.js';
+import { cacheAction, Job, registryAccessEnv, runComposite, SIGINT_GRACE_MS, type JobOptions, type StepRecord, type UsesHandler } from '../helpers/action-runner.js';
 import { fakeNpm, packageVersion, packTarball } from '../helpers/package.js';
 
 /**
@@ -24,17 +24,7 @@ function actionHandlers(cacheDir: string): Record<string, UsesHandler> {
     // Node 24 is already first on the runner's PATH (the test's own node).
     'actions/setup-node': async () => ({ outcome: 'success' }),
     // actions/cache: restore the path when the key was saved, save it in a post step otherwise.
-    'actions/cache': async ({ job, with: w }) => {
-      const saved = path.join(cacheDir, w.key!);
-      const hit = await readFile(path.join(saved, '.key'), 'utf8').then(() => true, () => false);
-      if (hit) await cp(saved, w.path!, { recursive: true, verbatimSymlinks: true });
-      else
-        job.posts.push(async () => {
-          await cp(w.path!, saved, { recursive: true, verbatimSymlinks: true });
-          await writeFile(path.join(saved, '.key'), w.key!);
-        });
-      return { outcome: 'success', outputs: { 'cache-hit': String(hit) } };
-    },
+    'actions/cache': cacheAction(cacheDir),
   };
 }
 

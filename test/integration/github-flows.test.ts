@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT, runCli, steadyLoad, useScratch } from '../helpers/fixtures.js';
-import { compositeHandler, registryAccessEnv, runWorkflow, type JobResult, type StepRecord, type UsesHandler, type WorkflowOptions } from '../helpers/action-runner.js';
+import { cacheAction, compositeHandler, registryAccessEnv, runWorkflow, type JobResult, type StepRecord, type UsesHandler, type WorkflowOptions } from '../helpers/action-runner.js';
 import { fakeNpm, packageVersion, packTarball } from '../helpers/package.js';
 
 /**
@@ -53,17 +53,7 @@ before(async () => {
     'actions/checkout': async () => ({ outcome: 'success' }), // the workspace is the repository at the tag
     'aws-actions/configure-aws-credentials': async () => ({ outcome: 'success' }), // the store is a folder here
     'actions/setup-node': async () => ({ outcome: 'success' }),
-    'actions/cache': async ({ job, with: w }) => {
-      const saved = path.join(cacheDir, w.key!);
-      const hit = await readFile(path.join(saved, '.key'), 'utf8').then(() => true, () => false);
-      if (hit) await cp(saved, w.path!, { recursive: true, verbatimSymlinks: true });
-      else
-        job.posts.push(async () => {
-          await cp(w.path!, saved, { recursive: true, verbatimSymlinks: true });
-          await writeFile(path.join(saved, '.key'), w.key!);
-        });
-      return { outcome: 'success' };
-    },
+    'actions/cache': cacheAction(cacheDir),
     // `@v1` in the examples stands for this repository's release tag.
     'your-org/modelctl/.github/actions/modelctl': async (ctx) => action({ ...ctx, ref: `v${version}` }),
   };
