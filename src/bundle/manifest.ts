@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { IntegrityError, UsageError } from '../cli/errors.js';
+import { IntegrityError, UsageError } from '../core/errors.js';
 import { safeRelativePath } from './paths.js';
 import { bundleName, bundleVersion } from './spec.js';
 

@@ -1,7 +1,7 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { BUNDLE_FILE } from './spec.js';
 
 /** Directory that `bundle pull` writes its verification record into; never part of a bundle. */

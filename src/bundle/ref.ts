@@ -1,4 +1,4 @@
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { isExactSemver } from './semver.js';
 import { bundleName } from './spec.js';
 

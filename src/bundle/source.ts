@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { removeOnInterrupt } from '../cli/cleanup.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { silentProgress, type Progress } from '../services/progress.js';
 import { hashFiles } from './hash.js';
 import {

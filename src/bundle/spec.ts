@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { z } from 'zod';
 import { loadYamlFile } from '../cli/yaml-file.js';
 import { isExactSemver } from './semver.js';

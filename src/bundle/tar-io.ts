@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
-import { IntegrityError, ModelctlError } from '../cli/errors.js';
+import { IntegrityError, ModelctlError } from '../core/errors.js';
 import { isLocalIOFailure } from '../util/local-io.js';
 import type { ManifestFile } from './manifest.js';
 

@@ -1,5 +1,5 @@
 import { Command, Errors, Flags } from '@oclif/core';
-import { ExitCode, ModelctlError } from './errors.js';
+import { ExitCode, ModelctlError } from '../core/errors.js';
 import { loadProjectConfig, resolveStoreSettings, type StoreSettings } from './config.js';
 import { githubActive } from './github/commands.js';
 import type { GithubReport } from './github/reports.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { kubernetesSectionSchema } from '../targets/kubernetes/settings.js';
 import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
 import { parseDuration } from '../rollout/plan.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 import { loadYamlFile } from './yaml-file.js';
 import { maskSecret } from './github/mask.js';
 

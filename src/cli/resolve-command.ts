@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { OUTCOME_EXIT_CODES, type Outcome, type ResolveResult } from '../rollout/engine.js';
 import { StoreCommand, storeFlags } from './base-command.js';
 import type { GithubReport } from './github/reports.js';
-import { ExitCode } from './errors.js';
+import { ExitCode } from '../core/errors.js';
 import { targetFlags, targetOptionsOf } from './rollout-flags.js';
 import { createRolloutView } from './rollout-view.js';
 

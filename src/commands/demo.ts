@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { ExitCode } from '../cli/errors.js';
+import { ExitCode } from '../core/errors.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { table } from '../cli/format.js';
 import type { DemoReport } from '../services/demo.js';

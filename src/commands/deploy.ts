@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { stringify as stringifyYaml } from 'yaml';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
-import { ExitCode } from '../cli/errors.js';
+import { ExitCode } from '../core/errors.js';
 import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { ExitCode, UsageError } from '../cli/errors.js';
+import { ExitCode, UsageError } from '../core/errors.js';
 import { loadYamlFile } from '../cli/yaml-file.js';
 import { gateSpecSchema, toGate } from '../rollout/plan.js';
 import { fmt, hasRelative } from './compare.js';

@@ -1,4 +1,4 @@
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 
 /**
  * Query templates: `{{model}}`, `{{version}}`, `{{stable}}`, `{{namespace}}`, `{{interval}}` and any

@@ -1,7 +1,7 @@
 import { link, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { IntegrityError } from '../cli/errors.js';
+import { IntegrityError } from '../core/errors.js';
 import { emptyLedger, LedgerConflictError, type LedgerStore, type ModelLedger, type Versioned } from './model.js';
 
 /** Revisions kept per model besides the newest (a short audit trail, and room for slow readers). */

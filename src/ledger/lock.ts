@@ -1,4 +1,4 @@
-import { ExitCode, ModelctlError } from '../cli/errors.js';
+import { ExitCode, ModelctlError } from '../core/errors.js';
 import type { LockRecord, ModelLedger } from './model.js';
 
 /**

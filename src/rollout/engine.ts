@@ -1,4 +1,4 @@
-import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../cli/errors.js';
+import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../core/errors.js';
 import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from '../gates/contracts.js';
 import { defaultGateRegistry } from '../gates/registry.js';
 import {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { jsonPathField } from '../gates/answers.js';
 import type { GateSpec } from '../gates/contracts.js';
 import type { RolloutPlan } from '../ledger/model.js';

@@ -8,7 +8,7 @@ import pLimit from 'p-limit';
 import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../cli/cleanup.js';
-import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
 import {
   decodeManifest,

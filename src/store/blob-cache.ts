@@ -4,7 +4,7 @@ import { chmod, copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { IntegrityError, UsageError } from '../cli/errors.js';
+import { IntegrityError, UsageError } from '../core/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
 
 /** Default size bound of the cache: 20 GiB (MODELCTL_CACHE_MAX_BYTES overrides it). */

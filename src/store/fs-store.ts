@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { removeOnInterrupt } from '../cli/cleanup.js';
-import { IntegrityError, NotFoundError } from '../cli/errors.js';
+import { IntegrityError, NotFoundError } from '../core/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
 import { asLocalIO, mkdirs } from '../util/local-io.js';
 import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';

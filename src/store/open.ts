@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { BundleStore } from './store.js';
 
 export type StoreLocation = { kind: 'file'; root: string } | { kind: 's3'; bucket: string; prefix: string };

@@ -14,7 +14,7 @@ import {
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { IntegrityError, NotFoundError, UnavailableError, UsageError } from '../cli/errors.js';
+import { IntegrityError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
 
 /** Multipart part size: S3 allows 5 MiB–5 GiB per part and 10,000 parts (so up to ~78 GiB here; scaled up beyond). */

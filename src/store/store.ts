@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { IntegrityError } from '../cli/errors.js';
+import { IntegrityError } from '../core/errors.js';
 
 /** What a version ref records. Refs are created once and never change. */
 export interface RefRecord {

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 
 /** A push never blocks a command longer than this. */
 export const DEFAULT_PUSH_TIMEOUT_MS = 5_000;

@@ -1,6 +1,6 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, ModelctlError } from '../cli/errors.js';
+import { ExitCode, ModelctlError } from '../core/errors.js';
 
 /**
  * Errors of the local machine, not of a store or a network: a full disk, a quota, a permission,

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { serveSpecSchema } from '../../src/bundle/serve.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { CommandGateEvaluator } from '../../src/gates/command.js';
 import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
 import { HttpGateEvaluator } from '../../src/gates/http.js';

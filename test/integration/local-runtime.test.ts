@@ -8,7 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { ConflictError, UsageError } from '../../src/cli/errors.js';
+import { ConflictError, UsageError } from '../../src/core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../src/rollout/contracts.js';
 import { openLocalBundle, push } from '../../src/services/bundles.js';
 import { FsStore } from '../../src/store/fs-store.js';

@@ -8,7 +8,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { packDirectory } from '../../src/bundle/source.js';
-import { ExitCode, type ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
 import { push, pull } from '../../src/services/bundles.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { blobKey } from '../../src/store/store.js';

@@ -4,7 +4,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { packDirectory } from '../../src/bundle/source.js';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/core/errors.js';
 import { blobKey, manifestKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';

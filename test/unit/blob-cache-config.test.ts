@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { DEFAULT_CACHE_MAX_BYTES } from '../../src/store/blob-cache.js';
 import { resolveCacheMaxBytes } from '../../src/targets/local/cache.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { acquireLock, lockState, LockLostError, releaseLock, renewLock, type LockOwner } from '../../src/ledger/lock.js';
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js';
 import { emptyLedger, LedgerConflictError } from '../../src/ledger/model.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { LockLostError } from '../../src/ledger/lock.js';
 import { OUTCOME_EXIT_CODES, type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
 import { emptyWindow } from '../fakes/metrics.js';

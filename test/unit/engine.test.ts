@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import type { GateSpec } from '../../src/gates/contracts.js';
 import type { RolloutPlan } from '../../src/ledger/model.js';
 import { OUTCOME_EXIT_CODES, type StatusView } from '../../src/rollout/engine.js';

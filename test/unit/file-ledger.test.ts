@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/core/errors.js';
 import { FileLedgerStore, LedgerDamagedError } from '../../src/ledger/file-store.js';
 import { LedgerConflictError } from '../../src/ledger/model.js';
 import { runCli, useScratch } from '../helpers/fixtures.js';

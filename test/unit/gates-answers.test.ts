@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { agreementOf, answerReadable, compareAnswers, normaliseText, parseAnswerComparison, parseJsonPath, valueAt, type AnswerComparison } from '../../src/gates/answers.js';
 import { z } from 'zod';
 import { serveSpecSchema } from '../../src/bundle/serve.js';

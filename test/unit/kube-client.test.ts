@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { connectKube } from '../../src/targets/kubernetes/client.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from '../../src/targets/kubernetes/readiness.js';
 import { useScratch } from '../helpers/fixtures.js';

@@ -8,7 +8,7 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { serveSpecSchema, type ServeSpec } from '../../src/bundle/serve.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import type { TrafficSplit } from '../../src/rollout/contracts.js';
 import {
   deploymentFor,

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
 import { CLI, REPO_ROOT } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';

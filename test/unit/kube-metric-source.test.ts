@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { UnavailableError } from '../../src/cli/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { startMeter, type Meter } from '../../src/targets/kubernetes/meter.js';
 import { KubernetesMetricSource, mergeWindows, type PodAccess } from '../../src/targets/kubernetes/metric-source.js';
 import { selectorString, versionSelector } from '../../src/targets/kubernetes/names.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { ExitCode, UsageError } from '../../src/cli/errors.js';
+import { ExitCode, UsageError } from '../../src/core/errors.js';
 import { KubeApi } from '../../src/targets/kubernetes/client.js';
 import { explainUnknownFields, httpRouteCrdFacts, parseWarnings, unknownFieldsOf } from '../../src/targets/kubernetes/field-validation.js';
 import { describeGatewaySupport, gatewayApiSupport, preflightRoute } from '../../src/targets/kubernetes/gateway-support.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { serveSpecSchema, type ServeSpec } from '../../src/bundle/serve.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import type { RolloutPlan } from '../../src/ledger/model.js';
 import { decideTrafficMode, renderRollout, rolloutIssues, validateRollout } from '../../src/targets/kubernetes/render.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings, type KubernetesSettings } from '../../src/targets/kubernetes/settings.js';

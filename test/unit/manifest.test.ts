@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { canonicalJson, decodeManifest, encodeManifest, MANIFEST_MEDIA_TYPE, type Manifest } from '../../src/bundle/manifest.js';
 import { parseRef } from '../../src/bundle/ref.js';
-import { ExitCode, ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 
 const h = (c: string) => c.repeat(64);
 

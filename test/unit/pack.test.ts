@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { openArchive, writeArchive } from '../../src/bundle/archive.js';
 import { LARGE_FILE_BYTES } from '../../src/bundle/manifest.js';
 import { packDirectory } from '../../src/bundle/source.js';
-import { ExitCode, type ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
 import { pack } from '../../src/services/bundles.js';
 import { bundleYaml, runCli, sampleBundle, useScratch, writeTree } from '../helpers/fixtures.js';
 

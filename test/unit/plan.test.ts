@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ExitCode, type ModelctlError } from '../../src/cli/errors.js';
+import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
 import type { GateSpec } from '../../src/gates/contracts.js';
 import { ladderFrom, parseDuration, parsePercent, parseRolloutSection, parseSteps, resolvePlan } from '../../src/rollout/plan.js';
 

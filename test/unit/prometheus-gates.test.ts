@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { resolvePrometheusSettings } from '../../src/cli/config.js';
-import { ExitCode, UsageError } from '../../src/cli/errors.js';
+import { ExitCode, UsageError } from '../../src/core/errors.js';
 import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
 import { checkExitCode, checkGates, loadGatesFile, overallVerdict, parseVars } from '../../src/gates/prometheus-check.js';
 import { PrometheusGateEvaluator } from '../../src/gates/prometheus-evaluator.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ExitCode } from '../../src/cli/errors.js';
+import { ExitCode } from '../../src/core/errors.js';
 import { checkTemplate, escapePromString, placeholdersOf, promDuration, quoteRegex, resolveTemplate, TemplateError } from '../../src/gates/template.js';
 
 const V = (over: Record<string, string | undefined> = {}) => ({ model: 'sentiment', version: '1.2.0', stable: '1.1.0', namespace: undefined, interval: '1m', ...over });

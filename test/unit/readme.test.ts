@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { EXIT_CODES } from '../../src/cli/errors.js';
+import { EXIT_CODES } from '../../src/core/errors.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
 test('the README exit-code table matches the code', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { ModelctlError } from '../../src/cli/errors.js';
+import { ModelctlError } from '../../src/core/errors.js';
 import type { RolloutEvent } from '../../src/rollout/engine.js';
 import { groupUrl, parsePushgateway, PUSH_JOB, pushgatewayUrlOf, RolloutMetrics, RolloutTelemetry } from '../../src/telemetry/index.js';
 import { groupingSegment } from '../../src/telemetry/push.js';

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { loadProjectConfig, resolvePrometheusSettings } from '../../cli/config.js';
-import { UsageError, type ExitCode } from '../../cli/errors.js';
+import { UsageError, type ExitCode } from '../../core/errors.js';
 import { checkExitCode, checkGates, loadGatesFile, parseVars, renderCheck, type CheckResult } from '../../gates/prometheus-check.js';
 import { PrometheusGateEvaluator } from '../../gates/prometheus-evaluator.js';
 import { PrometheusClient } from '../../gates/prometheus.js';

@@ -1,5 +1,5 @@
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
-import type { ExitCode } from '../../cli/errors.js';
+import type { ExitCode } from '../../core/errors.js';
 import { targetFlags } from '../../cli/rollout-flags.js';
 import { checkCluster, checkExitCode, type CheckReport } from '../../targets/kubernetes/check.js';
 

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { Document, isMap, isSeq } from 'yaml';
 import { BaseCommand } from '../../cli/base-command.js';
 import { loadProjectConfig } from '../../cli/config.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { RBAC_RULES, roleBindingFor, roleFor } from '../../targets/kubernetes/rbac.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

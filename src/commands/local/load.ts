@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { modelctlHome } from '../../cli/config.js';
-import { NotFoundError, UnavailableError } from '../../cli/errors.js';
+import { NotFoundError, UnavailableError } from '../../core/errors.js';
 import { table } from '../../cli/format.js';
 import type { LoadReport } from '../../targets/local/load.js';
 

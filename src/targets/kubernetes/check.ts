@@ -1,5 +1,5 @@
 import { VersionApi } from '@kubernetes/client-node';
-import { ExitCode, ModelctlError } from '../../cli/errors.js';
+import { ExitCode, ModelctlError } from '../../core/errors.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { KubeApi, KubeConnection } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';

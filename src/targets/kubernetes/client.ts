@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { ApisApi, KubeConfig, KubernetesObjectApi, Observable, PatchStrategy, Watch, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node';
-import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../cli/errors.js';
+import { ModelctlError, ExitCode, UnavailableError, UsageError } from '../../core/errors.js';
 import { withTimeout } from '../../util/timeout.js';
 import { explainUnknownFields, parseWarnings, unknownFieldsOf } from './field-validation.js';
 import { FIELD_MANAGER } from './names.js';

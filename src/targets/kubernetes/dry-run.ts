@@ -1,6 +1,6 @@
 import semver from 'semver';
 import type { ProjectConfig } from '../../cli/config.js';
-import { UnavailableError, UsageError } from '../../cli/errors.js';
+import { UnavailableError, UsageError } from '../../core/errors.js';
 import type { RolloutPlan } from '../../ledger/model.js';
 import type { VersionRef } from '../../rollout/contracts.js';
 import { list } from '../../services/bundles.js';

@@ -1,4 +1,4 @@
-import { ModelctlError, UsageError } from '../../cli/errors.js';
+import { ModelctlError, UsageError } from '../../core/errors.js';
 import type { KubeApi } from './client.js';
 import { GATEWAY_API, httpRouteCrdFacts, type HttpRouteCrdFacts } from './field-validation.js';
 import { httpRouteFor, type HTTPRouteManifest } from './manifests.js';

@@ -7,7 +7,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import type { ServeSpec } from '../../bundle/serve.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import {
   ANNOTATIONS,

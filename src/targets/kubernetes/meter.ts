@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { copyUpTo, sendJson } from '../local/http-util.js';
 import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
 import { MODEL_PROBE_PATH } from './settings.js';

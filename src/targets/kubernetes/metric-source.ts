@@ -1,6 +1,6 @@
 import { CoreV1Api, Observable, type KubeConfig, type ObservableMiddleware } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { UnavailableError } from '../../cli/errors.js';
+import { UnavailableError } from '../../core/errors.js';
 import type { MetricSource } from '../../rollout/contracts.js';
 import type { LocalWindow } from '../local/window.js';
 import { withStrictWrites } from './client.js';

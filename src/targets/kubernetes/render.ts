@@ -1,5 +1,5 @@
 import type { ServeSpec } from '../../bundle/serve.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { RolloutPlan } from '../../ledger/model.js';
 import type { TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';

@@ -1,5 +1,5 @@
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { VersionRef } from '../../rollout/contracts.js';
 import { fetchManifest, resolveRef } from '../../services/bundles.js';
 import type { BundleStore } from '../../store/store.js';

@@ -1,5 +1,5 @@
 import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { UsageError, UnavailableError } from '../../cli/errors.js';
+import { UsageError, UnavailableError } from '../../core/errors.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan } from '../../ledger/model.js';

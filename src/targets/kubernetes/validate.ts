@@ -1,5 +1,5 @@
 import type { ServeSpec } from '../../bundle/serve.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { VersionRef } from '../../rollout/contracts.js';
 import type { KubernetesSettings } from './settings.js';
 

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { loadProjectConfig } from '../../cli/config.js';
 import { decodeManifest } from '../../bundle/manifest.js';
 import { META_DIR } from '../../bundle/paths.js';

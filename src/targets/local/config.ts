@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { loadProjectConfig } from '../../cli/config.js';
 
 /** The router port when nothing chooses one (and it is free; otherwise any free port). */

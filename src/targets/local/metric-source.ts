@@ -1,4 +1,4 @@
-import { UnavailableError } from '../../cli/errors.js';
+import { UnavailableError } from '../../core/errors.js';
 import type { MetricSource, VersionWindow } from '../../rollout/contracts.js';
 import { connectRuntime } from './client.js';
 import { localPaths } from './paths.js';

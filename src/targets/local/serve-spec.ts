@@ -2,7 +2,7 @@ import path from 'node:path';
 import { loadYamlFile } from '../../cli/yaml-file.js';
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { BUNDLE_FILE, bundleSpecSchema } from '../../bundle/spec.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 
 /** bundle.yaml with its serve section parsed to the runtime's form (defaults applied). */
 const bundleWithServe = bundleSpecSchema.extend({ serve: serveSpecSchema.optional() });

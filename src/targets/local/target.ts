@@ -1,5 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
-import { IntegrityError } from '../../cli/errors.js';
+import { IntegrityError } from '../../core/errors.js';
 import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
 import { pull, verifyLocal } from '../../services/bundles.js';
 import type { BundleStore } from '../../store/store.js';
