@@ -46,7 +46,7 @@ import { defaultGateRegistry } from '../src/gates/registry.js';
 import type { RolloutPlan } from '../src/ledger/model.js';
 import { systemClock, type VersionRef } from '../src/rollout/contracts.js';
 import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../src/rollout/engine.js';
-import { openLocalBundle, push } from '../src/services/bundles.js';
+import { openLocalBundle, push } from '../src/bundle/transfer.js';
 import { openStore } from '../src/store/open.js';
 import type { BundleStore } from '../src/store/store.js';
 import { openKubernetes } from '../src/targets/kubernetes/open.js';
@@ -199,7 +199,7 @@ async function startWorld<F extends FakeHandle>(startFake: () => Promise<F>): Pr
       },
       engine(model, onEvent) {
         // One openKubernetes per model, as one `modelctl deploy` process per model would do.
-        const p = openKubernetes({ flags: { kubeconfig }, project: { file: path.join(dir, 'modelctl.yaml'), config: { kubernetes: section(model) } }, store });
+        const p = openKubernetes({ flags: { kubeconfig }, config: { file: path.join(dir, 'modelctl.yaml'), section: section(model) }, store });
         return new RolloutEngine({
           target: p.target,
           metrics: p.metrics,

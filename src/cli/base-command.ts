@@ -1,9 +1,10 @@
 import { Command, Errors, Flags } from '@oclif/core';
 import { ExitCode, ModelctlError } from '../core/errors.js';
-import { loadProjectConfig, resolveStoreSettings, type StoreSettings } from './config.js';
+import type { StoreSettings } from '../config/project.js';
 import { githubActive } from './github/commands.js';
 import type { GithubReport } from './github/reports.js';
 import { createProgress } from './progress.js';
+import type { Context } from '../services/context.js';
 import type { Progress } from '../services/progress.js';
 import type { BundleStore } from '../store/store.js';
 
@@ -19,6 +20,23 @@ export abstract class BaseCommand extends Command {
   };
 
   protected jsonMode = false;
+
+  private ctx: Promise<Context> | undefined;
+
+  /**
+   * This invocation's context (cwd, env, modelctl.yaml read once, the stores it opened, the clock):
+   * the one composition root the services take. Made on first use, so `--help`, `--version` and
+   * commands that need no setting load none of it.
+   */
+  protected context(): Promise<Context> {
+    this.ctx ??= this.createContext();
+    return this.ctx;
+  }
+
+  /** Make the context; a test runs a command in process over a context of its own by overriding this. */
+  protected async createContext(): Promise<Context> {
+    return (await import('../services/context.js')).createContext();
+  }
 
   override async init(): Promise<void> {
     this.jsonMode = this.argv.includes('--json');
@@ -117,7 +135,7 @@ export const storeFlags = {
 
 export abstract class StoreCommand extends BaseCommand {
   protected async storeSettings(flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined }): Promise<StoreSettings> {
-    return resolveStoreSettings(flags, await loadProjectConfig(process.cwd()));
+    return (await this.context()).storeSettings(flags);
   }
 
   /** The store opened by `openStore` (the GitHub job summary reads manifests from it). */
@@ -127,8 +145,7 @@ export abstract class StoreCommand extends BaseCommand {
     const settings = await this.storeSettings(flags);
     // A store URL from modelctl.yaml was not visible when secrets were masked at start-up.
     if (githubActive()) (await import('./github/mask.js')).maskUrlCredentials(settings.store);
-    const { openStore } = await import('../store/open.js');
-    this.openedStore = await openStore(settings.store, { s3PathStyle: settings.s3PathStyle });
+    this.openedStore = await (await this.context()).openStore(settings);
     return this.openedStore;
   }
 }

@@ -24,7 +24,7 @@ export abstract class ResolveRolloutCommand extends StoreCommand {
     const { openEngine } = await import('../services/rollouts.js');
     const view = createRolloutView({});
     try {
-      const engine = await openEngine({ ...targetOptionsOf(flags), store, onEvent: (e) => view.onEvent(e), note: (m) => this.note(m) });
+      const engine = await openEngine(await this.context(), { ...targetOptionsOf(flags), store, onEvent: (e) => view.onEvent(e), note: (m) => this.note(m) });
       return await engine[this.action](args.model);
     } finally {
       view.close();
@@ -38,10 +38,10 @@ export abstract class ResolveRolloutCommand extends StoreCommand {
   }
 
   protected override async githubReport(r: ResolveResult): Promise<GithubReport> {
-    const { bundleChange, resolveReport, runPlace } = await import('./github/reports.js');
+    const [{ resolveReport }, { bundleChange, runPlace }] = await Promise.all([import('./github/reports.js'), import('../services/report-facts.js')]);
     const model = r.kind === 'requested' ? r.model : r.result.model;
     const { flags } = await this.parse(this.ctor as typeof ResolveRolloutCommand);
-    return resolveReport(r, await bundleChange(this.openedStore, r.kind === 'resolved' ? r.result : undefined), `modelctl ${this.action} ${model}`, await runPlace(flags, this.openedStore));
+    return resolveReport(r, await bundleChange(this.openedStore, r.kind === 'resolved' ? r.result : undefined), `modelctl ${this.action} ${model}`, await runPlace(await this.context(), flags, this.openedStore));
   }
 
   protected human(r: ResolveResult): string {

@@ -24,7 +24,7 @@ rolls it back automatically, and prints the history. Exit 0 only if the story ha
     const { runDemo } = await import('../services/demo.js');
     let view: RolloutView | undefined;
     try {
-      return await runDemo({
+      return await runDemo(await this.context(), {
         keep: flags.keep,
         intervalMs: parseDuration(flags.interval, '--interval'),
         ...(flags.port !== undefined ? { port: flags.port } : {}),

@@ -58,7 +58,7 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
     const store = await this.openStore(flags);
     const { deploy } = await import('../services/rollouts.js');
     try {
-      return await deploy({
+      return await deploy(await this.context(), {
         ...targetOptionsOf(flags),
         store,
         note: (m) => this.note(m),
@@ -90,9 +90,9 @@ Exit codes: 0 promoted, 3 rolled back by gates (or aborted), 4 held, 5 another r
   }
 
   protected override async githubReport(r: RolloutResult | PlanDescription): Promise<GithubReport> {
-    const { bundleChange, deployReport, runPlace } = await import('../cli/github/reports.js');
+    const [{ deployReport }, { bundleChange, runPlace }] = await Promise.all([import('../cli/github/reports.js'), import('../services/report-facts.js')]);
     const { flags } = await this.parse(Deploy);
-    return deployReport(r, await bundleChange(this.openedStore, r), `modelctl deploy ${r.model}@${r.version}`, await runPlace(flags, this.openedStore));
+    return deployReport(r, await bundleChange(this.openedStore, r), `modelctl deploy ${r.model}@${r.version}`, await runPlace(await this.context(), flags, this.openedStore));
   }
 
   protected human(r: RolloutResult | PlanDescription): string {

@@ -13,7 +13,7 @@ export default class History extends StoreCommand {
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(History);
     const { openEngine } = await import('../services/rollouts.js');
-    const engine = await openEngine({ ...targetOptionsOf(flags), store: await this.openStore(flags) });
+    const engine = await openEngine(await this.context(), { ...targetOptionsOf(flags), store: await this.openStore(flags) });
     return engine.history(args.model);
   }
 

@@ -4,10 +4,19 @@ import { ExitCode } from '../core/errors.js';
 import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
-import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
+import { OUTCOME_EXIT_CODES } from '../rollout/engine.js';
+import type { RollbackOutcome, RollbackRequest } from '../services/rollback.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
-type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };
+type Result = RollbackOutcome;
+
+/** The service's request from the parsed command line; the plan flags as deploy derives them (rolloutFlagsOf). */
+export function rollbackRequestOf(
+  args: { model: string },
+  flags: Parameters<typeof rolloutFlagsOf>[0] & { to?: string | undefined; force: boolean; 'keep-stable': boolean; pushgateway?: string | undefined },
+): RollbackRequest {
+  return { model: args.model, to: flags.to, force: flags.force, keepStable: flags['keep-stable'], plan: rolloutFlagsOf(flags), pushgateway: flags.pushgateway };
+}
 
 export default class Rollback extends StoreCommand {
   static override summary = 'Switch all traffic to a warm version of the stable set, now.';
@@ -37,37 +46,16 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Rollback);
     const store = await this.openStore(flags);
-    const { openEngine, deploy, openTelemetry, teeEvents, withTelemetry } = await import('../services/rollouts.js');
+    const [{ rollback }, { rolloutInterruption }] = await Promise.all([import('../services/rollback.js'), import('../cli/rollout-interrupt.js')]);
     const view = createRolloutView({});
     try {
-      const telemetry = await openTelemetry(args.model, flags.target, { pushgateway: flags.pushgateway, telemetry: true, warn: warnOnStderr });
-      const onEvent = teeEvents((e) => view.onEvent(e), telemetry && ((e) => telemetry.onEvent(e)))!;
-      const engine = await openEngine({ ...targetOptionsOf(flags), store, onEvent, note: (m) => this.note(m) });
-      // A switch pushes its own story; needs-deploy pushes nothing here (the deploy below does).
-      const r = await withTelemetry(telemetry, () => engine.rollback(args.model, { to: flags.to, force: flags.force, keepStable: flags['keep-stable'] }));
-      if (r.action !== 'needs-deploy') return r;
-      this.note(`${args.model}@${r.to} is not warm: deploying it afresh (--force)`);
-      // A full rollout: Ctrl-C aborts it to stable, as for deploy.
-      const { rolloutInterruption } = await import('../cli/rollout-interrupt.js');
-      const interruption = rolloutInterruption(args.model, this.jsonMode);
-      const result = (await deploy({
-        ...targetOptionsOf(flags),
-        store,
+      return await rollback(await this.context(), { ...targetOptionsOf(flags), store }, rollbackRequestOf(args, flags), {
+        onEvent: (e) => view.onEvent(e),
         note: (m) => this.note(m),
-        ref: `${args.model}@${r.to}`,
-        dryRun: false,
-        resume: false,
-        pushgateway: flags.pushgateway,
-        telemetry: true,
         warn: warnOnStderr,
-        flags: rolloutFlagsOf(flags),
-        signal: interruption.signal,
-        onEvent: (e) => {
-          interruption.onEvent(e);
-          view.onEvent(e);
-        },
-      }).finally(interruption.dispose)) as RolloutResult;
-      return { action: 'redeployed', deploy: result } satisfies Result;
+        // A full rollout: Ctrl-C aborts it to stable, as for deploy (see cleanup.ts).
+        interruption: () => rolloutInterruption(args.model, this.jsonMode),
+      });
     } finally {
       view.close();
     }
@@ -79,10 +67,10 @@ canary steps and gates (plan flags apply). Refused while a rollout is in progres
   }
 
   protected override async githubReport(r: Result): Promise<GithubReport> {
-    const { bundleChange, rollbackReport, runPlace } = await import('../cli/github/reports.js');
+    const [{ rollbackReport }, { bundleChange, runPlace }] = await Promise.all([import('../cli/github/reports.js'), import('../services/report-facts.js')]);
     const model = r.action === 'redeployed' ? r.deploy.model : r.model;
     const { flags } = await this.parse(Rollback);
-    return rollbackReport(r, await bundleChange(this.openedStore, r.deploy), `modelctl rollback ${model}`, await runPlace(flags, this.openedStore));
+    return rollbackReport(r, await bundleChange(this.openedStore, r.deploy), `modelctl rollback ${model}`, await runPlace(await this.context(), flags, this.openedStore));
   }
 
   protected human(r: Result): string {

@@ -17,7 +17,7 @@ spelled out (traffic moved by hand, a warm version that is gone).`;
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(Status);
     const { statusWithReality } = await import('../services/rollouts.js');
-    return statusWithReality({ ...targetOptionsOf(flags), store: await this.openStore(flags) }, args.model);
+    return statusWithReality(await this.context(), { ...targetOptionsOf(flags), store: await this.openStore(flags) }, args.model);
   }
 
   protected override async githubReport(s: StatusView): Promise<GithubReport> {

@@ -7,7 +7,8 @@ import type { RolloutEvent, RolloutResult, HistoryEntry } from '../rollout/engin
 import type { RolloutPlan } from '../ledger/model.js';
 import { FsStore } from '../store/fs-store.js';
 import { packDirectory } from '../bundle/source.js';
-import { push } from './bundles.js';
+import { push } from '../bundle/transfer.js';
+import type { Context } from './context.js';
 import { deploy, openEngine } from './rollouts.js';
 
 /** The example bundle shipped with modelctl. */
@@ -70,7 +71,7 @@ async function variant(work: string, name: string, edit: (config: Record<string,
  * example (1.2.0 injects errors through its config), deploy 1.0.0, canary 1.1.0 under load and
  * promote it, canary 1.2.0 and watch the gates roll it back. `ok` only if it all happened as told.
  */
-export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
+export async function runDemo(ctx: Context, opts: DemoOptions): Promise<DemoReport> {
   const started = Date.now();
   const home = opts.home ?? (await mkdtemp(path.join(tmpdir(), 'modelctl-demo-')));
   const work = await mkdtemp(path.join(tmpdir(), 'modelctl-demo-src-'));
@@ -98,7 +99,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
 
     const run = async (title: string, version: string, expected: RolloutResult['outcome'], flags: Record<string, string>) => {
       opts.onChapter?.(title);
-      const result = (await deploy({
+      const result = (await deploy(ctx, {
         target: 'local',
         store,
         home,
@@ -127,7 +128,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     await run('Canary of 1.2.0: the error-rate gate fails and traffic goes back to 1.1.0', '1.2.0', 'rolled-back', { steps: '20,50,100', interval, checkEvery: '1s' });
     stopLoad.abort();
     const loadReport = await load;
-    const engine = await openEngine({ target: 'local', store, home, port });
+    const engine = await openEngine(ctx, { target: 'local', store, home, port });
     const history = await engine.history('sentiment');
     return { home, url, chapters, history, load: loadReport, ok: chapters.every((c) => c.ok), durationMs: Date.now() - started };
   } finally {

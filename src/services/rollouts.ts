@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { actorIdentity } from '../cli/identity.js';
-import { loadProjectConfig, modelctlHome, prometheusUrlOf, resolvePrometheusSettings } from '../cli/config.js';
+import { actorIdentity } from './identity.js';
 import type { GateContext, GateEvaluator, GateResult, GateSpec } from '../gates/contracts.js';
 import { defaultLocalGates } from '../gates/local.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
 import type { LedgerStore, RolloutPlan } from '../ledger/model.js';
+import type { Context } from './context.js';
 import { systemClock, type MetricSource, type ObservedState, type Target, type TrafficSplit } from '../rollout/contracts.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type DeployOptions, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
@@ -15,7 +15,7 @@ import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
-import { fetchManifest, resolveRef } from './bundles.js';
+import { fetchManifest, resolveRef } from '../bundle/transfer.js';
 
 export const TARGETS = ['local', 'kubernetes'] as const;
 export type TargetName = (typeof TARGETS)[number];
@@ -23,7 +23,7 @@ export type TargetName = (typeof TARGETS)[number];
 export interface RolloutContextOptions {
   target: TargetName;
   store: BundleStore;
-  /** MODELCTL_HOME (default: the user's data directory). */
+  /** MODELCTL_HOME (default: the context's). */
   home?: string;
   /** Local router port, when the runtime has to be started. */
   port?: number | undefined;
@@ -59,14 +59,15 @@ export interface TelemetryRequest {
  * flag, env or modelctl.yaml); undefined when none is. A malformed URL is bad input (exit 2).
  */
 export async function openTelemetry(
+  ctx: Context,
   model: string,
   target: string,
   req: TelemetryRequest & { home?: string | undefined },
 ): Promise<RolloutTelemetry | undefined> {
   const { pushgatewayUrlOf, parsePushgateway, RolloutTelemetry } = await import('../telemetry/index.js');
-  const url = req.telemetry ? pushgatewayUrlOf(req.pushgateway, await loadProjectConfig(process.cwd())) : req.pushgateway;
+  const url = req.telemetry ? pushgatewayUrlOf(req.pushgateway, await ctx.project(), ctx.env) : req.pushgateway;
   // On the local target the long-lived daemon also exposes the rollout metrics at its /metrics.
-  const sinks = req.telemetry && target === 'local' ? [localRuntimeSink(model, req.home ?? modelctlHome())] : [];
+  const sinks = req.telemetry && target === 'local' ? [localRuntimeSink(model, req.home ?? ctx.home())] : [];
   if (!url && sinks.length === 0) return undefined;
   return new RolloutTelemetry({ model, target, pushgateway: url ? parsePushgateway(url) : undefined, sinks, ...(req.warn ? { warn: req.warn } : {}) });
 }
@@ -110,14 +111,13 @@ export function teeEvents(...sinks: (((e: RolloutEvent) => void) | undefined)[])
  * configured. A configuration problem (e.g. the token variable is not set) does not stop rollouts
  * with local gates only: it is reported by `validate` for each query gate, before anything starts.
  */
-export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined } = {}): Promise<GateRegistry> {
+export async function gateRegistryFor(ctx: Context, opts: { prometheusUrl?: string | undefined } = {}): Promise<GateRegistry> {
   const registry = defaultGateRegistry();
-  const project = await loadProjectConfig(process.cwd());
-  if (!prometheusUrlOf({ url: opts.prometheusUrl }, project)) return registry;
+  if (!(await ctx.prometheusUrl(opts.prometheusUrl))) return registry;
   let evaluator: GateEvaluator;
   let statsEvaluator: GateEvaluator;
   try {
-    const settings = resolvePrometheusSettings({ url: opts.prometheusUrl }, project)!;
+    const settings = (await ctx.prometheusSettings({ url: opts.prometheusUrl }))!;
     const [{ PrometheusClient }, { PrometheusGateEvaluator }, { PrometheusStatsGateEvaluator }] = await Promise.all([
       import('../gates/prometheus.js'),
       import('../gates/prometheus-evaluator.js'),
@@ -146,22 +146,22 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
  * MODELCTL_HOME) or a Kubernetes namespace (Deployments, HTTPRoute, ledger ConfigMap + Lease,
  * metering sidecars). The engine itself never knows which.
  */
-export async function openEngine(opts: RolloutContextOptions): Promise<RolloutEngine> {
-  return engineOf(await openTargetParts(opts), opts);
+export async function openEngine(ctx: Context, opts: RolloutContextOptions): Promise<RolloutEngine> {
+  return engineOf(ctx, await openTargetParts(ctx, opts), opts);
 }
 
 /** The ledger's status of `model` and, where the target can tell, what it really runs and routes, with every difference. */
-export async function statusWithReality(opts: RolloutContextOptions, model: string): Promise<StatusView & { observed?: ObservedState; differences?: string[] }> {
-  const parts = await openTargetParts(opts);
-  const status = await (await engineOf(parts, opts)).status(model);
+export async function statusWithReality(ctx: Context, opts: RolloutContextOptions, model: string): Promise<StatusView & { observed?: ObservedState; differences?: string[] }> {
+  const parts = await openTargetParts(ctx, opts);
+  const status = await (await engineOf(ctx, parts, opts)).status(model);
   if (!parts.target.observe) return status;
   const observed = await parts.target.observe(model);
   return { ...status, observed, differences: differences(status, observed) };
 }
 
 /** The target, metric source and ledger of `opts.target`. */
-export async function openTargetParts(opts: RolloutContextOptions): Promise<TargetParts> {
-  return opts.target === 'kubernetes' ? kubernetesParts(opts) : localParts(opts);
+export async function openTargetParts(ctx: Context, opts: RolloutContextOptions): Promise<TargetParts> {
+  return opts.target === 'kubernetes' ? kubernetesParts(ctx, opts) : localParts(ctx, opts);
 }
 
 /** What a target brings to the engine; `lockTtlMs` when the target has its own lock lifetime (a Lease duration). */
@@ -172,35 +172,34 @@ interface TargetParts {
   lockTtlMs?: number;
 }
 
-async function engineOf(parts: TargetParts, opts: RolloutContextOptions): Promise<RolloutEngine> {
+async function engineOf(ctx: Context, parts: TargetParts, opts: RolloutContextOptions): Promise<RolloutEngine> {
   return new RolloutEngine({
     target: parts.target,
     metrics: parts.metrics,
     ledger: parts.ledger,
     ...(parts.lockTtlMs !== undefined ? { lockTtlMs: parts.lockTtlMs } : {}),
-    clock: systemClock,
-    holder: { holder: actorIdentity(), pid: process.pid, host: hostname() },
+    clock: ctx.clock,
+    holder: { holder: actorIdentity(ctx.env), pid: process.pid, host: hostname() },
     holderGone: (lock) => lock.host === hostname() && !processAlive(lock.pid),
-    evaluator: await gateRegistryFor({ prometheusUrl: opts.prometheusUrl }),
+    evaluator: await gateRegistryFor(ctx, { prometheusUrl: opts.prometheusUrl }),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
 }
 
-async function localParts(opts: RolloutContextOptions) {
-  const home = opts.home ?? modelctlHome();
+async function localParts(ctx: Context, opts: RolloutContextOptions) {
+  const home = opts.home ?? ctx.home();
   const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
   return {
-    target: new LocalTarget({ home, store: opts.store, port: opts.port, note: opts.note }),
+    target: new LocalTarget({ home, store: opts.store, port: opts.port, config: await ctx.localConfig(), note: opts.note }),
     metrics: new LocalMetricSource({ home }),
     ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
   };
 }
 
 /** Target, metric source and ledger of a namespace; the kubernetes modules load only here (startup stays light). */
-async function kubernetesParts(opts: RolloutContextOptions) {
+async function kubernetesParts(ctx: Context, opts: RolloutContextOptions) {
   const { openKubernetes } = await import('../targets/kubernetes/open.js');
-  const project = await loadProjectConfig(process.cwd());
-  const parts = openKubernetes({ flags: opts.kube ?? {}, project, store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
+  const parts = openKubernetes({ flags: opts.kube ?? {}, config: await ctx.kubernetesConfig(), store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
   return { ...parts, lockTtlMs: parts.settings.leaseMs };
 }
 
@@ -223,6 +222,7 @@ export interface DeployRequest {
 
 /** The plan of a deploy, from every layer: defaults < modelctl.yaml < the bundle's rollout: < env < flags. */
 export async function planDeploy(
+  ctx: Context,
   store: BundleStore,
   refText: string,
   flags: RolloutFlags,
@@ -230,37 +230,37 @@ export async function planDeploy(
 ): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
-  const project = await loadProjectConfig(process.cwd());
+  const project = await ctx.project();
   const plan = resolvePlan({
     project: parseRolloutSection(project.config.rollout, project.file ?? 'modelctl.yaml'),
     bundle: parseRolloutSection(manifest.spec.rollout, `bundle.yaml of ${manifest.name}@${manifest.version}`),
     flags,
     // The Gateway discards mirrored answers, so shadow agreement cannot be measured on Kubernetes.
     defaultGates: defaultLocalGates().filter((g) => opts.target !== 'kubernetes' || g.metric !== 'shadow-agreement'),
-    queryGates: prometheusUrlOf({ url: opts.prometheusUrl }, project) !== undefined,
+    queryGates: (await ctx.prometheusUrl(opts.prometheusUrl)) !== undefined,
   });
   return { model: manifest.name, version: manifest.version, digest, plan };
 }
 
 export async function deploy(
+  ctx: Context,
   opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
 ): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
+  const { model, version, digest, plan } = await planDeploy(ctx, opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
-  const telemetry = await openTelemetry(model, opts.target, opts);
+  const telemetry = await openTelemetry(ctx, model, opts.target, opts);
   opts.onPlan?.(plan);
   if (opts.dryRun && opts.target === 'kubernetes') {
     // Works without a cluster (GitOps review, CI lint); adds what a configured cluster knows.
     const { kubernetesDryRun } = await import('../targets/kubernetes/dry-run.js');
-    const project = await loadProjectConfig(process.cwd());
-    const k = await kubernetesDryRun({ store: opts.store, project, flags: opts.kube ?? {}, ref: { model, version, digest }, plan, note: opts.note });
+    const k = await kubernetesDryRun({ store: opts.store, config: await ctx.kubernetesConfig(), flags: opts.kube ?? {}, ref: { model, version, digest }, plan, note: opts.note });
     const description = describePlan({ model, version, digest, target: opts.target, stable: k.stable, plan });
     const withCluster: PlanDescription & { kubernetes: typeof k } = { ...description, manifests: k.steps.flatMap((s) => s.objects), kubernetes: k };
     return withCluster;
   }
   if (opts.dryRun) {
-    const parts = await openTargetParts(opts);
-    const dryEngine = await engineOf(parts, opts);
+    const parts = await openTargetParts(ctx, opts);
+    const dryEngine = await engineOf(ctx, parts, opts);
     // The same checks as the real run (a dry run must refuse what the deploy would refuse).
     await dryEngine.checkPlan({ model, version, digest }, plan);
     const status = await dryEngine.status(model);
@@ -270,7 +270,7 @@ export async function deploy(
   }
   const resumeChanges = opts.resume ? resumeChangesOf(opts.flags, plan) : {};
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
-  const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });
+  const engine = await openEngine(ctx, { ...opts, ...(onEvent ? { onEvent } : {}) });
   return withTelemetry(telemetry, () =>
     engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges }),
   );

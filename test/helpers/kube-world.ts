@@ -101,7 +101,7 @@ export async function startKubeWorld(opts: { gatewayApi?: boolean; section?: Par
   const parts = (extra: Partial<KubernetesSection> = {}): KubernetesParts =>
     openKubernetes({
       flags: { kubeconfig: kubeconfigFile },
-      project: { file: path.join(projectDir, 'modelctl.yaml'), config: { kubernetes: { ...section, ...extra } } },
+      config: { file: path.join(projectDir, 'modelctl.yaml'), section: { ...section, ...extra } },
       store,
       note: (m) => notes.push(m),
     });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GateSpec } from '../../src/gates/contracts.js';
+import { createContext } from '../../src/services/context.js';
 import { gateRegistryFor } from '../../src/services/rollouts.js';
 
 const statistical: GateSpec = {
@@ -24,9 +25,9 @@ test('rollouts can use statistical and drift gates fed by Prometheus once a Prom
   t.after(() => {
     if (saved !== undefined) process.env.MODELCTL_PROMETHEUS_URL = saved;
   });
-  const withUrl = await gateRegistryFor({ prometheusUrl: 'http://127.0.0.1:9' });
+  const withUrl = await gateRegistryFor(createContext(), { prometheusUrl: 'http://127.0.0.1:9' });
   assert.deepEqual(withUrl.validate(statistical), []);
   assert.deepEqual(withUrl.validate(drift), []);
-  const without = await gateRegistryFor({ prometheusUrl: undefined });
+  const without = await gateRegistryFor(createContext(), { prometheusUrl: undefined });
   assert.match(without.validate(statistical).join(), /Prometheus URL/);
 });

@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import { gateChart, gateSeries, GRID, markers, niceCeil, parseLimit, resample, stableOfLimit } from '../../src/cli/github/charts.js';
 import { a, code, table, text } from '../../src/cli/github/markdown.js';
 import { chartNumber, mermaidBlocks, renderXyChart, validateXyChart } from '../../src/cli/github/mermaid.js';
-import { deployReport, pushReport, resolveReport, rollbackReport, runPlace, s3ConsoleRefsUrl, summaryContext } from '../../src/cli/github/reports.js';
+import { deployReport, pushReport, resolveReport, rollbackReport, s3ConsoleRefsUrl, summaryContext } from '../../src/cli/github/reports.js';
+import { runPlace } from '../../src/services/report-facts.js';
 import { compactLimit, deploySummary, planSummary, SUMMARY_LIMITS, type BundleChange } from '../../src/cli/github/summary.js';
 import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutEvent, RolloutResult } from '../../src/rollout/engine.js';
@@ -294,9 +295,9 @@ describe('charts', () => {
     assert.equal(c.commitUrl, 'https://github.example/acme/models/commit/abcdef0123456789abcdef0123456789abcdef01');
     assert.deepEqual(summaryContext({}, {}), {});
     // Where: the target flags (env merged by oclif) and the opened store; a namespace only on Kubernetes.
-    const store = { url: 's3://models/prod' } as Parameters<typeof runPlace>[1];
-    assert.deepEqual(await runPlace({ target: 'kubernetes', namespace: 'ml' }, store), { target: 'kubernetes', namespace: 'ml', store: 's3://models/prod' });
-    assert.deepEqual(await runPlace({ target: 'local', namespace: 'ml' }, undefined), { target: 'local', namespace: undefined, store: undefined });
+    const store = { url: 's3://models/prod' } as Parameters<typeof runPlace>[2];
+    assert.deepEqual(await runPlace(undefined, { target: 'kubernetes', namespace: 'ml' }, store), { target: 'kubernetes', namespace: 'ml', store: 's3://models/prod' });
+    assert.deepEqual(await runPlace(undefined, { target: 'local', namespace: 'ml' }, undefined), { target: 'local', namespace: undefined, store: undefined });
     const md = deploySummary(await rolledBack(), { command: 'modelctl deploy sentiment@1.2.0', change: { kind: 'none' }, context: { ...c, store: 's3://AKIA:secret@models/prod?x=1' } });
     assert.match(md, /\n`modelctl deploy sentiment@1\.2\.0` on \*\*kubernetes\*\* · namespace `ml` · store `s3:\/\/models\/prod` · \[run 77 \(attempt 2\)\]\(https:\/\/github\.example\/acme\/models\/actions\/runs\/77\/attempts\/2\) · commit \[abcdef0\]\(https:\/\/github\.example\/acme\/models\/commit\/abcdef0123456789abcdef0123456789abcdef01\)\n/);
     assert.doesNotMatch(md, /secret|AKIA/);

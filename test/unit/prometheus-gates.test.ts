@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { resolvePrometheusSettings } from '../../src/cli/config.js';
+import { resolvePrometheusSettings } from '../../src/config/project.js';
 import { ExitCode, UsageError } from '../../src/core/errors.js';
 import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
 import { checkExitCode, checkGates, loadGatesFile, overallVerdict, parseVars } from '../../src/gates/prometheus-check.js';
@@ -11,6 +11,7 @@ import { PrometheusError, type PromInstantResult, type PromQuerier } from '../..
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import { parseRolloutSection, resolvePlan } from '../../src/rollout/plan.js';
 import { describePlan, renderPlan } from '../../src/rollout/describe.js';
+import { createContext } from '../../src/services/context.js';
 import { gateRegistryFor } from '../../src/services/rollouts.js';
 import { useScratch } from '../helpers/fixtures.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
@@ -237,11 +238,11 @@ describe('gates check', () => {
     delete process.env.MODELCTL_PROMETHEUS_URL;
     try {
       process.chdir(dir);
-      const reg = await gateRegistryFor();
+      const reg = await gateRegistryFor(createContext());
       assert.deepEqual(reg.validate({ name: 'e', metric: 'error-rate', max: 0.1 }), []);
       assert.deepEqual(reg.validate(gate({ kind: undefined })), ['gate "error-rate": Prometheus is misconfigured: ' + path.join(dir, 'modelctl.yaml') + ': prometheus.bearerTokenEnv names MODELCTL_TEST_UNSET_TOKEN, which is not set (or empty)']);
       process.env.MODELCTL_TEST_UNSET_TOKEN = 't';
-      assert.deepEqual((await gateRegistryFor()).validate(gate({ kind: undefined })), []);
+      assert.deepEqual((await gateRegistryFor(createContext())).validate(gate({ kind: undefined })), []);
     } finally {
       process.chdir(cwd);
       delete process.env.MODELCTL_TEST_UNSET_TOKEN;

@@ -1,15 +1,16 @@
 import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/engine.js';
-import type { BundleStore } from '../../store/store.js';
+import type { BundleChange, RunPlace } from '../../services/report-facts.js';
 import type { Annotation } from './commands.js';
 import { code, table, text } from './markdown.js';
 import type { OutputValue } from './outputs.js';
-import { deploySummary, outcomeWord, planSummary, pushSummary, requestedSummary, rollbackSummary, type BundleChange, type SummaryContext } from './summary.js';
+import { deploySummary, outcomeWord, planSummary, pushSummary, requestedSummary, rollbackSummary, type SummaryContext } from './summary.js';
 
 /**
  * What each command reports to GitHub Actions: its step outputs, its job summary and the
- * annotation of its outcome. Pure builders (the bundle change is looked up by `bundleChange`).
+ * annotation of its outcome. Pure builders: what they need from the store or modelctl.yaml (the
+ * bundle change, where the command ran) is looked up by the application (src/services/report-facts.ts).
  * The hook adds the `result` output (the compact JSON result) to every command.
  */
 export interface GithubReport {
@@ -17,33 +18,6 @@ export interface GithubReport {
   /** Markdown appended to $GITHUB_STEP_SUMMARY. */
   summary?: string;
   annotations?: Annotation[];
-}
-
-/** Where a command ran, as far as the command knows it (each part optional). */
-export interface RunPlace {
-  target?: string | undefined;
-  namespace?: string | undefined;
-  /** The store's URL (BundleStore.url). */
-  store?: string | undefined;
-}
-
-/**
- * Where a rollout command ran, from its target flags (oclif has merged MODELCTL_TARGET and
- * MODELCTL_NAMESPACE into them) and the store it opened. On Kubernetes without a namespace flag,
- * modelctl.yaml's kubernetes.namespace; failing that the kube context's, which only the target
- * knows: then it is left out rather than guessed. Never throws (a summary must not fail its command).
- */
-export async function runPlace(flags: { target?: string | undefined; namespace?: string | undefined }, store: BundleStore | undefined): Promise<RunPlace> {
-  let namespace = flags.target === 'kubernetes' ? flags.namespace : undefined;
-  if (flags.target === 'kubernetes' && !namespace) {
-    try {
-      const { loadProjectConfig } = await import('../config.js');
-      namespace = (await loadProjectConfig(process.cwd())).config.kubernetes?.namespace;
-    } catch {
-      namespace = undefined;
-    }
-  }
-  return { target: flags.target, namespace, store: store?.url };
 }
 
 /**
@@ -166,30 +140,6 @@ export function resolveReport(r: ResolveResult, change: BundleChange, command: s
   }
   const d = r.result;
   return { outputs: rolloutOutputs(d), summary: deploySummary(d, { command, change, context }), annotations: [rolloutAnnotation(d)] };
-}
-
-/**
- * What the rollout changed in the bundle: the candidate's manifest against the one of the version
- * that served when it started (from the rollout-started event). Never throws: a summary must not
- * fail the command it describes.
- */
-export async function bundleChange(store: BundleStore | undefined, r: RolloutResult | PlanDescription | undefined): Promise<BundleChange> {
-  if (!r || !('outcome' in r) || r.events.some((e) => e.type === 'already-serving')) return { kind: 'none' };
-  const start = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed');
-  // A rollout resolved by promote/abort has no start event here: the previous stable version is
-  // the first one of the stable set that is not the candidate.
-  const from = start ? (typeof start.stable === 'string' ? start.stable : null) : (r.stableSet.find((v) => v !== r.version) ?? null);
-  if (!start && !from) return { kind: 'none' };
-  if (!store) return from ? { kind: 'unavailable', from, reason: 'no store' } : { kind: 'first-deploy', totalBytes: null };
-  try {
-    const { diffManifests, fetchManifest, resolveRef } = await import('../../services/bundles.js');
-    const candidate = await fetchManifest(store, await resolveRef(store, `${r.model}@${r.digest}`));
-    if (!from) return { kind: 'first-deploy', totalBytes: candidate.manifest.blobs.reduce((s, b) => s + b.size, 0) };
-    const before = await fetchManifest(store, await resolveRef(store, `${r.model}@${from}`));
-    return { kind: 'diff', from, fromDigest: before.digest, ...diffManifests(before.manifest, candidate.manifest) };
-  } catch (err) {
-    return { kind: 'unavailable', from, reason: err instanceof Error ? err.message.split('\n')[0]! : String(err) };
-  }
 }
 
 /**

@@ -2,7 +2,8 @@ import type { GateResult } from '../../gates/contracts.js';
 import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { RollbackResult, RolloutEvent, RolloutResult } from '../../rollout/engine.js';
-import type { ComponentDiff } from '../../services/bundles.js';
+import type { ComponentDiff } from '../../bundle/transfer.js';
+import type { BundleChange } from '../../services/report-facts.js';
 import { formatBytes } from '../format.js';
 import { COLOURS, fmtTime, gateChart, gateSeries, isGateEvent, markers, stableOfLimit, type GateChart } from './charts.js';
 import { a, code, link, table, text } from './markdown.js';
@@ -19,12 +20,7 @@ import { renderXyChart, validateXyChart } from './mermaid.js';
  * evidence in full (every step, query and reason) is folded away below.
  */
 
-/** What the deploy changed in the bundle, against the version that served before it. */
-export type BundleChange =
-  | { kind: 'first-deploy'; totalBytes: number | null }
-  | { kind: 'diff'; from: string; fromDigest: string; components: ComponentDiff[]; transferBytes: number; totalBytes: number }
-  | { kind: 'unavailable'; from: string | null; reason: string }
-  | { kind: 'none' };
+export type { BundleChange } from '../../services/report-facts.js';
 
 /** Where a command ran and the links of the job, for the line under the outcome. */
 export interface SummaryContext {

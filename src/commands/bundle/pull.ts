@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
-import type { PullResult } from '../../services/bundles.js';
+import type { PullResult } from '../../bundle/transfer.js';
 
 export default class BundlePull extends StoreCommand {
   static override summary = 'Fetch a bundle into a directory, verifying every byte.';
@@ -27,18 +27,20 @@ cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is us
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundlePull);
     const store = await this.openStore(flags);
-    const { pull } = await import('../../services/bundles.js');
+    const { pull } = await import('../../bundle/transfer.js');
     const { BlobCache } = await import('../../store/blob-cache.js');
-    const { modelctlHome } = await import('../../cli/config.js');
-    const { trimCache } = await import('../../targets/local/cache.js');
+    const { resolveCacheMaxBytes, trimCache } = await import('../../targets/local/cache.js');
+    const ctx = await this.context();
     // The blob cache of MODELCTL_HOME, shared with the local runtime: blobs it holds are hard-linked
     // into the output (read-only), not fetched again.
-    const home = modelctlHome();
+    const home = ctx.home();
     // MODELCTL_CACHE=off: a throw-away home (a pod's init container) where caching only costs disk.
-    if (process.env.MODELCTL_CACHE === 'off') return pull(store, args.ref, flags.output, this.progress());
+    if (ctx.env.MODELCTL_CACHE === 'off') return pull(store, args.ref, flags.output, this.progress());
     const cache = BlobCache.forHome(home);
     const result = await pull(store, args.ref, flags.output, this.progress(), cache);
-    await trimCache(home, cache).catch((err: unknown) => process.stderr.write(`Warning: blob cache not trimmed: ${(err as Error).message}\n`));
+    await Promise.resolve()
+      .then(async () => trimCache(home, resolveCacheMaxBytes(ctx.env, await ctx.localConfig()), cache))
+      .catch((err: unknown) => process.stderr.write(`Warning: blob cache not trimmed: ${(err as Error).message}\n`));
     return result;
   }
 

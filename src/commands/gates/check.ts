@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { loadProjectConfig, resolvePrometheusSettings } from '../../cli/config.js';
 import { UsageError, type ExitCode } from '../../core/errors.js';
 import { checkExitCode, checkGates, loadGatesFile, parseVars, renderCheck, type CheckResult } from '../../gates/prometheus-check.js';
 import { PrometheusGateEvaluator } from '../../gates/prometheus-evaluator.js';
@@ -46,10 +45,7 @@ Verdict, worst first: fail > error > inconclusive > pass. Exit codes:
     const vars = parseVars(flags.var);
     const windowMs = parseDuration(flags.window, '--window');
     if (windowMs <= 0) throw new UsageError('--window must be longer than 0');
-    const settings = resolvePrometheusSettings(
-      { url: flags['prometheus-url'], headers: flags['prometheus-header'], timeout: flags['prometheus-timeout'], vars },
-      await loadProjectConfig(process.cwd()),
-    );
+    const settings = await (await this.context()).prometheusSettings({ url: flags['prometheus-url'], headers: flags['prometheus-header'], timeout: flags['prometheus-timeout'], vars });
     if (!settings) throw new UsageError(PROMETHEUS_NOT_CONFIGURED.replace('(or --prometheus-url where a command has it)', 'or --prometheus-url'));
     const client = new PrometheusClient(settings);
     const gates = await loadGatesFile(flags.file, new PrometheusGateEvaluator(client, { vars: settings.vars }));

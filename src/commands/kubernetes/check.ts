@@ -30,10 +30,10 @@ Exit codes: 0 all good; 9 the cluster cannot be reached or refuses a permission;
   protected async execute(): Promise<CheckReport> {
     const { flags } = await this.parse(KubernetesCheck);
     const store = await this.openStore(flags);
-    const [{ openKubernetes }, { loadProjectConfig }] = await Promise.all([import('../../targets/kubernetes/open.js'), import('../../cli/config.js')]);
-    const project = await loadProjectConfig(process.cwd());
-    const parts = openKubernetes({ flags, project, store, note: (m) => this.note(m) });
-    return checkCluster({ ...parts, settingsFile: project.file ?? 'modelctl.yaml' });
+    const { openKubernetes } = await import('../../targets/kubernetes/open.js');
+    const config = await (await this.context()).kubernetesConfig();
+    const parts = openKubernetes({ flags, config, store, note: (m) => this.note(m) });
+    return checkCluster({ ...parts, settingsFile: config.file ?? 'modelctl.yaml' });
   }
 
   protected override exitCodeOf(r: CheckReport): ExitCode {

@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core';
 import { Document, isMap, isSeq } from 'yaml';
 import { BaseCommand } from '../../cli/base-command.js';
-import { loadProjectConfig } from '../../cli/config.js';
 import { UsageError } from '../../core/errors.js';
 import { RBAC_RULES, roleBindingFor, roleFor } from '../../targets/kubernetes/rbac.js';
 
@@ -34,7 +33,8 @@ Output is multi-document YAML; with --json, one v1 List.`;
 
   protected async execute(): Promise<RbacList> {
     const { flags } = await this.parse(KubernetesRbac);
-    const namespace = flags.namespace ?? (await namespaceFromConfig()) ?? 'default';
+    // modelctl.yaml's kubernetes.namespace (the section is checked, with file and line, when the file is read).
+    const namespace = flags.namespace ?? (await (await this.context()).kubernetesConfig()).section?.namespace ?? 'default';
     check(namespace, '--namespace');
     check(flags.name, '--name');
     const [saNamespace, saName] = flags['service-account'].includes(':') ? flags['service-account'].split(':', 2) : [namespace, flags['service-account']];
@@ -67,7 +67,4 @@ function check(value: string, what: string): void {
   }
 }
 
-/** modelctl.yaml's kubernetes.namespace (the section is checked, with file and line, when the file is loaded). */
-async function namespaceFromConfig(): Promise<string | undefined> {
-  return (await loadProjectConfig(process.cwd())).config.kubernetes?.namespace;
-}
+

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../cli/config.js';
+import { modelctlHome } from '../../util/home.js';
 
 export default class LocalDown extends BaseCommand {
   static override summary = 'Stop the local runtime and every version it runs.';

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../cli/config.js';
+import { modelctlHome } from '../../util/home.js';
 import { NotFoundError, UnavailableError } from '../../core/errors.js';
 import { table } from '../../cli/format.js';
 import type { LoadReport } from '../../targets/local/load.js';

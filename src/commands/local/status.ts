@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../cli/config.js';
+import { modelctlHome } from '../../util/home.js';
 import { table } from '../../cli/format.js';
 import { describeSplit, localStatus, type LocalStatus } from '../../targets/local/status.js';
 

@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../cli/config.js';
 import type { LocalStatus } from '../../targets/local/status.js';
 
 export default class LocalUp extends BaseCommand {
@@ -21,8 +20,9 @@ had last time, else 8700 (or any free port when 8700 is taken). --port 0 picks a
     const { resolveLocalPort } = await import('../../targets/local/config.js');
     const { ensureRuntime } = await import('../../targets/local/client.js');
     const { localStatus } = await import('../../targets/local/status.js');
-    const home = modelctlHome();
-    const { client, started } = await ensureRuntime({ home, port: await resolveLocalPort(flags.port) });
+    const ctx = await this.context();
+    const home = ctx.home();
+    const { client, started } = await ensureRuntime({ home, port: await resolveLocalPort(flags.port, ctx.env, () => ctx.localConfig()) });
     return { started, ...(await localStatus(home, client)) };
   }
 

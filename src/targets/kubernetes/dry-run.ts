@@ -1,16 +1,15 @@
 import semver from 'semver';
-import type { ProjectConfig } from '../../cli/config.js';
 import { UnavailableError, UsageError } from '../../core/errors.js';
 import type { RolloutPlan } from '../../ledger/model.js';
 import type { VersionRef } from '../../rollout/contracts.js';
-import { list } from '../../services/bundles.js';
+import { list } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { openKubernetes, type KubernetesParts } from './open.js';
 import { decideTrafficMode, validateRollout, type RenderedStep, type TrafficMode } from './render.js';
 import { serveSpecOf } from './serve-spec.js';
-import { resolveKubernetesSettings, type KubernetesSettings } from './settings.js';
+import { resolveKubernetesSettings, type KubernetesConfig, type KubernetesSettings } from './settings.js';
 
 /**
  * `deploy --target kubernetes --dry-run`: the plan and every object of the rollout, validated,
@@ -30,7 +29,8 @@ import { resolveKubernetesSettings, type KubernetesSettings } from './settings.j
 
 export interface KubernetesDryRunRequest {
   store: BundleStore;
-  project: { file?: string; config: ProjectConfig };
+  /** modelctl.yaml's kubernetes: section, as the context read it. */
+  config: KubernetesConfig;
   flags: { kubeconfig?: string | undefined; context?: string | undefined; namespace?: string | undefined };
   ref: VersionRef;
   plan: RolloutPlan;
@@ -62,7 +62,7 @@ async function previousStored(store: BundleStore, ref: VersionRef): Promise<Vers
 }
 
 function offlineSettings(req: KubernetesDryRunRequest, file: string): { settings: KubernetesSettings; namespaceFrom: string } {
-  const section = req.project.config.kubernetes;
+  const section = req.config.section;
   const namespace = req.flags.namespace ?? section?.namespace ?? 'default';
   const namespaceFrom = req.flags.namespace ? '--namespace' : section?.namespace ? file : 'the default namespace';
   return { settings: resolveKubernetesSettings(section, { namespace, storeUrl: req.store.url, where: file }), namespaceFrom };
@@ -71,7 +71,7 @@ function offlineSettings(req: KubernetesDryRunRequest, file: string): { settings
 /** Open the cluster when one is configured; undefined when none is (not an error for a dry run). */
 function openCluster(req: KubernetesDryRunRequest): KubernetesParts | undefined {
   try {
-    return openKubernetes({ flags: req.flags, project: req.project, store: req.store, ...(req.note ? { note: req.note } : {}) });
+    return openKubernetes({ flags: req.flags, config: req.config, store: req.store, ...(req.note ? { note: req.note } : {}) });
   } catch (err) {
     if (err instanceof NoKubeConfigError) return undefined;
     throw err;
@@ -79,7 +79,7 @@ function openCluster(req: KubernetesDryRunRequest): KubernetesParts | undefined 
 }
 
 export async function kubernetesDryRun(req: KubernetesDryRunRequest): Promise<KubernetesDryRun> {
-  const file = req.project.file ?? 'modelctl.yaml';
+  const file = req.config.file ?? 'modelctl.yaml';
   const assumed: string[] = [];
   const fromCluster: string[] = [];
   let parts = openCluster(req);

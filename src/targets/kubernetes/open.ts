@@ -1,4 +1,3 @@
-import type { ProjectConfig } from '../../cli/config.js';
 import type { LedgerStore } from '../../ledger/model.js';
 import type { MetricSource, Target } from '../../rollout/contracts.js';
 import type { BundleStore } from '../../store/store.js';
@@ -6,12 +5,13 @@ import { connectKube, KubeApi, type KubeConnection } from './client.js';
 import { KubernetesLedgerStore } from './ledger-store.js';
 import { KubernetesMetricSource, podAccessFromKubeConfig } from './metric-source.js';
 import { describePermission } from './rbac.js';
-import { resolveKubernetesSettings, type KubernetesSettings } from './settings.js';
+import { resolveKubernetesSettings, type KubernetesConfig, type KubernetesSettings } from './settings.js';
 import { KubernetesTarget } from './target.js';
 
 export interface OpenKubernetesOptions {
   flags: { kubeconfig?: string | undefined; context?: string | undefined; namespace?: string | undefined };
-  project: { file?: string; config: ProjectConfig };
+  /** modelctl.yaml's kubernetes: section, as the context read it. */
+  config: KubernetesConfig;
   store: BundleStore;
   note?: (message: string) => void;
   /** Where the API server's Warning headers go (default: stderr, always). */
@@ -34,10 +34,10 @@ export interface KubernetesParts {
  * section; the namespace falls back to the kube context's, then "default" (like kubectl).
  */
 export function openKubernetes(opts: OpenKubernetesOptions): KubernetesParts {
-  const section = opts.project.config.kubernetes;
+  const section = opts.config.section;
   const conn = connectKube({ kubeconfig: opts.flags.kubeconfig ?? section?.kubeconfig, context: opts.flags.context ?? section?.context });
   const namespace = opts.flags.namespace ?? section?.namespace ?? conn.contextNamespace ?? 'default';
-  const file = opts.project.file ?? 'modelctl.yaml';
+  const file = opts.config.file ?? 'modelctl.yaml';
   const namespaceFrom = opts.flags.namespace ? '--namespace' : section?.namespace ? file : conn.contextNamespace ? `the namespace of context ${conn.context}` : 'the default namespace';
   const settings = resolveKubernetesSettings(section, { namespace, storeUrl: opts.store.url, where: file });
   // The API server's warnings are never ignored: each distinct one goes to stderr once — in --json

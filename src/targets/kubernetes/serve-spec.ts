@@ -1,7 +1,7 @@
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
 import type { VersionRef } from '../../rollout/contracts.js';
-import { fetchManifest, resolveRef } from '../../services/bundles.js';
+import { fetchManifest, resolveRef } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 
 /** The serve section of a stored version (checked like the local runtime does), read from the store's manifest. */

@@ -93,6 +93,16 @@ export const kubernetesSectionSchema = z
 
 export type KubernetesSection = z.output<typeof kubernetesSectionSchema>;
 
+/**
+ * What the configuration layer hands the Kubernetes target: modelctl.yaml's kubernetes: section
+ * (already validated) and the file it came from (for messages). The target never reads the file.
+ */
+export interface KubernetesConfig {
+  section?: KubernetesSection | undefined;
+  /** modelctl.yaml's path; absent when there is none. */
+  file?: string | undefined;
+}
+
 /** The port the metering sidecar takes traffic on (the Service's target port). */
 export const TRAFFIC_PORT = 8080;
 /** The port the bundle's server listens on inside the pod (PORT env), behind the meter. */

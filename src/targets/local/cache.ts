@@ -2,11 +2,11 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../../core/errors.js';
-import { loadProjectConfig } from '../../cli/config.js';
 import { decodeManifest } from '../../bundle/manifest.js';
 import { META_DIR } from '../../bundle/paths.js';
 import { FileLedgerStore } from '../../ledger/file-store.js';
 import { BlobCache, cacheMaxBytes } from '../../store/blob-cache.js';
+import type { LocalConfig } from './config.js';
 import { bundleDirFor, localPaths } from './paths.js';
 import { readState } from './state.js';
 
@@ -47,19 +47,18 @@ export async function pinnedBlobs(home: string): Promise<Set<string>> {
 const cacheSectionSchema = z.object({ cacheMaxBytes: z.number().int().nonnegative().optional() }).loose();
 
 /** MODELCTL_CACHE_MAX_BYTES, else `local.cacheMaxBytes` in modelctl.yaml, else 20 GiB. */
-export async function resolveCacheMaxBytes(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<number> {
+export function resolveCacheMaxBytes(env: NodeJS.ProcessEnv = process.env, config: LocalConfig = {}): number {
   if (env.MODELCTL_CACHE_MAX_BYTES) return cacheMaxBytes(env);
-  const project = await loadProjectConfig(cwd);
-  const local = (project.config as { local?: unknown }).local;
+  const local = config.section;
   if (local === undefined) return cacheMaxBytes({});
   const parsed = cacheSectionSchema.safeParse(local);
   if (!parsed.success) {
-    throw new UsageError(`${project.file}: local.cacheMaxBytes: expected a whole number of bytes`, { hint: 'e.g. `local: {cacheMaxBytes: 21474836480}` (20 GiB)' });
+    throw new UsageError(`${config.file}: local.cacheMaxBytes: expected a whole number of bytes`, { hint: 'e.g. `local: {cacheMaxBytes: 21474836480}` (20 GiB)' });
   }
   return cacheMaxBytes({}, parsed.data.cacheMaxBytes);
 }
 
-/** Trim the cache of `home` to its bound, keeping the pinned blobs. */
-export async function trimCache(home: string, cache = BlobCache.forHome(home)): Promise<{ evicted: string[]; bytes: number }> {
-  return cache.evict(await resolveCacheMaxBytes(), await pinnedBlobs(home));
+/** Trim the cache of `home` to `maxBytes` (see resolveCacheMaxBytes), keeping the pinned blobs. */
+export async function trimCache(home: string, maxBytes: number, cache = BlobCache.forHome(home)): Promise<{ evicted: string[]; bytes: number }> {
+  return cache.evict(maxBytes, await pinnedBlobs(home));
 }

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { modelctlHome } from '../../cli/config.js';
+import { modelctlHome } from '../../util/home.js';
 import { createAdminServer, listenAdmin } from './admin.js';
 import { DEFAULT_LOCAL_PORT } from './config.js';
 import { RuntimeMetrics } from './metrics.js';

@@ -1,12 +1,12 @@
 import { rm, stat } from 'node:fs/promises';
 import { IntegrityError } from '../../core/errors.js';
 import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
-import { pull, verifyLocal } from '../../services/bundles.js';
+import { pull, verifyLocal } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';
-import { resolveLocalPort } from './config.js';
+import { resolveLocalPort, type LocalConfig } from './config.js';
 import { BlobCache } from '../../store/blob-cache.js';
-import { trimCache } from './cache.js';
+import { resolveCacheMaxBytes, trimCache } from './cache.js';
 import { bundleDirFor, localPaths } from './paths.js';
 import { loadServeSpec } from './serve-spec.js';
 
@@ -19,6 +19,8 @@ export interface LocalTargetOptions {
    * in modelctl.yaml, else the port it had, else 8700, else any free port. 0: any free port.
    */
   port?: number | undefined;
+  /** modelctl.yaml's local: section (port, cacheMaxBytes), as the context read it; checked when used. */
+  config?: LocalConfig | undefined;
   /** Progress for people while waiting (stderr): what a readiness wait is waiting on. */
   note?: ((message: string) => void) | undefined;
 }
@@ -38,7 +40,7 @@ export class LocalTarget implements Target {
 
   private async client(): Promise<RuntimeClient> {
     // Same precedence as `local up`: the option (a --port flag), else MODELCTL_LOCAL_PORT, else modelctl.yaml.
-    this.port ??= this.opts.port !== undefined ? Promise.resolve(this.opts.port) : resolveLocalPort(undefined);
+    this.port ??= this.opts.port !== undefined ? Promise.resolve(this.opts.port) : resolveLocalPort(undefined, process.env, this.opts.config);
     return (await ensureRuntime({ home: this.opts.home, port: await this.port })).client;
   }
 
@@ -75,7 +77,7 @@ export class LocalTarget implements Target {
     await loadServeSpec(dir); // a bad serve section fails here, with file, line and field
     await client.startVersion({ model: ref.model, version: ref.version, digest: ref.digest, bundleDir: dir, restart });
     // After the start, so this version is in state.json and pinned; a failed trim never fails a deploy.
-    if (cache) await trimCache(this.opts.home, cache).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
+    if (cache) await Promise.resolve().then(() => trimCache(this.opts.home, resolveCacheMaxBytes(process.env, this.opts.config), cache)).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
   }
 
   async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {

@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import envPaths from 'env-paths';
 import { z } from 'zod';
 import { kubernetesSectionSchema } from '../targets/kubernetes/settings.js';
 import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
 import { parseDuration } from '../rollout/plan.js';
 import { UsageError } from '../core/errors.js';
-import { loadYamlFile } from './yaml-file.js';
-import { maskSecret } from './github/mask.js';
+import { parseYamlText } from '../cli/yaml-file.js';
+import { maskSecret } from '../cli/github/mask.js';
+import { defaultStoreUrl } from '../util/home.js';
 
 export const PROJECT_CONFIG_FILE = 'modelctl.yaml';
 
@@ -90,19 +91,29 @@ export function findProjectConfig(cwd: string): string | undefined {
   }
 }
 
-export async function loadProjectConfig(cwd: string): Promise<{ file?: string; config: ProjectConfig }> {
+/** modelctl.yaml as read and validated: its path (none: no file, every setting defaulted) and its settings. */
+export interface LoadedProject {
+  file?: string;
+  config: ProjectConfig;
+}
+
+/** Reads a file as UTF-8 text (injectable: a test counts the reads of modelctl.yaml). */
+export type ReadText = (file: string) => Promise<string>;
+
+/**
+ * Find, read and validate modelctl.yaml. Called once per invocation, by the context
+ * (src/services/context.ts), which hands the result to every part that needs a setting.
+ */
+export async function loadProjectConfig(cwd: string, readText: ReadText = (f) => readFile(f, 'utf8')): Promise<LoadedProject> {
   const file = findProjectConfig(cwd);
   if (!file) return { config: {} };
-  return { file, config: await loadYamlFile(file, projectConfigSchema, 'project config') };
-}
-
-/** MODELCTL_HOME, else the user's data directory (e.g. ~/.local/share/modelctl). */
-export function modelctlHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.MODELCTL_HOME ? path.resolve(env.MODELCTL_HOME) : envPaths('modelctl', { suffix: '' }).data;
-}
-
-export function defaultStoreUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return `file://${path.join(modelctlHome(env), 'store')}`;
+  let text: string;
+  try {
+    text = await readText(file);
+  } catch (err) {
+    throw new UsageError(`cannot read project config ${file}: ${String(err)}`, { details: { file } });
+  }
+  return { file, config: parseYamlText(text, file, projectConfigSchema, 'project config') };
 }
 
 export interface StoreSettings {
@@ -116,7 +127,7 @@ export interface StoreSettings {
  */
 export function resolveStoreSettings(
   flags: { store?: string | undefined; 's3-path-style'?: boolean | undefined },
-  project: { file?: string; config: ProjectConfig },
+  project: LoadedProject,
   env: NodeJS.ProcessEnv = process.env,
 ): StoreSettings {
   const fromFlagOrEnv = flags.store;
@@ -159,7 +170,7 @@ const RESERVED_HEADERS = new Set(['authorization', 'host', 'content-length', 'co
  */
 export function resolvePrometheusSettings(
   flags: PrometheusFlags,
-  project: { file?: string; config: ProjectConfig },
+  project: LoadedProject,
   env: NodeJS.ProcessEnv = process.env,
 ): PrometheusSettings | undefined {
   const where = project.file ?? 'modelctl.yaml';
