@@ -62,15 +62,20 @@ export abstract class BaseCommand extends Command {
 
   override async run(): Promise<unknown> {
     const result = await this.execute();
-    if (this.jsonMode) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (this.jsonMode) this.writeOut(`${JSON.stringify(result, null, 2)}\n`);
     else {
       const text = this.human(result);
-      if (text) process.stdout.write(`${text}\n`);
+      if (text) this.writeOut(`${text}\n`);
     }
     const code = this.exitCodeOf(result);
     if (code !== ExitCode.ok) process.exitCode = code;
     if (githubActive()) await (await import('./github/hook.js')).githubFinish(result, () => this.githubReport(result));
     return result;
+  }
+
+  /** stdout: the result (one JSON document with --json). A test running a command in process reads it here. */
+  protected writeOut(text: string): void {
+    process.stdout.write(text);
   }
 
   /** A note for people (stderr), silent in --json mode so CI logs stay clean. */
@@ -90,7 +95,7 @@ export abstract class BaseCommand extends Command {
         ? err.toJSON()
         : { code: exitCode === ExitCode.usage ? 'usage' : 'unexpected', exitCode, message: err.message.split('\n')[0] };
     if (this.jsonMode) {
-      process.stdout.write(`${JSON.stringify({ error: payload }, null, 2)}\n`);
+      this.writeOut(`${JSON.stringify({ error: payload }, null, 2)}\n`);
     } else {
       let text = `Error: ${err.message}`;
       if (err instanceof ModelctlError && err.hint) text += `\nHint: ${err.hint}`;
