@@ -4,9 +4,9 @@ import envPaths from 'env-paths';
 import { z } from 'zod';
 import { kubernetesSectionSchema } from '../targets/kubernetes/settings.js';
 import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
-import { parseDuration } from '../rollout/plan.js';
+import { parseDuration } from '../core/units.js';
 import { UsageError } from '../core/errors.js';
-import { loadYamlFile } from './yaml-file.js';
+import { loadYamlFile } from '../core/yaml-file.js';
 import { maskSecret } from './github/mask.js';
 
 export const PROJECT_CONFIG_FILE = 'modelctl.yaml';

@@ -1,4 +1,4 @@
-import type { RolloutPlan } from '../ledger/model.js';
+import type { RolloutPlan } from '../core/model.js';
 import type { RolloutEvent } from '../rollout/engine.js';
 import { githubActive } from './github/commands.js';
 import { GithubRolloutLog } from './github/rollout-log.js';

@@ -4,7 +4,8 @@ import { ExitCode } from '../core/errors.js';
 import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
-import { OUTCOME_EXIT_CODES, type RollbackResult, type RolloutResult } from '../rollout/engine.js';
+import { OUTCOME_EXIT_CODES } from '../core/model.js';
+import { type RollbackResult, type RolloutResult } from '../rollout/engine.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { errorMessage, fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { CHECK_VALUES, cannotYet, checkValues, failedToMeasure, judged, redact, resolveEnvRefs, tail, validateExternal } from './external.js';
 
 /**

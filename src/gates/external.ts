@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { describeLimit, errorMessage, fmt, hasRelative, judge, validateCommon } from './compare.js';
-import type { GateContext, GateResult, GateSpec } from './contracts.js';
+import type { GateContext } from './contracts.js';
+import type { GateResult, GateSpec } from '../core/gates.js';
 
 /**
  * What the user's own checks (kind command, kind http) share: the values they are given about the

@@ -1,7 +1,8 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { parseJsonPath, valueAt } from './answers.js';
 import { errorMessage, fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { cannotYet, checkValues, failedToMeasure, fill, judged, redact, resolveEnvRefs, tail, templateProblems, validateExternal, type CheckValues } from './external.js';
 
 /**

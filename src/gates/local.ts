@@ -1,6 +1,7 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../core/ports.js';
 import { DEFAULT_MIN_SAMPLES, describeLimit, fmt, hasRelative, judge, errorMessage, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 
 /**
  * Gates over the local runtime's per-version windows (MetricSource.window). Each metric is a pure

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ExitCode, UsageError } from '../core/errors.js';
-import { loadYamlFile } from '../cli/yaml-file.js';
-import { gateSpecSchema, toGate } from '../rollout/plan.js';
+import { loadYamlFile } from '../core/yaml-file.js';
+import { gateSpecSchema, toGate } from './schema.js';
 import { fmt, hasRelative } from './compare.js';
-import { usesPrometheusSource, type GateContext, type GateSpec } from './contracts.js';
+import { usesPrometheusSource, type GateSpec } from '../core/gates.js';
+import { type GateContext } from './contracts.js';
 import { PrometheusGateEvaluator, type PrometheusErrorCause, type PrometheusGateResult } from './prometheus-evaluator.js';
 import type { PromQuerier } from './prometheus.js';
 import { PrometheusStatsGateEvaluator } from './prometheus-stats.js';

@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { describeLimit, fmt, hasRelative, judge, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { PrometheusError, type PromQuerier, type PromSample } from './prometheus.js';
 import { BUILTIN_PLACEHOLDERS, checkTemplate, placeholdersOf, promDuration, resolveTemplate, TemplateError } from './template.js';
 

@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateSpec } from '../core/gates.js';
 import { DRIFT_DEFAULTS, DriftGateEvaluator } from './drift.js';
 import { PrometheusError, type PromQuerier, type PromSample } from './prometheus.js';
 import { PrometheusGateEvaluator, type PrometheusErrorCause, type PrometheusGateResult } from './prometheus-evaluator.js';

@@ -1,7 +1,8 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { CommandGateEvaluator } from './command.js';
 import { describeLimit } from './compare.js';
-import { type GateContext, type GateEvaluator, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from './contracts.js';
+import { type GateContext, type GateEvaluator } from './contracts.js';
+import { type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from '../core/gates.js';
 import { DriftGateEvaluator } from './drift.js';
 import { HttpGateEvaluator } from './http.js';
 import { LocalGateEvaluator } from './local.js';

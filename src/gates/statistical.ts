@@ -1,6 +1,7 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../core/ports.js';
 import { fmt, measurePair, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { type ConditionalPrior, conditionalMsprt, twoProportionZTest } from './stats/proportions.js';
 import { type Direction, mannWhitneyU, percentile } from './stats/ranks.js';
 

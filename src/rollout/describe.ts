@@ -1,5 +1,5 @@
-import type { GateSpec } from '../gates/contracts.js';
-import type { RolloutPlan } from '../ledger/model.js';
+import type { GateSpec } from '../core/gates.js';
+import type { RolloutPlan } from '../core/model.js';
 
 /** A gate's limits in words, e.g. "<= 0.01" or "<= stable × 1.2". */
 export function describeLimit(g: GateSpec): string {

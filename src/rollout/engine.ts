@@ -1,33 +1,14 @@
 import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../core/errors.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from '../gates/contracts.js';
+import type { Outcome } from '../core/model.js';
+import type { GateContext, GateEvaluator } from '../gates/contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { defaultGateRegistry } from '../gates/registry.js';
-import {
-  acquireLock,
-  DEFAULT_LOCK_TTL_MS,
-  describeLock,
-  isOwner,
-  iso,
-  LockedError,
-  LockLostError,
-  lockState,
-  releaseLock,
-  renewLock,
-  type HolderGone,
-  type LockOwner,
-} from '../ledger/lock.js';
-import type {
-  LedgerStore,
-  LockRecord,
-  ModelLedger,
-  Release,
-  ReleaseState,
-  RolloutPhase,
-  RolloutPlan,
-  StepRecord,
-  Versioned,
-} from '../ledger/model.js';
+import { acquireLock, DEFAULT_LOCK_TTL_MS, describeLock, isOwner, iso, LockedError, LockLostError, lockState, releaseLock, renewLock, type HolderGone, type LockOwner } from '../ledger/lock.js';
+import type { LedgerStore, LockRecord, ModelLedger, Release, ReleaseState, RolloutPhase, StepRecord, Versioned } from '../ledger/model.js';
+import type { RolloutPlan } from '../core/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
-import { sharedPerCheck, type Clock, type MetricSource, type Target, type TrafficSplit, type VersionRef } from './contracts.js';
+import { sharedPerCheck, type Clock, type MetricSource, type Target } from '../core/ports.js';
+import { type TrafficSplit, type VersionRef } from '../core/model.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /**
@@ -48,17 +29,6 @@ import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /** How long a warm version may take to come back when a rollback finds it stopped. */
 const DEFAULT_READY_TIMEOUT_MS = 120_000;
-
-export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed';
-
-/** What a command exits with for each outcome (aborted: the candidate did not ship either). */
-export const OUTCOME_EXIT_CODES: Readonly<Record<Outcome, ExitCode>> = {
-  promoted: ExitCode.ok,
-  'shadow-passed': ExitCode.ok,
-  'rolled-back': ExitCode.rolledBack,
-  aborted: ExitCode.rolledBack,
-  held: ExitCode.held,
-};
 
 export interface RolloutEvent {
   at: number;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RolloutEvent, RolloutResult, HistoryEntry } from '../rollout/engine.js';
-import type { RolloutPlan } from '../ledger/model.js';
+import type { RolloutPlan } from '../core/model.js';
 import { FsStore } from '../store/fs-store.js';
 import { packDirectory } from '../bundle/source.js';
 import { push } from './bundles.js';

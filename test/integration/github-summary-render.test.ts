@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { deployReport, resolveReport, rollbackReport, type RunPlace } from '../../src/cli/github/reports.js';
 import { SUMMARY_LIMITS } from '../../src/cli/github/summary.js';
-import type { GateSpec } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutResult } from '../../src/rollout/engine.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';

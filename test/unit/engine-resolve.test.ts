@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { LockLostError } from '../../src/ledger/lock.js';
-import { OUTCOME_EXIT_CODES, type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
+import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
+import { type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
 import { emptyWindow } from '../fakes/metrics.js';
 import { MODEL, plan, ref, show, World } from '../fakes/world.js';
 

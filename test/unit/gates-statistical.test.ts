@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { DriftGateEvaluator } from '../../src/gates/drift.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import { StatisticalGateEvaluator } from '../../src/gates/statistical.js';
 import { binomial, mulberry32, normal } from '../../src/gates/stats/prng.js';
-import type { VersionWindow } from '../../src/rollout/contracts.js';
-import { parseRolloutSection, toGate } from '../../src/rollout/plan.js';
+import type { VersionWindow } from '../../src/core/ports.js';
+import { parseRolloutSection } from '../../src/rollout/plan.js';
+import { toGate } from '../../src/gates/schema.js';
 import { FakeClock } from '../fakes/clock.js';
 import { emptyWindow, FakeMetricSource } from '../fakes/metrics.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';

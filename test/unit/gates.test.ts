@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { judge, validateCommon } from '../../src/gates/compare.js';
-import type { GateContext, GateEvaluator, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext, GateEvaluator } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { defaultLocalGates, LOCAL_METRICS, LocalGateEvaluator } from '../../src/gates/local.js';
 import { defaultGateRegistry, GateRegistry } from '../../src/gates/registry.js';
-import type { MetricSource, VersionWindow } from '../../src/rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../../src/core/ports.js';
 import { emptyWindow } from '../fakes/metrics.js';
 
 const T0 = Date.UTC(2025, 0, 1);

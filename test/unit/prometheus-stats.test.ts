@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { PrometheusClient } from '../../src/gates/prometheus.js';
 import { cumulativeBuckets, perBucketCounts, PrometheusStatsGateEvaluator } from '../../src/gates/prometheus-stats.js';
 import { defaultGateRegistry, PROMETHEUS_NOT_CONFIGURED, PROMETHEUS_STATS_KIND } from '../../src/gates/registry.js';
@@ -10,7 +11,8 @@ import { judgeErrorRate, StatisticalGateEvaluator } from '../../src/gates/statis
 import { psiFromCounts } from '../../src/gates/stats/distribution.js';
 import { emptyWindow, FakeMetricSource } from '../fakes/metrics.js';
 import { FakeClock } from '../fakes/clock.js';
-import { parseRolloutSection, toGate } from '../../src/rollout/plan.js';
+import { parseRolloutSection } from '../../src/rollout/plan.js';
+import { toGate } from '../../src/gates/schema.js';
 
 const NOW = 1_700_000_000_000;
 const ctx: GateContext = { model: 'm', candidate: '2.0.0', stable: '1.0.0', sinceMs: NOW - 120_000, now: NOW, phase: 'canary' };

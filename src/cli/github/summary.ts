@@ -1,4 +1,4 @@
-import type { GateResult } from '../../gates/contracts.js';
+import type { GateResult } from '../../core/gates.js';
 import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { RollbackResult, RolloutEvent, RolloutResult } from '../../rollout/engine.js';

@@ -1,6 +1,6 @@
 import type { ProjectConfig } from '../../cli/config.js';
 import type { LedgerStore } from '../../ledger/model.js';
-import type { MetricSource, Target } from '../../rollout/contracts.js';
+import type { MetricSource, Target } from '../../core/ports.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectKube, KubeApi, type KubeConnection } from './client.js';
 import { KubernetesLedgerStore } from './ledger-store.js';
