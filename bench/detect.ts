@@ -66,7 +66,7 @@ export async function simulateDetection(opts: DetectOptions = DETECT_DEFAULTS): 
   const { StatisticalGateEvaluator } = await import('../src/gates/statistical.js');
   const { binomial, mulberry32 } = await import('../src/gates/stats/prng.js');
   type Window = import('../src/core/ports.js').VersionWindow;
-  type Gate = import('../src/core/gates.js').GateSpec;
+  type Gate = import('../src/core/gates.js').StatisticalGate;
 
   const started = performance.now();
   const rand = mulberry32(opts.seed);

@@ -1,21 +1,22 @@
 /**
  * A gate: one metric check with limits, in the spirit of Argo Rollouts' analysis (ANCHORS.md).
- * `metric` names a built-in local measurement; `query` is a PromQL template judged by the
- * Prometheus evaluator (kind 'prometheus', the default kind of a gate with a query).
+ * A union by `kind`: each kind carries its own fields, so an evaluator narrows on `kind` and a field
+ * of another kind does not type-check. Built by gates/schema.ts (toGate) from YAML; runtime values
+ * (an old ledger, a caller in JavaScript) can still hold strays, which each kind's `validate` reports.
  */
-export interface GateSpec {
+export type GateSpec = LocalGate | PrometheusGate | StatisticalGate | DriftGate | CommandGate | HttpGate;
+
+/** The kinds modelctl knows; `local` is the kind of a gate that names none. */
+export type GateKind = NonNullable<GateSpec['kind']>;
+export const GATE_KINDS: readonly GateKind[] = ['local', 'prometheus', 'statistical', 'drift', 'command', 'http'];
+
+/** What every kind shares: the name, the limits on the measured value, and Argo-style tallies. */
+export interface GateBase {
   name: string;
-  /** Which evaluator judges it ('local' by default; 'prometheus', 'statistical', 'drift' next). */
-  kind?: string;
   /** Rollout phases the gate runs in. Default: the metric's own (shadow-agreement: shadow only; others: both). */
   phases?: GatePhase[];
-  /** 'error-rate' | 'latency-p50' | 'latency-p90' | 'latency-p99' | 'score-mean' | 'request-rate' | 'shadow-agreement' | … */
+  /** 'error-rate' | 'latency-p50' | 'latency-p90' | 'latency-p99' | 'score-mean' | 'request-rate' | 'shadow-agreement' | … ('query', 'command', 'http' for those kinds). */
   metric: string;
-  /**
-   * A PromQL instant query template ({{model}}, {{version}}, {{stable}}, {{namespace}}, {{interval}},
-   * --var names; see template.ts). Query gates carry `metric: 'query'`.
-   */
-  query?: string;
   /** Absolute limits on the candidate's value. */
   max?: number;
   min?: number;
@@ -46,25 +47,23 @@ export interface GateSpec {
   critical?: boolean;
   /** Evaluate and report, never gate. */
   dryRun?: boolean;
+}
 
-  // --- kind 'statistical' and 'drift' (statistical.ts, drift.ts) ---
-  /** Statistical gates: 1 − α of the test (default 0.98, Kayenta's). */
-  confidence?: number;
-  /** Statistical error-rate: the candidate may be worse than stable by this fraction (default 0.25). */
-  tolerance?: number;
-  /** Statistical error-rate: … and by this much in absolute error rate (default 0). */
-  maxDelta?: number;
-  /** Statistical latency: which shift fails (default 'increase'), as Kayenta's direction. */
-  direction?: 'increase' | 'decrease' | 'either';
-  /** Statistical error-rate: always-valid sequential test (default true); false = fixed-sample z-test at each look. */
-  sequential?: boolean;
-  /** Statistical latency: smallest ratio candidate/stable (of the metric's percentile, median for 'latency') that fails (default 1.1). */
-  effectSize?: number;
-  /** Drift PSI: number of buckets, cut at stable's quantiles (default 10). */
-  buckets?: number;
+/** A built-in measurement of the local runtime's windows (gates/local.ts). */
+export interface LocalGate extends GateBase {
+  kind?: 'local';
+}
 
-  // --- kind 'statistical' / 'drift' fed by Prometheus (prometheus-stats.ts) ---
-  /** Where a statistical/drift gate's data comes from: the local runtime (default) or Prometheus (implied by the queries below). */
+/** A PromQL instant query template judged by gates/prometheus-evaluator.ts; `metric` is 'query'. */
+export interface PrometheusGate extends GateBase {
+  kind: 'prometheus';
+  /** {{model}}, {{version}}, {{stable}}, {{namespace}}, {{interval}}, --var names; see template.ts. Always set by toGate; validate reports it missing. */
+  query?: string;
+}
+
+/** Where a statistical or drift gate's data comes from (gates/prometheus-stats.ts). */
+export interface StatisticsSource {
+  /** The local runtime (default) or Prometheus (implied by the queries below). */
   source?: 'local' | 'prometheus';
   /** Statistical error-rate from Prometheus: a template giving the COUNT of failed requests over the window, e.g. sum(increase(…{code=~"5.."}[{{interval}}])). */
   errorsQuery?: string;
@@ -72,29 +71,77 @@ export interface GateSpec {
   totalQuery?: string;
   /** Drift PSI from Prometheus: a histogram's cumulative bucket counts over the window, one series per `le`: sum by (le) (increase(…_bucket{…}[{{interval}}])). */
   bucketsQuery?: string;
-
-  // --- kind 'command' and 'http' (command.ts, http.ts): the user's own check ---
-  /** kind command: the argv to run (never a shell string); "node" is modelctl's own Node. */
-  command?: string[];
-  /** kind command: extra environment; a value is literal, or {fromEnv: NAME} read from modelctl's environment (secrets by name). */
-  env?: Record<string, string | { fromEnv: string }>;
-  /** kind command / http: give up after this long (an error, never a pass). Default 60 s (command), 10 s (http). */
-  timeoutMs?: number;
-  /** kind http: the URL template ({{candidate_url}}, {{stable_url}}, {{model}}, {{candidate}}, {{stable}}). */
-  url?: string;
-  /** kind http: GET by default. */
-  method?: string;
-  /** kind http: request headers; a value is literal, or {fromEnv: NAME} (secrets by name). */
-  headers?: Record<string, string | { fromEnv: string }>;
-  /** kind http: request body: an object is sent as JSON (templates in its strings), a string as is (templates JSON-escaped). */
-  body?: unknown;
-  /** kind http: where the number is in the JSON answer: $.metrics.accuracy, a.b[0].c. */
-  valuePath?: string;
 }
+
+/** Candidate against stable by a test (gates/statistical.ts), as Kayenta's judge. */
+export interface StatisticalGate extends GateBase, StatisticsSource {
+  kind: 'statistical';
+  /** 1 − α of the test (default 0.98, Kayenta's). */
+  confidence?: number;
+  /** Error-rate: the candidate may be worse than stable by this fraction (default 0.25). */
+  tolerance?: number;
+  /** Error-rate: … and by this much in absolute error rate (default 0). */
+  maxDelta?: number;
+  /** Latency: which shift fails (default 'increase'), as Kayenta's direction. */
+  direction?: 'increase' | 'decrease' | 'either';
+  /** Error-rate: always-valid sequential test (default true); false = fixed-sample z-test at each look. */
+  sequential?: boolean;
+  /** Latency: smallest ratio candidate/stable (of the metric's percentile, median for 'latency') that fails (default 1.1). */
+  effectSize?: number;
+}
+
+/** A shift of the score distribution, PSI or KS (gates/drift.ts). */
+export interface DriftGate extends GateBase, StatisticsSource {
+  kind: 'drift';
+  /** PSI: number of buckets, cut at stable's quantiles (default 10). */
+  buckets?: number;
+}
+
+/** A literal, or a secret named by its environment variable (the YAML never holds the secret). */
+export type EnvRef = string | { fromEnv: string };
+
+/** The user's own check: a program whose exit code or printed value decides (gates/command.ts); `metric` is 'command'. */
+export interface CommandGate extends GateBase {
+  kind: 'command';
+  /** The argv to run (never a shell string); "node" is modelctl's own Node. Always set by toGate; validate reports it missing. */
+  command?: string[];
+  /** Extra environment; a value is literal, or {fromEnv: NAME} read from modelctl's environment. */
+  env?: Record<string, EnvRef>;
+  /** Give up after this long (an error, never a pass). Default 60 s. */
+  timeoutMs?: number;
+}
+
+/** The user's own check over HTTP: a number read from a JSON answer (gates/http.ts); `metric` is 'http'. */
+export interface HttpGate extends GateBase {
+  kind: 'http';
+  /** The URL template ({{candidate_url}}, {{stable_url}}, {{model}}, {{candidate}}, {{stable}}). */
+  url?: string;
+  /** GET by default. */
+  method?: string;
+  /** Request headers; a value is literal, or {fromEnv: NAME} (secrets by name). */
+  headers?: Record<string, EnvRef>;
+  /** An object is sent as JSON (templates in its strings), a string as is (templates JSON-escaped). */
+  body?: unknown;
+  /** Where the number is in the JSON answer: $.metrics.accuracy, a.b[0].c. */
+  valuePath?: string;
+  /** Give up after this long (an error, never a pass). Default 10 s. */
+  timeoutMs?: number;
+}
+
+export type StatisticsGate = StatisticalGate | DriftGate;
 
 /** A statistical or drift gate measured by Prometheus (`source: prometheus`, or any of its queries). */
 export function usesPrometheusSource(gate: GateSpec): boolean {
+  if (gate.kind !== 'statistical' && gate.kind !== 'drift') return false;
   return gate.source === 'prometheus' || gate.errorsQuery !== undefined || gate.totalQuery !== undefined || gate.bucketsQuery !== undefined;
+}
+
+/**
+ * A field a gate of this kind does not declare, as the runtime value holds it: what validators
+ * read to report strays (YAML passes one schema for every kind; old ledgers are untyped).
+ */
+export function strayField(gate: GateSpec, field: string): unknown {
+  return Reflect.get(gate, field);
 }
 
 export type GatePhase = 'shadow' | 'canary';

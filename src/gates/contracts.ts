@@ -18,11 +18,13 @@ export interface GateContext {
   signal?: AbortSignal;
 }
 
-/** Evaluates gates of one kind against a metric source; the Prometheus/statistical gates plug in here. */
-export interface GateEvaluator {
-  evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult>;
+/**
+ * Evaluates gates of one kind (G) against a metric source; the registry dispatches on `kind`, so an
+ * evaluator of one kind only ever sees gates of that kind. the Prometheus/statistical gates plug in here. */
+export interface GateEvaluator<G extends GateSpec = GateSpec> {
+  evaluate(gate: G, ctx: GateContext, source: MetricSource): Promise<GateResult>;
   /** Problems with a spec (unknown metric, no limit…), checked before a rollout starts. */
-  validate?(gate: GateSpec): string[];
+  validate?(gate: G): string[];
   /** The phases a gate runs in when it does not say (`gate.phases`). */
-  phasesOf?(gate: GateSpec): GatePhase[];
+  phasesOf?(gate: G): GatePhase[];
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
-import type { GateSpec } from '../core/gates.js';
+import { GATE_KINDS, type GateSpec } from '../core/gates.js';
 import { parseDuration } from '../core/units.js';
 import { jsonPathField } from './answers.js';
 
@@ -76,7 +76,7 @@ export const gateSpecSchema = z
 export type GateEntry = z.output<typeof gateSpecSchema>;
 
 /**
- * A gates-file entry → GateSpec. A gate with a `query` is a Prometheus gate (`kind: prometheus`,
+ * A gates-file entry → GateSpec, the member of the union its kind names. A gate with a `query` is a Prometheus gate (`kind: prometheus`,
  * `metric: 'query'`); it is refused unless `queryGates` says a Prometheus URL is configured.
  */
 export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: { queryGates?: boolean } = {}): GateSpec {
@@ -101,7 +101,9 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
       });
     }
     const timeoutMs = timeout !== undefined ? { timeoutMs: parseDuration(timeout, `${where}: gate ${g.name} timeout`) } : {};
-    return { ...rest, metric: checkKind, ...delay, ...timeoutMs };
+    return checkKind === 'command'
+      ? { ...rest, kind: 'command', metric: 'command', ...delay, ...timeoutMs }
+      : { ...rest, kind: 'http', metric: 'http', ...delay, ...timeoutMs };
   }
   if (query !== undefined) {
     if (metric !== undefined) {
@@ -136,5 +138,16 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
   if (metric === undefined || g.kind === 'prometheus') {
     throw new UsageError(`${where}: gate "${g.name}" is kind prometheus but has no query`, { hint: 'add query: <PromQL>, or use a built-in metric' });
   }
-  return { ...rest, metric, ...delay };
+  const { kind, ...measured } = { ...rest, metric, ...delay };
+  switch (kind) {
+    case undefined:
+      return measured; // kind local by default (no key, as written)
+    case 'local':
+    case 'statistical':
+    case 'drift':
+      return { ...measured, kind };
+    default:
+      // The union has no member for a kind nobody evaluates: refuse it here, where the file and gate are known.
+      throw new UsageError(`${where}: gate "${g.name}" has unknown kind ${JSON.stringify(kind)} (known: ${GATE_KINDS.join(', ')})`, { hint: 'drop kind for a built-in metric, or use one of the known kinds' });
+  }
 }

@@ -77,7 +77,7 @@ export function describePlan(input: { model: string; version: string; digest: st
     gates: plan.gates.map((g) => ({
       ...g,
       limit: g.kind === 'command' && g.max === undefined && g.min === undefined ? 'exit code 0' : describeLimit(g),
-      query: g.query
+      query: g.kind === 'prometheus' && g.query
         ? `prometheus: ${g.query}`
         : g.kind === 'command'
           ? `command: ${(g.command ?? []).join(' ')}`

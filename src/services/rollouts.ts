@@ -136,7 +136,7 @@ export async function gateRegistryFor(opts: { prometheusUrl?: string | undefined
     evaluator = {
       validate: (g: GateSpec) => [`gate ${JSON.stringify(g.name)}: ${problem}`],
       evaluate: async (g: GateSpec, ctx: GateContext): Promise<GateResult> => {
-        return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.query ?? '', at: ctx.now };
+        return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.kind === 'prometheus' ? (g.query ?? '') : '', at: ctx.now };
       },
     };
     statsEvaluator = evaluator;

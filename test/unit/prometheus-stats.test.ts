@@ -271,11 +271,14 @@ describe('validation, registry routing and the gates-file schema', () => {
   test('gates file: the new fields parse; they need a Prometheus URL and kind statistical or drift', () => {
     const section = parseRolloutSection({ gates: [{ name: 'errors', kind: 'statistical', metric: 'error-rate', errorsQuery: ERRORS_Q, totalQuery: TOTAL_Q }] }, 'modelctl.yaml');
     const g = toGate(section.gates![0]!, 'modelctl.yaml', { queryGates: true });
+    assert.ok(g.kind === 'statistical');
     assert.equal(g.errorsQuery, ERRORS_Q);
     assert.equal(g.kind, 'statistical');
     assert.throws(() => toGate(section.gates![0]!, 'modelctl.yaml'), /reads Prometheus, and no Prometheus URL is configured/);
     const drift = parseRolloutSection({ gates: [{ name: 'd', kind: 'drift', metric: 'psi', source: 'prometheus', bucketsQuery: BUCKETS_Q }] }, 'x').gates![0]!;
-    assert.equal(toGate(drift, 'x', { queryGates: true }).source, 'prometheus');
+    const d = toGate(drift, 'x', { queryGates: true });
+    assert.ok(d.kind === 'drift');
+    assert.equal(d.source, 'prometheus');
     const local = parseRolloutSection({ gates: [{ name: 'l', metric: 'error-rate', max: 0.1, errorsQuery: ERRORS_Q }] }, 'x').gates![0]!;
     assert.throws(() => toGate(local, 'x', { queryGates: true }), /only kind statistical or drift takes/);
     assert.throws(() => parseRolloutSection({ gates: [{ name: 'x', kind: 'drift', metric: 'psi', source: 'elsewhere' }] }, 'x'), /source/);
