@@ -1,4 +1,4 @@
-import type { RolloutEvent } from '../rollout/engine.js';
+import type { RolloutEvent } from '../core/events.js';
 import { LeftBehind } from '../rollout/left-behind.js';
 import { interruptible } from '../core/cleanup.js';
 

@@ -36,6 +36,18 @@ export interface RolloutPlan {
   readyTimeoutMs: number;
 }
 
+export type RolloutPhase = 'starting' | 'shadow' | 'canary' | 'promoting' | 'rolling-back' | 'held';
+
+/** Who drives a model's rollout (the ledger's lock), and until when. */
+export interface LockRecord {
+  holder: string;
+  pid: number;
+  host: string;
+  acquiredAt: number;
+  /** Renewed by the holder; past this the holder is presumed dead (reported, never silently stolen mid-step). */
+  expiresAt: number;
+}
+
 export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed';
 
 /** What a command exits with for each outcome (aborted: the candidate did not ship either). */

@@ -1,5 +1,5 @@
 import type { GateResult, Verdict } from '../core/gates.js';
-import type { RolloutPlan, TrafficSplit } from '../core/model.js';
+import type { LockRecord, RolloutPhase, RolloutPlan, TrafficSplit } from '../core/model.js';
 
 /**
  * The ledger: per model and target, the release history and the rollout in progress. Written
@@ -53,7 +53,6 @@ export interface Release {
   evidenceTrimmed?: boolean;
 }
 
-export type RolloutPhase = 'starting' | 'shadow' | 'canary' | 'promoting' | 'rolling-back' | 'held';
 
 export interface RolloutState {
   version: string;
@@ -71,14 +70,6 @@ export interface RolloutState {
   requestedAt?: number | null;
 }
 
-export interface LockRecord {
-  holder: string;
-  pid: number;
-  host: string;
-  acquiredAt: number;
-  /** Renewed by the holder; past this the holder is presumed dead (reported, never silently stolen mid-step). */
-  expiresAt: number;
-}
 
 export interface ModelLedger {
   model: string;

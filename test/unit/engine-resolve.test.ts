@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { RolloutStartedEvent } from '../../src/core/events.js';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { LockLostError } from '../../src/ledger/lock.js';
@@ -270,7 +271,7 @@ describe('deploy --resume with plan flags given again', () => {
     const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeTimings: { intervalMs: 300_000, checkEveryMs: 100_000 } });
     assert.equal(r.outcome, 'promoted');
     assert.equal(w.clock.now() - t0, 2 * 300_000, 'two steps baked 5 minutes each');
-    assert.deepEqual(r.events.find((e) => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
+    assert.deepEqual(r.events.find((e): e is RolloutStartedEvent => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
     assert.equal(r.steps[0]!.tallies![0]!.measurements, 3);
   });
 

@@ -1,5 +1,6 @@
 import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
+import { isStartEvent } from '../../core/events.js';
 import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/engine.js';
 import type { BundleStore } from '../../store/store.js';
 import type { Annotation } from './commands.js';
@@ -175,7 +176,7 @@ export function resolveReport(r: ResolveResult, change: BundleChange, command: s
  */
 export async function bundleChange(store: BundleStore | undefined, r: RolloutResult | PlanDescription | undefined): Promise<BundleChange> {
   if (!r || !('outcome' in r) || r.events.some((e) => e.type === 'already-serving')) return { kind: 'none' };
-  const start = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed');
+  const start = r.events.find(isStartEvent);
   // A rollout resolved by promote/abort has no start event here: the previous stable version is
   // the first one of the stable set that is not the candidate.
   const from = start ? (typeof start.stable === 'string' ? start.stable : null) : (r.stableSet.find((v) => v !== r.version) ?? null);
