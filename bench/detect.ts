@@ -65,8 +65,8 @@ export async function simulateDetection(opts: DetectOptions = DETECT_DEFAULTS): 
   // The working tree's gate code, loaded when the measure runs (this file is also bench/run.ts's measure 8).
   const { StatisticalGateEvaluator } = await import('../src/gates/statistical.js');
   const { binomial, mulberry32 } = await import('../src/gates/stats/prng.js');
-  type Window = import('../src/rollout/contracts.js').VersionWindow;
-  type Gate = import('../src/gates/contracts.js').GateSpec;
+  type Window = import('../src/core/ports.js').VersionWindow;
+  type Gate = import('../src/core/gates.js').StatisticalGate;
 
   const started = performance.now();
   const rand = mulberry32(opts.seed);

@@ -43,9 +43,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { defaultLocalGates } from '../src/gates/local.js';
 import { defaultGateRegistry } from '../src/gates/registry.js';
-import type { RolloutPlan } from '../src/ledger/model.js';
-import { systemClock, type VersionRef } from '../src/rollout/contracts.js';
-import { RolloutEngine, type RolloutEvent, type RolloutResult } from '../src/rollout/engine.js';
+import type { RolloutPlan } from '../src/core/model.js';
+import { systemClock } from '../src/core/ports.js';
+import { type VersionRef } from '../src/core/model.js';
+import { RolloutEngine, type RolloutResult } from '../src/rollout/engine.js';
+import { type RolloutEvent } from '../src/core/events.js';
 import { openLocalBundle, push } from '../src/bundle/transfer.js';
 import { openStore } from '../src/store/open.js';
 import type { BundleStore } from '../src/store/store.js';
@@ -270,7 +272,7 @@ async function scenario(w: World<FakeKube>, label: string, model: string, versio
   for (const ref of refs.slice(1, versionsBefore)) stableSet = mustPromote(await w.engine(model).deploy(ref, plan([100], 200, 100))).stableSet;
 
   const marks: { type: string; n: number; phase?: unknown; index?: unknown }[] = [];
-  const engine = w.engine(model, (e) => marks.push({ type: e.type, n: w.fake.requests.length, phase: e.phase, index: e.index }));
+  const engine = w.engine(model, (e) => marks.push({ type: e.type, n: w.fake.requests.length, ...(e.type === 'step-started' ? { phase: e.phase, index: e.index } : {}) }));
   w.fake.resetRequests();
   const t0 = performance.now();
   mustPromote(await engine.deploy(refs[versionsBefore]!, plan(steps, o.intervalMs, o.checkEveryMs)));

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
-import { removeOnInterrupt } from '../cli/cleanup.js';
+import { removeOnInterrupt } from '../core/cleanup.js';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
 import { bundleFileMatches, makeTempDir, type BundleSource } from './source.js';

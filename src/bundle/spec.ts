@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { z } from 'zod';
-import { loadYamlFile } from '../cli/yaml-file.js';
+import { loadYamlFile } from '../core/yaml-file.js';
 import { isExactSemver } from './semver.js';
 import { serveSpecSchema } from './serve.js';
 

@@ -7,17 +7,10 @@ import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
-import { removeOnInterrupt } from '../cli/cleanup.js';
+import { removeOnInterrupt } from '../core/cleanup.js';
 import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from './archive.js';
-import {
-  decodeManifest,
-  fileCount,
-  filesOfBlob,
-  totalSize,
-  type EncodedManifest,
-  type Manifest,
-} from './manifest.js';
+import { decodeManifest, fileCount, filesOfBlob, totalSize, type EncodedManifest, type Manifest } from './manifest.js';
 import { META_DIR } from './paths.js';
 import { formatRef, parseRef, type BundleRef } from './ref.js';
 import { bundleFileMatches, packDirectory, type BundleSource } from './source.js';
@@ -26,7 +19,7 @@ import { checkTarBlob, devNull, HashTap, through } from './tar-io.js';
 import type { BlobCache } from '../store/blob-cache.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
 import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
-import { silentProgress, type Progress } from '../services/progress.js';
+import { silentProgress, type Progress } from '../core/progress.js';
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
 const BLOBS_IN_FLIGHT = 2;

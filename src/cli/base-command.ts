@@ -5,7 +5,7 @@ import { githubActive } from './github/commands.js';
 import type { GithubReport } from './github/reports.js';
 import { createProgress } from './progress.js';
 import type { Context } from '../services/context.js';
-import type { Progress } from '../services/progress.js';
+import type { Progress } from '../core/progress.js';
 import type { BundleStore } from '../store/store.js';
 
 /**

@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { Progress } from '../services/progress.js';
+import type { Progress } from '../core/progress.js';
 import { formatBytes } from './format.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { RolloutEvent } from '../rollout/engine.js';
+import type { RolloutEvent } from '../core/events.js';
 import { LeftBehind } from '../rollout/left-behind.js';
-import { interruptible } from './cleanup.js';
+import { interruptible } from '../core/cleanup.js';
 
 /**
  * Ctrl-C / SIGTERM for a command that drives a rollout of `model` (deploy, rollback --force): the

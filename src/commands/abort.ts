@@ -1,5 +1,5 @@
 import { ResolveRolloutCommand } from '../cli/resolve-command.js';
-import type { Outcome } from '../rollout/engine.js';
+import type { Outcome } from '../core/model.js';
 
 export default class Abort extends ResolveRolloutCommand {
   static override summary = 'End the rollout in progress: all traffic back on the serving stable version.';

@@ -20,7 +20,7 @@ rolls it back automatically, and prints the history. Exit 0 only if the story ha
 
   protected async execute(): Promise<unknown> {
     const { flags } = await this.parse(Demo);
-    const { parseDuration } = await import('../rollout/plan.js');
+    const { parseDuration } = await import('../core/units.js');
     const { runDemo } = await import('../services/demo.js');
     let view: RolloutView | undefined;
     try {

@@ -1,5 +1,5 @@
 import { ResolveRolloutCommand } from '../cli/resolve-command.js';
-import type { Outcome } from '../rollout/engine.js';
+import type { Outcome } from '../core/model.js';
 
 export default class Promote extends ResolveRolloutCommand {
   static override summary = 'Skip the remaining steps of the rollout in progress and promote the candidate.';

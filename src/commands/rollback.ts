@@ -4,7 +4,7 @@ import { ExitCode } from '../core/errors.js';
 import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
-import { OUTCOME_EXIT_CODES } from '../rollout/engine.js';
+import { OUTCOME_EXIT_CODES } from '../core/model.js';
 import type { RollbackOutcome, RollbackRequest } from '../services/rollback.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 

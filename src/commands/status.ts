@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
-import type { ObservedState } from '../rollout/contracts.js';
+import type { ObservedState } from '../core/ports.js';
 import type { StatusView } from '../rollout/engine.js';
 
 export default class Status extends StoreCommand {

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { kubernetesSectionSchema } from '../targets/kubernetes/settings.js';
 import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } from '../gates/prometheus.js';
-import { parseDuration } from '../rollout/plan.js';
+import { parseDuration } from '../core/units.js';
 import { UsageError } from '../core/errors.js';
-import { parseYamlText } from '../cli/yaml-file.js';
+import { parseYamlText } from '../core/yaml-file.js';
 import { maskSecret } from '../cli/github/mask.js';
 import { defaultStoreUrl } from '../util/home.js';
 

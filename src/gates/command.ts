@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { errorMessage, fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, CommandGate } from '../core/gates.js';
 import { CHECK_VALUES, cannotYet, checkValues, failedToMeasure, judged, redact, resolveEnvRefs, tail, validateExternal } from './external.js';
 
 /**
@@ -119,7 +120,7 @@ export function valueFromStdout(stdout: string): { value: number } | { garbage: 
   return { garbage: text };
 }
 
-function hasLimits(gate: GateSpec): boolean {
+function hasLimits(gate: CommandGate): boolean {
   return gate.max !== undefined || gate.min !== undefined;
 }
 
@@ -127,10 +128,10 @@ function describeArgv(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
-export class CommandGateEvaluator implements GateEvaluator {
+export class CommandGateEvaluator implements GateEvaluator<CommandGate> {
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: CommandGate): string[] {
     const errs = validateExternal(gate, { limitOptional: true });
     if (!gate.command || gate.command.length === 0 || gate.command.some((a) => typeof a !== 'string' || a === '')) {
       errs.push(`gate ${JSON.stringify(gate.name)}: kind command needs command: the argv as a list, e.g. [python, eval.py]`);
@@ -145,7 +146,7 @@ export class CommandGateEvaluator implements GateEvaluator {
     return ['shadow', 'canary'];
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult> {
+  async evaluate(gate: CommandGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const argv = gate.command ?? [];
     const timeoutMs = gate.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const query = `command: ${describeArgv(argv)} (timeout ${fmt(timeoutMs / 1000)} s)`;

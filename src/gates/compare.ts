@@ -1,5 +1,6 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
-import type { GateContext, GateSpec, Verdict } from './contracts.js';
+import type { MetricSource, VersionWindow } from '../core/ports.js';
+import type { GateContext } from './contracts.js';
+import type { GateSpec, Verdict } from '../core/gates.js';
 
 /**
  * Threshold arithmetic shared by every gate kind: a local metric, a Prometheus query or a

@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { fmt, measurePair, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import { strayField, type DriftGate, type GatePhase, type GateResult } from '../core/gates.js';
 import { ks, psi } from './stats/distribution.js';
 
 /**
@@ -29,8 +30,8 @@ function psiReading(v: number): string {
   return v < 0.1 ? 'no meaningful shift (< 0.1)' : v <= 0.25 ? 'moderate shift (0.1–0.25)' : 'major shift (> 0.25)';
 }
 
-export class DriftGateEvaluator implements GateEvaluator {
-  validate(gate: GateSpec): string[] {
+export class DriftGateEvaluator implements GateEvaluator<DriftGate> {
+  validate(gate: DriftGate): string[] {
     const where = `gate ${JSON.stringify(gate.name ?? '')}`;
     const errs = validateCommon(gate).filter((e) => !e.includes(': no limit ('));
     if (!METRICS.includes(gate.metric)) errs.push(`${where}: kind drift measures psi or ks, not ${JSON.stringify(gate.metric)}`);
@@ -39,16 +40,16 @@ export class DriftGateEvaluator implements GateEvaluator {
     if (gate.buckets !== undefined && !(Number.isInteger(gate.buckets) && gate.buckets >= 2)) errs.push(`${where}: buckets must be a whole number >= 2`);
     if (gate.buckets !== undefined && gate.metric !== 'psi') errs.push(`${where}: buckets is for psi`);
     for (const f of ['min', 'relative', 'confidence', 'tolerance', 'maxDelta', 'direction', 'sequential', 'effectSize'] as const) {
-      if (gate[f] !== undefined) errs.push(`${where}: ${f} does not apply to kind drift (its limit is max)`);
+      if (strayField(gate, f) !== undefined) errs.push(`${where}: ${f} does not apply to kind drift (its limit is max)`);
     }
     return errs;
   }
 
-  phasesOf(gate: GateSpec): GatePhase[] {
+  phasesOf(gate: DriftGate): GatePhase[] {
     return gate.phases ?? BOTH;
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult> {
+  async evaluate(gate: DriftGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const max = gate.max ?? (gate.metric === 'psi' ? DRIFT_DEFAULTS.psiMax : NaN);
     const minSamples = gate.minSamples ?? DRIFT_DEFAULTS.minSamples;
     const query = `drift:${gate.metric}(scores){model=${ctx.model},version=${ctx.candidate} vs ${ctx.stable ?? '(none)'}} over ${fmt((ctx.now - ctx.sinceMs) / 1000)} s since ${new Date(ctx.sinceMs).toISOString()}`;

@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { describeLimit, errorMessage, fmt, hasRelative, judge, validateCommon } from './compare.js';
-import type { GateContext, GateResult, GateSpec } from './contracts.js';
+import type { GateContext } from './contracts.js';
+import type { CommandGate, GateResult, GateSpec, HttpGate } from '../core/gates.js';
 
 /**
  * What the user's own checks (kind command, kind http) share: the values they are given about the
@@ -107,12 +108,13 @@ export function tail(text: string, max = 500): string {
 }
 
 /** Problems the two kinds share: limits (optional for commands), no relative bounds, a sane timeout, env refs by name. */
-export function validateExternal(gate: GateSpec, opts: { limitOptional: boolean }): string[] {
+export function validateExternal(gate: CommandGate | HttpGate, opts: { limitOptional: boolean }): string[] {
   const where = `gate ${JSON.stringify(gate.name ?? '')}`;
   const errs = validateCommon(gate, { limitOptional: opts.limitOptional });
   if (hasRelative(gate)) errs.push(`${where}: kind ${gate.kind} measures one value, not candidate against stable: use max or min (the check itself can compare both URLs)`);
   if (gate.timeoutMs !== undefined && !(Number.isFinite(gate.timeoutMs) && gate.timeoutMs > 0)) errs.push(`${where}: timeout must be longer than 0`);
-  for (const [field, map] of [['env', gate.env], ['headers', gate.headers]] as const) {
+  const refs = gate.kind === 'command' ? { field: 'env', map: gate.env } : { field: 'headers', map: gate.headers };
+  for (const { field, map } of [refs]) {
     for (const [k, v] of Object.entries(map ?? {})) {
       if (typeof v !== 'string' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v.fromEnv)) errs.push(`${where}: ${field}.${k}.fromEnv must be an environment variable name, got ${JSON.stringify(v.fromEnv)}`);
     }

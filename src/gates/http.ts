@@ -1,7 +1,8 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { parseJsonPath, valueAt } from './answers.js';
 import { errorMessage, fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, HttpGate } from '../core/gates.js';
 import { cannotYet, checkValues, failedToMeasure, fill, judged, redact, resolveEnvRefs, tail, templateProblems, validateExternal, type CheckValues } from './external.js';
 
 /**
@@ -46,7 +47,7 @@ export function fillBody(body: unknown, values: CheckValues): string | undefined
   return JSON.stringify(walk(body));
 }
 
-function templatesOf(gate: GateSpec): string[] {
+function templatesOf(gate: HttpGate): string[] {
   const strings: string[] = [];
   const walk = (x: unknown): void => {
     if (typeof x === 'string') strings.push(x);
@@ -77,10 +78,10 @@ async function readBounded(res: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export class HttpGateEvaluator implements GateEvaluator {
+export class HttpGateEvaluator implements GateEvaluator<HttpGate> {
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: HttpGate): string[] {
     const where = `gate ${JSON.stringify(gate.name)}`;
     const errs = validateExternal(gate, { limitOptional: false });
     if (!gate.url) errs.push(`${where}: kind http needs url`);
@@ -102,7 +103,7 @@ export class HttpGateEvaluator implements GateEvaluator {
     return ['shadow', 'canary'];
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult> {
+  async evaluate(gate: HttpGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const method = (gate.method ?? 'GET').toUpperCase();
     const timeoutMs = gate.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
     let query = `http: ${method} ${gate.url} → ${gate.valuePath}`;

@@ -1,6 +1,7 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../core/ports.js';
 import { DEFAULT_MIN_SAMPLES, describeLimit, fmt, hasRelative, judge, errorMessage, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, GateSpec, LocalGate } from '../core/gates.js';
 
 /**
  * Gates over the local runtime's per-version windows (MetricSource.window). Each metric is a pure
@@ -102,10 +103,10 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
   },
 };
 
-export class LocalGateEvaluator implements GateEvaluator {
+export class LocalGateEvaluator implements GateEvaluator<LocalGate> {
   constructor(private readonly metrics: Readonly<Record<string, LocalMetric>> = LOCAL_METRICS) {}
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: LocalGate): string[] {
     const errs = validateCommon(gate);
     if (!this.metrics[gate.metric]) {
       errs.push(`gate ${JSON.stringify(gate.name)}: unknown local metric ${JSON.stringify(gate.metric)} (known: ${Object.keys(this.metrics).join(', ')})`);
@@ -113,11 +114,11 @@ export class LocalGateEvaluator implements GateEvaluator {
     return errs;
   }
 
-  phasesOf(gate: GateSpec): GatePhase[] {
+  phasesOf(gate: LocalGate): GatePhase[] {
     return gate.phases ?? this.metrics[gate.metric]?.phases ?? BOTH;
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult> {
+  async evaluate(gate: LocalGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const metric = this.metrics[gate.metric];
     const query = `local:${gate.metric}{model=${ctx.model},version=${ctx.candidate}} over ${fmt((ctx.now - ctx.sinceMs) / 1000)} s since ${new Date(ctx.sinceMs).toISOString()}`;
     const base = { name: gate.name, query, at: ctx.now };

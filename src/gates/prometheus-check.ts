@@ -1,10 +1,14 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ExitCode, UsageError } from '../core/errors.js';
-import { loadYamlFile } from '../cli/yaml-file.js';
-import { gateSpecSchema, toGate } from '../rollout/plan.js';
+import { loadYamlFile } from '../core/yaml-file.js';
+import { gateSpecSchema, toGate } from './schema.js';
 import { fmt, hasRelative } from './compare.js';
-import { usesPrometheusSource, type GateContext, type GateSpec } from './contracts.js';
+import { usesPrometheusSource, type GateSpec, type PrometheusGate, type StatisticsGate } from '../core/gates.js';
+
+/** The gates `gates check` can judge: those Prometheus measures. */
+export type PrometheusMeasuredGate = PrometheusGate | StatisticsGate;
+import { type GateContext } from './contracts.js';
 import { PrometheusGateEvaluator, type PrometheusErrorCause, type PrometheusGateResult } from './prometheus-evaluator.js';
 import type { PromQuerier } from './prometheus.js';
 import { PrometheusStatsGateEvaluator } from './prometheus-stats.js';
@@ -66,14 +70,14 @@ export async function loadGatesFile(
   file: string,
   evaluator: PrometheusGateEvaluator,
   stats: PrometheusStatsGateEvaluator = new PrometheusStatsGateEvaluator(evaluator.querier),
-): Promise<GateSpec[]> {
+): Promise<PrometheusMeasuredGate[]> {
   if (!existsSync(file)) {
     throw new UsageError(`cannot read gates file ${file}: no such file`, {
       hint: 'write one with a top-level gates: list of {name, query, max/min/relative} (see modelctl gates check --help)',
       details: { file },
     });
   }
-  const specs: GateSpec[] = [];
+  const specs: PrometheusMeasuredGate[] = [];
   const schema = gatesFileBase.superRefine((doc, ctx) => {
     const list = doc.gates ?? doc.rollout?.gates;
     const at: Array<string | number> = doc.gates ? ['gates'] : ['rollout', 'gates'];
@@ -101,12 +105,14 @@ export async function loadGatesFile(
         ctx.addIssue({ code: 'custom', path: [...at, i], message: (err as Error).message.replace(`${file}: `, '') });
         return;
       }
+      // With a query or Prometheus counts (checked above), toGate yields one of these kinds or throws.
       if (isPrometheusStats(spec)) {
         for (const message of stats.validate(spec)) ctx.addIssue({ code: 'custom', path: [...at, i], message });
-      } else {
+        specs.push(spec);
+      } else if (spec.kind === 'prometheus') {
         for (const p of evaluator.problems(spec)) ctx.addIssue({ code: 'custom', path: p.field ? [...at, i, p.field] : [...at, i], message: p.message });
+        specs.push(spec);
       }
-      specs.push(spec);
     });
   });
   await loadYamlFile(file, schema, 'gates file');
@@ -129,7 +135,7 @@ export function parseVars(pairs: readonly string[]): Record<string, string> {
 }
 
 export interface CheckOptions {
-  gates: GateSpec[];
+  gates: PrometheusMeasuredGate[];
   client: PromQuerier;
   /** Base URL for the report. */
   prometheus: string;
@@ -141,15 +147,15 @@ export interface CheckOptions {
 }
 
 /** Statistical and drift gates measured from Prometheus counts and buckets (candidate vs stable). */
-function isPrometheusStats(g: GateSpec): boolean {
+function isPrometheusStats(g: GateSpec): g is StatisticsGate {
   return (g.kind === 'statistical' || g.kind === 'drift') && usesPrometheusSource(g);
 }
 
 /** Placeholders a gate uses that have no value, and gates compared with stable without a stable version: usage errors before any query. */
-function missingInputs(gates: GateSpec[], vars: Record<string, string>): string[] {
+function missingInputs(gates: PrometheusMeasuredGate[], vars: Record<string, string>): string[] {
   const out: string[] = [];
   for (const g of gates) {
-    const templates = [g.query, g.errorsQuery, g.totalQuery, g.bucketsQuery].filter((t): t is string => t !== undefined);
+    const templates = (g.kind === 'prometheus' ? [g.query] : [g.errorsQuery, g.totalQuery, g.bucketsQuery]).filter((t): t is string => t !== undefined);
     const used = [...new Set(templates.flatMap((t) => placeholdersOf(t, g.name)))].filter((n) => n !== 'interval' && vars[n] === undefined);
     for (const n of used) out.push(`gate ${JSON.stringify(g.name)} uses {{${n}}}: give --var ${n}=…`);
     if ((hasRelative(g) || isPrometheusStats(g)) && vars.stable === undefined && !used.includes('stable')) {
@@ -170,7 +176,7 @@ export async function checkGates(opts: CheckOptions): Promise<CheckResult> {
   const evaluator = new PrometheusGateEvaluator(opts.client, templating);
   const stats = new PrometheusStatsGateEvaluator(opts.client, templating);
   const ctx: GateContext = { model: model ?? '', candidate: version ?? '', stable: stable ?? null, sinceMs: now - opts.windowMs, now };
-  const results = await Promise.all(opts.gates.map((g) => (isPrometheusStats(g) ? stats : evaluator).evaluate(g, ctx)));
+  const results = await Promise.all(opts.gates.map((g) => (g.kind === 'prometheus' ? evaluator.evaluate(g, ctx) : stats.evaluate(g, ctx))));
   const gates = results.map(toChecked);
   return {
     verdict: overallVerdict(gates),

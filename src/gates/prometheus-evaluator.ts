@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { describeLimit, fmt, hasRelative, judge, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import type { GatePhase, GateResult, PrometheusGate } from '../core/gates.js';
 import { PrometheusError, type PromQuerier, type PromSample } from './prometheus.js';
 import { BUILTIN_PLACEHOLDERS, checkTemplate, placeholdersOf, promDuration, resolveTemplate, TemplateError } from './template.js';
 
@@ -56,7 +57,7 @@ function describeSeries(samples: PromSample[]): string {
   return shown.join(', ') + (samples.length > 3 ? `, … (${samples.length - 3} more)` : '');
 }
 
-export class PrometheusGateEvaluator implements GateEvaluator {
+export class PrometheusGateEvaluator implements GateEvaluator<PrometheusGate> {
   private readonly vars: Readonly<Record<string, string>>;
   private readonly minIntervalMs: number;
 
@@ -74,7 +75,7 @@ export class PrometheusGateEvaluator implements GateEvaluator {
   }
 
   /** Spec problems, with the field at fault. */
-  problems(gate: GateSpec): GateProblem[] {
+  problems(gate: PrometheusGate): GateProblem[] {
     const where = `gate ${JSON.stringify(gate.name)}`;
     const out: GateProblem[] = validateCommon(gate).map((message) => ({ message }));
     if (!gate.query) {
@@ -105,11 +106,11 @@ export class PrometheusGateEvaluator implements GateEvaluator {
     return out;
   }
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: PrometheusGate): string[] {
     return this.problems(gate).map((p) => p.message);
   }
 
-  phasesOf(gate: GateSpec): GatePhase[] {
+  phasesOf(gate: PrometheusGate): GatePhase[] {
     return gate.phases ?? BOTH;
   }
 
@@ -130,7 +131,7 @@ export class PrometheusGateEvaluator implements GateEvaluator {
     return this.client;
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, _source?: MetricSource): Promise<PrometheusGateResult> {
+  async evaluate(gate: PrometheusGate, ctx: GateContext, _source?: MetricSource): Promise<PrometheusGateResult> {
     const limit = describeLimit(gate);
     const template = gate.query ?? '';
     const base = { name: gate.name, at: ctx.now, limit, samples: 0, value: null };

@@ -1,6 +1,7 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { fmt } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import { strayField, type DriftGate, type GatePhase, type StatisticalGate, type StatisticsGate } from '../core/gates.js';
 import { DRIFT_DEFAULTS, DriftGateEvaluator } from './drift.js';
 import { PrometheusError, type PromQuerier, type PromSample } from './prometheus.js';
 import { PrometheusGateEvaluator, type PrometheusErrorCause, type PrometheusGateResult } from './prometheus-evaluator.js';
@@ -126,7 +127,7 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export class PrometheusStatsGateEvaluator implements GateEvaluator {
+export class PrometheusStatsGateEvaluator implements GateEvaluator<StatisticsGate> {
   private readonly templates: PrometheusGateEvaluator;
   private readonly prior: ConditionalPrior;
   private readonly statistical = new StatisticalGateEvaluator();
@@ -140,29 +141,27 @@ export class PrometheusStatsGateEvaluator implements GateEvaluator {
     this.prior = opts.prior ?? {};
   }
 
-  private fieldsFor(gate: GateSpec): QueryField[] {
+  private fieldsFor(gate: StatisticsGate): QueryField[] {
     return gate.kind === 'drift' ? ['bucketsQuery'] : ['errorsQuery', 'totalQuery'];
   }
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: StatisticsGate): string[] {
     const where = `gate ${JSON.stringify(gate.name ?? '')}`;
     // The local evaluators' checks of the shared fields (confidence, tolerance, max…), minus the source.
-    const local: GateSpec = { ...gate };
-    delete local.source;
-    for (const f of QUERY_FIELDS) delete local[f];
+    const { source: _source, errorsQuery: _errors, totalQuery: _total, bucketsQuery: _buckets, ...local } = gate;
     const errs: string[] = [];
     if (gate.kind === 'statistical') {
-      errs.push(...this.statistical.validate(local));
+      errs.push(...this.statistical.validate({ ...local, kind: 'statistical' }));
       if (gate.metric !== 'error-rate') errs.push(`${where}: a statistical gate from Prometheus measures error-rate (errorsQuery, totalQuery), not ${JSON.stringify(gate.metric)}`);
     } else if (gate.kind === 'drift') {
-      errs.push(...this.drift.validate(local).filter((e) => !e.includes('buckets is for psi')));
+      errs.push(...this.drift.validate({ ...local, kind: 'drift' }).filter((e) => !e.includes('buckets is for psi')));
       if (gate.metric !== 'psi') errs.push(`${where}: a drift gate from Prometheus measures psi over a histogram's buckets (bucketsQuery), not ${JSON.stringify(gate.metric)}`);
       if (gate.buckets !== undefined) errs.push(`${where}: buckets does not apply with bucketsQuery (the histogram's own le buckets are the bins)`);
     } else {
-      errs.push(`${where}: Prometheus statistics are for kind statistical or drift, not ${JSON.stringify(gate.kind)}`);
+      errs.push(`${where}: Prometheus statistics are for kind statistical or drift, not ${JSON.stringify(strayField(gate, 'kind'))}`);
       return errs;
     }
-    if (gate.query !== undefined) errs.push(`${where}: query is for kind prometheus; a ${gate.kind} gate from Prometheus uses ${this.fieldsFor(gate).join(' and ')}`);
+    if (strayField(gate, 'query') !== undefined) errs.push(`${where}: query is for kind prometheus; a ${gate.kind} gate from Prometheus uses ${this.fieldsFor(gate).join(' and ')}`);
     const wanted = this.fieldsFor(gate);
     for (const f of QUERY_FIELDS) {
       if (!wanted.includes(f) && gate[f] !== undefined) errs.push(`${where}: ${f} does not apply to kind ${gate.kind} (it uses ${wanted.join(' and ')})`);
@@ -185,15 +184,15 @@ export class PrometheusStatsGateEvaluator implements GateEvaluator {
     return errs;
   }
 
-  phasesOf(gate: GateSpec): GatePhase[] {
+  phasesOf(gate: StatisticsGate): GatePhase[] {
     return gate.phases ?? BOTH;
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, _source?: MetricSource): Promise<PrometheusGateResult> {
+  async evaluate(gate: StatisticsGate, ctx: GateContext, _source?: MetricSource): Promise<PrometheusGateResult> {
     return gate.kind === 'drift' ? this.evaluateDrift(gate, ctx) : this.evaluateErrorRate(gate, ctx);
   }
 
-  private resolve(gate: GateSpec, field: QueryField, ctx: GateContext, version: string): string {
+  private resolve(gate: StatisticsGate, field: QueryField, ctx: GateContext, version: string): string {
     const t = gate[field];
     if (t === undefined) throw new MeasureError('template', `no ${field}`, '');
     try {
@@ -227,7 +226,7 @@ export class PrometheusStatsGateEvaluator implements GateEvaluator {
     return { value: s.value, raw: s.raw, warnings: r.warnings };
   }
 
-  private async evaluateErrorRate(gate: GateSpec, ctx: GateContext): Promise<PrometheusGateResult> {
+  private async evaluateErrorRate(gate: StatisticalGate, ctx: GateContext): Promise<PrometheusGateResult> {
     const alpha = 1 - (gate.confidence ?? STATISTICAL_DEFAULTS.confidence);
     const limit = `p < ${fmt(alpha)} (confidence ${fmt(1 - alpha)})`;
     const base = { name: gate.name, at: ctx.now, limit, samples: 0, value: null };
@@ -282,7 +281,7 @@ export class PrometheusStatsGateEvaluator implements GateEvaluator {
     }
   }
 
-  private async evaluateDrift(gate: GateSpec, ctx: GateContext): Promise<PrometheusGateResult> {
+  private async evaluateDrift(gate: DriftGate, ctx: GateContext): Promise<PrometheusGateResult> {
     const max = gate.max ?? DRIFT_DEFAULTS.psiMax;
     const minSamples = gate.minSamples ?? DRIFT_DEFAULTS.minSamples;
     const base = { name: gate.name, at: ctx.now, limit: `<= ${fmt(max)}`, samples: 0, value: null };

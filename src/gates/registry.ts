@@ -1,7 +1,8 @@
-import type { MetricSource } from '../rollout/contracts.js';
+import type { MetricSource } from '../core/ports.js';
 import { CommandGateEvaluator } from './command.js';
 import { describeLimit } from './compare.js';
-import { type GateContext, type GateEvaluator, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from './contracts.js';
+import { type GateContext, type GateEvaluator } from './contracts.js';
+import { strayField, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from '../core/gates.js';
 import { DriftGateEvaluator } from './drift.js';
 import { HttpGateEvaluator } from './http.js';
 import { LocalGateEvaluator } from './local.js';
@@ -27,7 +28,8 @@ export class GateRegistry implements GateEvaluator {
    */
   kindOf(gate: GateSpec): string {
     if ((gate.kind === 'statistical' || gate.kind === 'drift') && usesPrometheusSource(gate)) return PROMETHEUS_STATS_KIND;
-    return gate.kind ?? (gate.query !== undefined ? 'prometheus' : 'local');
+    // A gate with a query and no kind can only come untyped (toGate always sets kind prometheus).
+    return gate.kind ?? (strayField(gate, 'query') !== undefined ? 'prometheus' : 'local');
   }
 
   validate(gate: GateSpec): string[] {

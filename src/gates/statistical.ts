@@ -1,6 +1,7 @@
-import type { MetricSource, VersionWindow } from '../rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../core/ports.js';
 import { fmt, measurePair, validateCommon } from './compare.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from './contracts.js';
+import type { GateContext, GateEvaluator } from './contracts.js';
+import { strayField, type GatePhase, type GateResult, type StatisticalGate } from '../core/gates.js';
 import { type ConditionalPrior, conditionalMsprt, twoProportionZTest } from './stats/proportions.js';
 import { type Direction, mannWhitneyU, percentile } from './stats/ranks.js';
 
@@ -54,14 +55,14 @@ function pval(p: number): string {
   return p < 1e-4 ? p.toExponential(1) : fmt(p);
 }
 
-export class StatisticalGateEvaluator implements GateEvaluator {
+export class StatisticalGateEvaluator implements GateEvaluator<StatisticalGate> {
   private readonly prior: ConditionalPrior;
 
   constructor(opts: StatisticalOptions = {}) {
     this.prior = opts.prior ?? {};
   }
 
-  validate(gate: GateSpec): string[] {
+  validate(gate: StatisticalGate): string[] {
     const where = `gate ${JSON.stringify(gate.name ?? '')}`;
     // The shared checks, minus "no limit": a statistical gate's limit is its test.
     const errs = validateCommon(gate).filter((e) => !e.includes(': no limit ('));
@@ -86,16 +87,16 @@ export class StatisticalGateEvaluator implements GateEvaluator {
       }
     }
     for (const f of ['max', 'min', 'relative', 'buckets'] as const) {
-      if (gate[f] !== undefined) errs.push(`${where}: ${f} does not apply to kind statistical (its limit is the test: confidence, tolerance, effectSize)`);
+      if (strayField(gate, f) !== undefined) errs.push(`${where}: ${f} does not apply to kind statistical (its limit is the test: confidence, tolerance, effectSize)`);
     }
     return errs;
   }
 
-  phasesOf(gate: GateSpec): GatePhase[] {
+  phasesOf(gate: StatisticalGate): GatePhase[] {
     return gate.phases ?? BOTH;
   }
 
-  async evaluate(gate: GateSpec, ctx: GateContext, source: MetricSource): Promise<GateResult> {
+  async evaluate(gate: StatisticalGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const alpha = 1 - (gate.confidence ?? STATISTICAL_DEFAULTS.confidence);
     const minSamples = gate.minSamples ?? STATISTICAL_DEFAULTS.minSamples;
     const query = `statistical:${gate.metric}{model=${ctx.model},version=${ctx.candidate} vs ${ctx.stable ?? '(none)'}} over ${fmt((ctx.now - ctx.sinceMs) / 1000)} s since ${new Date(ctx.sinceMs).toISOString()}`;
@@ -123,7 +124,7 @@ export class StatisticalGateEvaluator implements GateEvaluator {
   }
 
   private errorRate(
-    gate: GateSpec,
+    gate: StatisticalGate,
     cand: VersionWindow,
     stab: VersionWindow,
     alpha: number,
@@ -137,7 +138,7 @@ export class StatisticalGateEvaluator implements GateEvaluator {
   }
 
   private latency(
-    gate: GateSpec,
+    gate: StatisticalGate,
     cand: VersionWindow,
     stab: VersionWindow,
     alpha: number,
@@ -194,7 +195,7 @@ export interface ErrorRateJudgement {
  * `minSamples` default from the gate and STATISTICAL_DEFAULTS.
  */
 export function judgeErrorRate(
-  gate: Pick<GateSpec, 'confidence' | 'minSamples' | 'tolerance' | 'maxDelta' | 'sequential'>,
+  gate: Pick<StatisticalGate, 'confidence' | 'minSamples' | 'tolerance' | 'maxDelta' | 'sequential'>,
   cand: ErrorCounts,
   stab: ErrorCounts,
   stableName: string,

@@ -1,5 +1,6 @@
 import { ExitCode, ModelctlError } from '../core/errors.js';
-import type { LockRecord, ModelLedger } from './model.js';
+import type { LockRecord } from '../core/model.js';
+import type { ModelLedger } from './model.js';
 
 /**
  * The per-model rollout lock, kept in the ledger's `lock` field so that taking it is the same

@@ -1,5 +1,5 @@
-import type { GateResult, GateSpec, Verdict } from '../gates/contracts.js';
-import type { TrafficSplit } from '../rollout/contracts.js';
+import type { GateResult, Verdict } from '../core/gates.js';
+import type { LockRecord, RolloutPhase, RolloutPlan, TrafficSplit } from '../core/model.js';
 
 /**
  * The ledger: per model and target, the release history and the rollout in progress. Written
@@ -53,24 +53,6 @@ export interface Release {
   evidenceTrimmed?: boolean;
 }
 
-export type RolloutPhase = 'starting' | 'shadow' | 'canary' | 'promoting' | 'rolling-back' | 'held';
-
-/** The plan a rollout follows (resolved from defaults < modelctl.yaml < bundle < env < flags). */
-export interface RolloutPlan {
-  /** Canary weights, ascending, ending at 100 (e.g. [5, 25, 50, 100]). Empty for the first deploy. */
-  steps: number[];
-  /** Bake time of each canary step, ms. */
-  intervalMs: number;
-  /** How often gates are evaluated during a bake, ms. */
-  checkEveryMs: number;
-  /** Shadow percent (0 = no shadow phase) and its duration. */
-  shadowPercent: number;
-  shadowDurationMs: number;
-  shadowOnly: boolean;
-  gates: GateSpec[];
-  /** How long a version may take to become ready. */
-  readyTimeoutMs: number;
-}
 
 export interface RolloutState {
   version: string;
@@ -88,14 +70,6 @@ export interface RolloutState {
   requestedAt?: number | null;
 }
 
-export interface LockRecord {
-  holder: string;
-  pid: number;
-  host: string;
-  acquiredAt: number;
-  /** Renewed by the holder; past this the holder is presumed dead (reported, never silently stolen mid-step). */
-  expiresAt: number;
-}
 
 export interface ModelLedger {
   model: string;

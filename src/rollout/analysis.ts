@@ -1,4 +1,4 @@
-import type { GateResult, GateSpec } from '../gates/contracts.js';
+import type { GateResult, GateSpec } from '../core/gates.js';
 import type { GateTally } from '../ledger/model.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { GateSpec } from '../gates/contracts.js';
-import type { RolloutPlan } from '../ledger/model.js';
+import type { GateSpec } from '../core/gates.js';
+import type { RolloutPlan } from '../core/model.js';
 
 /** A gate's limits in words, e.g. "<= 0.01" or "<= stable × 1.2". */
 export function describeLimit(g: GateSpec): string {
@@ -77,7 +77,7 @@ export function describePlan(input: { model: string; version: string; digest: st
     gates: plan.gates.map((g) => ({
       ...g,
       limit: g.kind === 'command' && g.max === undefined && g.min === undefined ? 'exit code 0' : describeLimit(g),
-      query: g.query
+      query: g.kind === 'prometheus' && g.query
         ? `prometheus: ${g.query}`
         : g.kind === 'command'
           ? `command: ${(g.command ?? []).join(' ')}`

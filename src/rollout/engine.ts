@@ -1,33 +1,16 @@
 import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../core/errors.js';
-import type { GateContext, GateEvaluator, GatePhase, GateResult, GateSpec } from '../gates/contracts.js';
+import type { GateEvent, RolloutEvent, RolloutEventType } from '../core/events.js';
+import type { Outcome } from '../core/model.js';
+import type { GateContext, GateEvaluator } from '../gates/contracts.js';
+import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
 import { defaultGateRegistry } from '../gates/registry.js';
-import {
-  acquireLock,
-  DEFAULT_LOCK_TTL_MS,
-  describeLock,
-  isOwner,
-  iso,
-  LockedError,
-  LockLostError,
-  lockState,
-  releaseLock,
-  renewLock,
-  type HolderGone,
-  type LockOwner,
-} from '../ledger/lock.js';
-import type {
-  LedgerStore,
-  LockRecord,
-  ModelLedger,
-  Release,
-  ReleaseState,
-  RolloutPhase,
-  RolloutPlan,
-  StepRecord,
-  Versioned,
-} from '../ledger/model.js';
+import { acquireLock, DEFAULT_LOCK_TTL_MS, describeLock, isOwner, iso, LockedError, LockLostError, lockState, releaseLock, renewLock, type HolderGone, type LockOwner } from '../ledger/lock.js';
+import type { LedgerStore, ModelLedger, Release, ReleaseState, StepRecord, Versioned } from '../ledger/model.js';
+import type { LockRecord, RolloutPhase } from '../core/model.js';
+import type { RolloutPlan } from '../core/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
-import { sharedPerCheck, type Clock, type MetricSource, type Target, type TrafficSplit, type VersionRef } from './contracts.js';
+import { sharedPerCheck, type Clock, type MetricSource, type Target } from '../core/ports.js';
+import { type TrafficSplit, type VersionRef } from '../core/model.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /**
@@ -48,23 +31,6 @@ import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /** How long a warm version may take to come back when a rollback finds it stopped. */
 const DEFAULT_READY_TIMEOUT_MS = 120_000;
-
-export type Outcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed';
-
-/** What a command exits with for each outcome (aborted: the candidate did not ship either). */
-export const OUTCOME_EXIT_CODES: Readonly<Record<Outcome, ExitCode>> = {
-  promoted: ExitCode.ok,
-  'shadow-passed': ExitCode.ok,
-  'rolled-back': ExitCode.rolledBack,
-  aborted: ExitCode.rolledBack,
-  held: ExitCode.held,
-};
-
-export interface RolloutEvent {
-  at: number;
-  type: string;
-  [field: string]: unknown;
-}
 
 export interface RolloutResult {
   model: string;
@@ -685,7 +651,7 @@ export class RolloutEngine {
       const step = this.candidate(doc).steps.at(-1);
       if (step) Object.assign(step, { startedAt: run.bakeStart, endedAt: null, verdict: null, gates: [], tallies: [] });
     });
-    this.emit(run, 'step-started', { phase, index: r.stepIndex, weight: phase === 'canary' ? r.plan.steps[r.stepIndex] : 0, mirror: split.mirror?.percent ?? 0 });
+    this.emit(run, 'step-started', { phase, index: r.stepIndex, weight: phase === 'canary' ? r.plan.steps[r.stepIndex]! : 0, mirror: split.mirror?.percent ?? 0 });
     const duration = phase === 'shadow' ? r.plan.shadowDurationMs : r.plan.intervalMs;
     const decision = await this.bake(run, phase, duration);
     switch (decision.kind) {
@@ -873,7 +839,7 @@ export class RolloutEngine {
       const from = recorded.length === 1 && !run.doc.traffic.mirror ? Math.max(0, set.indexOf(recorded[0]!)) : 0;
       for (let k = from; k < set.length && serving === null; k++) {
         const v = set[k]!;
-        if (k > from) this.emit(run, 'cascade', { from: set[k - 1], to: v });
+        if (k > from) this.emit(run, 'cascade', { from: set[k - 1]!, to: v });
         await this.switchTo(run, soleSplit(v));
         if (await this.deps.target.healthy(run.model, v)) serving = v;
         else this.emit(run, 'stable-unhealthy', { version: v });
@@ -890,7 +856,7 @@ export class RolloutEngine {
       if (serving) doc.stableSet = [serving, ...doc.stableSet.filter((v) => v !== serving)];
       doc.rollout = null;
     });
-    const outcome: Outcome = state === 'aborted' ? 'aborted' : state === 'shadowed' ? 'shadow-passed' : 'rolled-back';
+    const outcome: Extract<Outcome, 'aborted' | 'shadow-passed' | 'rolled-back'> = state === 'aborted' ? 'aborted' : state === 'shadowed' ? 'shadow-passed' : 'rolled-back';
     this.emit(run, outcome === 'shadow-passed' ? 'shadow-finished' : outcome, { to: serving, reason: release.reason });
     // Never stop a version the stable set still counts on (defensive: deploy refuses those).
     if (!run.doc.stableSet.includes(run.version)) await this.retire(run, run.version);
@@ -934,7 +900,7 @@ export class RolloutEngine {
       run.version = r.version;
       run.digest = r.digest;
     });
-    this.emit(run, `${action}-requested`, { by, version: run.version, driver: requestedOnly ? run.doc.lock?.holder : by });
+    this.emit(run, action === 'promote' ? 'promote-requested' : 'abort-requested', { by, version: run.version, driver: requestedOnly ? run.doc.lock?.holder : by });
     if (requestedOnly) return { kind: 'requested', model, version: run.version, action, holder: run.doc.lock!.holder };
     if (tookOver) this.emit(run, 'lock-taken-over', { previous: tookOver });
     return { kind: 'resolved', result: await this.guarded(run, () => this.drive(run)) };
@@ -1045,8 +1011,10 @@ export class RolloutEngine {
     return { model, version, digest, doc: null as unknown as ModelLedger, events: [], bakeStart: 0 };
   }
 
-  private emit(run: Run, type: string, fields: Record<string, unknown> = {}): void {
-    const event: RolloutEvent = { at: this.now(), type, ...fields };
+  /** Record and hand over one event; `fields` are exactly those its type declares (core/events.ts). */
+  private emit<T extends RolloutEventType>(run: Run, type: T, fields: EventFields<T>): void {
+    // A member's fields plus its type and the time are that member: TypeScript cannot follow it through the generic.
+    const event = { at: this.now(), type, ...fields } as RolloutEvent;
     run.events.push(event);
     this.deps.onEvent?.(event);
   }
@@ -1125,7 +1093,10 @@ function closeOpenStep(release: Release, now: number, verdict: StepRecord['verdi
   if (step && step.endedAt === null) Object.assign(step, { endedAt: now, verdict });
 }
 
-function gateFields(r: GateResult): Record<string, unknown> {
+/** The fields of the event whose type(s) T names, without `at` and `type` (members may carry several types). */
+type EventFields<T extends RolloutEventType> = RolloutEvent extends infer E ? (E extends { type: infer K } ? ([T] extends [K] ? Omit<E, 'at' | 'type'> : never) : never) : never;
+
+function gateFields(r: GateResult): Pick<GateEvent, 'gate' | 'verdict' | 'value' | 'limit' | 'samples' | 'reason'> {
   return { gate: r.name, verdict: r.verdict, value: r.value, limit: r.limit, samples: r.samples, reason: r.reason };
 }
 

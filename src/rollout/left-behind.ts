@@ -1,4 +1,4 @@
-import type { RolloutEvent } from './engine.js';
+import { noOtherEvent, type RolloutEvent } from '../core/events.js';
 
 /**
  * What a deploy would leave behind if its process died now, followed from its events: said on an
@@ -21,9 +21,7 @@ export class LeftBehind {
         return;
       case 'traffic-applied': {
         if (this.state === 'none' || this.state === 'ended' || this.version === null) return;
-        const weights = (e.weights ?? {}) as Record<string, number>;
-        const mirror = e.mirror as { version: string } | null | undefined;
-        const onCandidate = (weights[this.version] ?? 0) > 0 || mirror?.version === this.version;
+        const onCandidate = (e.weights[this.version] ?? 0) > 0 || e.mirror?.version === this.version;
         this.state = onCandidate ? 'live' : this.state === 'recorded' ? 'recorded' : 'restored';
         return;
       }
@@ -35,6 +33,31 @@ export class LeftBehind {
       case 'start-failed':
         this.state = 'ended';
         return;
+      // Listed so that a new event type must be placed here or above (it may change what is left behind).
+      case 'already-serving':
+      case 'version-deployed':
+      case 'version-ready':
+      case 'stable-unhealthy':
+      case 'retired':
+      case 'version-not-ready':
+      case 'retire-failed':
+      case 'lock-taken-over':
+      case 'promote-requested':
+      case 'abort-requested':
+      case 'gate-evaluated':
+      case 'gate-failed':
+      case 'step-started':
+      case 'step-passed':
+      case 'shadow-passed':
+      case 'step-failed':
+      case 'rollback-started':
+      case 'abort-started':
+      case 'cascade':
+      case 'no-healthy-stable':
+      case 'lock-release-failed':
+        return;
+      default:
+        noOtherEvent(e);
     }
   }
 

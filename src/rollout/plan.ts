@@ -1,38 +1,12 @@
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
-import { jsonPathField } from '../gates/answers.js';
-import type { GateSpec } from '../gates/contracts.js';
-import type { RolloutPlan } from '../ledger/model.js';
+import type { GateSpec } from '../core/gates.js';
+import type { RolloutPlan } from '../core/model.js';
+import { parseDuration, parsePercent } from '../core/units.js';
+import { durationField, gateSpecSchema, toGate } from '../gates/schema.js';
 
 /** The default canary ladder: `--canary 5%` starts at 5 and climbs it. */
 export const DEFAULT_LADDER = [5, 25, 50, 100];
-
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/**
- * THE duration parser of every flag and setting: "500ms", "30s", "2m", "1h", compounds such as
- * "1m30s" or "1h15m" → milliseconds. A YAML number is seconds; a bare number in text ("30") is
- * refused: on a command line it is too easily meant as minutes or milliseconds.
- */
-export function parseDuration(text: string | number, what: string): number {
-  if (typeof text === 'number' && Number.isFinite(text) && text >= 0) return Math.round(text * 1000);
-  const t = String(text).trim();
-  if (/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`${what}: "${text}" has no unit`, { hint: `write ${t}s for seconds (or ${t}ms, ${t}m)` });
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let end = 0;
-  for (let m; (m = part.exec(t)); end = part.lastIndex) total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-  if (end === 0 || end !== t.length) throw new UsageError(`${what}: "${text}" is not a duration`, { hint: 'write it like 500ms, 30s, 2m, 1h or 1m30s' });
-  return Math.round(total);
-}
-
-/** "5%", "5" or 5 → 5; must be within (0, 100]. */
-export function parsePercent(text: string | number, what: string, opts: { allowZero?: boolean } = {}): number {
-  const n = typeof text === 'number' ? text : Number(String(text).trim().replace(/%$/, ''));
-  const ok = Number.isFinite(n) && Number.isInteger(n) && (opts.allowZero ? n >= 0 : n > 0) && n <= 100;
-  if (!ok) throw new UsageError(`${what}: "${text}" is not a whole percentage between ${opts.allowZero ? 0 : 1} and 100`, { hint: 'e.g. 5%' });
-  return n;
-}
 
 /** "5,20,50,100" → [5, 20, 50, 100]: strictly ascending, ending at 100. */
 export function parseSteps(text: string | number[], what: string): number[] {
@@ -49,68 +23,7 @@ export function ladderFrom(first: number): number[] {
   return [first, ...DEFAULT_LADDER.filter((w) => w > first)].filter((w, i, a) => a.indexOf(w) === i);
 }
 
-const durationField = z.union([z.string(), z.number()], { error: 'expected a duration like 30s or 2m' });
 const percentField = z.union([z.string(), z.number()], { error: 'expected a percentage like 5%' });
-
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name such as JUDGE_TOKEN');
-/** A literal, or a secret named by its environment variable (the YAML never holds the secret). */
-const envRef = z.union([z.string(), z.object({ fromEnv: envName }).strict()], { error: 'expected a string or {fromEnv: VARIABLE_NAME}' });
-/** Fields of the user's own checks (src/gates/command.ts, http.ts), by kind. */
-const CHECK_FIELDS = { command: ['command', 'env'], http: ['url', 'method', 'headers', 'body', 'valuePath'] } as const;
-
-export const gateSpecSchema = z
-  .object({
-    name: z.string().min(1),
-    metric: z.string().min(1).optional(),
-    query: z.string().min(1).optional(),
-    max: z.number().optional(),
-    min: z.number().optional(),
-    kind: z.string().min(1).optional(),
-    phases: z.array(z.enum(['shadow', 'canary'])).min(1).optional(),
-    relative: z
-      .object({
-        maxRatio: z.number().positive().optional(),
-        maxDelta: z.number().optional(),
-        minRatio: z.number().positive().optional(),
-        minDelta: z.number().optional(),
-      })
-      .strict()
-      .optional(),
-    minSamples: z.number().int().nonnegative().optional(),
-    initialDelay: durationField.optional(),
-    failureLimit: z.number().int().nonnegative().optional(),
-    inconclusiveLimit: z.number().int().nonnegative().optional(),
-    onInconclusive: z.enum(['hold', 'rollback']).optional(),
-    consecutiveErrorLimit: z.number().int().nonnegative().optional(),
-    critical: z.boolean().optional(),
-    dryRun: z.boolean().optional(),
-    // kind: statistical / drift (src/gates/statistical.ts, drift.ts)
-    confidence: z.number().gt(0).lt(1).optional(),
-    tolerance: z.number().nonnegative().optional(),
-    maxDelta: z.number().nonnegative().optional(),
-    direction: z.enum(['increase', 'decrease', 'either']).optional(),
-    sequential: z.boolean().optional(),
-    effectSize: z.number().gte(1).optional(),
-    buckets: z.number().int().gte(2).optional(),
-    // kind: statistical / drift fed by Prometheus (src/gates/prometheus-stats.ts)
-    source: z.enum(['local', 'prometheus']).optional(),
-    errorsQuery: z.string().min(1).optional(),
-    totalQuery: z.string().min(1).optional(),
-    bucketsQuery: z.string().min(1).optional(),
-    // kind: command / http (src/gates/command.ts, http.ts)
-    command: z.array(z.string().min(1, 'cannot be empty'), { error: 'expected the argv as a list, e.g. [python, eval.py]' }).min(1).optional(),
-    env: z.record(envName, envRef).optional(),
-    timeout: durationField.optional(),
-    url: z.string().min(1).optional(),
-    method: z.string().min(1).optional(),
-    headers: z.record(z.string().min(1), envRef).optional(),
-    body: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a string or a JSON object' }).optional(),
-    valuePath: jsonPathField.optional(),
-  })
-  .strict()
-  .refine((g) => g.metric !== undefined || g.query !== undefined || g.kind === 'command' || g.kind === 'http', {
-    message: 'a gate needs a metric (e.g. error-rate), a query, or kind: command / http',
-  });
 
 /** The `rollout:` section, in modelctl.yaml and in a bundle's bundle.yaml. */
 export const rolloutSectionSchema = z
@@ -154,70 +67,6 @@ export function parseRolloutSection(raw: unknown, where: string): RolloutSection
     throw new UsageError(`${where}: rollout.${issue.path.join('.')}: ${issue.message}`, { hint: 'see the rollout section in the README' });
   }
   return r.data;
-}
-
-/**
- * A gates-file entry → GateSpec. A gate with a `query` is a Prometheus gate (`kind: prometheus`,
- * `metric: 'query'`); it is refused unless `queryGates` says a Prometheus URL is configured.
- */
-export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: { queryGates?: boolean } = {}): GateSpec {
-  const { initialDelay, query, metric, timeout, ...rest } = g;
-  const delay = initialDelay !== undefined ? { initialDelayMs: parseDuration(initialDelay, `${where}: gate ${g.name} initialDelay`) } : {};
-  const checkKind = g.kind === 'command' || g.kind === 'http' ? g.kind : undefined;
-  for (const [kind, fields] of Object.entries(CHECK_FIELDS)) {
-    const stray = fields.filter((f) => g[f] !== undefined);
-    if (stray.length > 0 && checkKind !== kind) {
-      throw new UsageError(`${where}: gate "${g.name}" has ${stray.join(', ')}, which only kind ${kind} takes`, { hint: `add kind: ${kind}, or drop ${stray.join(', ')}` });
-    }
-  }
-  if (timeout !== undefined && !checkKind) throw new UsageError(`${where}: gate "${g.name}" has timeout, which only kind command or http takes`);
-  if (checkKind) {
-    if (metric !== undefined || query !== undefined) {
-      throw new UsageError(`${where}: gate "${g.name}" is kind ${checkKind}: its ${metric !== undefined ? 'metric' : 'query'} would be ignored`, { hint: `drop it; the ${checkKind === 'command' ? 'command' : 'URL'} is the measurement` });
-    }
-    const missing = checkKind === 'command' ? (['command'] as const).filter((f) => g[f] === undefined) : (['url', 'valuePath'] as const).filter((f) => g[f] === undefined);
-    if (missing.length > 0) {
-      throw new UsageError(`${where}: gate "${g.name}" is kind ${checkKind} and needs ${missing.join(' and ')}`, {
-        hint: checkKind === 'command' ? 'e.g. command: [python, eval.py]' : 'e.g. url: http://judge/score?v={{candidate}} and valuePath: $.metrics.accuracy',
-      });
-    }
-    const timeoutMs = timeout !== undefined ? { timeoutMs: parseDuration(timeout, `${where}: gate ${g.name} timeout`) } : {};
-    return { ...rest, metric: checkKind, ...delay, ...timeoutMs };
-  }
-  if (query !== undefined) {
-    if (metric !== undefined) {
-      throw new UsageError(`${where}: gate "${g.name}" has both a metric and a query; a gate measures one thing`, { hint: 'split it into two gates' });
-    }
-    if (g.kind !== undefined && g.kind !== 'prometheus') {
-      throw new UsageError(`${where}: gate "${g.name}" has a query, but kind ${g.kind} does not take one`, { hint: 'drop kind (a gate with a query is kind: prometheus)' });
-    }
-    if (!opts.queryGates) {
-      throw new UsageError(`${where}: gate "${g.name}" has a query: query gates need a Prometheus URL, and none is configured`, {
-        hint: 'set MODELCTL_PROMETHEUS_URL or prometheus.url in modelctl.yaml (or use a built-in metric: error-rate, latency-p99, …)',
-      });
-    }
-    return { ...rest, kind: 'prometheus', metric: 'query', query, ...delay };
-  }
-  const promFields = (['errorsQuery', 'totalQuery', 'bucketsQuery'] as const).filter((f) => g[f] !== undefined);
-  if (promFields.length > 0 || g.source === 'prometheus') {
-    if (g.kind !== 'statistical' && g.kind !== 'drift') {
-      throw new UsageError(`${where}: gate "${g.name}" has ${promFields.length ? promFields.join(', ') : 'source: prometheus'}, which only kind statistical or drift takes`, {
-        hint: 'add kind: statistical (errorsQuery, totalQuery) or kind: drift (bucketsQuery)',
-      });
-    }
-    if (g.source === 'local') {
-      throw new UsageError(`${where}: gate "${g.name}" has source: local and ${promFields.join(', ')}; Prometheus queries need source: prometheus (or no source)`);
-    }
-    if (!opts.queryGates) {
-      throw new UsageError(`${where}: gate "${g.name}" reads Prometheus, and no Prometheus URL is configured`, {
-        hint: 'set MODELCTL_PROMETHEUS_URL or prometheus.url in modelctl.yaml (or drop the queries to measure on the local runtime)',
-      });
-    }
-  }
-  if (metric === undefined || g.kind === 'prometheus') {
-    throw new UsageError(`${where}: gate "${g.name}" is kind prometheus but has no query`, { hint: 'add query: <PromQL>, or use a built-in metric' });
-  }
-  return { ...rest, metric, ...delay };
 }
 
 /**

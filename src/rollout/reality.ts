@@ -1,4 +1,4 @@
-import type { ObservedState } from './contracts.js';
+import type { ObservedState } from '../core/ports.js';
 import type { StatusView } from './engine.js';
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { LoadedProject, PrometheusFlags, ReadText, StoreSettings } from '../config/project.js';
-import { systemClock, type Clock } from '../rollout/contracts.js';
+import { systemClock, type Clock } from '../core/ports.js';
 import type { BundleStore } from '../store/store.js';
 import type { KubernetesConfig } from '../targets/kubernetes/settings.js';
 import type { LocalConfig } from '../targets/local/config.js';

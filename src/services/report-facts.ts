@@ -1,4 +1,5 @@
 import type { ComponentDiff } from '../bundle/transfer.js';
+import { isStartEvent } from '../core/events.js';
 import type { PlanDescription } from '../rollout/describe.js';
 import type { RolloutResult } from '../rollout/engine.js';
 import type { BundleStore } from '../store/store.js';
@@ -50,7 +51,7 @@ export async function runPlace(ctx: Context | undefined, flags: { target?: strin
  */
 export async function bundleChange(store: BundleStore | undefined, r: RolloutResult | PlanDescription | undefined): Promise<BundleChange> {
   if (!r || !('outcome' in r) || r.events.some((e) => e.type === 'already-serving')) return { kind: 'none' };
-  const start = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed');
+  const start = r.events.find(isStartEvent);
   // A rollout resolved by promote/abort has no start event here: the previous stable version is
   // the first one of the stable set that is not the candidate.
   const from = start ? (typeof start.stable === 'string' ? start.stable : null) : (r.stableSet.find((v) => v !== r.version) ?? null);

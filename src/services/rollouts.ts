@@ -1,15 +1,19 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { actorIdentity } from './identity.js';
-import type { GateContext, GateEvaluator, GateResult, GateSpec } from '../gates/contracts.js';
+import { actorIdentity } from '../core/identity.js';
+import type { Context } from './context.js';
+import type { GateContext, GateEvaluator } from '../gates/contracts.js';
+import type { GateResult, GateSpec } from '../core/gates.js';
 import { defaultLocalGates } from '../gates/local.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
-import type { LedgerStore, RolloutPlan } from '../ledger/model.js';
-import type { Context } from './context.js';
-import { systemClock, type MetricSource, type ObservedState, type Target, type TrafficSplit } from '../rollout/contracts.js';
+import type { LedgerStore } from '../ledger/model.js';
+import type { RolloutPlan } from '../core/model.js';
+import { systemClock, type MetricSource, type ObservedState, type Target } from '../core/ports.js';
+import { type TrafficSplit } from '../core/model.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
-import { RolloutEngine, type DeployOptions, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
+import { RolloutEngine, type DeployOptions, type RolloutResult, type StatusView } from '../rollout/engine.js';
+import { type RolloutEvent } from '../core/events.js';
 import { differences } from '../rollout/reality.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
@@ -133,7 +137,7 @@ export async function gateRegistryFor(ctx: Context, opts: { prometheusUrl?: stri
     evaluator = {
       validate: (g: GateSpec) => [`gate ${JSON.stringify(g.name)}: ${problem}`],
       evaluate: async (g: GateSpec, ctx: GateContext): Promise<GateResult> => {
-        return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.query ?? '', at: ctx.now };
+        return { name: g.name, verdict: 'error', value: null, limit: '', samples: 0, reason: problem, query: g.kind === 'prometheus' ? (g.query ?? '') : '', at: ctx.now };
       },
     };
     statsEvaluator = evaluator;

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
-import { removeOnInterrupt } from '../cli/cleanup.js';
+import { removeOnInterrupt } from '../core/cleanup.js';
 import { IntegrityError, NotFoundError } from '../core/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
 import { asLocalIO, mkdirs } from '../util/local-io.js';

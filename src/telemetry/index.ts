@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { RolloutEvent } from '../rollout/engine.js';
+import type { RolloutEvent } from '../core/events.js';
 import { RolloutMetrics } from './metrics.js';
 import { pushRegistry, type PushGateway } from './push.js';
 

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RolloutPhase } from '../ledger/model.js';
-import type { RolloutEvent } from '../rollout/engine.js';
+import type { RolloutPhase } from '../core/model.js';
+import type { RolloutEvent, RolloutEventType } from '../core/events.js';
 
 /**
  * modelctl's own telemetry: what a rollout (or a rollback) did, as Prometheus series, fed only
@@ -25,7 +25,7 @@ export type RollbackReason = (typeof ROLLBACK_REASONS)[number];
 /** How a rollout ended; `interrupted`: the command stopped with an error and the ledger keeps the rollout. */
 export type TelemetryOutcome = 'promoted' | 'rolled-back' | 'aborted' | 'held' | 'shadow-passed' | 'interrupted';
 
-const END_EVENTS: Readonly<Record<string, TelemetryOutcome>> = {
+const END_EVENTS: Readonly<Partial<Record<RolloutEventType, TelemetryOutcome>>> = {
   promoted: 'promoted',
   'rolled-back': 'rolled-back',
   aborted: 'aborted',
@@ -154,7 +154,7 @@ export class RolloutMetrics {
         if (typeof e.weight === 'number') this.weight.set(this.labels, e.weight);
         break;
       case 'traffic-applied': {
-        const weights = (e.weights ?? {}) as Record<string, number>;
+        const weights = e.weights ?? {};
         const w = this.candidate ? (weights[this.candidate] ?? 0) : 0;
         this.weight.set(this.labels, w);
         // The engine announces no event when it enters promotion: all traffic on the candidate is it.

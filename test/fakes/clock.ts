@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/rollout/contracts.js';
+import type { Clock } from '../../src/core/ports.js';
 
 /**
  * Virtual time. `sleep(ms)` returns at once with the clock `ms` later, so an hour-long rollout

@@ -1,4 +1,4 @@
-import type { Clock, MetricSource, VersionWindow } from '../../src/rollout/contracts.js';
+import type { Clock, MetricSource, VersionWindow } from '../../src/core/ports.js';
 import type { FakeTarget } from './target.js';
 
 /** How a version behaves; requests follow the share of traffic the FakeTarget gives it. */

@@ -1,4 +1,5 @@
-import type { Clock, Target, TrafficSplit, VersionRef } from '../../src/rollout/contracts.js';
+import type { Clock, Target } from '../../src/core/ports.js';
+import type { TrafficSplit, VersionRef } from '../../src/core/model.js';
 
 export type TargetMethod = 'deploy' | 'waitReady' | 'healthy' | 'applyTraffic' | 'retire';
 

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { GateEvaluator, GateSpec } from '../../src/gates/contracts.js';
+import type { GateEvaluator } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js';
-import type { LedgerStore, ModelLedger, RolloutPlan } from '../../src/ledger/model.js';
-import type { TrafficSplit, VersionRef } from '../../src/rollout/contracts.js';
-import { RolloutEngine, type RolloutEvent } from '../../src/rollout/engine.js';
+import type { LedgerStore, ModelLedger } from '../../src/ledger/model.js';
+import type { RolloutPlan } from '../../src/core/model.js';
+import type { TrafficSplit, VersionRef } from '../../src/core/model.js';
+import { RolloutEngine } from '../../src/rollout/engine.js';
+import { type RolloutEvent } from '../../src/core/events.js';
 import { FakeClock } from './clock.js';
 import { FakeMetricSource } from './metrics.js';
 import { FakeTarget, type TargetCall } from './target.js';

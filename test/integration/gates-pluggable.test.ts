@@ -7,13 +7,14 @@ import { after, before, describe, test } from 'node:test';
 import { serveSpecSchema } from '../../src/bundle/serve.js';
 import { UsageError } from '../../src/core/errors.js';
 import { CommandGateEvaluator } from '../../src/gates/command.js';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { CommandGate, HttpGate } from '../../src/core/gates.js';
 import { HttpGateEvaluator } from '../../src/gates/http.js';
 import { PrometheusGateEvaluator } from '../../src/gates/prometheus-evaluator.js';
 import { loadGatesFile } from '../../src/gates/prometheus-check.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
-import type { MetricSource } from '../../src/rollout/contracts.js';
-import { gateSpecSchema, toGate } from '../../src/rollout/plan.js';
+import type { MetricSource } from '../../src/core/ports.js';
+import { gateSpecSchema, toGate } from '../../src/gates/schema.js';
 import { RuntimeMetrics } from '../../src/targets/local/metrics.js';
 import { Router } from '../../src/targets/local/router.js';
 import { background, waitFor } from '../helpers/background.js';
@@ -44,7 +45,7 @@ async function script(name: string, body: string): Promise<string> {
 }
 
 const command = new CommandGateEvaluator(env);
-const run = (gate: Partial<GateSpec>, c: GateContext = ctx) => command.evaluate({ name: 'check', kind: 'command', metric: 'command', ...gate }, c, source);
+const run = (gate: Partial<CommandGate>, c: GateContext = ctx) => command.evaluate({ name: 'check', kind: 'command', metric: 'command', ...gate }, c, source);
 
 function alive(pid: number): boolean {
   try {
@@ -200,7 +201,7 @@ describe('kind: http', () => {
   });
 
   const httpGate = new HttpGateEvaluator(env);
-  const call = (gate: Partial<GateSpec>, c: GateContext = ctx) => httpGate.evaluate({ name: 'judge', kind: 'http', metric: 'http', min: 0.9, ...gate }, c, source);
+  const call = (gate: Partial<HttpGate>, c: GateContext = ctx) => httpGate.evaluate({ name: 'judge', kind: 'http', metric: 'http', min: 0.9, ...gate }, c, source);
 
   test('reads a nested value; templated values are URL-encoded in the URL and JSON-escaped in the body', async () => {
     const odd = { ...ctx, candidate: '1.1.0+b&x=1', model: 'sen"ti\\ment' };
@@ -294,6 +295,8 @@ describe('gate specs', () => {
     assert.deepEqual(c, { name: 'eval', kind: 'command', metric: 'command', command: ['python', 'eval.py'], env: { T: { fromEnv: 'JUDGE_TOKEN' } }, timeoutMs: 120_000, min: 0.9 });
     const h = parse({ name: 'judge', kind: 'http', url: 'https://j/{{model}}', valuePath: '$.a.b[0]', headers: { A: { fromEnv: 'X' } }, min: 0.9 });
     assert.equal(h.metric, 'http');
+    // The union by kind: what parsed as a command or http gate is typed as one.
+    assert.ok(c.kind === 'command' && h.kind === 'http');
     const registry = defaultGateRegistry();
     assert.deepEqual(registry.validate(c), []);
     assert.deepEqual(registry.validate(h), []);

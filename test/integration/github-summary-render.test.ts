@@ -7,7 +7,7 @@ import type { Browser } from 'playwright-core';
 import { deployReport, resolveReport, rollbackReport } from '../../src/cli/github/reports.js';
 import type { RunPlace } from '../../src/services/report-facts.js';
 import { SUMMARY_LIMITS } from '../../src/cli/github/summary.js';
-import type { GateSpec } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { describePlan } from '../../src/rollout/describe.js';
 import type { RolloutResult } from '../../src/rollout/engine.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { PrometheusClient } from '../../src/gates/prometheus.js';
 import { PrometheusStatsGateEvaluator } from '../../src/gates/prometheus-stats.js';
 import { PROMETHEUS_STATS_KIND, defaultGateRegistry } from '../../src/gates/registry.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { projectConfigSchema, resolveStoreSettings } from '../../src/config/project.js';
-import { parseYamlText } from '../../src/cli/yaml-file.js';
+import { parseYamlText } from '../../src/core/yaml-file.js';
 import { parseStoreUrl } from '../../src/store/open.js';
 
 test('store precedence: default < modelctl.yaml < environment/flag', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GateResult, GateSpec } from '../../src/gates/contracts.js';
+import type { GateResult, GateSpec } from '../../src/core/gates.js';
 import { StepAnalysis } from '../../src/rollout/analysis.js';
 
 /** The step verdict rules on their own (the engine tests exercise them end to end). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
-import type { RolloutPlan } from '../../src/ledger/model.js';
+import type { RolloutPlan } from '../../src/core/model.js';
 import type { RolloutResult } from '../../src/rollout/engine.js';
 import { ContendedLedgerStore, FailingLedgerStore } from '../fakes/ledger.js';
 import { MODEL, plan, ref, show, World } from '../fakes/world.js';

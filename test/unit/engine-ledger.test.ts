@@ -5,7 +5,7 @@ import { acquireLock, lockState, LockLostError, releaseLock, renewLock, type Loc
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js';
 import { emptyLedger, LedgerConflictError } from '../../src/ledger/model.js';
 import { updateLedger, updateLedgerAt } from '../../src/rollout/ledger-update.js';
-import { sharedPerCheck, type VersionWindow } from '../../src/rollout/contracts.js';
+import { sharedPerCheck, type VersionWindow } from '../../src/core/ports.js';
 import { ContendedLedgerStore } from '../fakes/ledger.js';
 
 const alice: LockOwner = { holder: 'alice', pid: 1, host: 'a' };

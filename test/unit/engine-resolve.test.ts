@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import type { RolloutStartedEvent } from '../../src/core/events.js';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { LockLostError } from '../../src/ledger/lock.js';
-import { OUTCOME_EXIT_CODES, type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
+import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
+import { type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
 import { emptyWindow } from '../fakes/metrics.js';
 import { MODEL, plan, ref, show, World } from '../fakes/world.js';
 
@@ -269,7 +271,7 @@ describe('deploy --resume with plan flags given again', () => {
     const r = await w.engine().deploy(ref('1.1.0'), PLAN, { resume: true, resumeTimings: { intervalMs: 300_000, checkEveryMs: 100_000 } });
     assert.equal(r.outcome, 'promoted');
     assert.equal(w.clock.now() - t0, 2 * 300_000, 'two steps baked 5 minutes each');
-    assert.deepEqual(r.events.find((e) => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
+    assert.deepEqual(r.events.find((e): e is RolloutStartedEvent => e.type === 'rollout-resumed')!.changed, { intervalMs: 300_000, checkEveryMs: 100_000 });
     assert.equal(r.steps[0]!.tallies![0]!.measurements, 3);
   });
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { isGateEvent } from '../../src/core/events.js';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
-import type { GateSpec } from '../../src/gates/contracts.js';
-import type { RolloutPlan } from '../../src/ledger/model.js';
-import { OUTCOME_EXIT_CODES, type StatusView } from '../../src/rollout/engine.js';
+import type { GateSpec } from '../../src/core/gates.js';
+import type { RolloutPlan } from '../../src/core/model.js';
+import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
+import { type StatusView } from '../../src/rollout/engine.js';
 import { emptyWindow } from '../fakes/metrics.js';
 import { ERROR_GATE, MODEL, plan, ref, World } from '../fakes/world.js';
 
@@ -182,7 +184,7 @@ describe('canary', () => {
     await w.seed('1.0.0');
     const r = await w.engine().deploy(ref('1.1.0'), plan({ intervalMs: 120_000 }));
     assert.equal(r.outcome, 'promoted');
-    const first = r.events.filter((e) => e.type === 'gate-evaluated').slice(0, 4).map((e) => e.verdict);
+    const first = r.events.filter(isGateEvent).filter((e) => e.type === 'gate-evaluated').slice(0, 4).map((e) => e.verdict);
     assert.deepEqual(first, ['inconclusive', 'inconclusive', 'inconclusive', 'pass']);
     assert.equal(r.steps[0]!.tallies![0]!.inconclusive, 0);
   });
@@ -366,7 +368,7 @@ describe('analysis limits (Argo semantics) through the engine', () => {
     // Alongside a real gate (a plan judged by dry-run gates only is refused: see "no plan promotes …").
     const { r } = await run({ ...ERROR_GATE, dryRun: true, critical: true }, () => 0.5, { gates: [{ ...ERROR_GATE, dryRun: true, critical: true }, { ...ERROR_GATE, name: 'lenient', max: 0.9 }] });
     assert.equal(r.outcome, 'promoted');
-    const ev = r.events.filter((e) => e.type === 'gate-failed');
+    const ev = r.events.filter(isGateEvent).filter((e) => e.type === 'gate-failed');
     assert.equal(ev.length, 3);
     assert.equal(ev[0]!.dryRun, true);
     assert.equal(r.steps[0]!.gates[0]!.verdict, 'fail');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { GateSpec } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { createContext } from '../../src/services/context.js';
 import { gateRegistryFor } from '../../src/services/rollouts.js';
 

@@ -4,7 +4,7 @@ import { UsageError } from '../../src/core/errors.js';
 import { agreementOf, answerReadable, compareAnswers, normaliseText, parseAnswerComparison, parseJsonPath, valueAt, type AnswerComparison } from '../../src/gates/answers.js';
 import { z } from 'zod';
 import { serveSpecSchema } from '../../src/bundle/serve.js';
-import { parseYamlText } from '../../src/cli/yaml-file.js';
+import { parseYamlText } from '../../src/core/yaml-file.js';
 import { readAnswer } from '../../src/targets/local/window.js';
 
 const spec = (raw: unknown): AnswerComparison => parseAnswerComparison(raw, 'bundle.yaml: serve.agreement');

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { DriftGate, GateSpec, StatisticalGate } from '../../src/core/gates.js';
 import { DriftGateEvaluator } from '../../src/gates/drift.js';
 import { defaultGateRegistry } from '../../src/gates/registry.js';
 import { StatisticalGateEvaluator } from '../../src/gates/statistical.js';
 import { binomial, mulberry32, normal } from '../../src/gates/stats/prng.js';
-import type { VersionWindow } from '../../src/rollout/contracts.js';
-import { parseRolloutSection, toGate } from '../../src/rollout/plan.js';
+import type { VersionWindow } from '../../src/core/ports.js';
+import { parseRolloutSection } from '../../src/rollout/plan.js';
+import { toGate } from '../../src/gates/schema.js';
 import { FakeClock } from '../fakes/clock.js';
 import { emptyWindow, FakeMetricSource } from '../fakes/metrics.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
@@ -29,7 +31,7 @@ function source(windows: Record<string, Partial<VersionWindow> | Error>): FakeMe
 
 const stat = new StatisticalGateEvaluator();
 const drift = new DriftGateEvaluator();
-const ERRORS: GateSpec = { name: 'errors', kind: 'statistical', metric: 'error-rate' };
+const ERRORS: StatisticalGate = { name: 'errors', kind: 'statistical', metric: 'error-rate' };
 
 describe('statistical error-rate gate', () => {
   test('a bad canary fails; the reason gives the statistic, p-value, both sides and the rule', async () => {
@@ -186,7 +188,7 @@ describe('validation, registry and plan fields', () => {
   });
 
   test('spec problems in words', () => {
-    const problems = (g: GateSpec) => reg.validate(g).join('\n');
+    const problems = (g: StatisticalGate | DriftGate) => reg.validate(g).join('\n');
     assert.match(problems({ ...ERRORS, metric: 'score-mean' }), /kind statistical measures error-rate, latency or latency-pNN, not "score-mean"/);
     assert.match(problems({ ...ERRORS, max: 0.1 }), /max does not apply to kind statistical/);
     assert.match(problems({ ...ERRORS, direction: 'decrease' }), /error-rate gate only fails on an increase/);
@@ -209,8 +211,10 @@ describe('validation, registry and plan fields', () => {
     );
     const gates = section.gates!.map((g) => toGate(g, 'modelctl.yaml'));
     assert.deepEqual(gates[0], { name: 'errors', kind: 'statistical', metric: 'error-rate', confidence: 0.99, tolerance: 0.1, maxDelta: 0.001, sequential: true, critical: true });
-    assert.equal(gates[1]!.effectSize, 1.2);
-    assert.equal(gates[2]!.buckets, 20);
+    const [, latency, drift] = gates;
+    assert.ok(latency?.kind === 'statistical' && drift?.kind === 'drift');
+    assert.equal(latency.effectSize, 1.2);
+    assert.equal(drift.buckets, 20);
     for (const g of gates) assert.deepEqual(reg.validate(g), [], g.name);
     assert.throws(() => parseRolloutSection({ gates: [{ name: 'x', metric: 'error-rate', direction: 'up' }] }, 'modelctl.yaml'), /rollout\.gates\.0\.direction/);
     assert.throws(() => parseRolloutSection({ gates: [{ name: 'x', metric: 'error-rate', confidence: 1 }] }, 'modelctl.yaml'), /rollout\.gates\.0\.confidence/);

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { judge, validateCommon } from '../../src/gates/compare.js';
-import type { GateContext, GateEvaluator, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext, GateEvaluator } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { defaultLocalGates, LOCAL_METRICS, LocalGateEvaluator } from '../../src/gates/local.js';
 import { defaultGateRegistry, GateRegistry } from '../../src/gates/registry.js';
-import type { MetricSource, VersionWindow } from '../../src/rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../../src/core/ports.js';
 import { emptyWindow } from '../fakes/metrics.js';
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -185,7 +186,8 @@ describe('GateRegistry', () => {
     assert.deepEqual(reg.phasesOf(prom), ['canary']);
     const local = await reg.evaluate({ name: 'l', metric: 'error-rate', max: 0.1 }, ctx, source({ '2.0.0': errors(100, 0) }));
     assert.equal(local.verdict, 'pass');
-    const odd: GateSpec = { name: 'o', kind: 'datadog', metric: 'x', max: 1 };
+    // An unknown kind has no member in the union: it can only arrive untyped (an old ledger, a caller in JavaScript).
+    const odd: GateSpec = JSON.parse('{"name": "o", "kind": "datadog", "metric": "x", "max": 1}');
     assert.match(reg.validate(odd).join(), /unknown kind "datadog" \(known: local, statistical, drift, command, http, prometheus\)/);
     assert.equal((await reg.evaluate(odd, ctx, source({}))).verdict, 'error');
     assert.deepEqual(new GateRegistry().validate(prom).length, 1);

@@ -7,7 +7,11 @@ import { deployReport, pushReport, resolveReport, rollbackReport, s3ConsoleRefsU
 import { runPlace } from '../../src/services/report-facts.js';
 import { compactLimit, deploySummary, planSummary, SUMMARY_LIMITS, type BundleChange } from '../../src/cli/github/summary.js';
 import { describePlan } from '../../src/rollout/describe.js';
-import type { RolloutEvent, RolloutResult } from '../../src/rollout/engine.js';
+import type { GateEvent, RolloutEvent, RolloutStartedEvent } from '../../src/core/events.js';
+
+/** The fields of a rollout-started event these charts do not read. */
+const START: Omit<RolloutStartedEvent, 'at' | 'type'> = { version: '1.2.0', digest: 'sha256:0', phase: 'starting', stable: null, steps: [5, 100] };
+import type { RolloutResult } from '../../src/rollout/engine.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
 
 /**
@@ -223,13 +227,13 @@ describe('charts', () => {
   });
 
   test('a numeric limit carried by the event wins over the words', () => {
-    const e = (extra: Record<string, unknown>): RolloutEvent => ({ at: 1000, type: 'gate-evaluated', gate: 'g', verdict: 'pass', value: 1, limit: '<= stable × 1.2', ...extra });
-    const s = gateSeries([{ at: 0, type: 'rollout-started' }, e({ limitValue: 1.44 }), e({ limitMax: 2, limitMin: 0.5 }), e({})]);
+    const e = (extra: Partial<GateEvent>): RolloutEvent => ({ at: 1000, type: 'gate-evaluated', gate: 'g', verdict: 'pass', value: 1, limit: '<= stable × 1.2', ...extra });
+    const s = gateSeries([{ at: 0, type: 'rollout-started', ...START }, e({ limitValue: 1.44 }), e({ limitMax: 2, limitMin: 0.5 }), e({})]);
     assert.deepEqual(s.get('g')!.map((p) => [p.t, p.upper, p.lower]), [[1, 1.44, null], [1, 2, 0.5], [1, null, null]]);
   });
 
   test('120 measurements on the time grid: gaps bridged, a spike kept at its time, limits filled, no line without a number', async () => {
-    const start: RolloutEvent = { at: 0, type: 'rollout-started' };
+    const start: RolloutEvent = { at: 0, type: 'rollout-started', ...START };
     const evs: RolloutEvent[] = [start];
     for (let i = 1; i <= 120; i++) {
       evs.push({ at: i * 1000, type: i === 77 ? 'gate-failed' : 'gate-evaluated', gate: 'rate', verdict: i === 77 ? 'fail' : 'pass', value: i === 3 ? null : i === 77 ? 50 : i / 10, limit: i < 10 ? '>= stable × 0.9' : `>= stable (${i / 5}) × 0.9 = ${(i / 5) * 0.9}` });
@@ -263,8 +267,8 @@ describe('charts', () => {
 
   test('one measurement (a rollback at the first check): bars of candidate and stable, the limit as a line', () => {
     const evs: RolloutEvent[] = [
-      { at: 0, type: 'rollout-started', stable: '1.1.0' },
-      { at: 0, type: 'step-started', phase: 'canary', weight: 5, mirror: 0 },
+      { at: 0, type: 'rollout-started', ...START, stable: '1.1.0' },
+      { at: 0, type: 'step-started', phase: 'canary', index: 0, weight: 5, mirror: 0 },
       { at: 10_000, type: 'gate-failed', gate: 'error-rate', verdict: 'fail', value: 0.35, limit: '<= 0.05 and <= stable (0.004) × 1.5 + 0.01 = 0.016' },
       { at: 10_000, type: 'gate-failed', gate: 'abs', verdict: 'fail', value: 0.35, limit: '<= 0.05' },
     ];

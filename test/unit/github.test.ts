@@ -5,7 +5,7 @@ import { collectSecrets, maskCommands, registerSecretSource, secretSources, urlC
 import { formatOutput, formatOutputs, parseOutputFile } from '../../src/cli/github/outputs.js';
 import { GithubRolloutLog } from '../../src/cli/github/rollout-log.js';
 import { createRolloutView } from '../../src/cli/rollout-view.js';
-import type { RolloutEvent } from '../../src/rollout/engine.js';
+import type { RolloutEvent } from '../../src/core/events.js';
 
 /**
  * The GitHub Actions formatters, checked against the runner's own parsing rules (actions/runner
@@ -158,8 +158,9 @@ describe('masking', () => {
   });
 });
 
+/** An event from loose parts, as an older or newer modelctl's JSON may hold it (the log must not care). */
 function ev(at: number, type: string, fields: Record<string, unknown> = {}): RolloutEvent {
-  return { at, type, ...fields };
+  return { at, type, ...fields } as RolloutEvent;
 }
 
 describe('rollout log in GitHub Actions mode', () => {

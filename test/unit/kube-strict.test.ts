@@ -11,7 +11,7 @@ import { explainUnknownFields, httpRouteCrdFacts, parseWarnings, unknownFieldsOf
 import { describeGatewaySupport, gatewayApiSupport, preflightRoute } from '../../src/targets/kubernetes/gateway-support.js';
 import { httpRouteFor } from '../../src/targets/kubernetes/manifests.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings } from '../../src/targets/kubernetes/settings.js';
-import type { RolloutPlan } from '../../src/ledger/model.js';
+import type { RolloutPlan } from '../../src/core/model.js';
 import { openStore } from '../../src/store/open.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target.js';
 import { REPO_ROOT, useScratch } from '../helpers/fixtures.js';

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
-import type { GateSpec } from '../../src/gates/contracts.js';
-import { ladderFrom, parseDuration, parsePercent, parseRolloutSection, parseSteps, resolvePlan } from '../../src/rollout/plan.js';
+import type { GateSpec } from '../../src/core/gates.js';
+import { ladderFrom, parseRolloutSection, parseSteps, resolvePlan } from '../../src/rollout/plan.js';
+import { parseDuration, parsePercent } from '../../src/core/units.js';
 
 const usage = (e: ModelctlError) => e.exitCode === ExitCode.usage;
 const defaultGates: GateSpec[] = [{ name: 'errors', metric: 'error-rate', max: 0.05 }];

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { resolvePrometheusSettings } from '../../src/config/project.js';
 import { ExitCode, UsageError } from '../../src/core/errors.js';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { PrometheusGate } from '../../src/core/gates.js';
 import { checkExitCode, checkGates, loadGatesFile, overallVerdict, parseVars } from '../../src/gates/prometheus-check.js';
 import { PrometheusGateEvaluator } from '../../src/gates/prometheus-evaluator.js';
 import { PrometheusError, type PromInstantResult, type PromQuerier } from '../../src/gates/prometheus.js';
@@ -40,7 +41,7 @@ function querier(byVersion: Record<string, Answer>): PromQuerier & { asked: Arra
 }
 
 const ERR_Q = 'sum(rate(http_requests_total{version="{{version}}",code=~"5.."}[{{interval}}])) / sum(rate(http_requests_total{version="{{version}}"}[{{interval}}]))';
-const gate = (over: Partial<GateSpec> = {}): GateSpec => ({ name: 'error-rate', kind: 'prometheus', metric: 'query', query: ERR_Q, max: 0.01, ...over });
+const gate = (over: Partial<PrometheusGate> = {}): PrometheusGate => ({ name: 'error-rate', kind: 'prometheus', metric: 'query', query: ERR_Q, max: 0.01, ...over });
 
 describe('PrometheusGateEvaluator', () => {
   test('threshold pass and fail: resolved query, raw value in the reason, queried at ctx.now', async () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { GateContext, GateSpec } from '../../src/gates/contracts.js';
+import type { GateContext } from '../../src/gates/contracts.js';
+import type { GateSpec } from '../../src/core/gates.js';
 import { PrometheusClient } from '../../src/gates/prometheus.js';
 import { cumulativeBuckets, perBucketCounts, PrometheusStatsGateEvaluator } from '../../src/gates/prometheus-stats.js';
 import { defaultGateRegistry, PROMETHEUS_NOT_CONFIGURED, PROMETHEUS_STATS_KIND } from '../../src/gates/registry.js';
@@ -10,7 +11,8 @@ import { judgeErrorRate, StatisticalGateEvaluator } from '../../src/gates/statis
 import { psiFromCounts } from '../../src/gates/stats/distribution.js';
 import { emptyWindow, FakeMetricSource } from '../fakes/metrics.js';
 import { FakeClock } from '../fakes/clock.js';
-import { parseRolloutSection, toGate } from '../../src/rollout/plan.js';
+import { parseRolloutSection } from '../../src/rollout/plan.js';
+import { toGate } from '../../src/gates/schema.js';
 
 const NOW = 1_700_000_000_000;
 const ctx: GateContext = { model: 'm', candidate: '2.0.0', stable: '1.0.0', sinceMs: NOW - 120_000, now: NOW, phase: 'canary' };
@@ -269,11 +271,14 @@ describe('validation, registry routing and the gates-file schema', () => {
   test('gates file: the new fields parse; they need a Prometheus URL and kind statistical or drift', () => {
     const section = parseRolloutSection({ gates: [{ name: 'errors', kind: 'statistical', metric: 'error-rate', errorsQuery: ERRORS_Q, totalQuery: TOTAL_Q }] }, 'modelctl.yaml');
     const g = toGate(section.gates![0]!, 'modelctl.yaml', { queryGates: true });
+    assert.ok(g.kind === 'statistical');
     assert.equal(g.errorsQuery, ERRORS_Q);
     assert.equal(g.kind, 'statistical');
     assert.throws(() => toGate(section.gates![0]!, 'modelctl.yaml'), /reads Prometheus, and no Prometheus URL is configured/);
     const drift = parseRolloutSection({ gates: [{ name: 'd', kind: 'drift', metric: 'psi', source: 'prometheus', bucketsQuery: BUCKETS_Q }] }, 'x').gates![0]!;
-    assert.equal(toGate(drift, 'x', { queryGates: true }).source, 'prometheus');
+    const d = toGate(drift, 'x', { queryGates: true });
+    assert.ok(d.kind === 'drift');
+    assert.equal(d.source, 'prometheus');
     const local = parseRolloutSection({ gates: [{ name: 'l', metric: 'error-rate', max: 0.1, errorsQuery: ERRORS_Q }] }, 'x').gates![0]!;
     assert.throws(() => toGate(local, 'x', { queryGates: true }), /only kind statistical or drift takes/);
     assert.throws(() => parseRolloutSection({ gates: [{ name: 'x', kind: 'drift', metric: 'psi', source: 'elsewhere' }] }, 'x'), /source/);

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { describeEvent } from '../../src/cli/rollout-view.js';
+import type { RolloutEvent } from '../../src/core/events.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
 /** Every event type the engine emits, with the fields it carries. */
@@ -46,7 +47,8 @@ test('every engine event reads as words in the human log: no raw event names or 
   assert.ok(emitted.length >= 20, `found the engine's emits (${emitted.length})`);
   for (const type of emitted) assert.ok(type in SAMPLES, `no sample for event ${type}`);
   for (const [type, fields] of Object.entries(SAMPLES)) {
-    const line = describeEvent({ at: 0, type, ...fields });
+    // Samples are loose parts per type name (the engine's source is the list of types): typed by the type they name.
+    const line = describeEvent({ at: 0, type, ...fields } as RolloutEvent);
     assert.doesNotMatch(line, /\b[a-zA-Z]+=/, `${type}: ${line}`);
     assert.ok(!line.startsWith(type) || ['promoted', 'aborted', 'held', 'retired', 'rolled-back'].some((w) => line.startsWith(w)), `${type} is shown by its raw name: ${line}`);
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bundleSpecSchema } from '../../src/bundle/spec.js';
 import { UsageError } from '../../src/core/errors.js';
-import { parseYamlText } from '../../src/cli/yaml-file.js';
+import { parseYamlText } from '../../src/core/yaml-file.js';
 
 function errorOf(yaml: string): UsageError {
   try {

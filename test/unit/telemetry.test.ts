@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { ModelctlError } from '../../src/core/errors.js';
-import type { RolloutEvent } from '../../src/rollout/engine.js';
+import type { RolloutEvent } from '../../src/core/events.js';
 import { groupUrl, parsePushgateway, PUSH_JOB, pushgatewayUrlOf, RolloutMetrics, RolloutTelemetry } from '../../src/telemetry/index.js';
 import { groupingSegment } from '../../src/telemetry/push.js';
 import { emptyWindow } from '../fakes/metrics.js';
@@ -269,7 +269,7 @@ describe('Pushgateway push', () => {
       const tel = new RolloutTelemetry({ model: MODEL, target: 'local', pushgateway: parsePushgateway(url), warn: (m) => warnings.push(m) });
       gate = new Promise<void>((r) => (release = r));
       // Four phase changes while the first push hangs: one in flight, one pending (with the latest state).
-      tel.onEvent({ type: 'rollout-started', at: 0, version: '1.1.0', phase: 'starting' });
+      tel.onEvent({ type: 'rollout-started', at: 0, version: '1.1.0', phase: 'starting', digest: 'sha256:0', stable: '1.0.0', steps: [10, 100] });
       tel.onEvent({ type: 'step-started', at: 1, phase: 'canary', index: 0, weight: 10, mirror: 0 });
       tel.onEvent({ type: 'rollback-started', at: 2, reason: 'x' });
       tel.onEvent({ type: 'rolled-back', at: 3, to: '1.0.0' });
@@ -303,8 +303,8 @@ describe('Pushgateway push', () => {
       const run = async (url: string, model = MODEL) => {
         const warnings: string[] = [];
         const tel = new RolloutTelemetry({ model, target: 'local', pushgateway: { ...parsePushgateway(url), timeoutMs: 300 }, warn: (m) => warnings.push(m) });
-        tel.onEvent({ type: 'rollout-started', at: 0, version: '1.1.0', phase: 'starting' });
-        tel.onEvent({ type: 'promoted', at: 1, version: '1.1.0' });
+        tel.onEvent({ type: 'rollout-started', at: 0, version: '1.1.0', phase: 'starting', digest: 'sha256:0', stable: '1.0.0', steps: [10, 100] });
+        tel.onEvent({ type: 'promoted', at: 1, version: '1.1.0', stableSet: ['1.1.0'] });
         const t0 = Date.now();
         await tel.flush();
         return { warnings, ms: Date.now() - t0 };

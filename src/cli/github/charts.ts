@@ -1,4 +1,4 @@
-import type { RolloutEvent } from '../../rollout/engine.js';
+import { isGateEvent, type GateEvent, type RolloutEvent } from '../../core/events.js';
 import type { XyChart, XySeries } from './mermaid.js';
 
 /**
@@ -58,7 +58,7 @@ function finite(v: unknown): number | null {
 }
 
 /** The bounds of one evaluation: numeric fields on the event win over the words. */
-export function eventBounds(e: RolloutEvent): Bounds {
+export function eventBounds(e: GateEvent): Bounds {
   const words = typeof e.limit === 'string' ? parseLimit(e.limit) : { upper: null, lower: null };
   const upper = finite(e.limitMax) ?? finite(e.limitUpper);
   const lower = finite(e.limitMin) ?? finite(e.limitLower);
@@ -69,9 +69,8 @@ export function eventBounds(e: RolloutEvent): Bounds {
 }
 
 /** The stable value of one evaluation: a `baseline` on the event, else the one in the limit's words. */
-export function eventStable(e: RolloutEvent): number | null {
-  const b = e.baseline as { value?: unknown } | undefined;
-  return finite(b?.value) ?? (typeof e.limit === 'string' ? stableOfLimit(e.limit) : null);
+export function eventStable(e: GateEvent): number | null {
+  return finite(e.baseline?.value) ?? (typeof e.limit === 'string' ? stableOfLimit(e.limit) : null);
 }
 
 export interface GatePoint {
@@ -86,16 +85,13 @@ export interface GatePoint {
   phase: string;
 }
 
-export function isGateEvent(e: RolloutEvent): boolean {
-  return e.type === 'gate-evaluated' || e.type === 'gate-failed';
-}
 
 /** Per gate (in order of first appearance), its numeric measurements. */
 export function gateSeries(events: readonly RolloutEvent[]): Map<string, GatePoint[]> {
   const start = events[0]?.at ?? 0;
   const series = new Map<string, GatePoint[]>();
   for (const e of events) {
-    if (!isGateEvent(e) || typeof e.gate !== 'string') continue;
+    if (!isGateEvent(e)) continue;
     const points = series.get(e.gate) ?? [];
     series.set(e.gate, points);
     if (typeof e.value !== 'number' || !Number.isFinite(e.value)) continue; // no data: nothing to plot

@@ -1,4 +1,4 @@
-import type { RolloutEvent } from '../../rollout/engine.js';
+import type { GateEvent, RolloutEvent, RolloutEventType } from '../../core/events.js';
 import { annotation, endGroup, group, inertLine, type Annotation } from './commands.js';
 
 /**
@@ -93,9 +93,9 @@ export class GithubRolloutLog {
 }
 
 /** Outcome events: printed outside any group. */
-const FINAL = new Set(['promoted', 'rolled-back', 'aborted', 'held', 'shadow-finished']);
+const FINAL: ReadonlySet<RolloutEventType> = new Set<RolloutEventType>(['promoted', 'rolled-back', 'aborted', 'held', 'shadow-finished']);
 /** Events that end their phase's group after being printed. */
-const CLOSES_AFTER = new Set(['version-ready', 'step-passed', 'shadow-passed', 'step-failed']);
+const CLOSES_AFTER: ReadonlySet<RolloutEventType> = new Set<RolloutEventType>(['version-ready', 'step-passed', 'shadow-passed', 'step-failed']);
 
 function str(v: unknown): string {
   return v === null || v === undefined ? '-' : String(v);
@@ -110,7 +110,7 @@ function list(v: unknown): string {
 }
 
 /** "0.52 against limit <= 0.05 (120 samples): 62 of 120 requests failed" */
-export function measured(e: RolloutEvent): string {
+export function measured(e: GateEvent): string {
   const value = typeof e.value === 'number' ? String(Number(e.value.toPrecision(4))) : 'no value';
   const limit = e.limit ? ` against limit ${str(e.limit)}` : '';
   const samples = typeof e.samples === 'number' ? ` (${e.samples} samples)` : '';

@@ -1,11 +1,12 @@
-import type { GateResult } from '../../gates/contracts.js';
+import type { GateResult } from '../../core/gates.js';
 import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
-import type { RollbackResult, RolloutEvent, RolloutResult } from '../../rollout/engine.js';
+import type { RollbackResult, RolloutResult } from '../../rollout/engine.js';
+import { isGateEvent, isStartEvent, type RolloutEvent, type VersionEvent } from '../../core/events.js';
 import type { ComponentDiff } from '../../bundle/transfer.js';
 import type { BundleChange } from '../../services/report-facts.js';
 import { formatBytes } from '../format.js';
-import { COLOURS, fmtTime, gateChart, gateSeries, isGateEvent, markers, stableOfLimit, type GateChart } from './charts.js';
+import { COLOURS, fmtTime, gateChart, gateSeries, markers, stableOfLimit, type GateChart } from './charts.js';
 import { a, code, link, table, text } from './markdown.js';
 import { renderXyChart, validateXyChart } from './mermaid.js';
 
@@ -97,7 +98,7 @@ function trafficWords(weights: unknown): string {
 function lastTraffic(events: readonly RolloutEvent[]): unknown {
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i]!;
-    if (e.type === 'held' && e.traffic) return (e.traffic as { weights?: unknown }).weights;
+    if (e.type === 'held' && e.traffic) return e.traffic.weights;
     if (e.type === 'traffic-applied') return e.weights;
   }
   return undefined;
@@ -259,7 +260,7 @@ function stableValue(g: GateResult): number | null {
  * verdict, and the step. Failed gates first.
  */
 export function gatesTable(r: RolloutResult): string {
-  const stable = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed')?.stable;
+  const stable = r.events.find(isStartEvent)?.stable;
   const headers = ['Gate', `Candidate ${code(r.version)}`, `Stable${typeof stable === 'string' ? ` ${code(stable)}` : ''}`, 'Limit', 'Verdict', 'Step'];
   const rows = latestGates(r.steps)
     .sort((x, y) => Number(y.gate.verdict === 'fail') - Number(x.gate.verdict === 'fail'))
@@ -344,9 +345,9 @@ export function chartsSection(r: Pick<RolloutResult, 'events' | 'version'>, maxC
   const parts: string[] = [];
   const series = gateSeries(r.events);
   const marks = markers(r.events);
-  const stable = r.events.find((e) => e.type === 'rollout-started' || e.type === 'rollout-resumed')?.stable;
+  const stable = r.events.find(isStartEvent)?.stable;
   const v = { candidate: r.version, stable: typeof stable === 'string' ? stable : null };
-  const failed = new Set(r.events.filter((e) => e.type === 'gate-failed' && !e.dryRun).map((e) => String(e.gate)));
+  const failed = new Set(r.events.filter(isGateEvent).filter((e) => e.type === 'gate-failed' && !e.dryRun).map((e) => e.gate));
   const gates = [...series.keys()].sort((x, y) => Number(failed.has(y)) - Number(failed.has(x)));
   let charts = 0;
   for (const gate of gates) {
@@ -472,7 +473,7 @@ export function rollbackSummary(r: RollbackResult, context?: SummaryContext): st
   }
   const word = r.healthy === false ? 'MANUAL ROLLBACK, NOT HEALTHY' : 'MANUAL ROLLBACK';
   const health = r.healthy === false ? `it **failed** its health check` : 'its health check passed';
-  const cascade = r.events.filter((e) => e.type === 'stable-unhealthy').map((e) => code(String(e.version)));
+  const cascade = r.events.filter((e): e is VersionEvent => e.type === 'stable-unhealthy').map((e) => code(e.version));
   return [
     heading(word, `${code(r.model)} → ${code(r.to)}${r.from ? ` (was ${code(r.from)})` : ''}`),
     '',

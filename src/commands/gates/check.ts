@@ -5,7 +5,7 @@ import { checkExitCode, checkGates, loadGatesFile, parseVars, renderCheck, type 
 import { PrometheusGateEvaluator } from '../../gates/prometheus-evaluator.js';
 import { PrometheusClient } from '../../gates/prometheus.js';
 import { PROMETHEUS_NOT_CONFIGURED } from '../../gates/registry.js';
-import { parseDuration } from '../../rollout/plan.js';
+import { parseDuration } from '../../core/units.js';
 import type { GithubReport } from '../../cli/github/reports.js';
 
 export default class GatesCheck extends BaseCommand {

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { parseDuration } from '../../rollout/plan.js';
+import { parseDuration } from '../../core/units.js';
 import { METER_PORT, SERVING_PORT, TRAFFIC_PORT } from '../../targets/kubernetes/settings.js';
 
 interface MeterRun {

@@ -29,7 +29,7 @@ Bounded: at most 2000 rps, 10 minutes, 200 000 requests and 256 requests in flig
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(LocalLoad);
-    const [{ runLoad, checkLoadBounds }, { parseDuration }] = await Promise.all([import('../../targets/local/load.js'), import('../../rollout/plan.js')]);
+    const [{ runLoad, checkLoadBounds }, { parseDuration }] = await Promise.all([import('../../targets/local/load.js'), import('../../core/units.js')]);
     const { connectRuntime } = await import('../../targets/local/client.js');
     const durationMs = parseDuration(flags.duration, '--duration');
     checkLoadBounds(flags.rps, durationMs);

@@ -1,7 +1,7 @@
 import semver from 'semver';
 import { UnavailableError, UsageError } from '../../core/errors.js';
-import type { RolloutPlan } from '../../ledger/model.js';
-import type { VersionRef } from '../../rollout/contracts.js';
+import type { RolloutPlan } from '../../core/model.js';
+import type { VersionRef } from '../../core/model.js';
 import { list } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';

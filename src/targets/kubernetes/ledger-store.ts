@@ -1,5 +1,6 @@
 import type { KubernetesObject, V1ConfigMap, V1Lease } from '@kubernetes/client-node';
-import { emptyLedger, LedgerConflictError, type LedgerStore, type LockRecord, type ModelLedger, type Release, type Versioned } from '../../ledger/model.js';
+import { emptyLedger, LedgerConflictError, type LedgerStore, type ModelLedger, type Release, type Versioned } from '../../ledger/model.js';
+import { type LockRecord } from '../../core/model.js';
 import { KubeConflictError, type KubeApi } from './client.js';
 import { ledgerConfigMapFor, leaseFor, parseMicroTime, LEDGER_KEY } from './manifests.js';
 import { ANNOTATIONS, LABELS, ledgerConfigMapName, leaseName, MANAGED_BY } from './names.js';

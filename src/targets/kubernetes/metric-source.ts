@@ -1,7 +1,7 @@
 import { CoreV1Api, Observable, type KubeConfig, type ObservableMiddleware } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { UnavailableError } from '../../core/errors.js';
-import type { MetricSource } from '../../rollout/contracts.js';
+import type { MetricSource } from '../../core/ports.js';
 import type { LocalWindow } from '../local/window.js';
 import { withStrictWrites } from './client.js';
 import { selectorString, versionSelector } from './names.js';

@@ -1,5 +1,5 @@
 import type { LedgerStore } from '../../ledger/model.js';
-import type { MetricSource, Target } from '../../rollout/contracts.js';
+import type { MetricSource, Target } from '../../core/ports.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectKube, KubeApi, type KubeConnection } from './client.js';
 import { KubernetesLedgerStore } from './ledger-store.js';

@@ -1,7 +1,7 @@
 import type { ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
-import type { RolloutPlan } from '../../ledger/model.js';
-import type { TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import type { RolloutPlan } from '../../core/model.js';
+import type { TrafficSplit, VersionRef } from '../../core/model.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
 import { replicaPlan } from './replicas.js';
 import type { KubernetesSettings } from './settings.js';

@@ -1,4 +1,4 @@
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 import { assertNoMirrorWithoutGateway } from './manifests.js';
 
 /**

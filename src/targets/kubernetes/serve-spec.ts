@@ -1,6 +1,6 @@
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
-import type { VersionRef } from '../../rollout/contracts.js';
+import type { VersionRef } from '../../core/model.js';
 import { fetchManifest, resolveRef } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../../core/errors.js';
-import { parseDuration } from '../../rollout/plan.js';
+import { parseDuration } from '../../core/units.js';
 
 /**
  * The `kubernetes:` section of modelctl.yaml: where and how versions run on a cluster. Everything

@@ -1,6 +1,6 @@
 import type { ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
-import type { VersionRef } from '../../rollout/contracts.js';
+import type { VersionRef } from '../../core/model.js';
 import type { KubernetesSettings } from './settings.js';
 
 /**

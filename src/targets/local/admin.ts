@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { bundleName } from '../../bundle/spec.js';
 import { isExactSemver } from '../../bundle/semver.js';
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 import { normalizeSplit, splitProblems } from './balance.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { LocalPaths } from './paths.js';

@@ -1,4 +1,4 @@
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 
 /**
  * Pure traffic-splitting logic of the local router (no I/O, unit-testable).

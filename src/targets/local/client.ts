@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, ModelctlError, NotFoundError, UnavailableError, UsageError, ExitCode } from '../../core/errors.js';
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 import { localPaths, rotateIfLarge, type LocalPaths } from './paths.js';
 import { emptyState, readJson, readState, writeJsonAtomic, type RuntimeInfo } from './state.js';
 import type { VersionInfo } from './supervisor.js';

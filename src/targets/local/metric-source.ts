@@ -1,5 +1,5 @@
 import { UnavailableError } from '../../core/errors.js';
-import type { MetricSource, VersionWindow } from '../../rollout/contracts.js';
+import type { MetricSource, VersionWindow } from '../../core/ports.js';
 import { connectRuntime } from './client.js';
 import { localPaths } from './paths.js';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 import { MirrorSampler, normalizeSplit, SmoothWeightedRoundRobin } from './balance.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { versionKey } from './paths.js';

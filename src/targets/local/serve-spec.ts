@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { loadYamlFile } from '../../cli/yaml-file.js';
+import { loadYamlFile } from '../../core/yaml-file.js';
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { BUNDLE_FILE, bundleSpecSchema } from '../../bundle/spec.js';
 import { UsageError } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-import type { TrafficSplit } from '../../rollout/contracts.js';
+import type { TrafficSplit } from '../../core/model.js';
 import { connectRuntime, type RuntimeClient } from './client.js';
 import { localPaths } from './paths.js';
 import { readState } from './state.js';

@@ -1,6 +1,7 @@
 import { rm, stat } from 'node:fs/promises';
 import { IntegrityError } from '../../core/errors.js';
-import type { ObservedState, Target, TrafficSplit, VersionRef } from '../../rollout/contracts.js';
+import type { ObservedState, Target } from '../../core/ports.js';
+import type { TrafficSplit, VersionRef } from '../../core/model.js';
 import { pull, verifyLocal } from '../../bundle/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';

@@ -1,5 +1,5 @@
 import { answerReadable, type AnswerComparison } from '../../gates/answers.js';
-import type { VersionWindow } from '../../rollout/contracts.js';
+import type { VersionWindow } from '../../core/ports.js';
 import { numericField, parseJson } from './http-util.js';
 import { fieldOf } from './serve-spec.js';
 

@@ -1,4 +1,4 @@
-import type { VersionWindow } from '../../../src/rollout/contracts.js';
+import type { VersionWindow } from '../../../src/core/ports.js';
 
 /**
  * What a pod's metering sidecar reports to the fake's pod proxy: 200 requests, errors at

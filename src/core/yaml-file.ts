@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { UsageError } from '../core/errors.js';
+import { UsageError } from './errors.js';
 
 /** One problem in a YAML file, located as precisely as the document allows. */
 export interface YamlIssue {

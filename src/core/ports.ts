@@ -1,11 +1,11 @@
 /**
- * The contracts between the rollout engine and the world. The engine only ever talks to these
+ * The ports: the contracts between the rollout engine and the world. The engine only ever talks to these
  * interfaces (DESIGN.md): a Target runs versions and moves traffic, a MetricSource measures them,
  * a LedgerStore remembers everything before it is done, a Clock tells time. One implementation per
  * backend (local runtime now, Kubernetes and Prometheus next); fakes in tests.
  */
 
-import type { RolloutPlan } from '../ledger/model.js';
+import type { RolloutPlan, TrafficSplit, VersionRef } from './model.js';
 
 /** Milliseconds since the epoch; the engine never reads the system clock itself. */
 export interface Clock {
@@ -29,19 +29,6 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true });
     }),
 };
-
-/** Where traffic goes: integer percentages per version summing to 100, plus an optional mirror. */
-export interface TrafficSplit {
-  weights: Record<string, number>;
-  /** A share of live requests copied to `version`; its answers are discarded (never seen by callers). */
-  mirror: { version: string; percent: number } | null;
-}
-
-export interface VersionRef {
-  model: string;
-  version: string;
-  digest: string;
-}
 
 /** Runs versions and routes traffic. Every method is idempotent (the engine may repeat a step after a crash). */
 export interface Target {
