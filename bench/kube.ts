@@ -48,7 +48,7 @@ import { systemClock } from '../src/core/ports.js';
 import { type VersionRef } from '../src/core/model.js';
 import { RolloutEngine, type RolloutResult } from '../src/rollout/engine.js';
 import { type RolloutEvent } from '../src/core/events.js';
-import { openLocalBundle, push } from '../src/bundle/transfer.js';
+import { openLocalBundle, push } from '../src/store/transfer.js';
 import { openStore } from '../src/store/open.js';
 import type { BundleStore } from '../src/store/store.js';
 import { openKubernetes } from '../src/targets/kubernetes/open.js';

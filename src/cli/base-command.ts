@@ -35,7 +35,8 @@ export abstract class BaseCommand extends Command {
 
   /** Make the context; a test runs a command in process over a context of its own by overriding this. */
   protected async createContext(): Promise<Context> {
-    return (await import('../services/context.js')).createContext();
+    const [{ createContext }, { maskSecret }] = await Promise.all([import('../services/context.js'), import('./github/mask.js')]);
+    return createContext({ onSecret: (value) => maskSecret(value) });
   }
 
   override async init(): Promise<void> {

@@ -7,7 +7,6 @@ import { PROMETHEUS_DEFAULTS, type PrometheusAuth, type PrometheusSettings } fro
 import { parseDuration } from '../core/units.js';
 import { UsageError } from '../core/errors.js';
 import { parseYamlText } from '../core/yaml-file.js';
-import { maskSecret } from '../cli/github/mask.js';
 import { defaultStoreUrl } from '../util/home.js';
 
 export const PROJECT_CONFIG_FILE = 'modelctl.yaml';
@@ -172,6 +171,8 @@ export function resolvePrometheusSettings(
   flags: PrometheusFlags,
   project: LoadedProject,
   env: NodeJS.ProcessEnv = process.env,
+  /** Told each secret read from a variable modelctl.yaml names (the CLI masks it in GitHub Actions logs). */
+  onSecret: (value: string) => void = () => {},
 ): PrometheusSettings | undefined {
   const where = project.file ?? 'modelctl.yaml';
   const section = project.config.prometheus ?? {};
@@ -216,7 +217,7 @@ export function resolvePrometheusSettings(
   const secret = (name: string, field: string): string => {
     const v = env[name];
     if (!v) throw new UsageError(`${where}: prometheus.${field} names ${name}, which is not set (or empty)`, { hint: `export ${name}=… before running modelctl` });
-    maskSecret(v, env); // only known now that modelctl.yaml named it
+    onSecret(v); // only known now that modelctl.yaml named it
     return v;
   };
   let auth: PrometheusAuth | null = null;

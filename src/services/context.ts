@@ -14,6 +14,11 @@ export interface ContextOptions {
   /** How files are read (a test counts the reads of modelctl.yaml). */
   readText?: ReadText;
   clock?: Clock;
+  /**
+   * Told each secret learned at run time (a token in a variable modelctl.yaml names): the CLI masks
+   * it in GitHub Actions logs. Passed in, because output is the presentation layer's business.
+   */
+  onSecret?: (value: string) => void;
 }
 
 /**
@@ -32,6 +37,7 @@ export class Context {
   readonly env: NodeJS.ProcessEnv;
   readonly clock: Clock;
   private readonly readText: ReadText;
+  private readonly onSecret: (value: string) => void;
   private loaded: Promise<LoadedProject> | undefined;
   private stores = new Map<string, Promise<BundleStore>>();
 
@@ -40,6 +46,7 @@ export class Context {
     this.env = opts.env ?? process.env;
     this.clock = opts.clock ?? systemClock;
     this.readText = opts.readText ?? ((f) => readFile(f, 'utf8'));
+    this.onSecret = opts.onSecret ?? (() => {});
   }
 
   /** modelctl.yaml (found walking up from cwd), read and validated on first use; a bad file fails every call alike. */
@@ -79,7 +86,7 @@ export class Context {
   /** Prometheus settings (URL, headers, credentials from the variables modelctl.yaml names); undefined without a URL. */
   async prometheusSettings(flags: PrometheusFlags) {
     const { resolvePrometheusSettings } = await import('../config/project.js');
-    return resolvePrometheusSettings(flags, await this.project(), this.env);
+    return resolvePrometheusSettings(flags, await this.project(), this.env, this.onSecret);
   }
 
   /** What the Kubernetes target takes from modelctl.yaml (its kubernetes: section, validated with the file). */

@@ -8,7 +8,7 @@ import type { RolloutResult, HistoryEntry } from '../rollout/engine.js';
 import type { RolloutPlan } from '../core/model.js';
 import { FsStore } from '../store/fs-store.js';
 import { packDirectory } from '../bundle/source.js';
-import { push } from '../bundle/transfer.js';
+import { push } from '../store/transfer.js';
 import type { Context } from './context.js';
 import { deploy, openEngine } from './rollouts.js';
 

@@ -1,4 +1,4 @@
-import type { ComponentDiff } from '../bundle/transfer.js';
+import type { ComponentDiff } from '../store/transfer.js';
 import { isStartEvent } from '../core/events.js';
 import type { PlanDescription } from '../rollout/describe.js';
 import type { RolloutResult } from '../rollout/engine.js';
@@ -58,7 +58,7 @@ export async function bundleChange(store: BundleStore | undefined, r: RolloutRes
   if (!start && !from) return { kind: 'none' };
   if (!store) return from ? { kind: 'unavailable', from, reason: 'no store' } : { kind: 'first-deploy', totalBytes: null };
   try {
-    const { diffManifests, fetchManifest, resolveRef } = await import('../bundle/transfer.js');
+    const { diffManifests, fetchManifest, resolveRef } = await import('../store/transfer.js');
     const candidate = await fetchManifest(store, await resolveRef(store, `${r.model}@${r.digest}`));
     if (!from) return { kind: 'first-deploy', totalBytes: candidate.manifest.blobs.reduce((s, b) => s + b.size, 0) };
     const before = await fetchManifest(store, await resolveRef(store, `${r.model}@${from}`));

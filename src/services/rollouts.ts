@@ -19,7 +19,7 @@ import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
-import { fetchManifest, resolveRef } from '../bundle/transfer.js';
+import { fetchManifest, resolveRef } from '../store/transfer.js';
 
 export const TARGETS = ['local', 'kubernetes'] as const;
 export type TargetName = (typeof TARGETS)[number];

@@ -5,7 +5,7 @@ import { access, constants, open, readdir, readFile, rm, stat, unlink, utimes, w
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { openLocalBundle, pull, push, verifyLocal } from '../../src/bundle/transfer.js';
+import { openLocalBundle, pull, push, verifyLocal } from '../../src/store/transfer.js';
 import { BlobCache, FULL_VERIFY_BELOW_BYTES, STALE_TEMP_MS } from '../../src/store/blob-cache.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import type { BundleStore } from '../../src/store/store.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeManifest } from '../../src/bundle/manifest.js';
 import { packDirectory } from '../../src/bundle/source.js';
-import { push } from '../../src/bundle/transfer.js';
+import { push } from '../../src/store/transfer.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';

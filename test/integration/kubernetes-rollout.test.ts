@@ -490,7 +490,7 @@ describe('Kubernetes target: replica-ratio traffic where no Gateway API is insta
 });
 
 async function ref(w: KubeWorld, version: string, model = MODEL) {
-  const { resolveRef } = await import('../../src/bundle/transfer.js');
+  const { resolveRef } = await import('../../src/store/transfer.js');
   const resolved = await resolveRef(w.store, `${model}@${version}`);
   return { model, version, digest: resolved.digest };
 }

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ConflictError, UsageError } from '../../src/core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../src/core/model.js';
-import { openLocalBundle, push } from '../../src/bundle/transfer.js';
+import { openLocalBundle, push } from '../../src/store/transfer.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { MirrorSampler, SmoothWeightedRoundRobin, splitProblems } from '../../src/targets/local/balance.js';
 import { connectRuntime, ensureRuntime, stopRuntime, type RuntimeClient } from '../../src/targets/local/client.js';

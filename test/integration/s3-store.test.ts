@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { packDirectory } from '../../src/bundle/source.js';
 import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
-import { push, pull } from '../../src/bundle/transfer.js';
+import { push, pull } from '../../src/store/transfer.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { blobKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';

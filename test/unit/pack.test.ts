@@ -9,7 +9,7 @@ import { openArchive, writeArchive } from '../../src/bundle/archive.js';
 import { LARGE_FILE_BYTES } from '../../src/bundle/manifest.js';
 import { packDirectory } from '../../src/bundle/source.js';
 import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
-import { pack } from '../../src/bundle/transfer.js';
+import { pack } from '../../src/store/transfer.js';
 import { bundleYaml, runCli, sampleBundle, useScratch, writeTree } from '../helpers/fixtures.js';
 
 const { fresh, bundle, cleanup } = useScratch();

@@ -3,7 +3,7 @@ import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { RollbackResult, RolloutResult } from '../../rollout/engine.js';
 import { isGateEvent, isStartEvent, type RolloutEvent, type VersionEvent } from '../../core/events.js';
-import type { ComponentDiff } from '../../bundle/transfer.js';
+import type { ComponentDiff } from '../../store/transfer.js';
 import type { BundleChange } from '../../services/report-facts.js';
 import { formatBytes } from '../format.js';
 import { COLOURS, fmtTime, gateChart, gateSeries, markers, stableOfLimit, type GateChart } from './charts.js';

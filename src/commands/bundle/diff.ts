@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes } from '../../cli/format.js';
-import type { DiffResult } from '../../bundle/transfer.js';
+import type { DiffResult } from '../../store/transfer.js';
 
 export default class BundleDiff extends StoreCommand {
   static override summary = 'Show which components and files changed between two stored versions, and the bytes a deploy would move.';
@@ -14,7 +14,7 @@ export default class BundleDiff extends StoreCommand {
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundleDiff);
-    const { diff } = await import('../../bundle/transfer.js');
+    const { diff } = await import('../../store/transfer.js');
     return diff(await this.openStore(flags), args.from, args.to);
   }
 

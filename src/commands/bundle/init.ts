@@ -19,7 +19,7 @@ Put your files in place, then \`modelctl bundle pack <dir>\` to see its digest a
     const { bundleName } = await import('../../bundle/spec.js');
     const check = bundleName.safeParse(name);
     if (!check.success) throw new UsageError(`bundle name "${name}" ${check.error.issues[0]?.message}`, { hint: 'pass --name <dns-label>' });
-    const { init } = await import('../../bundle/transfer.js');
+    const { init } = await import('../../store/transfer.js');
     return init(args.dir, name);
   }
 

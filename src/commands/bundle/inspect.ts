@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { existsSync } from 'node:fs';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes, shortDigest } from '../../cli/format.js';
-import type { InspectResult } from '../../bundle/transfer.js';
+import type { InspectResult } from '../../store/transfer.js';
 
 export default class BundleInspect extends StoreCommand {
   static override summary = 'Show a bundle\'s manifest: components, files, sizes, blobs.';
@@ -17,7 +17,7 @@ export default class BundleInspect extends StoreCommand {
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundleInspect);
-    const svc = await import('../../bundle/transfer.js');
+    const svc = await import('../../store/transfer.js');
     if (existsSync(args.target)) return svc.inspectLocal(args.target);
     return svc.inspectRef(await this.openStore(flags), args.target);
   }

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes, shortDigest, table } from '../../cli/format.js';
-import type { ListEntry } from '../../bundle/transfer.js';
+import type { ListEntry } from '../../store/transfer.js';
 
 export default class BundleList extends StoreCommand {
   static override summary = 'List stored versions, newest first by semver.';
@@ -14,7 +14,7 @@ export default class BundleList extends StoreCommand {
     const store = await this.openStore(flags);
     const { defaultStoreUrl } = await import('../../util/home.js');
     const explicitStore = (await this.storeSettings(flags)).store !== defaultStoreUrl();
-    const { list } = await import('../../bundle/transfer.js');
+    const { list } = await import('../../store/transfer.js');
     // A damaged ref is named on stderr (also with --json, whose stdout stays the list) and skipped:
     // one bad file must not hide every other model.
     const onBadRef = (err: Error & { hint?: string | undefined }) => process.stderr.write(`Warning: ${err.message}\n${err.hint ? `Hint: ${err.hint}\n` : ''}`);

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { formatBytes } from '../../cli/format.js';
-import type { PackSummary } from '../../bundle/transfer.js';
+import type { PackSummary } from '../../store/transfer.js';
 
 export default class BundlePack extends BaseCommand {
   static override summary = 'Compute a bundle\'s digest, and optionally write it as one archive for air-gapped transfer.';
@@ -24,7 +24,7 @@ and \`bundle inspect\` accept in place of the directory.`;
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundlePack);
-    const { pack } = await import('../../bundle/transfer.js');
+    const { pack } = await import('../../store/transfer.js');
     return pack(args.dir, { version: flags.version, output: flags.output, progress: this.progress() });
   }
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
-import type { PullResult } from '../../bundle/transfer.js';
+import type { PullResult } from '../../store/transfer.js';
 
 export default class BundlePull extends StoreCommand {
   static override summary = 'Fetch a bundle into a directory, verifying every byte.';
@@ -27,7 +27,7 @@ cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is us
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundlePull);
     const store = await this.openStore(flags);
-    const { pull } = await import('../../bundle/transfer.js');
+    const { pull } = await import('../../store/transfer.js');
     const { BlobCache } = await import('../../store/blob-cache.js');
     const { resolveCacheMaxBytes, trimCache } = await import('../../targets/local/cache.js');
     const ctx = await this.context();

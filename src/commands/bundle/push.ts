@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes } from '../../cli/format.js';
 import type { GithubReport } from '../../cli/github/reports.js';
-import type { PushResult } from '../../bundle/transfer.js';
+import type { PushResult } from '../../store/transfer.js';
 
 export default class BundlePush extends StoreCommand {
   static override summary = 'Store a bundle (directory or archive) under <name>@<version>.';
@@ -29,7 +29,7 @@ re-uploads those whose bytes are wrong. With a different digest it fails with ex
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundlePush);
     const store = await this.openStore(flags);
-    const { openLocalBundle, push } = await import('../../bundle/transfer.js');
+    const { openLocalBundle, push } = await import('../../store/transfer.js');
     const source = await openLocalBundle(args.source, { version: flags.version, progress: this.progress() });
     try {
       const result = await push(store, source, this.progress(), { repair: flags.repair });

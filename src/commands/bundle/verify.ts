@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { existsSync } from 'node:fs';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import { formatBytes } from '../../cli/format.js';
-import type { VerifyResult } from '../../bundle/transfer.js';
+import type { VerifyResult } from '../../store/transfer.js';
 
 export default class BundleVerify extends StoreCommand {
   static override summary = 'Check every byte of a bundle; exit 0 only if all of it matches.';
@@ -23,7 +23,7 @@ Exit code 6 (integrity) names the first blob or file that does not match.`;
 
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundleVerify);
-    const svc = await import('../../bundle/transfer.js');
+    const svc = await import('../../store/transfer.js');
     if (existsSync(args.target)) return svc.verifyLocal(args.target, flags.digest);
     return svc.verifyRef(await this.openStore(flags), args.target, this.progress());
   }

@@ -2,7 +2,7 @@ import semver from 'semver';
 import { UnavailableError, UsageError } from '../../core/errors.js';
 import type { RolloutPlan } from '../../core/model.js';
 import type { VersionRef } from '../../core/model.js';
-import { list } from '../../bundle/transfer.js';
+import { list } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';

@@ -1,7 +1,7 @@
 import { serveSpecSchema, type ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
 import type { VersionRef } from '../../core/model.js';
-import { fetchManifest, resolveRef } from '../../bundle/transfer.js';
+import { fetchManifest, resolveRef } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 
 /** The serve section of a stored version (checked like the local runtime does), read from the store's manifest. */

@@ -2,7 +2,7 @@ import { rm, stat } from 'node:fs/promises';
 import { IntegrityError } from '../../core/errors.js';
 import type { ObservedState, Target } from '../../core/ports.js';
 import type { TrafficSplit, VersionRef } from '../../core/model.js';
-import { pull, verifyLocal } from '../../bundle/transfer.js';
+import { pull, verifyLocal } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { connectRuntime, ensureRuntime, type RuntimeClient } from './client.js';
 import { resolveLocalPort, type LocalConfig } from './config.js';

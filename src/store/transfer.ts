@@ -9,17 +9,25 @@ import semver from 'semver';
 import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
-import { openArchive, readArchiveManifest, writeArchive } from './archive.js';
-import { decodeManifest, fileCount, filesOfBlob, totalSize, type EncodedManifest, type Manifest } from './manifest.js';
-import { META_DIR } from './paths.js';
-import { formatRef, parseRef, type BundleRef } from './ref.js';
-import { bundleFileMatches, packDirectory, type BundleSource } from './source.js';
-import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from './spec.js';
-import { checkTarBlob, devNull, HashTap, through } from './tar-io.js';
-import type { BlobCache } from '../store/blob-cache.js';
-import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from '../store/store.js';
+import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
+import { decodeManifest, fileCount, filesOfBlob, totalSize, type EncodedManifest, type Manifest } from '../bundle/manifest.js';
+import { META_DIR } from '../bundle/paths.js';
+import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
+import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';
+import { BUNDLE_FILE, MAX_BUNDLE_FILE_BYTES } from '../bundle/spec.js';
+import { checkTarBlob, devNull, HashTap, through } from '../bundle/tar-io.js';
+import type { BlobCache } from './blob-cache.js';
+import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from './store.js';
 import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
 import { silentProgress, type Progress } from '../core/progress.js';
+
+/*
+ * Bundles to and from a store: pack, push, pull (through the blob cache), verify, inspect, list,
+ * diff, init. It was src/services/bundles.ts; it lives here, below the targets, because the local
+ * and Kubernetes targets pull and resolve bundles through it, and a target must not import the
+ * application layer. store/ (not bundle/) because store/ already builds on bundle/ (tar-io), and
+ * bundle/ must not build on store/ in turn.
+ */
 
 /** Blobs moved at once; each large blob also has up to 4 parts in flight (memory ≈ 2 × 4 × 8 MiB). */
 const BLOBS_IN_FLIGHT = 2;
