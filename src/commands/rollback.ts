@@ -5,7 +5,7 @@ import { planFlags, rolloutFlagsOf, targetFlags, targetOptionsOf } from '../cli/
 import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView } from '../cli/rollout-view.js';
 import { OUTCOME_EXIT_CODES } from '../core/model.js';
-import { type RollbackResult, type RolloutResult } from '../rollout/engine.js';
+import { type RollbackResult, type RolloutResult } from '../rollout/results.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';
 
 type Result = (RollbackResult & { deploy?: undefined }) | { action: 'redeployed'; deploy: RolloutResult };

@@ -8,7 +8,7 @@ import { deployReport, resolveReport, rollbackReport, type RunPlace } from '../.
 import { SUMMARY_LIMITS } from '../../src/cli/github/summary.js';
 import type { GateSpec } from '../../src/core/gates.js';
 import { describePlan } from '../../src/rollout/describe.js';
-import type { RolloutResult } from '../../src/rollout/engine.js';
+import type { RolloutResult } from '../../src/rollout/results.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
 import { launchChromium, renderSummary, type RenderedSummary } from '../infra/summary-browser.js';
 

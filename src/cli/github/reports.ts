@@ -1,7 +1,7 @@
 import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import { isStartEvent } from '../../core/events.js';
-import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/engine.js';
+import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/results.js';
 import type { BundleStore } from '../../store/store.js';
 import type { Annotation } from './commands.js';
 import { code, table, text } from './markdown.js';

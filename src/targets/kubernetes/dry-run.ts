@@ -1,8 +1,7 @@
 import semver from 'semver';
 import type { ProjectConfig } from '../../cli/config.js';
 import { UnavailableError, UsageError } from '../../core/errors.js';
-import type { RolloutPlan } from '../../core/model.js';
-import type { VersionRef } from '../../core/model.js';
+import type { RolloutPlan, VersionRef } from '../../core/model.js';
 import { list } from '../../services/bundles.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';
