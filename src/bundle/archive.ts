@@ -1,10 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { IntegrityError, UsageError } from '../core/errors.js';

@@ -7,7 +7,17 @@ import { removeOnInterrupt } from '../core/cleanup.js';
 import { UsageError } from '../core/errors.js';
 import { silentProgress, type Progress } from '../core/progress.js';
 import { hashFiles } from './hash.js';
-import { canonicalJson, encodeManifest, LARGE_FILE_BYTES, MANIFEST_MEDIA_TYPE, type EncodedManifest, type Manifest, type ManifestBlob, type ManifestFile, sha256Digest } from './manifest.js';
+import {
+  canonicalJson,
+  encodeManifest,
+  LARGE_FILE_BYTES,
+  MANIFEST_MEDIA_TYPE,
+  type EncodedManifest,
+  type Manifest,
+  type ManifestBlob,
+  type ManifestFile,
+  sha256Digest,
+} from './manifest.js';
 import { collectFiles, compareBytes, safeRelativePath, type SourceFile } from './paths.js';
 import { parseYamlText } from '../core/yaml-file.js';
 import { BUNDLE_FILE, bundleSpecSchema, bundleVersion, loadBundleSpec, MAX_BUNDLE_FILE_BYTES, type BundleSpec } from './spec.js';

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { OUTCOME_EXIT_CODES, type Outcome } from '../core/model.js';
-import { type ResolveResult } from '../rollout/engine.js';
+import { type ResolveResult } from '../rollout/results.js';
 import { StoreCommand, storeFlags } from './base-command.js';
 import type { GithubReport } from './github/reports.js';
 import { ExitCode } from '../core/errors.js';

@@ -7,7 +7,7 @@ import type { GithubReport } from '../cli/github/reports.js';
 import { createRolloutView, type RolloutView } from '../cli/rollout-view.js';
 import { renderPlan, type PlanDescription } from '../rollout/describe.js';
 import { OUTCOME_EXIT_CODES } from '../core/model.js';
-import { type RolloutResult } from '../rollout/engine.js';
+import { type RolloutResult } from '../rollout/results.js';
 import type { KubernetesDryRun } from '../targets/kubernetes/dry-run.js';
 import { renderKubernetesDryRun } from '../targets/kubernetes/dry-run-view.js';
 import { telemetryFlags, warnOnStderr } from '../telemetry/flags.js';

@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { table } from '../cli/format.js';
 import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
-import type { HistoryEntry } from '../rollout/engine.js';
+import type { HistoryEntry } from '../rollout/results.js';
 
 export default class History extends StoreCommand {
   static override summary = 'Show the release history of a model, newest first.';

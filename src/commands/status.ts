@@ -3,7 +3,7 @@ import { StoreCommand, storeFlags } from '../cli/base-command.js';
 import { targetFlags, targetOptionsOf } from '../cli/rollout-flags.js';
 import type { GithubReport } from '../cli/github/reports.js';
 import type { ObservedState } from '../core/ports.js';
-import type { StatusView } from '../rollout/engine.js';
+import type { StatusView } from '../rollout/results.js';
 
 export default class Status extends StoreCommand {
   static override summary = 'Show what serves a model: the stable set, the traffic split and any rollout in progress.';

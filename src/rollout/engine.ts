@@ -1,17 +1,33 @@
-import { ConflictError, ExitCode, ModelctlError, NotFoundError, UsageError } from '../core/errors.js';
+import { ConflictError, ExitCode, ModelctlError, UsageError } from '../core/errors.js';
 import type { GateEvent, RolloutEvent, RolloutEventType } from '../core/events.js';
-import type { Outcome } from '../core/model.js';
-import type { GateContext, GateEvaluator } from '../gates/contracts.js';
 import type { GatePhase, GateResult, GateSpec } from '../core/gates.js';
-import { defaultGateRegistry } from '../gates/registry.js';
-import { acquireLock, DEFAULT_LOCK_TTL_MS, describeLock, isOwner, iso, LockedError, LockLostError, lockState, releaseLock, renewLock, type HolderGone, type LockOwner } from '../ledger/lock.js';
-import type { LedgerStore, ModelLedger, Release, ReleaseState, StepRecord, Versioned } from '../ledger/model.js';
-import type { LockRecord, RolloutPhase } from '../core/model.js';
-import type { RolloutPlan } from '../core/model.js';
-import { StepAnalysis, type StepDecision } from './analysis.js';
+import type { LockRecord, Outcome, RolloutPlan, TrafficSplit, VersionRef } from '../core/model.js';
 import { sharedPerCheck, type Clock, type MetricSource, type Target } from '../core/ports.js';
-import { type TrafficSplit, type VersionRef } from '../core/model.js';
+import type { GateContext, GateEvaluator } from '../gates/contracts.js';
+import { defaultGateRegistry } from '../gates/registry.js';
+import {
+  acquireLock,
+  DEFAULT_LOCK_TTL_MS,
+  describeLock,
+  isOwner,
+  iso,
+  LockedError,
+  LockLostError,
+  lockState,
+  releaseLock,
+  renewLock,
+  type HolderGone,
+  type LockOwner,
+} from '../ledger/lock.js';
+import type { LedgerStore, ModelLedger, Release, ReleaseState, StepRecord, Versioned } from '../ledger/model.js';
+import { StepAnalysis, type StepDecision } from './analysis.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
+import { normalizePlan } from './plan.js';
+import { closeOpenStep, latestRelease, stableRecords } from './queries.js';
+import { decideRollback, recordRollback, type RollbackDecision } from './rollback.js';
+import { RolloutInterruptedError, type DeployOptions, type ResolveResult, type RollbackOptions, type RollbackResult, type RolloutResult, type HistoryEntry, type StatusView } from './results.js';
+import { sameSplit, soleSplit, stepSplit } from './splits.js';
+import { historyOf, statusOf } from './status.js';
 
 /**
  * The rollout engine: a deterministic state machine over a Target, a MetricSource, a LedgerStore
@@ -32,24 +48,6 @@ import { updateLedger, updateLedgerAt } from './ledger-update.js';
 /** How long a warm version may take to come back when a rollback finds it stopped. */
 const DEFAULT_READY_TIMEOUT_MS = 120_000;
 
-export interface RolloutResult {
-  model: string;
-  version: string;
-  digest: string;
-  outcome: Outcome;
-  /** The version serving all traffic after a rollback or abort (null: none, e.g. a failed first deploy). */
-  rolledBackTo: string | null;
-  /** Why it ended this way, in words. */
-  reason: string;
-  serving: string | null;
-  stableSet: string[];
-  /** The candidate's steps with their gate evidence (from the ledger, so a resumed rollout shows all). */
-  steps: StepRecord[];
-  events: RolloutEvent[];
-  /** Set when an interruption (the deploy's `signal`, e.g. SIGINT) made it abort: what interrupted it. */
-  interrupted?: string;
-}
-
 export interface EngineDeps {
   target: Target;
   metrics: MetricSource;
@@ -66,82 +64,6 @@ export interface EngineDeps {
   /** Recognises a dead lock holder before its lock expires (the local target checks pids on this host). */
   holderGone?: HolderGone;
 }
-
-export interface DeployOptions {
-  /** Take over an interrupted rollout of this same version and digest and continue it from its recorded phase. */
-  resume?: boolean;
-  /**
-   * Aborting it (e.g. on SIGINT/SIGTERM) aborts the rollout to stable through the ordinary abort
-   * path, as `modelctl abort` would: bakes and readiness waits wake at once. Its `reason` (a string,
-   * e.g. 'SIGINT') names the interruption in the result. A promotion already under way finishes.
-   */
-  signal?: AbortSignal;
-  /**
-   * With `resume`: timings given again on the command line (--interval, --check-every,
-   * --shadow-duration, --ready-timeout) replace the recorded ones from the resumed step on. The
-   * shape of the plan (steps, shadow share) is the recorded one: the caller refuses changes to it.
-   */
-  resumeTimings?: Partial<Pick<RolloutPlan, 'intervalMs' | 'checkEveryMs' | 'shadowDurationMs' | 'readyTimeoutMs'>>;
-  /** With `resume`: the plan's shape as given again (--steps, --shadow, …); refused unless it is the recorded one. */
-  resumeShape?: Partial<Pick<RolloutPlan, 'steps' | 'shadowPercent' | 'shadowOnly'>>;
-}
-
-/** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
-export type ResolveResult =
-  | { kind: 'requested'; model: string; version: string; action: 'promote' | 'abort'; holder: string }
-  | { kind: 'resolved'; result: RolloutResult };
-
-export interface RollbackOptions {
-  /** A version of the stable set; default: the one after the serving one (the previous stable). */
-  to?: string;
-  /** Allow a version outside the stable set: the result says `needs-deploy` and the caller runs a full rollout of it. */
-  force?: boolean;
-  /** Keep the version rolled back from in the stable set (default: it leaves, so the next rollback does not return to it). */
-  keepStable?: boolean;
-}
-
-export interface RollbackResult {
-  model: string;
-  /** switched: traffic moved; already-serving: nothing to do; needs-deploy: --force on a version that is not running. */
-  action: 'switched' | 'already-serving' | 'needs-deploy';
-  from: string | null;
-  to: string;
-  digest: string;
-  /** Health of `to` after the switch (null when nothing was switched). */
-  healthy: boolean | null;
-  stableSet: string[];
-  events: RolloutEvent[];
-}
-
-export interface StatusView {
-  model: string;
-  target: string;
-  serving: string | null;
-  stableSet: string[];
-  traffic: Record<string, number>;
-  mirror: { version: string; percent: number } | null;
-  rollout: null | {
-    version: string;
-    digest: string;
-    phase: RolloutPhase;
-    stepIndex: number;
-    steps: number[];
-    /** Live percent on the candidate (0 in shadow). */
-    weight: number;
-    holder: string;
-    startedAt: number;
-    requested: 'promote' | 'abort' | null;
-    /** Present but nobody drives it: the lock is absent or expired (and it is not a deliberate hold). */
-    interrupted: boolean;
-  };
-  lock: (LockRecord & { expired: boolean }) | null;
-}
-
-/** A release without its step evidence (what `history` lists). */
-export type HistoryEntry = Omit<Release, 'steps'>;
-
-/** A rollout stopped by an unexpected failure (a Target call threw): the ledger shows where. */
-export class RolloutInterruptedError extends ModelctlError {}
 
 /** The per-call context: which rollout, its events, and the ledger as last written. */
 interface Run {
@@ -232,7 +154,7 @@ export class RolloutEngine {
   }
 
   private async checkedPlan(ref: VersionRef, plan: RolloutPlan): Promise<RolloutPlan> {
-    const normalized = this.normalizePlan(plan);
+    const normalized = normalizePlan(plan, (g) => this.evaluator.validate?.(g) ?? []);
     // A plan this target cannot carry out (e.g. shadow without a mirroring router) is bad input, refused before anything changes.
     await this.deps.target.checkPlan?.(ref.model, normalized, ref);
     return normalized;
@@ -273,56 +195,18 @@ export class RolloutEngine {
   /** Instant switch of all traffic to a warm version of the stable set (default: the previous stable). */
   async rollback(model: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
     const run = this.newRun(model, '', '');
-    let plan = null as { action: RollbackResult['action']; from: string | null; to: string; digest: string } | null;
+    let plan = null as RollbackDecision | null;
     let tookOver = null as LockRecord | null;
     run.doc = await updateLedger(this.deps.ledger, model, (doc) => {
       this.refuseIfRollout(doc);
-      const set = doc.stableSet;
-      const from = set[0] ?? null;
-      if (!from) throw new NotFoundError(`${model} has no stable version on target ${doc.target}`, { hint: `deploy one: modelctl deploy ${model}@<version>` });
-      const to = opts.to ?? set[1];
-      if (!to) throw new UsageError(`${model} has a single stable version (${from}): there is nothing to roll back to`, { hint: `modelctl history ${model}` });
-      const release = latestRelease(doc, to);
-      if (!release) throw new NotFoundError(`${model}@${to} was never deployed on target ${doc.target}`, { hint: `modelctl history ${model}` });
-      if (to === from) {
-        plan = { action: 'already-serving', from, to, digest: release.digest };
-        return false;
-      }
-      if (!set.includes(to)) {
-        if (!opts.force) {
-          throw new UsageError(`${model}@${to} is not in the stable set (${set.join(', ')}): it is ${release.state} and not running, so there is no instant switch to it`, {
-            hint: `roll forward to it through the canary steps: modelctl rollback ${model} --to ${to} --force`,
-            details: { model, version: to, state: release.state, stableSet: set },
-          });
-        }
-        plan = { action: 'needs-deploy', from, to, digest: release.digest };
-        return false;
-      }
+      const decided = decideRollback(doc, model, opts);
+      plan = decided;
+      if (decided.action !== 'switched') return false;
       // No rollout is in progress (checked above): an expired lock is the tail of a crashed
       // rollback or promotion, which leaves nothing half-done to resolve. Safe to take.
       const now = this.now();
       tookOver = acquireLock(doc, this.deps.holder, now, this.ttl, { takeOverExpired: true, holderGone: this.deps.holderGone });
-      plan = { action: 'switched', from, to, digest: release.digest };
-      // The target becomes serving: front of the stable set, the others keep their order. The
-      // version rolled back from was judged bad by a human: it leaves the set (unless kept), so
-      // the next rollback does not go straight back to it.
-      doc.stableSet = [to, ...set.filter((v) => v !== to && (opts.keepStable || v !== from))];
-      doc.traffic = soleSplit(to);
-      const by = this.deps.holder.holder;
-      if (!opts.keepStable) {
-        for (const r of stableRecords(doc, from)) Object.assign(r, { state: 'retired', endedAt: now, reason: `rolled back to ${to} by ${by}` });
-      }
-      // The rollback itself is a release event in the history: `to` serves again from now on.
-      doc.releases.push({
-        version: to,
-        digest: release.digest,
-        state: 'stable',
-        startedAt: now,
-        endedAt: now,
-        reason: `rollback from ${from} by ${by}${opts.keepStable ? ` (${from} kept in the stable set)` : ''}`,
-        startedBy: by,
-        steps: [],
-      });
+      recordRollback(doc, decided, { by: this.deps.holder.holder, now, keepStable: opts.keepStable ?? false });
     });
     if (!plan) throw new Error('bug: rollback decided nothing');
     const p = plan;
@@ -350,44 +234,13 @@ export class RolloutEngine {
 
   async status(model: string): Promise<StatusView> {
     const { doc } = await this.deps.ledger.read(model);
-    const now = this.now();
-    const r = doc.rollout;
-    const ls = lockState(doc.lock, now, this.deps.holderGone);
-    return {
-      model,
-      target: doc.target,
-      serving: doc.stableSet[0] ?? null,
-      stableSet: doc.stableSet,
-      traffic: doc.traffic.weights,
-      mirror: doc.traffic.mirror,
-      rollout: r && {
-        version: r.version,
-        digest: r.digest,
-        phase: r.phase,
-        stepIndex: r.stepIndex,
-        steps: r.plan.steps,
-        weight: doc.traffic.weights[r.version] ?? 0,
-        holder: r.holder,
-        startedAt: r.startedAt,
-        requested: r.requested,
-        interrupted: r.phase !== 'held' && ls.kind !== 'live',
-      },
-      lock: doc.lock && { ...doc.lock, expired: ls.kind === 'expired' },
-    };
+    return statusOf(model, doc, this.now(), this.deps.holderGone);
   }
 
   /** Releases, newest first. */
   async history(model: string): Promise<HistoryEntry[]> {
     const { doc } = await this.deps.ledger.read(model);
-    return [...doc.releases].reverse().map((r) => ({
-      version: r.version,
-      digest: r.digest,
-      state: r.state,
-      startedAt: r.startedAt,
-      endedAt: r.endedAt,
-      reason: r.reason,
-      startedBy: r.startedBy,
-    }));
+    return historyOf(doc);
   }
 
   // ───────────────────────────── starting a rollout ─────────────────────────────
@@ -476,30 +329,6 @@ export class RolloutEngine {
       hint: `resolve it: modelctl abort ${doc.model} (all traffic back on stable)${promote}${resume}`,
       details: { ...details, interrupted: true },
     });
-  }
-
-  private normalizePlan(plan: RolloutPlan): RolloutPlan {
-    const errs: string[] = [];
-    const steps = [...plan.steps];
-    steps.forEach((w, i) => {
-      if (!Number.isInteger(w) || w <= 0 || w > 100) errs.push(`canary step ${w} must be an integer percent in 1..100`);
-      else if (i > 0 && w <= steps[i - 1]!) errs.push(`canary steps must increase (${steps[i - 1]} then ${w})`);
-    });
-    // Reaching 100% IS the promotion: a plan that stops short still ends there.
-    if (steps.at(-1) !== 100) steps.push(100);
-    if (!(plan.intervalMs >= 0)) errs.push(`bake interval must be >= 0 ms, got ${plan.intervalMs}`);
-    if (!(plan.checkEveryMs > 0)) errs.push(`check interval must be > 0 ms, got ${plan.checkEveryMs}`);
-    if (!(plan.shadowPercent >= 0 && plan.shadowPercent <= 100)) errs.push(`shadow percent must be in 0..100, got ${plan.shadowPercent}`);
-    if (plan.shadowOnly && !(plan.shadowPercent > 0)) errs.push('a shadow-only rollout needs a shadow percent > 0');
-    if (plan.shadowPercent > 0 && !(plan.shadowDurationMs >= 0)) errs.push(`shadow duration must be >= 0 ms, got ${plan.shadowDurationMs}`);
-    const names = new Set<string>();
-    for (const g of plan.gates) {
-      if (names.has(g.name)) errs.push(`two gates are named ${JSON.stringify(g.name)}`);
-      names.add(g.name);
-      errs.push(...(this.evaluator.validate?.(g) ?? []));
-    }
-    if (errs.length) throw new UsageError(`invalid rollout plan: ${errs.join('; ')}`, { details: { problems: errs } });
-    return { ...plan, steps };
   }
 
   // ───────────────────────────── the state machine ─────────────────────────────
@@ -618,7 +447,7 @@ export class RolloutEngine {
     const plan = run.doc.rollout!.plan;
     const weight = phase === 'canary' ? plan.steps[stepIndex]! : 0;
     if (weight >= 100) return this.enterPromoting(run, 'all canary steps passed', closeWith);
-    const split = this.stepSplit(run.doc, phase, weight);
+    const split = this.splitOf(run.doc, phase, weight);
     const now = this.now();
     await this.write(run, (doc) => {
       const release = this.candidate(doc);
@@ -630,11 +459,10 @@ export class RolloutEngine {
     });
   }
 
-  private stepSplit(doc: ModelLedger, phase: 'shadow' | 'canary', weight: number): TrafficSplit {
-    const stable = doc.stableSet[0]!;
-    const candidate = doc.rollout!.version;
-    if (phase === 'shadow') return { weights: { [stable]: 100 }, mirror: { version: candidate, percent: doc.rollout!.plan.shadowPercent } };
-    return { weights: { [stable]: 100 - weight, [candidate]: weight }, mirror: null };
+  /** The split of the rollout's current step (splits.ts), from the stable set and the recorded plan. */
+  private splitOf(doc: ModelLedger, phase: 'shadow' | 'canary', weight: number): TrafficSplit {
+    const r = doc.rollout!;
+    return stepSplit(doc.stableSet[0]!, r.version, phase === 'shadow' ? { phase, percent: r.plan.shadowPercent } : { phase, weight });
   }
 
   /**
@@ -643,7 +471,7 @@ export class RolloutEngine {
    */
   private async bakeStep(run: Run, phase: 'shadow' | 'canary'): Promise<void> {
     const r = run.doc.rollout!;
-    const split = this.stepSplit(run.doc, phase, phase === 'canary' ? r.plan.steps[r.stepIndex]! : 0);
+    const split = this.splitOf(run.doc, phase, phase === 'canary' ? r.plan.steps[r.stepIndex]! : 0);
     await this.switchTo(run, split);
     // The window starts when traffic finished moving; a resumed step starts over with fresh evidence.
     run.bakeStart = this.now();
@@ -1069,29 +897,10 @@ function interruptionName(signal: AbortSignal): string {
   return typeof signal.reason === 'string' ? signal.reason : 'an interruption';
 }
 
-function latestRelease(doc: ModelLedger, version: string): Release | undefined {
-  for (let i = doc.releases.length - 1; i >= 0; i--) if (doc.releases[i]!.version === version) return doc.releases[i];
-  return undefined;
-}
 
-/** The release records of `version` still marked stable (a rollback adds one per switch back to it). */
-function stableRecords(doc: ModelLedger, version: string): Release[] {
-  return doc.releases.filter((r) => r.version === version && r.state === 'stable');
-}
 
-function soleSplit(version: string): TrafficSplit {
-  return { weights: { [version]: 100 }, mirror: null };
-}
 
-function sameSplit(a: TrafficSplit, b: TrafficSplit): boolean {
-  const norm = (s: TrafficSplit) => JSON.stringify([Object.entries(s.weights).filter(([, w]) => w > 0).sort(), s.mirror]);
-  return norm(a) === norm(b);
-}
 
-function closeOpenStep(release: Release, now: number, verdict: StepRecord['verdict']): void {
-  const step = release.steps.at(-1);
-  if (step && step.endedAt === null) Object.assign(step, { endedAt: now, verdict });
-}
 
 /** The fields of the event whose type(s) T names, without `at` and `type` (members may carry several types). */
 type EventFields<T extends RolloutEventType> = RolloutEvent extends infer E ? (E extends { type: infer K } ? ([T] extends [K] ? Omit<E, 'at' | 'type'> : never) : never) : never;

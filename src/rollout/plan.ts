@@ -139,3 +139,33 @@ export function resolvePlan(layers: {
     readyTimeoutMs: duration(flags.readyTimeout, '--ready-timeout', 'readyTimeout', PLAN_DEFAULTS.readyTimeoutMs),
   };
 }
+
+/**
+ * The plan as the engine runs it, checked whole (every problem at once, UsageError). This is the
+ * rule for plans from code and from the ledger; `parseSteps` above is the stricter rule for what a
+ * user writes: there a ladder that stops short of 100 is refused (plan.test), here it is completed
+ * (engine.test: reaching 100% IS the promotion). Both refuse steps that do not go up.
+ */
+export function normalizePlan(plan: RolloutPlan, validateGate: (gate: GateSpec) => string[]): RolloutPlan {
+  const errs: string[] = [];
+  const steps = [...plan.steps];
+  steps.forEach((w, i) => {
+    if (!Number.isInteger(w) || w <= 0 || w > 100) errs.push(`canary step ${w} must be an integer percent in 1..100`);
+    else if (i > 0 && w <= steps[i - 1]!) errs.push(`canary steps must increase (${steps[i - 1]} then ${w})`);
+  });
+  // Reaching 100% IS the promotion: a plan that stops short still ends there.
+  if (steps.at(-1) !== 100) steps.push(100);
+  if (!(plan.intervalMs >= 0)) errs.push(`bake interval must be >= 0 ms, got ${plan.intervalMs}`);
+  if (!(plan.checkEveryMs > 0)) errs.push(`check interval must be > 0 ms, got ${plan.checkEveryMs}`);
+  if (!(plan.shadowPercent >= 0 && plan.shadowPercent <= 100)) errs.push(`shadow percent must be in 0..100, got ${plan.shadowPercent}`);
+  if (plan.shadowOnly && !(plan.shadowPercent > 0)) errs.push('a shadow-only rollout needs a shadow percent > 0');
+  if (plan.shadowPercent > 0 && !(plan.shadowDurationMs >= 0)) errs.push(`shadow duration must be >= 0 ms, got ${plan.shadowDurationMs}`);
+  const names = new Set<string>();
+  for (const g of plan.gates) {
+    if (names.has(g.name)) errs.push(`two gates are named ${JSON.stringify(g.name)}`);
+    names.add(g.name);
+    errs.push(...validateGate(g));
+  }
+  if (errs.length) throw new UsageError(`invalid rollout plan: ${errs.join('; ')}`, { details: { problems: errs } });
+  return { ...plan, steps };
+}

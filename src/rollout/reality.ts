@@ -1,5 +1,5 @@
 import type { ObservedState } from '../core/ports.js';
-import type { StatusView } from './engine.js';
+import type { StatusView } from './results.js';
 
 /**
  * Does the target agree with the ledger? Pure: the ledger's view (`status`) against what the target

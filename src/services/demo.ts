@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RolloutEvent } from '../core/events.js';
-import type { RolloutResult, HistoryEntry } from '../rollout/engine.js';
+import type { RolloutResult, HistoryEntry } from '../rollout/results.js';
 import type { RolloutPlan } from '../core/model.js';
 import { FsStore } from '../store/fs-store.js';
 import { packDirectory } from '../bundle/source.js';

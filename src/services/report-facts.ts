@@ -1,7 +1,7 @@
 import type { ComponentDiff } from '../store/transfer.js';
 import { isStartEvent } from '../core/events.js';
 import type { PlanDescription } from '../rollout/describe.js';
-import type { RolloutResult } from '../rollout/engine.js';
+import type { RolloutResult } from '../rollout/results.js';
 import type { BundleStore } from '../store/store.js';
 import type { Context } from './context.js';
 

@@ -1,5 +1,5 @@
 import type { RolloutEvent } from '../core/events.js';
-import type { RollbackResult, RolloutResult } from '../rollout/engine.js';
+import type { RollbackResult, RolloutResult } from '../rollout/results.js';
 import type { RolloutFlags } from '../rollout/plan.js';
 import type { Context } from './context.js';
 import { deploy, openEngine, openTelemetry, teeEvents, withTelemetry, type RolloutContextOptions } from './rollouts.js';

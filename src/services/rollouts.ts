@@ -10,11 +10,12 @@ import { FileLedgerStore } from '../ledger/file-store.js';
 import type { LedgerStore } from '../ledger/model.js';
 import type { RolloutPlan } from '../core/model.js';
 import { systemClock, type MetricSource, type ObservedState, type Target } from '../core/ports.js';
-import { type TrafficSplit } from '../core/model.js';
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
-import { RolloutEngine, type DeployOptions, type RolloutResult, type StatusView } from '../rollout/engine.js';
+import { RolloutEngine } from '../rollout/engine.js';
+import { type DeployOptions, type RolloutResult, type StatusView } from '../rollout/results.js';
 import { type RolloutEvent } from '../core/events.js';
 import { differences } from '../rollout/reality.js';
+import { firstSplit } from '../rollout/splits.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
@@ -205,14 +206,6 @@ async function kubernetesParts(ctx: Context, opts: RolloutContextOptions) {
   const { openKubernetes } = await import('../targets/kubernetes/open.js');
   const parts = openKubernetes({ flags: opts.kube ?? {}, config: await ctx.kubernetesConfig(), store: opts.store, ...(opts.note ? { note: opts.note } : {}) });
   return { ...parts, lockTtlMs: parts.settings.leaseMs };
-}
-
-/** The split of a rollout's first step: all traffic for a first deploy, else the shadow mirror or the first canary weight. */
-function firstSplit(version: string, stable: string | null, plan: RolloutPlan): TrafficSplit {
-  if (stable === null || stable === version) return { weights: { [version]: 100 }, mirror: null };
-  if (plan.shadowPercent > 0) return { weights: { [stable]: 100 }, mirror: { version, percent: plan.shadowPercent } };
-  const first = plan.steps[0] ?? 100;
-  return first >= 100 ? { weights: { [version]: 100 }, mirror: null } : { weights: { [stable]: 100 - first, [version]: first }, mirror: null };
 }
 
 export interface DeployRequest {

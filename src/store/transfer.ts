@@ -10,7 +10,14 @@ import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
-import { decodeManifest, fileCount, filesOfBlob, totalSize, type EncodedManifest, type Manifest } from '../bundle/manifest.js';
+import {
+  decodeManifest,
+  fileCount,
+  filesOfBlob,
+  totalSize,
+  type EncodedManifest,
+  type Manifest,
+} from '../bundle/manifest.js';
 import { META_DIR } from '../bundle/paths.js';
 import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
 import { bundleFileMatches, packDirectory, type BundleSource } from '../bundle/source.js';

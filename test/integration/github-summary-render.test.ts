@@ -9,7 +9,7 @@ import type { RunPlace } from '../../src/services/report-facts.js';
 import { SUMMARY_LIMITS } from '../../src/cli/github/summary.js';
 import type { GateSpec } from '../../src/core/gates.js';
 import { describePlan } from '../../src/rollout/describe.js';
-import type { RolloutResult } from '../../src/rollout/engine.js';
+import type { RolloutResult } from '../../src/rollout/results.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
 import { launchChromium, renderSummary, type RenderedSummary } from '../infra/summary-browser.js';
 

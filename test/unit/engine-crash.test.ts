@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import type { RolloutPlan } from '../../src/core/model.js';
-import type { RolloutResult } from '../../src/rollout/engine.js';
+import type { RolloutResult } from '../../src/rollout/results.js';
 import { ContendedLedgerStore, FailingLedgerStore } from '../fakes/ledger.js';
 import { MODEL, plan, ref, show, World } from '../fakes/world.js';
 

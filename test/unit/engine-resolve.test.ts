@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import { LockLostError } from '../../src/ledger/lock.js';
 import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
-import { type ResolveResult, type RolloutResult } from '../../src/rollout/engine.js';
+import { type ResolveResult, type RolloutResult } from '../../src/rollout/results.js';
 import { emptyWindow } from '../fakes/metrics.js';
 import { MODEL, plan, ref, show, World } from '../fakes/world.js';
 

@@ -5,7 +5,7 @@ import { ExitCode, ModelctlError } from '../../src/core/errors.js';
 import type { GateSpec } from '../../src/core/gates.js';
 import type { RolloutPlan } from '../../src/core/model.js';
 import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
-import { type StatusView } from '../../src/rollout/engine.js';
+import { type StatusView } from '../../src/rollout/results.js';
 import { emptyWindow } from '../fakes/metrics.js';
 import { ERROR_GATE, MODEL, plan, ref, World } from '../fakes/world.js';
 

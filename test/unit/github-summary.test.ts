@@ -11,7 +11,7 @@ import type { GateEvent, RolloutEvent, RolloutStartedEvent } from '../../src/cor
 
 /** The fields of a rollout-started event these charts do not read. */
 const START: Omit<RolloutStartedEvent, 'at' | 'type'> = { version: '1.2.0', digest: 'sha256:0', phase: 'starting', stable: null, steps: [5, 100] };
-import type { RolloutResult } from '../../src/rollout/engine.js';
+import type { RolloutResult } from '../../src/rollout/results.js';
 import { MODEL, plan, ref, World } from '../fakes/world.js';
 
 /**

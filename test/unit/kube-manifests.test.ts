@@ -10,7 +10,18 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { serveSpecSchema, type ServeSpec } from '../../src/bundle/serve.js';
 import { UsageError } from '../../src/core/errors.js';
 import type { TrafficSplit } from '../../src/core/model.js';
-import { deploymentFor, httpRouteFor, leaseFor, LEDGER_KEY, ledgerConfigMapFor, mergeResources, microTime, modelServiceFor, parseMicroTime, serviceFor } from '../../src/targets/kubernetes/manifests.js';
+import {
+  deploymentFor,
+  httpRouteFor,
+  leaseFor,
+  LEDGER_KEY,
+  ledgerConfigMapFor,
+  mergeResources,
+  microTime,
+  modelServiceFor,
+  parseMicroTime,
+  serviceFor,
+} from '../../src/targets/kubernetes/manifests.js';
 import { ANNOTATIONS, LABELS, versionLabels, versionObjectName, versionSelector } from '../../src/targets/kubernetes/names.js';
 import { resourceOf } from '../../src/targets/kubernetes/client.js';
 import { describePermission, permissionRule, RBAC_RULES, roleBindingFor, roleFor } from '../../src/targets/kubernetes/rbac.js';

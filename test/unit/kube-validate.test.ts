@@ -5,7 +5,16 @@ import { UsageError } from '../../src/core/errors.js';
 import type { RolloutPlan } from '../../src/core/model.js';
 import { decideTrafficMode, renderRollout, rolloutIssues, validateRollout } from '../../src/targets/kubernetes/render.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings, type KubernetesSettings } from '../../src/targets/kubernetes/settings.js';
-import { kubernetesIssues, labelValue, parseQuantity, qualifiedName, routeHostname, routePath, schemaIssues, type ValidationIssue } from '../../src/targets/kubernetes/validate.js';
+import {
+  kubernetesIssues,
+  labelValue,
+  parseQuantity,
+  qualifiedName,
+  routeHostname,
+  routePath,
+  schemaIssues,
+  type ValidationIssue,
+} from '../../src/targets/kubernetes/validate.js';
 
 /**
  * What modelctl would send is checked before anything is written, with the API server's own rules

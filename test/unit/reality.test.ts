@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { StatusView } from '../../src/rollout/engine.js';
+import type { StatusView } from '../../src/rollout/results.js';
 import { differences } from '../../src/rollout/reality.js';
 
 const status = (over: Partial<StatusView> = {}): StatusView => ({

@@ -1,6 +1,6 @@
 import type { CheckResult } from '../../gates/prometheus-check.js';
 import type { PlanDescription } from '../../rollout/describe.js';
-import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/engine.js';
+import type { ResolveResult, RollbackResult, RolloutResult, StatusView } from '../../rollout/results.js';
 import type { BundleChange, RunPlace } from '../../services/report-facts.js';
 import type { Annotation } from './commands.js';
 import { code, table, text } from './markdown.js';

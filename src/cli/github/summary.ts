@@ -1,7 +1,7 @@
 import type { GateResult } from '../../core/gates.js';
 import type { StepRecord } from '../../ledger/model.js';
 import type { PlanDescription } from '../../rollout/describe.js';
-import type { RollbackResult, RolloutResult } from '../../rollout/engine.js';
+import type { RollbackResult, RolloutResult } from '../../rollout/results.js';
 import { isGateEvent, isStartEvent, type RolloutEvent, type VersionEvent } from '../../core/events.js';
 import type { ComponentDiff } from '../../store/transfer.js';
 import type { BundleChange } from '../../services/report-facts.js';

@@ -1,7 +1,6 @@
 import semver from 'semver';
 import { UnavailableError, UsageError } from '../../core/errors.js';
-import type { RolloutPlan } from '../../core/model.js';
-import type { VersionRef } from '../../core/model.js';
+import type { RolloutPlan, VersionRef } from '../../core/model.js';
 import { list } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';

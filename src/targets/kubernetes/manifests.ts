@@ -9,7 +9,18 @@ import type {
 import type { ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../core/model.js';
-import { ANNOTATIONS, LABELS, MANAGED_BY, labelValue, ledgerConfigMapName, leaseName, modelObjectName, versionLabels, versionObjectName, versionSelector } from './names.js';
+import {
+  ANNOTATIONS,
+  LABELS,
+  MANAGED_BY,
+  labelValue,
+  ledgerConfigMapName,
+  leaseName,
+  modelObjectName,
+  versionLabels,
+  versionObjectName,
+  versionSelector,
+} from './names.js';
 import { METER_PORT, MODEL_PROBE_PATH, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from './settings.js';
 
 /**

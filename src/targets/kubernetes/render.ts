@@ -1,11 +1,10 @@
 import type { ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
-import type { RolloutPlan } from '../../core/model.js';
-import type { TrafficSplit, VersionRef } from '../../core/model.js';
+import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
 import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
 import { replicaPlan } from './replicas.js';
 import type { KubernetesSettings } from './settings.js';
-import { STORE_FIELD, validationIssues, assertNoIssues, type ValidationIssue } from './validate.js';
+import { assertNoIssues, STORE_FIELD, validationIssues, type ValidationIssue } from './validate.js';
 
 /**
  * Every object a rollout will send, step by step, without a cluster: what `deploy --dry-run`

@@ -1,10 +1,9 @@
 import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { UsageError, UnavailableError } from '../../core/errors.js';
+import { UnavailableError, UsageError } from '../../core/errors.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
-import type { RolloutPlan } from '../../core/model.js';
+import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
 import type { ObservedState, Target } from '../../core/ports.js';
-import type { TrafficSplit, VersionRef } from '../../core/model.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';

@@ -5,7 +5,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { applyDefaults, checkDecodable, validate } from './admission.js';
-import { clone, deepEqual, isPlainObject, jsonPatch, mergePatch, renderManagedFields, serverSideApply, strategicMergePatch, trackUpdate, type Managers, type Path } from './apply.js';
+import {
+  clone,
+  deepEqual,
+  isPlainObject,
+  jsonPatch,
+  mergePatch,
+  renderManagedFields,
+  serverSideApply,
+  strategicMergePatch,
+  trackUpdate,
+  type Managers,
+  type Path,
+} from './apply.js';
 import { KubeError, errors } from './errors.js';
 import { apiVersionOf, RESOURCES, type ResourceDef } from './resources.js';
 import { schemaOf, unknownFields } from './schema.js';
