@@ -145,7 +145,7 @@ export function decodeManifest(bytes: Buffer, expectedDigest: string | undefined
   const result = manifestSchema.safeParse(parsed);
   if (!result.success) {
     const first = result.error.issues[0];
-    throw new UsageError(`manifest ${digest} from ${source} is not a manifest this modelctl reads (schema 1 or 2): ${first?.path.join('.')}: ${first?.message}`, {
+    throw new UsageError(`manifest ${digest} from ${source} is not a modelctl manifest of schema 1 or 2: ${first?.path.join('.')}: ${first?.message}`, {
       hint: 'it may have been written by a newer modelctl; upgrade modelctl',
       details: { digest, source },
     });
