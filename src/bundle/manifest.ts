@@ -38,6 +38,11 @@ const manifestFileSchema = z
     blob: digestSchema.optional(),
     /** Schema 2: how the file was split (only "safetensors") and its parts, in file order. */
     format: z.literal('safetensors').optional(),
+    /**
+     * The run threshold the file was cut with (TENSOR_RUN_BYTES when packed): re-packing a pulled
+     * directory cuts it the same way, so it verifies even if the default changes.
+     */
+    runBytes: z.number().int().positive().optional(),
     parts: z.array(partSchema).optional(),
   })
   .strict();
@@ -176,8 +181,8 @@ export function decodeManifest(bytes: Buffer, expectedDigest: string | undefined
 /** A file names exactly one blob or a list of parts, every one listed, the parts adding up to the file. */
 function checkFileBlobs(f: ManifestFile, blobs: Map<string, ManifestBlob>, digest: string): void {
   const bad = (what: string) => new IntegrityError(`manifest ${digest}: file ${f.path} ${what}`, { details: { digest, path: f.path } });
-  if ((f.blob === undefined) === (f.parts === undefined) || (f.parts !== undefined) !== (f.format !== undefined)) {
-    throw bad('must name either one blob or a format and its parts');
+  if ((f.blob === undefined) === (f.parts === undefined) || (f.parts !== undefined) !== (f.format !== undefined) || (f.parts !== undefined) !== (f.runBytes !== undefined)) {
+    throw bad('must name either one blob or a format, a run size and its parts');
   }
   if (f.blob !== undefined && !blobs.has(f.blob)) throw bad(`names blob ${f.blob} that is not listed`);
   if (!f.parts) return;

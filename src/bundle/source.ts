@@ -105,10 +105,11 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
   // .safetensors may be a Git LFS pointer, random test bytes or a newer format variant), its digest
   // is then what it was before splitting existed, and the model's loader is the judge of the bytes.
   const plans = new Map<string, PlannedPart[]>();
+  const runBytes = opts.tensorRunBytes ?? TENSOR_RUN_BYTES;
   for (const f of large) {
     if (!isSafetensors(f.path) || plans.has(f.absPath)) continue;
     try {
-      plans.set(f.absPath, planParts(await readSafetensorsLayout(f.absPath, f.size), opts.tensorRunBytes ?? TENSOR_RUN_BYTES));
+      plans.set(f.absPath, planParts(await readSafetensorsLayout(f.absPath, f.size), runBytes));
     } catch (err) {
       if (!(err instanceof SafetensorsFormatError)) throw err;
       warnings.push(`${f.path} is not a valid safetensors file: ${err.message}; stored as one whole-file blob (no tensor-level dedup)`);
@@ -144,7 +145,7 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
         if (parts.reduce((n, p) => n + p.size, 0) !== h.size) {
           throw new UsageError(`${f.path} changed while it was being packed`, { hint: 'something is still writing to the bundle directory: let it finish, then pack again' });
         }
-        entries.push({ component: f.component, path: f.path, size: h.size, executable: f.executable, sha256: h.sha256, format: 'safetensors', parts });
+        entries.push({ component: f.component, path: f.path, size: h.size, executable: f.executable, sha256: h.sha256, format: 'safetensors', runBytes, parts });
         continue;
       }
       const digest = `sha256:${h.sha256}`;

@@ -72,12 +72,15 @@ async function isArchiveFile(p: string): Promise<boolean> {
 }
 
 /** Open a directory (packing it) or an archive (extracting and verifying it) as a bundle source. */
-export async function openLocalBundle(p: string, opts: { version?: string | undefined; progress?: Progress } = {}): Promise<BundleSource> {
+export async function openLocalBundle(
+  p: string,
+  opts: { version?: string | undefined; progress?: Progress; tensorRunBytes?: number | undefined } = {},
+): Promise<BundleSource> {
   if (await isArchiveFile(p)) {
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
     return asLocalIO(`unpacking the archive ${p}`, tmpdir(), () => openArchive(p));
   }
-  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress }));
+  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress, tensorRunBytes: opts.tensorRunBytes }));
 }
 
 export async function pack(
@@ -552,17 +555,15 @@ export async function verifyRef(store: BundleStore, refText: string, progress: P
  */
 export async function verifyLocal(p: string, expectedDigest?: string): Promise<VerifyResult> {
   const archive = await isArchiveFile(p);
-  const source = await openLocalBundle(p);
+  const recorded = archive ? undefined : await readFile(path.join(p, MANIFEST_RECORD)).catch(() => undefined);
+  const was = recorded ? decodeManifest(recorded, undefined, path.join(p, MANIFEST_RECORD)) : undefined;
+  // Cut split files as the pulled bundle was cut, whatever this modelctl's default.
+  const tensorRunBytes = was?.manifest.components.flatMap((c) => c.files).find((f) => f.runBytes !== undefined)?.runBytes;
+  const source = await openLocalBundle(p, { tensorRunBytes });
   try {
     const { digest, manifest } = source.encoded;
     let expected = expectedDigest;
-    if (!archive && !expected) {
-      const recorded = await readFile(path.join(p, MANIFEST_RECORD)).catch(() => undefined);
-      if (recorded) {
-        const was = decodeManifest(recorded, undefined, path.join(p, MANIFEST_RECORD));
-        if (was.digest !== digest) throw changedFiles(p, was.manifest, manifest, was.digest, digest);
-      }
-    }
+    if (was && !expected && was.digest !== digest) throw changedFiles(p, was.manifest, manifest, was.digest, digest);
     if (expected && expected !== digest) {
       throw new IntegrityError(`${p} has digest ${digest}, expected ${expected}`, { details: { expected, actual: digest } });
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openArchive, writeArchive } from '../../src/bundle/archive.js';
@@ -8,7 +8,9 @@ import { decodeManifest, encodeManifest, isSplit, type Manifest } from '../../sr
 import { parseSafetensorsHeader, planParts, readSafetensorsLayout, SafetensorsFormatError } from '../../src/bundle/safetensors.js';
 import { packDirectory } from '../../src/bundle/source.js';
 import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
-import { diff, inspectRef, pull, push } from '../../src/services/bundles.js';
+import { diff, inspectRef, pull, push, verifyLocal } from '../../src/services/bundles.js';
+import { pinnedBlobs } from '../../src/targets/local/cache.js';
+import { localPaths } from '../../src/targets/local/paths.js';
 import { BlobCache } from '../../src/store/blob-cache.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { bundleYaml, runCli, useScratch } from '../helpers/fixtures.js';
@@ -262,5 +264,20 @@ describe('packing and pulling split safetensors files', () => {
     const st = await stat(v2file);
     assert.equal(st.mode & 0o777, 0o444, 'read-only');
     assert.equal(st.ino, (await stat(cache.pathOf(`sha256:${sha(await readFile(file))}`))).ino, 'hard-linked from the cache');
+
+    // The pulled directory verifies (re-packing it cuts the file the same way) against its manifest.
+    assert.equal((await verifyLocal(path.join(home, 'v2'))).digest, p2.digest);
+
+    // Eviction keeps a running version's tensor blobs and its reassembled file.
+    await mkdir(path.dirname(localPaths(home).state), { recursive: true });
+    await writeFile(localPaths(home).state, JSON.stringify({ schemaVersion: 1, port: null, versions: [{ model: 'llm', version: '1.1.0', digest: p2.digest, bundleDir: path.join(home, 'v2') }], traffic: {} }));
+    const pinned = await pinnedBlobs(home);
+    const split2 = m2.components.flatMap((c) => c.files).find(isSplit)!;
+    assert.ok(pinned.has(`sha256:${split2.sha256}`), 'the reassembled file');
+    assert.ok(split2.parts.every((p) => pinned.has(p.blob)), 'every tensor blob');
+    await rm(path.join(home, 'v1'), { recursive: true, force: true });
+    await cache.evict(0, pinned);
+    assert.ok((await readFile(v2file)).equals(await readFile(file)));
+    assert.ok(await cache.has(`sha256:${split2.sha256}`, split2.size));
   });
 });
