@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,8 +7,9 @@ import type { LimitFunction } from 'p-limit';
 import { IntegrityError } from '../core/errors.js';
 import { hashFile } from '../bundle/hash.js';
 import { wholeFileDigest, type ManifestPart, type SplitFile } from '../bundle/manifest.js';
-import { HashTap } from '../bundle/tar-io.js';
+import { devNull, HashTap } from '../bundle/tar-io.js';
 import type { BlobCache } from '../store/blob-cache.js';
+import { PartIndex } from '../store/part-index.js';
 import { mkdirs } from '../util/local-io.js';
 import type { Progress } from './progress.js';
 
@@ -49,9 +50,10 @@ function uniqueParts(file: SplitFile): ManifestPart[] {
  * check its own SHA-256 from the manifest.
  *
  * With the blob cache: when the reassembled file is cached (under its own SHA-256: a prompt-only
- * change of the bundle) it is hard-linked and no part is touched; otherwise only the parts the
- * cache lacks are fetched (a fine-tune: its changed tensors), the file is put together from the
- * cached parts into the cache, verified as it goes in, then linked (read-only). Without the cache,
+ * change of the bundle) it is hard-linked and no part is touched; otherwise the parts that some
+ * cached file holds (found through the part index: an earlier version) are read from there, only
+ * the others are fetched (a fine-tune: its changed tensors), and the file is put together into the
+ * cache, verified as it goes in, then linked (read-only). Without the cache,
  * the parts are written at their offsets of `dest` (verified one by one), then `dest` is re-hashed.
  * Memory stays constant: every byte streams through 1 MiB buffers, whatever a tensor's size.
  */
@@ -61,7 +63,7 @@ export async function pullSplitFile(deps: SplitPullDeps, file: SplitFile, dest: 
   const offsets: number[] = [];
   file.parts.reduce((at, p) => (offsets.push(at), at + p.size), 0);
   await (await open(dest, 'wx', file.executable ? 0o755 : 0o644)).close();
-  await Promise.all(
+  await settleAll(
     file.parts.map((part, i) =>
       deps.partLimit(() =>
         deps.fetch(part.blob, async (body) => {
@@ -83,33 +85,66 @@ function wholeMismatch(file: SplitFile, actual: string, size: number): Integrity
   });
 }
 
+/** Where a part's bytes come from when a split file is put together in the cache. */
+type PartSource = { kind: 'cached-file'; path: string; start: number } | { kind: 'fetched'; path: string };
+
 async function pullThroughCache(deps: SplitPullDeps, cache: BlobCache, file: SplitFile, dest: string): Promise<void> {
   const whole = wholeFileDigest(file);
+  const index = new PartIndex(cache.root);
   const assemble = async () => {
-    await Promise.all(
-      uniqueParts(file).map((part) =>
-        deps.partLimit(async () => {
-          if (await cache.has(part.blob, part.size)) return deps.progress.advance(part.size);
-          try {
-            await deps.fetch(part.blob, (body) => cache.insert(part.blob, part.size, body, (n) => deps.progress.advance(n)).then(() => undefined));
-          } catch (err) {
-            if (!(err instanceof IntegrityError) || typeof err.details.actual !== 'string') throw err;
-            throw corruptPart(deps, file, part, err.details.actual, part.size, `in ${deps.storeUrl}`);
-          }
-        }),
-      ),
-    );
+    // Parts held by a cached file (an earlier version: a fine-tune keeps most tensors) are read
+    // from there; the others are fetched, verified, into a private temp dir, not the cache: once
+    // the file is put together they live inside it (1× on disk), found again through the index.
+    // Beside the cache (same file system), not in its tmp/ (whose sweep removes files, not directories).
+    const staging = await mkdtemp(path.join(await ensureDir(path.join(cache.root, 'staging')), 'parts-'));
+    // Each cached file is checked once per assembly (a small one is re-hashed in full by has()).
+    const checked = new Map<string, Promise<boolean>>();
+    const intact = (digest: string, size: number) => {
+      if (!checked.has(digest)) checked.set(digest, cache.has(digest, size));
+      return checked.get(digest)!;
+    };
     try {
-      await cache.insert(whole, file.size, Readable.from(concatenate(cache, file.parts)));
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err;
-      // Every part was verified when it entered the cache: find the one that changed since.
-      for (const part of uniqueParts(file)) {
-        const h = await hashFile(cache.pathOf(part.blob)).catch(() => undefined);
-        if (!h || `sha256:${h.sha256}` !== part.blob) throw corruptPart(deps, file, part, h ? `sha256:${h.sha256}` : 'nothing (missing)', h?.size ?? 0, `in the blob cache ${cache.root}`);
+      const sources = new Map<string, PartSource>();
+      await settleAll(
+        uniqueParts(file).map((part) =>
+          deps.partLimit(async () => {
+            const loc = await index.find(part.blob, part.size);
+            if (loc && (await intact(loc.file, loc.fileSize))) {
+              sources.set(part.blob, { kind: 'cached-file', path: cache.pathOf(loc.file), start: loc.offset });
+              return deps.progress.advance(part.size);
+            }
+            const to = path.join(staging, part.blob.slice('sha256:'.length));
+            await deps.fetch(part.blob, async (body) => {
+              const tap = new HashTap((n) => deps.progress.advance(n));
+              await pipeline(body, tap, createWriteStream(to, { mode: 0o600 }));
+              if (`sha256:${tap.hex()}` !== part.blob || tap.bytes !== part.size) throw corruptPart(deps, file, part, `sha256:${tap.hex()}`, tap.bytes, `in ${deps.storeUrl}`);
+            });
+            sources.set(part.blob, { kind: 'fetched', path: to });
+          }),
+        ),
+      );
+      try {
+        await cache.insert(whole, file.size, Readable.from(concatenate(file.parts, sources)));
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        // Every fetched part was verified; a cached file changed since it entered the cache, or the
+        // manifest does not describe its parts: find which part, to name its tensor.
+        for (const part of uniqueParts(file)) {
+          const got = await hashSource(sources.get(part.blob)!, part.size).catch(() => 'nothing (unreadable)');
+          if (got !== part.blob) throw corruptPart(deps, file, part, got, part.size, `as read from the blob cache ${cache.root}`);
+        }
+        throw wholeMismatch(file, String(err.details.actual ?? '').replace(/^sha256:/, ''), file.size);
       }
-      throw wholeMismatch(file, String(err.details.actual ?? '').replace(/^sha256:/, ''), file.size);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
     }
+    let offset = 0;
+    const located = file.parts.map((p) => {
+      const loc = { digest: p.blob, file: whole, fileSize: file.size, offset, size: p.size };
+      offset += p.size;
+      return loc;
+    });
+    await index.record(located);
   };
   if (await cache.has(whole, file.size)) deps.progress.advance(file.size);
   else await assemble();
@@ -121,10 +156,37 @@ async function pullThroughCache(deps: SplitPullDeps, cache: BlobCache, file: Spl
   });
 }
 
-/** The parts' cached bytes in file order, 1 MiB at a time. */
-async function* concatenate(cache: BlobCache, parts: ManifestPart[]): AsyncGenerator<Buffer> {
+async function ensureDir(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+function rangeOf(source: PartSource, size: number): Readable {
+  const start = source.kind === 'cached-file' ? source.start : 0;
+  return createReadStream(source.path, { start, end: start + size - 1, highWaterMark: 1024 * 1024 });
+}
+
+async function hashSource(source: PartSource, size: number): Promise<string> {
+  const tap = new HashTap();
+  await pipeline(rangeOf(source, size), tap, devNull());
+  return `sha256:${tap.hex()}`;
+}
+
+/** The parts' bytes in file order, 1 MiB at a time, from where each one is. */
+async function* concatenate(parts: ManifestPart[], sources: Map<string, PartSource>): AsyncGenerator<Buffer> {
   for (const part of parts) {
     if (part.size === 0) continue;
-    for await (const chunk of createReadStream(cache.pathOf(part.blob), { highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
+    for await (const chunk of rangeOf(sources.get(part.blob)!, part.size)) yield chunk as Buffer;
   }
+}
+
+/**
+ * Promise.all that waits for every task to stop before it rejects: a failed part must not let the
+ * caller remove a directory another part is still being written into (ENOTEMPTY would then hide
+ * the real error).
+ */
+async function settleAll(tasks: Array<Promise<unknown>>): Promise<void> {
+  const settled = await Promise.allSettled(tasks);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openArchive, writeArchive } from '../../src/bundle/archive.js';
@@ -253,6 +253,9 @@ describe('packing and pulling split safetensors files', () => {
     await pull(counting, 'llm@1.0.0', path.join(home, 'v1'), undefined, cache);
     fetched.length = 0;
     await pull(counting, 'llm@1.1.0', path.join(home, 'v2'), undefined, cache);
+    // 1× on disk: the cache holds the two reassembled files, not their parts besides.
+    const entries = await cache.entries();
+    assert.deepEqual(entries.map((e) => e.size).sort(), [original.length, original.length]);
     const v2file = path.join(home, 'v2', 'weights/model.safetensors');
     assert.ok((await readFile(v2file)).equals(await readFile(file)));
     const [m1, m2] = [(await inspectRef(store, 'llm@1.0.0')).manifest, (await inspectRef(store, 'llm@1.1.0')).manifest];
@@ -264,6 +267,20 @@ describe('packing and pulling split safetensors files', () => {
     const st = await stat(v2file);
     assert.equal(st.mode & 0o777, 0o444, 'read-only');
     assert.equal(st.ino, (await stat(cache.pathOf(`sha256:${sha(await readFile(file))}`))).ino, 'hard-linked from the cache');
+
+    // A cached file altered on disk is no source: its parts are fetched again, the result is right.
+    const home3 = await fresh('home3');
+    const cache3 = BlobCache.forHome(home3);
+    await pull(counting, 'llm@1.0.0', path.join(home3, 'v1'), undefined, cache3);
+    const v1cached = cache3.pathOf(`sha256:${sha(original)}`);
+    const fh = await open(v1cached, 'r+');
+    await fh.write(Buffer.from('tampered'), 0, 8, 70000);
+    await fh.close();
+    fetched.length = 0;
+    await pull(counting, 'llm@1.1.0', path.join(home3, 'v2'), undefined, cache3);
+    assert.ok((await readFile(path.join(home3, 'v2', 'weights/model.safetensors'))).equals(await readFile(file)));
+    const split2parts = m2.components.flatMap((c) => c.files).find(isSplit)!.parts;
+    assert.equal(fetched.filter((dg) => split2parts.some((p) => p.blob === dg)).length, new Set(split2parts.map((p) => p.blob)).size, 'every part fetched again');
 
     // The pulled directory verifies (re-packing it cuts the file the same way) against its manifest.
     assert.equal((await verifyLocal(path.join(home, 'v2'))).digest, p2.digest);

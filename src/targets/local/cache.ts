@@ -38,8 +38,8 @@ export async function pinnedBlobs(home: string): Promise<Set<string>> {
     try {
       const { manifest } = decodeManifest(bytes, undefined, file);
       for (const b of manifest.blobs) pinned.add(b.digest);
-      // A split file (safetensors by tensor) is cached twice over: its parts, and the reassembled
-      // file under its own SHA-256 that the version directory links. Both stay.
+      // A split file (safetensors by tensor) is cached as the reassembled file, under its own
+      // SHA-256 (its parts are read from it through the part index, not kept apart).
       for (const c of manifest.components) for (const f of c.files) if (isSplit(f)) pinned.add(wholeFileDigest(f));
     } catch {
       /* a damaged record pins nothing; verifyLocal catches the directory at its next deploy */
