@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,7 +8,7 @@ import { IntegrityError } from '../core/errors.js';
 import { hashFile } from '../bundle/hash.js';
 import { wholeFileDigest, type ManifestPart, type SplitFile } from '../bundle/manifest.js';
 import { devNull, HashTap } from '../bundle/tar-io.js';
-import type { BlobCache } from '../store/blob-cache.js';
+import { STALE_TEMP_MS, type BlobCache } from '../store/blob-cache.js';
 import { PartIndex } from '../store/part-index.js';
 import { mkdirs } from '../util/local-io.js';
 import type { Progress } from './progress.js';
@@ -96,7 +96,9 @@ async function pullThroughCache(deps: SplitPullDeps, cache: BlobCache, file: Spl
     // from there; the others are fetched, verified, into a private temp dir, not the cache: once
     // the file is put together they live inside it (1× on disk), found again through the index.
     // Beside the cache (same file system), not in its tmp/ (whose sweep removes files, not directories).
-    const staging = await mkdtemp(path.join(await ensureDir(path.join(cache.root, 'staging')), 'parts-'));
+    const stagingRoot = await ensureDir(path.join(cache.root, 'staging'));
+    await sweepStaleStaging(stagingRoot);
+    const staging = await mkdtemp(path.join(stagingRoot, 'parts-'));
     // Each cached file is checked once per assembly (a small one is re-hashed in full by has()).
     const checked = new Map<string, Promise<boolean>>();
     const intact = (digest: string, size: number) => {
@@ -154,6 +156,19 @@ async function pullThroughCache(deps: SplitPullDeps, cache: BlobCache, file: Spl
     await assemble();
     await cache.materialise(whole, dest, file.executable);
   });
+}
+
+/**
+ * Staging dirs of pulls that were killed (SIGKILL, power loss) would fill the disk: remove those
+ * untouched for STALE_TEMP_MS (a pull still running writes into its dir, keeping it fresh).
+ */
+async function sweepStaleStaging(root: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const dir = path.join(root, name);
+    const st = await stat(dir).catch(() => undefined);
+    if (st && now - st.mtimeMs > STALE_TEMP_MS) await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function ensureDir(dir: string): Promise<string> {
