@@ -4,6 +4,7 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openArchive, writeArchive } from '../../src/bundle/archive.js';
+import { hashParts } from '../../src/bundle/hash.js';
 import { decodeManifest, encodeManifest, isSplit, type Manifest } from '../../src/bundle/manifest.js';
 import { parseSafetensorsHeader, planParts, readSafetensorsLayout, SafetensorsFormatError } from '../../src/bundle/safetensors.js';
 import { packDirectory } from '../../src/bundle/source.js';
@@ -110,6 +111,21 @@ describe('safetensors parsing (the reference reader\'s rules)', () => {
     }
     assert.equal(at, header.length + 284);
   });
+});
+
+test('hashParts: per-tensor hashes of a run whose tensors cross the 1 MiB read boundaries, empty tensors included', async () => {
+  const dir = await fresh('hp');
+  const file = path.join(dir, 'f');
+  const sizes = [700 * 1024, 0, 900 * 1024, 1, 600 * 1024 + 3, 0];
+  const bytes = Buffer.alloc(10 + sizes.reduce((n, x) => n + x, 0));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + (i >> 11)) & 0xff;
+  await writeFile(file, bytes);
+  let at = 10;
+  const tensors = sizes.map((n) => ({ start: at, end: (at += n) }));
+  const r = await hashParts({ file, parts: [{ start: 0, end: 10, tensors: [] }, { start: 10, end: bytes.length, tensors }] });
+  assert.equal(r.parts[0]!.sha256, sha(bytes.subarray(0, 10)));
+  assert.equal(r.parts[1]!.sha256, sha(bytes.subarray(10)));
+  assert.deepEqual(r.parts[1]!.tensors, tensors.map((t) => sha(bytes.subarray(t.start, t.end))));
 });
 
 describe('packing and pulling split safetensors files', () => {
