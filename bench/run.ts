@@ -9,7 +9,8 @@
  *                                     8 detect: bad-canary detection simulation, pure, see bench/detect.ts;
  *                                     9 kube: Kubernetes API requests per canary step and 50 canaries at
  *                                     once, in-process against the fake API server; one full canary on
- *                                     the cluster in a box (real pods, needs root), see bench/kube.ts)
+ *                                     the cluster in a box (real pods, needs root), see bench/kube.ts;
+ *                                     10 fine-tune: bytes a push of 1% changed tensors uploads)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -62,6 +63,7 @@ const SIZES = {
   single: sz(GiB), // measure 1 (and reused as half of measure 4's bundle)
   quarter: sz(256 * MiB), // measure 2: four of these (and the other half of measure 4's bundle)
   repushWeight: sz(100 * MiB), // measure 3: two weight files
+  fineTuneTensor: sz(5 * MiB), // measure 10: 200 tensors of this size (~1 GiB of safetensors)
   prompts: 20,
   promptBytes: 4 * 1024,
 };
@@ -387,6 +389,52 @@ async function repushBytes(): Promise<void> {
       pass: ratio < 0.01,
     });
     notes.push(`re-push: v1 uploaded ${v1.uploadedBytes} B (re-used ${v1.reusedBytes} B); v2 uploaded ${v2.uploadedBytes} B, re-used ${v2.reusedBytes} B.`);
+  } catch (err) {
+    failedRow(measure, target, err);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await rm(new URL(store), { recursive: true, force: true });
+  }
+}
+
+/**
+ * 10: tensor-level dedup. A ~1 GiB safetensors model of 200 tensors (5 MiB each, BF16) is pushed as
+ * 1.0.0; a fine-tune rewrites 2 of them (1%) and is pushed as 1.1.0. Bytes the second push uploads
+ * vs the changed tensors' bytes; time of each push. A `file://` store: which blobs a push uploads
+ * is decided by the store-independent HEAD-and-skip in services/bundles.ts push, so the bytes are
+ * those an S3 store would get.
+ */
+async function fineTuneBytes(): Promise<void> {
+  const measure = 'fine-tune of 1% of tensors (2 of 200, ~1 GiB safetensors): uploaded / changed tensor bytes';
+  const target = '≤ 2×';
+  const dir = path.join(tmpRoot, 'finetune');
+  const store = pathToFileURL(path.join(tmpRoot, 'store-finetune')).href;
+  try {
+    const { writeSafetensors, retrainTensor } = await import('../test/helpers/safetensors.js');
+    const cols = 1024;
+    const height = Math.max(1, Math.floor(SIZES.fineTuneTensor / (2 * cols)));
+    const tensors = Array.from({ length: 200 }, (_, i) => ({ name: `model.layers.${String(i).padStart(3, '0')}.weight`, dtype: 'BF16', shape: [height, cols] }));
+    const file = path.join(dir, 'weights', 'model.safetensors');
+    await mkdir(path.dirname(file), { recursive: true });
+    const size = await writeSafetensors(file, tensors);
+    await mkdir(path.join(dir, 'prompts'), { recursive: true });
+    await writeFile(path.join(dir, 'prompts', 'system.txt'), 'You are helpful.\n');
+    await writeFile(path.join(dir, 'bundle.yaml'), bundleYaml('bench-finetune', '1.0.0', { weights: ['weights/'], prompts: ['prompts/'], preprocessing: [], config: [] }));
+    const v1 = await modelctlJson<PushJson>(['bundle', 'push', dir, '--store', store]);
+    const changed = (await retrainTensor(file, tensors, 'model.layers.042.weight')) + (await retrainTensor(file, tensors, 'model.layers.137.weight'));
+    const v2 = await modelctlJson<PushJson>(['bundle', 'push', dir, '--version', '1.1.0', '--store', store]);
+    const ratio = v2.json.uploadedBytes / changed;
+    rows.push({
+      measure,
+      modelctl: `${fmtBytes(v2.json.uploadedBytes)} in ${fmtMs(v2.r.ms)}`,
+      reference: `changed ${fmtBytes(changed)}; v1 push ${fmtBytes(v1.json.uploadedBytes)} in ${fmtMs(v1.r.ms)}`,
+      ratio: `${ratio.toFixed(3)}×`,
+      target,
+      pass: ratio <= 2,
+    });
+    notes.push(
+      `fine-tune: model ${size} B; v1 uploaded ${v1.json.uploadedBytes} B in ${fmtMs(v1.r.ms)}; v2 (2 tensors of ${changed / 2} B changed) uploaded ${v2.json.uploadedBytes} B, re-used ${v2.json.reusedBytes} B, in ${fmtMs(v2.r.ms)} (the push re-hashes the whole file to find what changed).`,
+    );
   } catch (err) {
     failedRow(measure, target, err);
   } finally {
@@ -1013,7 +1061,7 @@ async function main(): Promise<number> {
   // plus a 2 GiB pull (the source is deleted first); measure 3 adds 2 × 200 MiB while it runs.
   // Measures 6 and 7 need a few MB (bundles, logs). Only what the selected measures need counts.
   const data = (wanted(1) || wanted(4) ? SIZES.single : 0) + (wanted(2) || wanted(4) ? 4 * SIZES.quarter : 0);
-  const needed = (wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + 256 * MiB;
+  const needed = (wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + (wanted(10) ? 2 * 201 * SIZES.fineTuneTensor : 0) + 256 * MiB;
   const free = freeBytes(tmpRoot);
   if (free < needed) {
     log(`only ${fmtBytes(free)} free in ${os.tmpdir()}, the bench needs about ${fmtBytes(needed)} (set TMPDIR, or use --quick)`);
@@ -1049,6 +1097,10 @@ async function main(): Promise<number> {
   if (wanted(3)) {
     log('3/7 re-push after one prompt changed…');
     await repushBytes();
+  }
+  if (wanted(10)) {
+    log('10 fine-tune of 1% of a safetensors model (tensor dedup)…');
+    await fineTuneBytes();
   }
   if (wanted(4)) {
     log('4/7 peak RSS of push and pull…');

@@ -7,7 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { create as createTar, Parser, type ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { IntegrityError, UsageError } from '../core/errors.js';
-import { decodeManifest, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
+import { decodeManifest, describeBlob, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
 import { bundleFileMatches, makeTempDir, type BundleSource } from './source.js';
 import { checkTarBlob, forEachTarEntry, HashTap } from './tar-io.js';
 
@@ -42,8 +42,9 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
     const names = [ARCHIVE_MANIFEST];
     for (const blob of archivedBlobs(source.encoded.manifest)) {
       const local = source.localBlobPath(blob.digest);
-      if (!local) throw new Error(`internal: blob ${blob.digest} has no local file to archive`);
-      await symlink(local, path.join(staging, blobEntryName(blob.digest)));
+      // A part of a split file has no file of its own: its range is copied into the staging dir.
+      if (local) await symlink(local, path.join(staging, blobEntryName(blob.digest)));
+      else await pipeline(await source.openBlob(blob.digest), createWriteStream(path.join(staging, blobEntryName(blob.digest)), { flags: 'wx', mode: 0o600 }));
       names.push(blobEntryName(blob.digest));
     }
     const tap = new HashTap();
@@ -123,8 +124,7 @@ class ArchiveCheck extends Transform {
     for (const b of archivedBlobs(this.manifest)) {
       const got = this.seen.get(blobEntryName(b.digest));
       if (got && `sha256:${got.sha256}` === b.digest && got.size === b.size) continue;
-      const files = b.digest === this.manifest.bundleFile?.digest ? ['bundle.yaml'] : this.manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest).map((f) => f.path));
-      changed.push(`${files.join(', ') || b.digest} (${got ? `now ${got.size} bytes hashing to sha256:${got.sha256}` : 'missing'}, expected ${b.digest})`);
+      changed.push(`${describeBlob(this.manifest, b.digest)} (${got ? `now ${got.size} bytes hashing to sha256:${got.sha256}` : 'missing'}, expected ${b.digest})`);
     }
     if (changed.length > 0) {
       throw new IntegrityError(`${changed.length === 1 ? 'a file' : 'files'} changed while the archive was being written: ${changed.join('; ')}; no archive was written`, {

@@ -6,12 +6,14 @@ import type { Readable } from 'node:stream';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { UsageError } from '../core/errors.js';
 import { silentProgress, type Progress } from '../core/progress.js';
-import { hashFiles } from './hash.js';
+import { hashFiles, type PartsTask } from './hash.js';
+import { planParts, readSafetensorsLayout, SafetensorsFormatError, TENSOR_RUN_BYTES, type PlannedPart } from './safetensors.js';
 import {
   canonicalJson,
   encodeManifest,
   LARGE_FILE_BYTES,
   MANIFEST_MEDIA_TYPE,
+  MANIFEST_MEDIA_TYPE_V2,
   type EncodedManifest,
   type Manifest,
   type ManifestBlob,
@@ -37,6 +39,8 @@ export interface BundleSource {
   localBlobPath(digest: string): string | undefined;
   /** Remove temporary files. Safe to call twice. */
   close(): Promise<void>;
+  /** What packing noticed and worked around (e.g. a .safetensors file that does not parse, stored whole). */
+  readonly warnings?: string[];
 }
 
 export interface PackOptions {
@@ -44,6 +48,27 @@ export interface PackOptions {
   version?: string | undefined;
   /** Reports hashing of large files and writing of component tars (coarse: per file). */
   progress?: Progress;
+  /** Tensors below this many bytes are coalesced into runs (see TENSOR_RUN_BYTES); for tests and benches. */
+  tensorRunBytes?: number;
+}
+
+/**
+ * Whether a large file is split into tensors: `.safetensors` files only. Other large files keep one
+ * whole-file blob. Content-defined chunking (Xet's ~64 KiB chunks) would dedup them too, but it
+ * costs a rolling hash over every byte at pack and push, thousands of objects per GiB (a request
+ * each on S3) and a chunk index; for the other formats in a bundle (ONNX, GGUF, tokenizers) a
+ * new version rewrites most bytes, so whole files lose little. Safetensors tensors are already
+ * the unit a fine-tune changes, named and bounded in a header: exact dedup for free.
+ */
+export function isSafetensors(relPath: string): boolean {
+  return relPath.toLowerCase().endsWith('.safetensors');
+}
+
+/** A blob to read from a byte range of a bundle file (a part of a split file). */
+interface RangeBlob {
+  filePath: string;
+  start: number;
+  end: number;
 }
 
 /** A private temp directory, removed even if the process is interrupted before its owner's cleanup runs. */
@@ -74,17 +99,55 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
   const large = files.filter((f) => f.size >= LARGE_FILE_BYTES);
   const small = files.filter((f) => f.size < LARGE_FILE_BYTES);
   const progress = opts.progress ?? silentProgress;
+  const warnings: string[] = [];
+  // Safetensors files are split along their tensors (see isSafetensors). One that does not parse is
+  // stored whole with a warning, not refused: modelctl ships what it is given (a file named
+  // .safetensors may be a Git LFS pointer, random test bytes or a newer format variant), its digest
+  // is then what it was before splitting existed, and the model's loader is the judge of the bytes.
+  const plans = new Map<string, PlannedPart[]>();
+  const runBytes = opts.tensorRunBytes ?? TENSOR_RUN_BYTES;
+  for (const f of large) {
+    if (!isSafetensors(f.path) || plans.has(f.absPath)) continue;
+    try {
+      plans.set(f.absPath, planParts(await readSafetensorsLayout(f.absPath, f.size), runBytes));
+    } catch (err) {
+      if (!(err instanceof SafetensorsFormatError)) throw err;
+      warnings.push(`${f.path} is not a valid safetensors file: ${err.message}; stored as one whole-file blob (no tensor-level dedup)`);
+    }
+  }
   progress.start(`hashing ${spec.name}`, files.reduce((n, f) => n + f.size, 0));
-  const largeHashes = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => progress.advance(h.size));
+  const partTasks: PartsTask[] = [...plans].map(([file, parts]) => ({ file, parts: parts.map((p) => ({ start: p.start, end: p.end, tensors: p.tensors })) }));
+  const hashed = await hashFiles([...new Set(large.map((f) => f.absPath))], (_p, h) => progress.advance(h.size), partTasks);
+  const largeHashes = hashed.files;
 
   const tmp = await makeTempDir('pack');
   let bundleFile: { digest: string; size: number; filePath: string } | undefined;
   try {
-    const blobs = new Map<string, ManifestBlob & { filePath: string }>();
+    const blobs = new Map<string, ManifestBlob & { filePath: string; range?: RangeBlob }>();
     const entries: Array<ManifestFile & { component: string }> = [];
 
     for (const f of large) {
       const h = largeHashes.get(f.absPath)!;
+      const plan = plans.get(f.absPath);
+      const partHashes = hashed.parts.get(f.absPath);
+      if (plan && partHashes) {
+        const parts = plan.map((p, i) => {
+          const ph = partHashes.parts[i]!;
+          const digest = `sha256:${ph.sha256}`;
+          if (!blobs.has(digest)) blobs.set(digest, { digest, size: ph.size, kind: 'part', filePath: f.absPath, range: { filePath: f.absPath, start: p.start, end: p.end } });
+          return {
+            blob: digest,
+            size: ph.size,
+            tensors: p.tensors.map((t, j) => ({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.end - t.start, sha256: ph.tensors[j]! })),
+          };
+        });
+        // Two reads of the file (whole, and by parts, on two threads): they must have seen the same file.
+        if (parts.reduce((n, p) => n + p.size, 0) !== h.size) {
+          throw new UsageError(`${f.path} changed while it was being packed`, { hint: 'something is still writing to the bundle directory: let it finish, then pack again' });
+        }
+        entries.push({ component: f.component, path: f.path, size: h.size, executable: f.executable, sha256: h.sha256, format: 'safetensors', runBytes, parts });
+        continue;
+      }
       const digest = `sha256:${h.sha256}`;
       blobs.set(digest, { digest, size: h.size, kind: 'file', filePath: f.absPath });
       entries.push({ component: f.component, path: f.path, size: h.size, executable: f.executable, sha256: h.sha256, blob: digest });
@@ -120,9 +183,10 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
       await writeFile(file, written, { flag: 'wx', mode: 0o600 });
       bundleFile = { digest: sha256Digest(written), size: written.length, filePath: file };
     }
+    const split = entries.some((e) => e.parts !== undefined);
     const manifest: Manifest = {
-      schemaVersion: 1,
-      mediaType: MANIFEST_MEDIA_TYPE,
+      schemaVersion: split ? 2 : 1,
+      mediaType: split ? MANIFEST_MEDIA_TYPE_V2 : MANIFEST_MEDIA_TYPE,
       name: spec.name,
       version,
       spec: identity.spec,
@@ -137,17 +201,23 @@ export async function packDirectory(bundleDir: string, opts: PackOptions = {}): 
             files: own.map(({ component: _c, ...file }) => file),
           };
         }),
-      blobs: [...blobs.values()].map(({ filePath: _f, ...b }) => b).sort((a, b) => compareBytes(a.digest, b.digest)),
+      blobs: [...blobs.values()].map(({ filePath: _f, range: _r, ...b }) => b).sort((a, b) => compareBytes(a.digest, b.digest)),
     };
     const encoded = encodeManifest(manifest);
     progress.finish();
-    const fileOf = (digest: string) => blobs.get(digest)?.filePath ?? (bundleFile?.digest === digest ? bundleFile.filePath : undefined);
+    // A part is read from its range of the bundle file: never copied, whatever the tensor's size.
+    const fileOf = (digest: string) => (blobs.get(digest)?.range ? undefined : (blobs.get(digest)?.filePath ?? (bundleFile?.digest === digest ? bundleFile.filePath : undefined)));
     return {
       origin: dir,
       encoded,
-      openBlob: async (digest) => createReadStream(fileOf(digest)!, { highWaterMark: 1024 * 1024 }),
+      openBlob: async (digest) => {
+        const range = blobs.get(digest)?.range;
+        if (range) return createReadStream(range.filePath, { start: range.start, end: range.end - 1, highWaterMark: 1024 * 1024 });
+        return createReadStream(fileOf(digest)!, { highWaterMark: 1024 * 1024 });
+      },
       localBlobPath: fileOf,
       close: () => rm(tmp, { recursive: true, force: true }),
+      warnings,
     };
   } catch (err) {
     progress.finish();

@@ -11,12 +11,16 @@ import { removeOnInterrupt } from '../core/cleanup.js';
 import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { openArchive, readArchiveManifest, writeArchive } from '../bundle/archive.js';
 import {
+  canonicalJson,
   decodeManifest,
+  describeBlob,
   fileCount,
+  isSplit,
   filesOfBlob,
   totalSize,
   type EncodedManifest,
   type Manifest,
+  type ManifestFile,
 } from '../bundle/manifest.js';
 import { META_DIR } from '../bundle/paths.js';
 import { formatRef, parseRef, type BundleRef } from '../bundle/ref.js';
@@ -27,6 +31,7 @@ import type { BlobCache } from './blob-cache.js';
 import { blobKey, manifestKey, type BundleStore, type CorruptRefError, type RefRecord } from './store.js';
 import { asLocalIO, isLocalIOFailure, localIOError, mkdirs } from '../util/local-io.js';
 import { silentProgress, type Progress } from '../core/progress.js';
+import { pullSplitFile, type SplitPullDeps } from './split-pull.js';
 
 /*
  * Bundles to and from a store: pack, push, pull (through the blob cache), verify, inspect, list,
@@ -49,6 +54,8 @@ export interface PackSummary {
   size: number;
   files: number;
   components: Array<{ name: string; size: number; files: number }>;
+  /** What packing worked around (e.g. a .safetensors file that does not parse, stored whole). */
+  warnings?: string[];
 }
 
 export function summarize(encoded: EncodedManifest): PackSummary {
@@ -73,12 +80,15 @@ async function isArchiveFile(p: string): Promise<boolean> {
 }
 
 /** Open a directory (packing it) or an archive (extracting and verifying it) as a bundle source. */
-export async function openLocalBundle(p: string, opts: { version?: string | undefined; progress?: Progress } = {}): Promise<BundleSource> {
+export async function openLocalBundle(
+  p: string,
+  opts: { version?: string | undefined; progress?: Progress; tensorRunBytes?: number | undefined } = {},
+): Promise<BundleSource> {
   if (await isArchiveFile(p)) {
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
     return asLocalIO(`unpacking the archive ${p}`, tmpdir(), () => openArchive(p));
   }
-  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress }));
+  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress, tensorRunBytes: opts.tensorRunBytes }));
 }
 
 export async function pack(
@@ -92,7 +102,7 @@ export async function pack(
   }
   const source = await asLocalIO(`packing ${dir}`, tmpdir(), () => packDirectory(dir, { version: opts.version, progress: opts.progress }));
   try {
-    const summary = summarize(source.encoded);
+    const summary = { ...summarize(source.encoded), ...(source.warnings?.length ? { warnings: source.warnings } : {}) };
     if (!opts.output) return summary;
     const output = opts.output;
     const { size } = await asLocalIO(`writing the archive ${output}`, output, () => writeArchive(source, output));
@@ -112,6 +122,8 @@ export interface PushResult {
   repairedBlobs: string[];
   /** The stored manifest was missing or damaged and was written again. */
   repairedManifest: boolean;
+  /** What packing worked around (e.g. a .safetensors file that does not parse, stored whole). */
+  warnings?: string[];
 }
 
 function conflict(name: string, version: string, existing: string, attempted: string, store: string): ConflictError {
@@ -218,10 +230,11 @@ export async function push(store: BundleStore, source: BundleSource, progress: P
   const manifestOk = await storedManifestSound(store, digest, manifest);
   if (!manifestOk) await store.putManifest(digest, bytes);
   const repaired = { repairedBlobs: existing ? missing.map((b) => b.digest) : [], repairedManifest: existing !== undefined && !manifestOk };
-  if (existing) return { ref, digest, uploadedBytes, reusedBytes, created: false, ...repaired };
+  const warned = source.warnings?.length ? { warnings: source.warnings } : {};
+  if (existing) return { ref, digest, uploadedBytes, reusedBytes, created: false, ...repaired, ...warned };
   const created = await store.createRef({ name: manifest.name, version: manifest.version, digest, size: totalSize(manifest), createdAt: new Date().toISOString() });
   if (!created.created && created.existing.digest !== digest) throw conflict(manifest.name, manifest.version, created.existing.digest, digest, store.url);
-  return { ref, digest, uploadedBytes, reusedBytes, created: created.created, ...repaired };
+  return { ref, digest, uploadedBytes, reusedBytes, created: created.created, ...repaired, ...warned };
 }
 
 export interface ResolvedRef {
@@ -306,10 +319,10 @@ export function repairHint(store: string, what: 'missing' | 'corrupt'): string {
     : `the store was altered or damaged: \`modelctl bundle push <bundle dir or archive> --repair --store ${store}\` re-hashes every stored blob of the bundle and re-uploads the wrong ones`;
 }
 
-function blobMismatch(digest: string, tap: HashTap, size: number, store: string): IntegrityError | undefined {
+function blobMismatch(digest: string, tap: HashTap, size: number, store: string, holds?: string): IntegrityError | undefined {
   const actual = `sha256:${tap.hex()}`;
   if (actual === digest && tap.bytes === size) return undefined;
-  return new IntegrityError(`blob ${digest} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
+  return new IntegrityError(`blob ${digest}${holds && holds !== digest ? ` (${holds})` : ''} in ${store} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, {
     hint: repairHint(store, 'corrupt'),
     details: { blob: digest, key: blobKey(digest), actual, store },
   });
@@ -360,12 +373,25 @@ export async function pull(
   const forget = removeOnInterrupt(tmp);
   await asLocalIO(`creating ${tmp}`, tmp, () => mkdirs(tmp));
   try {
-    progress.start(`pulling ${refText}`, manifest.blobs.reduce((n, b) => n + b.size, 0));
+    // Split files (safetensors by tensor) are put together from their parts by pullSplitFile;
+    // the other blobs are fetched as before. A part blob no whole file uses is fetched only there.
+    const splitFiles = manifest.components.flatMap((c) => c.files.filter(isSplit));
+    const direct = manifest.blobs.filter((b) => b.kind === 'tar' || manifest.components.some((c) => c.files.some((f) => f.blob === b.digest)));
+    progress.start(`pulling ${refText}`, direct.reduce((n, b) => n + b.size, 0) + splitFiles.reduce((n, f) => n + f.size, 0));
     const limit = pLimit(BLOBS_IN_FLIGHT);
+    const splitDeps: SplitPullDeps = {
+      storeUrl: store.url,
+      fetch: (digest, consume) => withBlob(store, digest, consume, undefined, out),
+      partLimit: pLimit(BLOBS_IN_FLIGHT),
+      progress,
+      corruptHint: repairHint(store.url, 'corrupt'),
+      cache,
+    };
     // allSettled, not all: a failed blob must not let us delete the temp dir while another
     // download is still writing into it (rm would race the writes: ENOTEMPTY).
-    const settled = await Promise.allSettled(
-      manifest.blobs.map((b) =>
+    const settled = await Promise.allSettled([
+      ...splitFiles.map((f) => pullSplitFile(splitDeps, f, path.join(tmp, f.path))),
+      ...direct.map((b) =>
         limit(async () => {
           if (b.kind === 'tar') {
             const files = filesOfBlob(manifest, b.digest);
@@ -423,7 +449,7 @@ export async function pull(
           }
         }),
       ),
-    );
+    ]);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     progress.finish();
@@ -517,7 +543,7 @@ export async function verifyRef(store: BundleStore, refText: string, progress: P
             const tap = new HashTap((n) => progress.advance(n));
             if (b.kind === 'tar') await checkTarBlob(through(body, tap), b.digest, filesOfBlob(manifest, b.digest));
             else await pipeline(body, tap, devNull());
-            const bad = blobMismatch(b.digest, tap, b.size, store.url);
+            const bad = blobMismatch(b.digest, tap, b.size, store.url, describeBlob(manifest, b.digest));
             if (bad) throw bad;
           }),
         ),
@@ -537,17 +563,15 @@ export async function verifyRef(store: BundleStore, refText: string, progress: P
  */
 export async function verifyLocal(p: string, expectedDigest?: string): Promise<VerifyResult> {
   const archive = await isArchiveFile(p);
-  const source = await openLocalBundle(p);
+  const recorded = archive ? undefined : await readFile(path.join(p, MANIFEST_RECORD)).catch(() => undefined);
+  const was = recorded ? decodeManifest(recorded, undefined, path.join(p, MANIFEST_RECORD)) : undefined;
+  // Cut split files as the pulled bundle was cut, whatever this modelctl's default.
+  const tensorRunBytes = was?.manifest.components.flatMap((c) => c.files).find((f) => f.runBytes !== undefined)?.runBytes;
+  const source = await openLocalBundle(p, { tensorRunBytes });
   try {
     const { digest, manifest } = source.encoded;
     let expected = expectedDigest;
-    if (!archive && !expected) {
-      const recorded = await readFile(path.join(p, MANIFEST_RECORD)).catch(() => undefined);
-      if (recorded) {
-        const was = decodeManifest(recorded, undefined, path.join(p, MANIFEST_RECORD));
-        if (was.digest !== digest) throw changedFiles(p, was.manifest, manifest, was.digest, digest);
-      }
-    }
+    if (was && !expected && was.digest !== digest) throw changedFiles(p, was.manifest, manifest, was.digest, digest);
     if (expected && expected !== digest) {
       throw new IntegrityError(`${p} has digest ${digest}, expected ${expected}`, { details: { expected, actual: digest } });
     }
@@ -656,6 +680,37 @@ export interface ComponentDiff {
   added: string[];
   removed: string[];
   changed: string[];
+  /**
+   * For changed files stored by tensor on both sides (safetensors, manifest schema 2): the tensors
+   * added, removed or changed (bytes, dtype or shape), in the new file's order.
+   */
+  tensors?: TensorChange[];
+}
+
+export interface TensorChange {
+  file: string;
+  name: string;
+  change: 'added' | 'removed' | 'changed';
+  dtype: string;
+  shape: number[];
+  /** The tensor's bytes in `to` (in `from` when removed). */
+  bytes: number;
+}
+
+/** The tensors that differ between two versions of a split file, matched by name. */
+function tensorChanges(file: string, a: ManifestFile, b: ManifestFile): TensorChange[] {
+  if (!a.parts || !b.parts) return [];
+  const before = new Map(a.parts.flatMap((p) => p.tensors).map((t) => [t.name, t]));
+  const after = b.parts.flatMap((p) => p.tensors);
+  const out: TensorChange[] = [];
+  for (const t of after) {
+    const was = before.get(t.name);
+    const change = !was ? 'added' : was.sha256 !== t.sha256 || was.dtype !== t.dtype || canonicalJson(was.shape) !== canonicalJson(t.shape) ? 'changed' : undefined;
+    if (change) out.push({ file, name: t.name, change, dtype: t.dtype, shape: t.shape, bytes: t.size });
+    before.delete(t.name);
+  }
+  for (const t of before.values()) out.push({ file, name: t.name, change: 'removed', dtype: t.dtype, shape: t.shape, bytes: t.size });
+  return out;
 }
 
 export interface DiffResult {
@@ -681,7 +736,8 @@ export function diffManifests(a: Manifest, b: Manifest): Pick<DiffResult, 'compo
     const removed = [...fa.keys()].filter((p) => !fb.has(p));
     const changed = [...fb.keys()].filter((p) => fa.has(p) && (fa.get(p)!.sha256 !== fb.get(p)!.sha256 || fa.get(p)!.executable !== fb.get(p)!.executable));
     const status = !ca ? 'added' : !cb ? 'removed' : added.length + removed.length + changed.length > 0 ? 'changed' : 'unchanged';
-    return { name, status, added, removed, changed };
+    const tensors = changed.flatMap((p) => tensorChanges(p, fa.get(p)!, fb.get(p)!));
+    return { name, status, added, removed, changed, tensors };
   });
   const have = new Set(a.blobs.map((x) => x.digest));
   return {

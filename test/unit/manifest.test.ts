@@ -46,7 +46,7 @@ test('decoding checks the digest, the schema and every path', () => {
   dangling.components[0]!.files[0]!.blob = `sha256:${h('c')}`;
   assert.throws(() => decodeManifest(encodeManifest(dangling).bytes, undefined, 'test'), /not listed/);
 
-  assert.throws(() => decodeManifest(Buffer.from('{"schemaVersion":2}'), undefined, 'test'), /not a modelctl v1 manifest/);
+  assert.throws(() => decodeManifest(Buffer.from('{"schemaVersion":2}'), undefined, 'test'), /not a modelctl manifest of schema 1 or 2/);
 });
 
 test('refs are name@semver or name@sha256:<hex>', () => {

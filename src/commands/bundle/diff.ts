@@ -4,7 +4,7 @@ import { formatBytes } from '../../cli/format.js';
 import type { DiffResult } from '../../store/transfer.js';
 
 export default class BundleDiff extends StoreCommand {
-  static override summary = 'Show which components and files changed between two stored versions, and the bytes a deploy would move.';
+  static override summary = 'Show which components, files and tensors changed between two stored versions, and the bytes a deploy would move.';
   static override examples = ['<%= config.bin %> bundle diff sentiment@1.0.0 sentiment@1.1.0', '<%= config.bin %> bundle diff sentiment@1.0.0 sentiment@1.1.0 --json'];
   static override args = {
     from: Args.string({ description: 'The ref already deployed.', required: true }),
@@ -25,7 +25,12 @@ export default class BundleDiff extends StoreCommand {
       lines.push(`${c.status.padEnd(9)} ${c.name}`);
       for (const p of c.added) lines.push(`  + ${p}`);
       for (const p of c.removed) lines.push(`  - ${p}`);
-      for (const p of c.changed) lines.push(`  ~ ${p}`);
+      for (const p of c.changed) {
+        lines.push(`  ~ ${p}`);
+        for (const t of (c.tensors ?? []).filter((x) => x.file === p)) {
+          lines.push(`      ${{ added: '+', removed: '-', changed: '~' }[t.change]} ${t.name}  ${t.dtype} [${t.shape.join(', ')}]  ${formatBytes(t.bytes)}`);
+        }
+      }
     }
     lines.push(`A deploy of ${r.to} where ${r.from} is present moves ${formatBytes(r.transferBytes)} of ${formatBytes(r.totalBytes)}.`);
     return lines.join('\n');

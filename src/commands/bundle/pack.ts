@@ -32,6 +32,7 @@ and \`bundle inspect\` accept in place of the directory.`;
     const lines = [`${r.name}@${r.version}  ${r.digest}`, `${r.files} files, ${formatBytes(r.size)}`];
     for (const c of r.components) lines.push(`  ${c.name.padEnd(14)} ${String(c.files).padStart(5)} files  ${formatBytes(c.size)}`);
     if (r.output) lines.push(`Archive: ${r.output} (${formatBytes(r.archiveSize ?? 0)})`);
+    for (const w of r.warnings ?? []) lines.push(`warning: ${w}`);
     return lines.join('\n');
   }
 }

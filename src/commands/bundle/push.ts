@@ -49,6 +49,7 @@ re-uploads those whose bytes are wrong. With a different digest it fails with ex
     const lines = [`${verb} ${r.ref} ${r.digest} ${mended ? 'in' : 'to'} ${r.store}`, `  uploaded ${formatBytes(r.uploadedBytes)}, re-used ${formatBytes(r.reusedBytes)}`];
     if (r.repairedBlobs.length > 0) lines.push(`  re-uploaded ${r.repairedBlobs.length} missing or damaged blob(s): ${r.repairedBlobs.join(', ')}`);
     if (r.repairedManifest) lines.push('  rewrote the missing or damaged manifest');
+    for (const w of r.warnings ?? []) lines.push(`warning: ${w}`);
     return lines.join('\n');
   }
 }

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../../core/errors.js';
-import { decodeManifest } from '../../bundle/manifest.js';
+import { decodeManifest, isSplit, wholeFileDigest } from '../../bundle/manifest.js';
 import { META_DIR } from '../../bundle/paths.js';
 import { FileLedgerStore } from '../../ledger/file-store.js';
 import { BlobCache, cacheMaxBytes } from '../../store/blob-cache.js';
@@ -36,7 +36,11 @@ export async function pinnedBlobs(home: string): Promise<Set<string>> {
     const bytes = await readFile(file).catch(() => undefined);
     if (!bytes) continue;
     try {
-      for (const b of decodeManifest(bytes, undefined, file).manifest.blobs) pinned.add(b.digest);
+      const { manifest } = decodeManifest(bytes, undefined, file);
+      for (const b of manifest.blobs) pinned.add(b.digest);
+      // A split file (safetensors by tensor) is cached as the reassembled file, under its own
+      // SHA-256 (its parts are read from it through the part index, not kept apart).
+      for (const c of manifest.components) for (const f of c.files) if (isSplit(f)) pinned.add(wholeFileDigest(f));
     } catch {
       /* a damaged record pins nothing; verifyLocal catches the directory at its next deploy */
     }
