@@ -133,10 +133,15 @@ export class PodNetwork {
    * at `gateway:<port returned>`: a plain TCP relay bound to the bridge address only. In a real
    * cluster the store is an external address the pods reach; here it is the node's bridge address.
    */
-  async relay(port: number): Promise<{ host: string; port: number }> {
+  async relay(port: number): Promise<{ host: string; port: number; bytes: { toPods: number; fromPods: number } }> {
     const sockets = new Set<Socket>();
+    // What crossed the relay (the bytes pods fetched from the store, headers included): a test
+    // measures what a pod downloads on the wire, independently of what the pod reports.
+    const bytes = { toPods: 0, fromPods: 0 };
     const server = createServer((inbound) => {
       const out = connect(port, '127.0.0.1');
+      out.on('data', (c: Buffer) => (bytes.toPods += c.length));
+      inbound.on('data', (c: Buffer) => (bytes.fromPods += c.length));
       sockets.add(inbound).add(out);
       const drop = () => {
         inbound.destroy();
@@ -152,7 +157,7 @@ export class PodNetwork {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, this.gateway, resolve));
     this.relays.add(server);
     const addr = server.address();
-    return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0 };
+    return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0, bytes };
   }
 
   /** The synchronous last resort (a signal is killing the process): namespaces and the bridge. */
