@@ -118,6 +118,31 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
     assert.ok(perPod <= WEIGHTS * 0.01, `${perPod} bytes per pod on the wire: at most 1% of the ${WEIGHTS} bytes of weights`);
   });
 
+  test('kubernetes check: the cache is reported, and a namespace enforcing Pod Security "baseline" (which forbids hostPath) fails the check with what to do', async () => {
+    const ok = await w.cli(['kubernetes', 'check', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const item = ok.json().checks.find((c: any) => c.name === 'bundle-cache');
+    assert.equal(item.ok, true);
+    assert.ok(item.detail.includes(`node cache hostPath ${cacheDir} (DirectoryOrCreate, at most 1Gi)`), item.detail);
+    const label = (value: string | null) =>
+      fetch(`${w.fake.url}/api/v1/namespaces/default`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({ metadata: { labels: { 'pod-security.kubernetes.io/enforce': value } } }),
+      }).then((r) => assert.equal(r.status, 200));
+    await label('baseline');
+    try {
+      const refused = await w.cli(['kubernetes', 'check', '--json']);
+      assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+      const bad = refused.json().checks.find((c: any) => c.name === 'bundle-cache');
+      assert.equal(bad.ok, false);
+      assert.match(bad.detail, /enforces Pod Security "baseline", which refuses hostPath volumes/);
+      assert.match(bad.hint, /pod-security\.kubernetes\.io\/enforce=privileged, or remove kubernetes\.bundleCache/);
+    } finally {
+      await label(null);
+    }
+  });
+
   test('a corrupted cache blob is never served: the next pod re-fetches it (and its model starts)', async () => {
     // Flip the bytes of the cached weights in place (as a disk fault or a careless root would).
     const blobs = path.join(cacheDir, 'blobs', 'sha256');

@@ -200,6 +200,30 @@ test('server-side apply conflicts with another manager unless forced', async () 
   assert.equal(kubectl?.fieldsV1?.['f:spec']?.['f:replicas'], undefined, 'force took ownership');
 });
 
+test('422 for volumes the API server refuses: a hostPath with ".." or an unsupported type, a mount of an undeclared volume', async () => {
+  const apps = fake.kubeConfig().makeApiClient(AppsV1Api);
+  const d = deployment('vols', {}, 'img:1');
+  d.spec.template.spec.volumes = [
+    { name: 'up', hostPath: { path: '/var/cache/../etc' } },
+    { name: 'odd', hostPath: { path: '/var/cache/x', type: 'Folder' } },
+  ];
+  d.spec.template.spec.containers[0].volumeMounts = [{ name: 'nowhere', mountPath: '/x' }];
+  const bad = await apiError(() => apps.createNamespacedDeployment({ namespace: 'default', body: d }));
+  assert.equal(bad.code, 422);
+  assert.deepEqual(
+    bad.status.details.causes.map((c: any) => `${c.reason} ${c.field}`),
+    [
+      'FieldValueInvalid spec.template.spec.volumes[0].hostPath.path',
+      'FieldValueNotSupported spec.template.spec.volumes[1].hostPath.type',
+      'FieldValueNotFound spec.template.spec.containers[0].volumeMounts[0].name',
+    ],
+  );
+  const ok = deployment('vols-ok', {}, 'img:1');
+  ok.spec.template.spec.volumes = [{ name: 'cache', hostPath: { path: '/var/cache/modelctl', type: 'DirectoryOrCreate' } }];
+  ok.spec.template.spec.containers[0].volumeMounts = [{ name: 'cache', mountPath: '/cache' }];
+  await apps.createNamespacedDeployment({ namespace: 'default', body: ok });
+});
+
 test('422 Invalid for bad names, labels and selectors; 400 for namespace mismatch', async () => {
   const core = fake.kubeConfig().makeApiClient(CoreV1Api);
   const bad = await apiError(() => core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'Bad_Name' } } }));
