@@ -76,7 +76,7 @@ export class BlobCache {
   private inUseFile: string | undefined;
   private inUseBeat: NodeJS.Timeout | undefined;
   /** Bytes this instance fetched from the store into the cache, and bytes it found already cached. */
-  readonly counts = { fetchedBytes: 0, fetchedBlobs: 0, cachedBytes: 0, cachedBlobs: 0 };
+  readonly counts = { fetchedBytes: 0, fetchedBlobs: 0, cachedBytes: 0, cachedBlobs: 0, waitedBlobs: 0 };
 
   constructor(
     readonly root: string,
@@ -115,6 +115,7 @@ export class BlobCache {
     } else {
       this.counts.cachedBytes += size;
       this.counts.cachedBlobs++;
+      if (how === 'waited') this.counts.waitedBlobs++;
     }
     return how;
   }

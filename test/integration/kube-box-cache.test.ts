@@ -32,12 +32,12 @@ function warnings(w: KubeBox): string[] {
 }
 
 /** What each pod's init container says it fetched from the store vs found in the node cache. */
-function pulled(w: KubeBox, version: string, only?: string): Array<{ pod: string; fetched: number; fetchedBlobs: number; cached: number }> {
+function pulled(w: KubeBox, version: string, only?: string): Array<{ pod: string; fetched: number; fetchedBlobs: number; cached: number; waited: number }> {
   return podsOf(w, version).filter((p) => only === undefined || p.metadata.name === only).map((p) => {
     const log = w.box.kubelet.logs('default', p.metadata.name, 'fetch-bundle');
-    const m = /fetched (\d+) bytes \((\d+) blobs\) from the store, (\d+) bytes/.exec(log);
+    const m = /fetched (\d+) bytes \((\d+) blobs\) from the store, (\d+) bytes .*?(?:\((\d+) of them fetched meanwhile[^\n]*)?$/m.exec(log);
     assert.ok(m, `the init container of ${p.metadata.name} reports what it fetched:\n${log}`);
-    return { pod: p.metadata.name, fetched: Number(m[1]), fetchedBlobs: Number(m[2]), cached: Number(m[3]) };
+    return { pod: p.metadata.name, fetched: Number(m[1]), fetchedBlobs: Number(m[2]), cached: Number(m[3]), waited: Number(m[4] ?? 0) };
   });
 }
 
@@ -78,13 +78,17 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
 
   test('first deploy, two pods starting at once on the node: the weights are fetched from S3 once', async () => {
     const before = w.s3Bytes.toPods;
-    const r = await w.cli(['deploy', `${MODEL}@1.0.0`, '--ready-timeout', '60s', '--json']);
+    // A store at 4 MB/s (a remote S3 is not a local one): the weights take ~4 s to fetch, long
+    // enough for the second pod's init container to start while the first is still fetching.
+    w.s3Bytes.toPodsPerSecond = 4_000_000;
+    const r = await w.cli(['deploy', `${MODEL}@1.0.0`, '--ready-timeout', '60s', '--json']).finally(() => (w.s3Bytes.toPodsPerSecond = 0));
     assert.equal(r.code, 0, `${r.stderr}\nkubelet warnings: ${warnings(w).join('\n  ')}`);
     const onWire = w.s3Bytes.toPods - before;
     const pods = pulled(w, '1.0.0');
     assert.equal(pods.length, 2, 'two pods of 1.0.0');
     process.stderr.write(`  first deploy: 2 pods, ${onWire} bytes from S3 on the wire (weights ${WEIGHTS}); per pod: ${JSON.stringify(pods)}\n`);
     assert.equal(pods.reduce((n, p) => n + p.fetchedBlobs, 0), 1, 'one pod fetched the weights blob, the other used it from the node cache');
+    assert.equal(pods.reduce((n, p) => n + p.waited, 0), 1, 'the other pod started while it was being fetched, and waited for it (the pulls overlapped)');
     assert.ok(onWire >= WEIGHTS && onWire < WEIGHTS * 1.1, `${onWire} bytes on the wire: the weights once, not twice (${2 * WEIGHTS})`);
     const st = await stat(cacheDir);
     assert.ok(st.isDirectory(), 'the kubelet created the hostPath directory (DirectoryOrCreate)');

@@ -4,7 +4,7 @@ import type { PullResult } from '../../services/bundles.js';
 
 /** What the cache saved: bytes fetched from the store vs found in the cache (also in the --json output). */
 interface PullOutput extends PullResult {
-  cache?: { dir: string; fetchedBytes: number; fetchedBlobs: number; cachedBytes: number; cachedBlobs: number };
+  cache?: { dir: string; fetchedBytes: number; fetchedBlobs: number; cachedBytes: number; cachedBlobs: number; waitedBlobs: number };
 }
 
 export default class BundlePull extends StoreCommand {
@@ -52,7 +52,7 @@ pods of a node: each blob is fetched once, under a lock, by whichever pod needs 
 
   protected human(r: PullOutput): string {
     const c = r.cache;
-    const cached = c ? `\n  fetched ${c.fetchedBytes} bytes (${c.fetchedBlobs} blobs) from the store, ${c.cachedBytes} bytes (${c.cachedBlobs} blobs) from the cache ${c.dir}` : '';
+    const cached = c ? `\n  fetched ${c.fetchedBytes} bytes (${c.fetchedBlobs} blobs) from the store, ${c.cachedBytes} bytes (${c.cachedBlobs} blobs) from the cache ${c.dir}${c.waitedBlobs ? ` (${c.waitedBlobs} of them fetched meanwhile by another puller, waited for)` : ''}` : '';
     return `Pulled ${r.ref} ${r.digest}\n  into ${r.path} (verified)${cached}`;
   }
 }
