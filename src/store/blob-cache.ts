@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -18,6 +19,17 @@ export const FULL_VERIFY_BELOW_BYTES = 16 * 1024 * 1024;
 
 /** A temp file in the cache untouched this long belongs to a fetch that died. */
 export const STALE_TEMP_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * Fetch locks (one per blob, `<root>/locks/<hex>.lock`, created O_EXCL): the holder touches its lock
+ * every LOCK_HEARTBEAT_MS while it fetches; a lock untouched for LOCK_STALE_MS belongs to a puller
+ * that died (SIGKILL, a pod evicted mid-pull) and is broken by the next waiter. The lock only saves
+ * bytes (one fetch per blob per cache): correctness never depends on it, insert() alone is safe when
+ * two processes fetch the same blob (a broken-too-early lock costs one duplicate fetch, no more).
+ */
+export const LOCK_HEARTBEAT_MS = 2_000;
+export const LOCK_STALE_MS = 30_000;
+const LOCK_POLL_MS = 200;
 
 /** What was recorded when a blob entered the cache: any write to it in place changes size or mtime. */
 interface Sidecar {
@@ -57,18 +69,156 @@ export class BlobCache {
   private readonly meta: string;
   private readonly tmp: string;
 
+  private readonly locks: string;
+  private readonly inUseDir: string;
+  /** What this process holds in use (ensure()d and not yet released): eviction elsewhere keeps them. */
+  private readonly using = new Set<string>();
+  private inUseFile: string | undefined;
+  private inUseBeat: NodeJS.Timeout | undefined;
+  /** Bytes this instance fetched from the store into the cache, and bytes it found already cached. */
+  readonly counts = { fetchedBytes: 0, fetchedBlobs: 0, cachedBytes: 0, cachedBlobs: 0, waitedBlobs: 0 };
+
   constructor(
     readonly root: string,
-    private readonly opts: { verify?: 'full' | 'auto' } = {},
+    private readonly opts: { verify?: 'full' | 'auto'; lockStaleMs?: number } = {},
   ) {
     this.blobs = path.join(root, 'blobs', 'sha256');
     this.meta = path.join(root, 'meta');
     this.tmp = path.join(root, 'tmp');
+    this.locks = path.join(root, 'locks');
+    this.inUseDir = path.join(root, 'inuse');
   }
 
-  /** The cache of a MODELCTL_HOME, with MODELCTL_CACHE_VERIFY from the environment. */
+  /**
+   * The cache of a MODELCTL_HOME ($MODELCTL_HOME/cache), or MODELCTL_CACHE_DIR when set (the
+   * Kubernetes init container: a node-level cache volume shared by every pod of the node), with
+   * MODELCTL_CACHE_VERIFY from the environment.
+   */
   static forHome(home: string, env: NodeJS.ProcessEnv = process.env): BlobCache {
-    return new BlobCache(path.join(home, 'cache'), { verify: env.MODELCTL_CACHE_VERIFY === 'full' ? 'full' : 'auto' });
+    const root = env.MODELCTL_CACHE_DIR ? path.resolve(env.MODELCTL_CACHE_DIR) : path.join(home, 'cache');
+    return new BlobCache(root, { verify: env.MODELCTL_CACHE_VERIFY === 'full' ? 'full' : 'auto' });
+  }
+
+  /**
+   * Make sure the cache holds `digest` intact, calling `fetch` (which must insert() it) at most once
+   * across every process sharing this cache: the first puller takes the blob's lock and fetches, the
+   * others wait for the lock to go and use what it inserted. Marks the blob in use until release().
+   * Returns how the blob came: 'cached' (already there), 'fetched' (by this call), 'waited' (another
+   * puller fetched it while this one waited).
+   */
+  async ensure(digest: string, size: number, fetch: () => Promise<unknown>): Promise<'cached' | 'fetched' | 'waited'> {
+    await this.markInUse(digest);
+    const how = await this.ensureLocked(digest, size, fetch);
+    if (how === 'fetched') {
+      this.counts.fetchedBytes += size;
+      this.counts.fetchedBlobs++;
+    } else {
+      this.counts.cachedBytes += size;
+      this.counts.cachedBlobs++;
+      if (how === 'waited') this.counts.waitedBlobs++;
+    }
+    return how;
+  }
+
+  private async ensureLocked(digest: string, size: number, fetch: () => Promise<unknown>): Promise<'cached' | 'fetched' | 'waited'> {
+    if (await this.has(digest, size)) return 'cached';
+    await mkdir(this.locks, { recursive: true });
+    const lock = path.join(this.locks, `${hexOf(digest)}.lock`);
+    const staleMs = this.opts.lockStaleMs ?? LOCK_STALE_MS;
+    let waited = false;
+    for (;;) {
+      const held = await open(lock, 'wx').then(
+        async (fh) => {
+          const st = await fh.stat();
+          await fh.close();
+          return st.ino;
+        },
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return undefined;
+          throw err;
+        },
+      );
+      if (held !== undefined) {
+        const beat = setInterval(() => {
+          const now = new Date();
+          void utimes(lock, now, now).catch(() => undefined);
+        }, Math.max(50, Math.floor(staleMs / 15)));
+        beat.unref();
+        try {
+          // Another puller may have inserted it between our check and our lock.
+          if (await this.has(digest, size)) return waited ? 'waited' : 'cached';
+          await fetch();
+          return 'fetched';
+        } finally {
+          clearInterval(beat);
+          // Only our own lock: if a waiter judged it stale and broke it, the name may be someone else's now.
+          const st = await stat(lock).catch(() => undefined);
+          if (st?.ino === held) await unlink(lock).catch(() => undefined);
+        }
+      }
+      waited = true;
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+      if (await this.has(digest, size)) return 'waited';
+      const st = await stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > staleMs) {
+        // The holder died mid-fetch (its temp file is never under a final name): break its lock.
+        const again = await stat(lock).catch(() => undefined);
+        if (again?.ino === st.ino) await unlink(lock).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Record `digest` as in use by this process in `<root>/inuse/<id>.json` (touched while held), so
+   * that another process's evict() never removes a blob between this one's ensure() and its copy.
+   * A file untouched for LOCK_STALE_MS is a dead process's and pins nothing.
+   */
+  private async markInUse(digest: string): Promise<void> {
+    if (this.using.has(digest)) return;
+    this.using.add(digest);
+    await mkdir(this.inUseDir, { recursive: true });
+    await mkdir(this.tmp, { recursive: true });
+    this.inUseFile ??= path.join(this.inUseDir, `${process.pid}.${randomBytes(6).toString('hex')}.json`);
+    const tmp = `${path.join(this.tmp, path.basename(this.inUseFile))}.${randomBytes(4).toString('hex')}`;
+    await writeFile(tmp, JSON.stringify([...this.using]));
+    await rename(tmp, this.inUseFile);
+    if (!this.inUseBeat) {
+      const file = this.inUseFile;
+      this.inUseBeat = setInterval(() => {
+        const now = new Date();
+        void utimes(file, now, now).catch(() => undefined);
+      }, Math.max(50, Math.floor((this.opts.lockStaleMs ?? LOCK_STALE_MS) / 15)));
+      this.inUseBeat.unref();
+    }
+  }
+
+  /** Forget what this process held in use (call when its pull is done, copied or failed). */
+  async release(): Promise<void> {
+    if (this.inUseBeat) clearInterval(this.inUseBeat);
+    this.inUseBeat = undefined;
+    this.using.clear();
+    if (this.inUseFile) await rm(this.inUseFile, { force: true });
+    this.inUseFile = undefined;
+  }
+
+  /** Blobs some live process holds in use (its in-use file touched within LOCK_STALE_MS). */
+  async inUse(): Promise<Set<string>> {
+    const out = new Set<string>(this.using);
+    const staleMs = this.opts.lockStaleMs ?? LOCK_STALE_MS;
+    for (const name of await readdir(this.inUseDir).catch(() => [] as string[])) {
+      const file = path.join(this.inUseDir, name);
+      const st = await stat(file).catch(() => undefined);
+      if (!st) continue;
+      if (Date.now() - st.mtimeMs > staleMs) {
+        await rm(file, { force: true }); // a dead puller's
+        continue;
+      }
+      const list = await readFile(file, 'utf8')
+        .then((t) => JSON.parse(t) as unknown)
+        .catch(() => []);
+      if (Array.isArray(list)) for (const d of list) if (typeof d === 'string') out.add(d);
+    }
+    return out;
   }
 
   pathOf(digest: string): string {
@@ -195,7 +345,9 @@ export class BlobCache {
       }
     }
     try {
-      await copyFile(file, dest);
+      // FICLONE: a reflink where the file system shares extents (XFS, btrfs), even across mounts of
+      // the same file system, where link() gives EXDEV; a plain copy elsewhere.
+      await copyFile(file, dest, fsConstants.COPYFILE_FICLONE);
     } catch (err) {
       // copyFile names its source in err.path; a full or read-only disk is the destination's.
       const e = err as NodeJS.ErrnoException & { dest?: string };
@@ -223,9 +375,11 @@ export class BlobCache {
   /**
    * Remove least recently used blobs until the cache holds at most `maxBytes`, never one in
    * `pinned` (the stable set and running versions) and never one a version directory still links
-   * (nlink > 1): removing that name would free no disk, the version's link keeps the bytes.
+   * (nlink > 1): removing that name would free no disk, the version's link keeps the bytes; nor one
+   * a live puller holds in use (inUse(): between its ensure() and its copy).
    */
-  async evict(maxBytes: number, pinned: ReadonlySet<string>): Promise<{ evicted: string[]; bytes: number }> {
+  async evict(maxBytes: number, pinnedByCaller: ReadonlySet<string>): Promise<{ evicted: string[]; bytes: number }> {
+    const pinned = new Set([...pinnedByCaller, ...(await this.inUse())]);
     const all = await this.entries();
     let total = all.reduce((n, e) => n + e.size, 0);
     const evicted: string[] = [];

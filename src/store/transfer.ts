@@ -414,8 +414,8 @@ export async function pull(
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
           if (cache) {
             const fetch = () => withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
-            if (await cache.has(b.digest, b.size)) progress.advance(b.size);
-            else await fetch();
+            // One fetch per blob across every puller of this cache (a node's pods, parallel deploys).
+            if ((await cache.ensure(b.digest, b.size, fetch)) !== 'fetched') progress.advance(b.size);
             for (const t of targets) {
               const dest = path.join(tmp, t.path);
               await mkdirs(path.dirname(dest));
@@ -450,6 +450,7 @@ export async function pull(
         }),
       ),
     ]);
+    await cache?.release(); // every blob is copied or linked by now: eviction may have them
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     progress.finish();

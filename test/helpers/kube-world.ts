@@ -173,6 +173,8 @@ export interface KubeBox {
   load(): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number }> };
   /** The meter window (requests seen since `sinceMs`) of every running pod of `version`, summed. */
   meterRequests(version: string, sinceMs: number): Promise<number>;
+  /** Bytes through the relay to the store (what the pods fetched from S3 on the wire, so far); set toPodsPerSecond to slow the store down. */
+  s3Bytes: { toPods: number; fromPods: number; toPodsPerSecond: number };
   close(): Promise<void>;
 }
 
@@ -250,6 +252,7 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
     return {
       fake,
       box,
+      s3Bytes: relay.bytes,
       storeUrl,
       projectDir,
       kubeconfigFile,

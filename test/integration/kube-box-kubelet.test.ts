@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { leftovers } from '../fakes/kube/netns.js';
@@ -121,6 +122,45 @@ describe('the box kubelet: pods as processes in their own network namespaces', {
     assert.match(logs, /^cwd-touch=1$/m, 'a relative write in the read-only working directory fails too');
     assert.match(logs, /^tmp=private$/m);
     assert.equal(existsSync(`/tmp/${marker}`), false, 'the container\'s /tmp is not the host\'s');
+  });
+
+  test('hostPath: a failed type check keeps the pod Pending with FailedMount until the path is right; a link across volumes is EXDEV', async () => {
+    const host = mkdtempSync('/var/tmp/kube-box-hostpath-');
+    try {
+      const dir = path.join(host, 'later');
+      await pod('hostpath', {
+        volumes: [
+          { name: 'node', hostPath: { path: dir, type: 'Directory' } },
+          { name: 'scratch', emptyDir: {} },
+        ],
+        containers: [
+          {
+            name: 'c',
+            image: 'busybox',
+            // Paths as whole args are rewritten; the shell sees them as $1 and $2.
+            command: ['sh', '-c', 'echo x > "$1/f"; ln "$1/f" "$2/f" 2>&1; echo "ln=$?"; sleep 600', 'sh', '/node', '/scratch'],
+            volumeMounts: [
+              { name: 'node', mountPath: '/node' },
+              { name: 'scratch', mountPath: '/scratch' },
+            ],
+          },
+        ],
+      });
+      const msg = await until('hostpath FailedMount', () => warningsOf('hostpath').find((m) => m.startsWith('MountVolume.SetUp failed')));
+      assert.equal(msg, `MountVolume.SetUp failed for volume "node" : hostPath type check failed: ${dir} is not a directory`);
+      assert.equal(live('hostpath').status.phase, 'Pending');
+      assert.equal(live('hostpath').status.containerStatuses?.[0]?.state?.running, undefined, 'nothing runs while the mount fails');
+      mkdirSync(dir);
+      const logs = await until('hostpath output', () => {
+        const l = fake.box!.kubelet.logs('default', 'hostpath', 'c');
+        return l.includes('ln=') ? l : undefined;
+      });
+      assert.match(logs, /Invalid cross-device link/, 'two volumes are two mounts, as in a container');
+      assert.equal(readFileSync(path.join(dir, 'f'), 'utf8'), 'x\n', 'the container wrote into the node directory');
+    } finally {
+      await core.deleteNamespacedPod({ name: 'hostpath', namespace: 'default' }).catch(() => undefined);
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 
   test('deleting a pod: SIGTERM, then SIGKILL after terminationGracePeriodSeconds; its namespace is removed', async () => {

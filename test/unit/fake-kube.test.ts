@@ -200,6 +200,51 @@ test('server-side apply conflicts with another manager unless forced', async () 
   assert.equal(kubectl?.fieldsV1?.['f:spec']?.['f:replicas'], undefined, 'force took ownership');
 });
 
+test('422 for volumes the API server refuses: a hostPath with ".." or an unsupported type, a mount of an undeclared volume', async () => {
+  const apps = fake.kubeConfig().makeApiClient(AppsV1Api);
+  const d = deployment('vols', {}, 'img:1');
+  d.spec.template.spec.volumes = [
+    { name: 'up', hostPath: { path: '/var/cache/../etc' } },
+    { name: 'odd', hostPath: { path: '/var/cache/x', type: 'Folder' } },
+  ];
+  d.spec.template.spec.containers[0].volumeMounts = [{ name: 'nowhere', mountPath: '/x' }];
+  const bad = await apiError(() => apps.createNamespacedDeployment({ namespace: 'default', body: d }));
+  assert.equal(bad.code, 422);
+  assert.deepEqual(
+    bad.status.details.causes.map((c: any) => `${c.reason} ${c.field}`),
+    [
+      'FieldValueInvalid spec.template.spec.volumes[0].hostPath.path',
+      'FieldValueNotSupported spec.template.spec.volumes[1].hostPath.type',
+      'FieldValueNotFound spec.template.spec.containers[0].volumeMounts[0].name',
+    ],
+  );
+  const ok = deployment('vols-ok', {}, 'img:1');
+  ok.spec.template.spec.volumes = [{ name: 'cache', hostPath: { path: '/var/cache/modelctl', type: 'DirectoryOrCreate' } }];
+  ok.spec.template.spec.containers[0].volumeMounts = [{ name: 'cache', mountPath: '/cache' }];
+  await apps.createNamespacedDeployment({ namespace: 'default', body: ok });
+});
+
+test('Pod Security "baseline" enforced on a namespace: a Deployment with a hostPath volume gets no pod, only FailedCreate with the admission text', async () => {
+  const core = fake.kubeConfig().makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'psa', labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } } });
+  const apps = fake.kubeConfig().makeApiClient(AppsV1Api);
+  const d = deployment('cached', {}, 'img:1');
+  d.spec.template.spec.volumes = [{ name: 'bundle-cache', hostPath: { path: '/var/cache/modelctl', type: 'DirectoryOrCreate' } }];
+  await apps.createNamespacedDeployment({ namespace: 'psa', body: d });
+  const plain = deployment('plain', {}, 'img:1');
+  await apps.createNamespacedDeployment({ namespace: 'psa', body: plain });
+  let events: string[] = [];
+  const plainPods = () => fake.list('v1', 'Pod', 'psa').filter((p) => p.metadata.name.startsWith('plain-')).length;
+  for (let i = 0; i < 50 && (events.length === 0 || plainPods() === 0); i++) {
+    events = fake.list('v1', 'Event', 'psa').filter((e) => e.reason === 'FailedCreate' && e.involvedObject.name === 'cached').map((e) => e.message);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(events[0] ?? '', /^Error creating: pods "cached-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes \(volume "bundle-cache"\)$/);
+  const pods = fake.list('v1', 'Pod', 'psa');
+  assert.equal(pods.filter((p) => p.metadata.name.startsWith('cached-')).length, 0, 'no pod of the hostPath Deployment');
+  assert.equal(pods.filter((p) => p.metadata.name.startsWith('plain-')).length, 1, 'the same namespace admits a pod without hostPath');
+});
+
 test('422 Invalid for bad names, labels and selectors; 400 for namespace mismatch', async () => {
   const core = fake.kubeConfig().makeApiClient(CoreV1Api);
   const bad = await apiError(() => core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'Bad_Name' } } }));

@@ -349,6 +349,53 @@ describe('Deployment of a version', () => {
   });
 });
 
+describe('kubernetes.bundleCache: a node-level blob cache for the init container', () => {
+  const ref = { model: 'sentiment', version: '1.0.0', digest: DIGEST };
+  const serve = serveOf({});
+  const cached = deploymentFor({ ref, serve, settings: settingsOf({ bundleCache: { hostPath: '/var/cache/modelctl', maxBytes: '20Gi' } }), replicas: 1 }).spec!.template.spec!;
+  const [init] = cached.initContainers!;
+  const env = Object.fromEntries(init!.env!.map((e) => [e.name, e.value]));
+
+  test('a DirectoryOrCreate hostPath volume, mounted into fetch-bundle only; the model keeps its read-only bundle', () => {
+    assert.deepEqual(cached.volumes, [
+      { name: 'bundle', emptyDir: {} },
+      { name: 'bundle-cache', hostPath: { path: '/var/cache/modelctl', type: 'DirectoryOrCreate' } },
+    ]);
+    assert.deepEqual(init!.volumeMounts, [
+      { name: 'bundle', mountPath: '/pull' },
+      { name: 'bundle-cache', mountPath: '/modelctl-cache' },
+    ]);
+    for (const c of cached.containers) assert.ok(!(c.volumeMounts ?? []).some((m) => m.name === 'bundle-cache'), `${c.name} does not see the cache`);
+    assert.deepEqual(cached.containers.find((c) => c.name === 'model')!.volumeMounts, [{ name: 'bundle', mountPath: '/bundle', subPath: 'bundle', readOnly: true }]);
+    const d = deploymentFor({ ref, serve, settings: settingsOf({ bundleCache: { hostPath: '/var/cache/modelctl' } }), replicas: 1 });
+    validate(new Deployment(d as never), 'Deployment');
+  });
+
+  test('the init container uses the cache (size bound in bytes, every cached byte re-hashed), as uid 0 without capabilities', () => {
+    assert.equal(env.MODELCTL_CACHE_DIR, '/modelctl-cache');
+    assert.equal(env.MODELCTL_CACHE_MAX_BYTES, String(20 * 2 ** 30));
+    assert.equal(env.MODELCTL_CACHE_VERIFY, 'full');
+    assert.equal(env.MODELCTL_CACHE, undefined);
+    assert.equal(init!.securityContext?.runAsUser, 0);
+    assert.equal(init!.securityContext?.runAsNonRoot, false);
+    assert.equal(init!.securityContext?.allowPrivilegeEscalation, false);
+    assert.deepEqual(init!.securityContext?.capabilities, { drop: ['ALL'] });
+    assert.equal(settingsOf({ bundleCache: { hostPath: '/c' } }).bundleCache!.maxBytes, '20Gi', 'default bound');
+  });
+
+  test('without it: no cache volume, MODELCTL_CACHE=off, non-root as before', () => {
+    const plain = deploymentFor({ ref, serve, settings: settingsOf({}), replicas: 1 }).spec!.template.spec!;
+    assert.deepEqual(plain.volumes, [{ name: 'bundle', emptyDir: {} }]);
+    assert.equal(plain.initContainers![0]!.env!.find((e) => e.name === 'MODELCTL_CACHE')!.value, 'off');
+    assert.equal(plain.initContainers![0]!.securityContext?.runAsNonRoot, true);
+  });
+
+  test('the section is strict: a PersistentVolumeClaim or a typo is refused by the schema', () => {
+    assert.throws(() => kubernetesSectionSchema.parse({ bundleCache: { persistentVolumeClaim: 'cache' } }));
+    assert.throws(() => kubernetesSectionSchema.parse({ bundleCache: { hostPath: '/c', maxbytes: '1Gi' } }));
+  });
+});
+
 describe('Services', () => {
   test('version Service: ClusterIP, port 80 → http, selects exactly the version', () => {
     const s = serviceFor({ ref: { model: 'sentiment', version: '1.1.0', digest: DIGEST }, settings: SETTINGS.plain });

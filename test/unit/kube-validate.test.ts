@@ -147,6 +147,23 @@ describe('the API server\'s rules', () => {
     assert.equal(issues[0]!.file, 'HTTPRoute r (what modelctl renders)');
   });
 
+  test('kubernetes.bundleCache: the hostPath rules of the API server and a size, each naming the field and what to do', () => {
+    const issuesOf = (bundleCache: unknown) => kubernetesIssues({ settings: settingsOf({ bundleCache }), settingsFile: FILE, versions: [v('1.0.0')], manifests: [] });
+    assert.deepEqual(issuesOf({ hostPath: '/var/cache/modelctl', maxBytes: '20Gi' }), []);
+    assert.deepEqual(issuesOf({ hostPath: '/var/cache/modelctl', maxBytes: 21474836480 }), []);
+    const back = issuesOf({ hostPath: '/var/cache/../etc' });
+    assert.deepEqual(fields(back), [`${FILE} kubernetes.bundleCache.hostPath`]);
+    assert.match(back[0]!.rule, /must not contain '\.\.'/);
+    assert.match(issuesOf({ hostPath: 'cache' })[0]!.rule, /absolute path/);
+    assert.match(issuesOf({ hostPath: '' })[0]!.rule, /Required value/);
+    assert.match(issuesOf({ hostPath: '/' })[0]!.rule, /root directory/);
+    const size = issuesOf({ hostPath: '/c', maxBytes: '20 GB' });
+    assert.deepEqual(fields(size), [`${FILE} kubernetes.bundleCache.maxBytes`]);
+    assert.equal(size[0]!.value, '20 GB');
+    assert.match(size[0]!.rule, /20Gi/);
+    assert.match(issuesOf({ hostPath: '/c', maxBytes: '-1Gi' })[0]!.rule, /non-negative/);
+  });
+
   test('the upstream schemas catch what the rules do not name (kubernetes-models, @kubernetes-models/gateway-api)', async () => {
     const issues = await schemaIssues([
       { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { hostnames: ['Bad_Host'], rules: [] } },

@@ -2,6 +2,11 @@ import { Args, Flags } from '@oclif/core';
 import { StoreCommand, storeFlags } from '../../cli/base-command.js';
 import type { PullResult } from '../../store/transfer.js';
 
+/** What the cache saved: bytes fetched from the store vs found in the cache (also in the --json output). */
+interface PullOutput extends PullResult {
+  cache?: { dir: string; fetchedBytes: number; fetchedBlobs: number; cachedBytes: number; cachedBlobs: number; waitedBlobs: number };
+}
+
 export default class BundlePull extends StoreCommand {
   static override summary = 'Fetch a bundle into a directory, verifying every byte.';
   static override description = `Downloads into a temporary directory next to --output, checks every blob and file against its SHA-256,
@@ -13,7 +18,10 @@ Large files go through the blob cache of MODELCTL_HOME ($MODELCTL_HOME/cache, sh
 runtime): a blob already cached is not fetched again, and the output gets a read-only (0444) hard link
 to it (a copy across file systems). Do not make those files writable: they share their bytes with the
 cache. MODELCTL_CACHE_MAX_BYTES (or modelctl.yaml local.cacheMaxBytes, default 20 GiB) bounds the
-cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is used; MODELCTL_CACHE=off pulls\nwithout the cache (as the Kubernetes init container does: its home dies with the pod).`;
+cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is used; MODELCTL_CACHE=off pulls
+without the cache (the Kubernetes init container without kubernetes.bundleCache: its home dies with the pod);
+MODELCTL_CACHE_DIR puts the cache elsewhere (the init container's node-level cache volume, shared by the
+pods of a node: each blob is fetched once, under a lock, by whichever pod needs it first).`;
   static override examples = [
     '<%= config.bin %> bundle pull sentiment@1.0.0 --output ./sentiment',
     '<%= config.bin %> bundle pull sentiment@sha256:3f…  --output /models/current --json',
@@ -41,10 +49,12 @@ cache; MODELCTL_CACHE_VERIFY=full re-hashes every cached blob each time it is us
     await Promise.resolve()
       .then(async () => trimCache(home, resolveCacheMaxBytes(ctx.env, await ctx.localConfig()), cache))
       .catch((err: unknown) => process.stderr.write(`Warning: blob cache not trimmed: ${(err as Error).message}\n`));
-    return result;
+    return { ...result, cache: { dir: cache.root, ...cache.counts } } satisfies PullOutput;
   }
 
-  protected human(r: PullResult): string {
-    return `Pulled ${r.ref} ${r.digest}\n  into ${r.path} (verified)`;
+  protected human(r: PullOutput): string {
+    const c = r.cache;
+    const cached = c ? `\n  fetched ${c.fetchedBytes} bytes (${c.fetchedBlobs} blobs) from the store, ${c.cachedBytes} bytes (${c.cachedBlobs} blobs) from the cache ${c.dir}${c.waitedBlobs ? ` (${c.waitedBlobs} of them fetched meanwhile by another puller, waited for)` : ''}` : '';
+    return `Pulled ${r.ref} ${r.digest}\n  into ${r.path} (verified)${cached}`;
   }
 }

@@ -5,7 +5,7 @@ import type { KubeApi, KubeConnection } from './client.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { RBAC_RULES, resourceName } from './rbac.js';
 import { settingsIssues } from './render.js';
-import { formatIssue } from './validate.js';
+import { BUNDLE_CACHE_POD_SECURITY, formatIssue } from './validate.js';
 import type { KubernetesSettings } from './settings.js';
 import type { KubernetesTarget } from './target.js';
 
@@ -17,7 +17,7 @@ import type { KubernetesTarget } from './target.js';
  */
 
 export interface CheckItem {
-  name: 'api-server' | 'permissions' | 'traffic' | 'gateway-api' | 'settings' | 'store';
+  name: 'api-server' | 'permissions' | 'traffic' | 'gateway-api' | 'settings' | 'store' | 'bundle-cache';
   ok: boolean;
   detail: string;
   hint?: string;
@@ -129,6 +129,8 @@ export async function checkCluster(deps: {
     report.checks.push(fail('settings', err));
   }
 
+  if (settings.bundleCache) report.checks.push(await checkBundleCache(api, settings));
+
   const store = parseStoreUrl(settings.storeUrl);
   report.checks.push(
     store.kind === 's3'
@@ -146,6 +148,44 @@ export async function checkCluster(deps: {
         },
   );
   return report;
+}
+
+const PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
+
+/**
+ * kubernetes.bundleCache is a hostPath volume: Pod Security admission refuses the pods (not the
+ * Deployment, which only gets a warning) in a namespace enforcing "baseline" or "restricted". Read
+ * the namespace's enforce label when allowed (a namespace is cluster-scoped: the modelctl Role may
+ * not read it; then say what to look at). A cluster-wide default level (AdmissionConfiguration) is
+ * not visible from here either: the detail says so.
+ */
+async function checkBundleCache(api: KubeApi, settings: KubernetesSettings): Promise<CheckItem> {
+  const cache = settings.bundleCache!;
+  const what = `node cache hostPath ${cache.hostPath} (DirectoryOrCreate, at most ${cache.maxBytes}) for the fetch-bundle init container`;
+  let level: string | undefined;
+  try {
+    const ns = await api.call({ verb: 'get', kind: 'Namespace', namespace: '(cluster)', name: settings.namespace }, () =>
+      api.objects.read({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: settings.namespace } }),
+    );
+    level = (ns as { metadata?: { labels?: Record<string, string> } }).metadata?.labels?.[PSA_ENFORCE] ?? '';
+  } catch (err) {
+    const why = err instanceof ModelctlError && (err.details as { status?: number }).status === 403 ? 'forbidden (namespaces are cluster-scoped; the modelctl Role is namespaced)' : err instanceof Error ? err.message : String(err);
+    return { name: 'bundle-cache', ok: true, detail: `${what}; the namespace's Pod Security level could not be read: ${why}`, hint: `check \`kubectl get namespace ${settings.namespace} --show-labels\`: ${BUNDLE_CACHE_POD_SECURITY}` };
+  }
+  if (level === 'baseline' || level === 'restricted') {
+    return {
+      name: 'bundle-cache',
+      ok: false,
+      detail: `${what}: namespace ${settings.namespace} enforces Pod Security "${level}", which refuses hostPath volumes: every new pod would be rejected`,
+      hint: BUNDLE_CACHE_POD_SECURITY,
+      exitCode: ExitCode.usage,
+    };
+  }
+  return {
+    name: 'bundle-cache',
+    ok: true,
+    detail: `${what}; namespace ${settings.namespace} ${level ? `enforces Pod Security "${level}"` : 'has no pod-security.kubernetes.io/enforce label (the cluster default applies; it must be "privileged")'}`,
+  };
 }
 
 /** Which Gateway API, and whether a shadow can mirror a share (only shadow needs it: never a failure by itself). */

@@ -21,6 +21,7 @@ import {
   versionObjectName,
   versionSelector,
 } from './names.js';
+import { parseQuantity } from './validate.js';
 import { METER_PORT, MODEL_PROBE_PATH, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from './settings.js';
 
 /**
@@ -46,6 +47,9 @@ import { METER_PORT, MODEL_PROBE_PATH, SERVING_PORT, TRAFFIC_PORT, type Kubernet
  */
 
 export const BUNDLE_VOLUME = 'bundle';
+/** kubernetes.bundleCache: the node-level blob cache volume, mounted into the init container only. */
+export const CACHE_VOLUME = 'bundle-cache';
+export const CACHE_MOUNT = '/modelctl-cache';
 export const PULL_MOUNT = '/pull';
 export const BUNDLE_SUBPATH = 'bundle';
 export const BUNDLE_DIR = '/bundle';
@@ -131,10 +135,34 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
   const env: V1EnvVar[] = [
     { name: 'MODELCTL_STORE', value: settings.storeUrl },
     { name: 'MODELCTL_HOME', value: POD_MODELCTL_HOME },
-    // The pod's MODELCTL_HOME dies with the pod: a blob cache there would only write every blob
-    // twice (cache, then a copy into the volume). A node-level cache is issue 15's next step.
-    { name: 'MODELCTL_CACHE', value: 'off' },
   ];
+  const volumeMounts: V1Container['volumeMounts'] = [{ name: BUNDLE_VOLUME, mountPath: PULL_MOUNT }];
+  const securityContext = structuredClone(MODELCTL_SECURITY);
+  if (settings.bundleCache) {
+    // The node's cache: blobs it holds are copied into the pod's volume, not fetched again; new ones
+    // are fetched once (under a per-blob lock) for every pod of the node. Copied, not linked: the
+    // cache and the emptyDir are different mounts (link() gives EXDEV even on one file system), and
+    // the model container must not see the cache (every model's blobs on the node) nor depend on
+    // it after start (eviction would pull files from under a running model). Every cached byte is
+    // re-hashed before use (VERIFY=full): the directory is shared by pods, a flipped byte there must
+    // never reach a model.
+    env.push(
+      { name: 'MODELCTL_CACHE_DIR', value: CACHE_MOUNT },
+      { name: 'MODELCTL_CACHE_MAX_BYTES', value: quantityBytes(settings.bundleCache.maxBytes) },
+      { name: 'MODELCTL_CACHE_VERIFY', value: 'full' },
+    );
+    volumeMounts.push({ name: CACHE_VOLUME, mountPath: CACHE_MOUNT });
+    // The kubelet creates a DirectoryOrCreate hostPath as root, mode 0755 (and hostPath volumes have
+    // no fsGroup ownership management): only uid 0 can write it. Still no capability (no
+    // DAC_OVERRIDE: root writes only what root owns), no privilege escalation. A hostPath already
+    // needs the namespace's Pod Security level "privileged" (baseline forbids hostPath), so this
+    // lowers no admission level further.
+    Object.assign(securityContext, { runAsNonRoot: false, runAsUser: 0 });
+  } else {
+    // The pod's MODELCTL_HOME dies with the pod: a blob cache there would only write every blob
+    // twice (cache, then a copy into the volume). kubernetes.bundleCache gives a node-level one.
+    env.push({ name: 'MODELCTL_CACHE', value: 'off' });
+  }
   const c: V1Container = {
     name: INIT_CONTAINER,
     image: settings.image,
@@ -142,12 +170,24 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
     args: ['bundle', 'pull', `${v.model}@${v.digest}`, '--output', `${PULL_MOUNT}/${BUNDLE_SUBPATH}`],
     workingDir: PULL_MOUNT,
     env,
-    volumeMounts: [{ name: BUNDLE_VOLUME, mountPath: PULL_MOUNT }],
-    securityContext: structuredClone(MODELCTL_SECURITY),
+    volumeMounts,
+    securityContext,
   };
   // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION / AWS_ENDPOINT_URL_S3 / MODELCTL_S3_PATH_STYLE.
   if (settings.storeSecret) c.envFrom = [{ secretRef: { name: settings.storeSecret, optional: true } }];
   return withPullPolicy(c, settings);
+}
+
+/** The node cache volume of kubernetes.bundleCache (none without it). */
+function cacheVolumes(settings: KubernetesSettings): NonNullable<NonNullable<V1Deployment['spec']>['template']['spec']>['volumes'] & object {
+  if (!settings.bundleCache) return [];
+  return [{ name: CACHE_VOLUME, hostPath: { path: settings.bundleCache.hostPath, type: 'DirectoryOrCreate' } }];
+}
+
+/** A quantity (20Gi) as whole bytes for MODELCTL_CACHE_MAX_BYTES; validate.ts has refused a bad one before. */
+function quantityBytes(q: string): string {
+  const n = parseQuantity(q);
+  return n === undefined || n < 0 ? q : String(Math.floor(n));
 }
 
 /**
@@ -262,7 +302,7 @@ export function deploymentFor(input: DeploymentInput): V1Deployment {
   const podSpec: NonNullable<NonNullable<V1Deployment['spec']>['template']['spec']> = {
     initContainers: [fetchBundleContainer(v, settings)],
     containers: [servingContainer(v, settings), meterContainer(v, settings)],
-    volumes: [{ name: BUNDLE_VOLUME, emptyDir: {} }],
+    volumes: [{ name: BUNDLE_VOLUME, emptyDir: {} }, ...cacheVolumes(settings)],
     terminationGracePeriodSeconds: Math.max(30, Math.ceil(v.serve.stopGraceMs / 1000) + 5),
   };
   // The pod never talks to the API server itself: no token unless a service account is asked for.

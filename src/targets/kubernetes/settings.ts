@@ -28,6 +28,9 @@ import { parseDuration } from '../../core/units.js';
  *     progressDeadline: 10m          # how long a version may take to become ready
  *     routeTimeout: 10s              # how long to wait for the Gateway to report a route change Accepted
  *     lease: 60s                     # Lease duration; renewed while a rollout runs
+ *     bundleCache:                   # opt-in node-level blob cache for the fetch-bundle init container
+ *       hostPath: /var/cache/modelctl  # a directory on each node (DirectoryOrCreate); needs Pod Security "privileged"
+ *       maxBytes: 20Gi               # evicted by size (least recently used, never a blob in use)
  */
 
 const quantity = z.union([z.string(), z.number()]).transform(String);
@@ -88,6 +91,13 @@ export const kubernetesSectionSchema = z
     progressDeadline: z.union([z.string(), z.number()]).optional(),
     routeTimeout: z.union([z.string(), z.number()]).optional(),
     lease: z.union([z.string(), z.number()]).optional(),
+    bundleCache: z
+      .object({
+        hostPath: z.string({ error: 'expected the absolute path of a directory on each node, e.g. /var/cache/modelctl' }),
+        maxBytes: quantity.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -140,7 +150,15 @@ export interface KubernetesSettings {
   leaseMs: number;
   /** Store URL the init container pulls from (the same store the CLI uses). */
   storeUrl: string;
+  /**
+   * The node-level blob cache of the init container (kubernetes.bundleCache), or undefined (each pod
+   * fetches every byte). maxBytes stays the text written (a quantity: 20Gi); validate.ts checks it.
+   */
+  bundleCache: { hostPath: string; maxBytes: string } | undefined;
 }
+
+/** Size bound of the node cache when kubernetes.bundleCache gives none (the local cache's default). */
+export const DEFAULT_BUNDLE_CACHE_MAX = '20Gi';
 
 /** modelctl.yaml section (already parsed) + flags → settings with defaults. */
 export function resolveKubernetesSettings(
@@ -171,5 +189,6 @@ export function resolveKubernetesSettings(
     routeTimeoutMs: s.routeTimeout !== undefined ? parseDuration(s.routeTimeout, `${where}: kubernetes.routeTimeout`) : 10_000,
     leaseMs,
     storeUrl: s.store ?? opts.storeUrl,
+    bundleCache: s.bundleCache ? { hostPath: s.bundleCache.hostPath, maxBytes: s.bundleCache.maxBytes ?? DEFAULT_BUNDLE_CACHE_MAX } : undefined,
   };
 }

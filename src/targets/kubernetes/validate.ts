@@ -259,7 +259,48 @@ function checkSettings(out: ValidationIssue[], input: ValidationInput): void {
   if (s.serviceAccountName !== undefined) add('kubernetes.serviceAccountName', s.serviceAccountName, dns1123Subdomain(s.serviceAccountName));
   if (s.storeSecret !== undefined) add('kubernetes.storeSecret', s.storeSecret, dns1123Subdomain(s.storeSecret));
   s.imagePullSecrets.forEach((n, i) => add(`kubernetes.imagePullSecrets[${i}]`, n, dns1123Subdomain(n)));
+  if (s.bundleCache) checkBundleCache(add, s.bundleCache);
 }
+
+/**
+ * kubernetes.bundleCache: what the API server refuses in a hostPath (validateHostPathVolumeSource:
+ * path required, no '..' element) plus what makes no sense for a cache (a relative path, the node's
+ * root), and maxBytes as a quantity of whole bytes.
+ */
+function checkBundleCache(add: Add, c: NonNullable<KubernetesSettings['bundleCache']>): void {
+  const p = c.hostPath;
+  add(
+    'kubernetes.bundleCache.hostPath',
+    p,
+    !p
+      ? 'Required value: give the absolute path of a directory on each node, e.g. /var/cache/modelctl'
+      : p.split('/').includes('..')
+        ? "must not contain '..' (the API server refuses back-steps in a hostPath)"
+        : !p.startsWith('/')
+          ? 'must be an absolute path on the node, e.g. /var/cache/modelctl'
+          : /^\/+$/.test(p)
+            ? "must not be the node's root directory: give a directory of its own, e.g. /var/cache/modelctl"
+            : undefined,
+  );
+  const n = parseQuantity(c.maxBytes);
+  add(
+    'kubernetes.bundleCache.maxBytes',
+    c.maxBytes,
+    n === undefined || n < 0 || !Number.isSafeInteger(Math.floor(n))
+      ? 'must be a size: a non-negative quantity such as 20Gi, 500Mi or 21474836480 (bytes)'
+      : undefined,
+  );
+}
+
+/**
+ * Why a node-level bundle cache may be refused by a real cluster, for `kubernetes check` and the
+ * docs: Pod Security "baseline" forbids hostPath volumes (spec.volumes[*].hostPath must be unset),
+ * and "restricted" allows only configMap, csi, downwardAPI, emptyDir, ephemeral,
+ * persistentVolumeClaim, projected and secret — and runAsNonRoot, which the cache's init container
+ * (uid 0, no capabilities) cannot keep. Only "privileged" admits it.
+ */
+export const BUNDLE_CACHE_POD_SECURITY =
+  'a hostPath volume is refused by Pod Security "baseline" and "restricted" (only "privileged" admits it): label the namespace pod-security.kubernetes.io/enforce=privileged, or remove kubernetes.bundleCache (each pod then fetches every byte)';
 
 interface Meta {
   kind?: string;

@@ -211,6 +211,41 @@ function validateContainers(field: string, containers: unknown, causes: StatusCa
   });
 }
 
+const HOST_PATH_TYPES = ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'];
+
+/**
+ * Volumes as pkg/apis/core/validation (ValidateVolumes, validateHostPathVolumeSource): unique names,
+ * a hostPath needs a path without '..' elements (validatePathNoBacksteps) and a supported type
+ * (validateHostPathType); a mount must name a declared volume.
+ */
+function validateVolumes(field: string, spec: any, causes: StatusCause[]): void {
+  const names = new Set<string>();
+  (spec?.volumes ?? []).forEach((v: any, i: number) => {
+    const f = `${field}.volumes[${i}]`;
+    if (!v?.name) causes.push(required(`${f}.name`));
+    else if (names.has(v.name)) causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: ${JSON.stringify(v.name)}`, field: `${f}.name` });
+    if (v?.name) names.add(v.name);
+    if (v?.hostPath) {
+      const p = v.hostPath.path;
+      if (!p) causes.push(required(`${f}.hostPath.path`));
+      else {
+        if (String(p).split('/').includes('..')) causes.push(invalidValue(`${f}.hostPath.path`, p, "must not contain '..'"));
+        const t = v.hostPath.type;
+        if (t !== undefined && t !== null && !HOST_PATH_TYPES.includes(t)) {
+          causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(t)}: supported values: ${HOST_PATH_TYPES.map((x) => JSON.stringify(x)).join(', ')}`, field: `${f}.hostPath.type` });
+        }
+      }
+    }
+  });
+  for (const kind of ['initContainers', 'containers'] as const) {
+    (spec?.[kind] ?? []).forEach((c: any, i: number) => {
+      (c?.volumeMounts ?? []).forEach((m: any, j: number) => {
+        if (m?.name && !names.has(m.name)) causes.push({ reason: 'FieldValueNotFound', message: `Not found: ${JSON.stringify(m.name)}`, field: `${field}.${kind}[${i}].volumeMounts[${j}].name` });
+      });
+    });
+  }
+}
+
 function selectorMatches(selector: any, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of selector?.matchExpressions ?? []) {
@@ -248,6 +283,7 @@ export function validate(def: ResourceDef, obj: any, old?: any): void {
       }
       validateLabels('spec.template.metadata.labels', spec.template?.metadata?.labels, causes);
       validateContainers('spec.template.spec.containers', spec.template?.spec?.containers, causes);
+      validateVolumes('spec.template.spec', spec.template?.spec, causes);
       if (spec.template?.spec?.restartPolicy && spec.template.spec.restartPolicy !== 'Always') {
         causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(spec.template.spec.restartPolicy)}: supported values: "Always"`, field: 'spec.template.spec.restartPolicy' });
       }
@@ -256,6 +292,7 @@ export function validate(def: ResourceDef, obj: any, old?: any): void {
     }
     case 'pods':
       validateContainers('spec.containers', obj.spec?.containers, causes);
+      validateVolumes('spec', obj.spec, causes);
       break;
     case 'services':
       for (const [i, p] of (obj.spec?.ports ?? []).entries()) {

@@ -25,6 +25,23 @@ export interface BehaviourMatch {
 const DEPLOYMENTS = RESOURCES.find((r) => r.resource === 'deployments')!;
 const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
 const EVENTS = RESOURCES.find((r) => r.resource === 'events')!;
+const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
+
+/**
+ * Pod Security admission (enforce mode) as far as modelctl can meet it: a namespace labelled
+ * `pod-security.kubernetes.io/enforce: baseline` or `restricted` refuses a pod with a hostPath
+ * volume (both levels forbid it; restricted refuses more, which modelctl's pods do not use). The
+ * refusal text is the admission plugin's; the ReplicaSet controller reports it as FailedCreate
+ * (here on the Deployment: the fake has no ReplicaSets). Other controls are not checked.
+ */
+function podSecurityRefusal(ns: any, pod: any): string | undefined {
+  const level = ns?.metadata?.labels?.['pod-security.kubernetes.io/enforce'];
+  if (level !== 'baseline' && level !== 'restricted') return undefined;
+  const hostPaths = (pod.spec?.volumes ?? []).filter((v: any) => v.hostPath).map((v: any) => `"${v.name}"`);
+  if (hostPaths.length === 0) return undefined;
+  const version = ns.metadata.labels['pod-security.kubernetes.io/enforce-version'] ?? 'latest';
+  return `pods "${pod.metadata.name}" is forbidden: violates PodSecurity "${level}:${version}": hostPath volumes (volume${hostPaths.length > 1 ? 's' : ''} ${hostPaths.join(', ')})`;
+}
 
 const NODE = 'fake-node-1';
 const NODE_IP = '10.0.0.11';
@@ -133,7 +150,11 @@ export class DeploymentController {
 
     if (current.length < desired) {
       const from = current.length;
-      for (let i = current.length; i < desired; i++) current.push(this.createPod(d, hash));
+      for (let i = current.length; i < desired; i++) {
+        const pod = this.createPod(d, hash);
+        if (!pod) break; // refused by Pod Security admission: FailedCreate recorded, retried at the next sync
+        current.push(pod);
+      }
       this.recordEvent(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${rsName} from ${from} to ${desired}`, 'deployment-controller');
     } else if (current.length > desired) {
       // Scale down: unready pods go first, then the newest.
@@ -202,7 +223,7 @@ export class DeploymentController {
     if (!deepEqual(status, d.status)) this.store.writeStatus(DEPLOYMENTS, d.metadata.namespace, d.metadata.name, status, CONTROLLER_MANAGER);
   }
 
-  private createPod(d: any, hash: string): any {
+  private createPod(d: any, hash: string): any | undefined {
     const rsName = `${d.metadata.name}-${hash}`;
     const template = clone(d.spec.template ?? {});
     const pod = {
@@ -218,6 +239,11 @@ export class DeploymentController {
       },
       spec: template.spec ?? {},
     };
+    const refusal = podSecurityRefusal(this.store.get(NAMESPACES, undefined, d.metadata.namespace), pod);
+    if (refusal) {
+      this.recordEvent(d, 'Warning', 'FailedCreate', `Error creating: ${refusal}`, 'replicaset-controller');
+      return undefined;
+    }
     return this.store.createInternal(PODS, d.metadata.namespace, pod, CONTROLLER_MANAGER);
   }
 

@@ -21,7 +21,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -111,7 +111,50 @@ const BASE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** Runs in the container's private mount namespace (from `ip netns exec`): private /tmp, read-only mounts, then the command. */
 // `cd "$(pwd -P)"` after the mounts: a working directory under a mount made after the process
 // started still points at the directory underneath (writable); re-entering it resolves the new mount.
-const WRAPPER = 'set -e; mount --bind "$1" /tmp; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$1"; mount -o remount,bind,ro "$1" "$1"; shift; done; shift; cd "$(pwd -P)"; exec "$@"';
+const WRAPPER = 'set -e; mount --bind "$1" /tmp; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$1"; shift; done; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$1"; mount -o remount,bind,ro "$1" "$1"; shift; done; shift; cd "$(pwd -P)"; exec "$@"';
+
+/**
+ * The kubelet's hostPath type check (pkg/volume/hostpath/host_path.go checkTypeInternal): the error
+ * text, or undefined when the path may be mounted. DirectoryOrCreate / FileOrCreate create what is
+ * missing (a directory 0755, a file 0644, owned by the kubelet's user: root).
+ */
+export function checkHostPathType(p: string, type: string): string | undefined {
+  const st = () => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  switch (type) {
+    case '':
+      return undefined;
+    case 'DirectoryOrCreate':
+      if (!st()) {
+        mkdirSync(p, { recursive: true, mode: 0o755 });
+        return undefined;
+      }
+    // falls through
+    case 'Directory':
+      return st()?.isDirectory() ? undefined : `hostPath type check failed: ${p} is not a directory`;
+    case 'FileOrCreate':
+      if (!st()) {
+        closeSync(openSync(p, 'a', 0o644));
+        return undefined;
+      }
+    // falls through
+    case 'File':
+      return st()?.isFile() ? undefined : `hostPath type check failed: ${p} is not a file`;
+    case 'Socket':
+      return st()?.isSocket() ? undefined : `hostPath type check failed: ${p} is not a socket file`;
+    case 'CharDevice':
+      return st()?.isCharacterDevice() ? undefined : `hostPath type check failed: ${p} is not a character device`;
+    case 'BlockDevice':
+      return st()?.isBlockDevice() ? undefined : `hostPath type check failed: ${p} is not a block device`;
+    default:
+      return `${type} is an invalid volume type`;
+  }
+}
 
 export class Kubelet {
   private readonly pods = new Map<string, PodRun>();
@@ -200,7 +243,20 @@ export class Kubelet {
     run.ip = sandbox.ip;
     run.netns = sandbox.netns;
     for (const v of run.pod.spec.volumes ?? []) {
-      if (!v.emptyDir) throw new Error(`volume ${v.name}: only emptyDir volumes are supported by the cluster in a box`);
+      if (v.hostPath) {
+        // The kubelet's MountVolume.SetUp: the type check fails the mount (event FailedMount), the
+        // pod stays Pending (init containers waiting PodInitializing) and the kubelet retries.
+        for (;;) {
+          const failed = checkHostPathType(v.hostPath.path, v.hostPath.type ?? '');
+          if (!failed) break;
+          this.opts.recordEvent(run.pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed for volume "${v.name}" : ${failed}`, 'kubelet');
+          await this.sleep(run, this.backoffBaseMs);
+          if (run.stopping) return;
+        }
+        run.volumes.set(v.name, v.hostPath.path);
+        continue;
+      }
+      if (!v.emptyDir) throw new Error(`volume ${v.name}: only emptyDir and hostPath volumes are supported by the cluster in a box`);
       const d = path.join(run.dir, 'volumes', v.name);
       mkdirSync(d, { recursive: true, mode: 0o777 });
       run.volumes.set(v.name, d);
@@ -279,11 +335,15 @@ export class Kubelet {
     mkdirSync(cwd, { recursive: true });
     const readOnly = (spec.volumeMounts ?? []).filter((m: any) => m.readOnly).map((m: any) => this.hostPath(run, m));
     for (const p of readOnly) mkdirSync(p, { recursive: true });
+    // Every other mount is a mount of its own too (bind-mounted onto itself), as in a container: a
+    // hard link from one volume to another fails with EXDEV even when both live on one file system.
+    const readWrite = (spec.volumeMounts ?? []).filter((m: any) => !m.readOnly).map((m: any) => this.hostPath(run, m));
+    for (const p of readWrite) mkdirSync(p, { recursive: true });
     const logFile = path.join(ctrDir, 'log');
     const fd = openSync(logFile, 'a');
     c.run++;
     c.containerID = `containerd://${createHash('sha256').update(`${run.uid}/${spec.name}/${c.run}`).digest('hex')}`;
-    const proc = spawn(IP, ['netns', 'exec', run.netns!, '/bin/sh', '-c', WRAPPER, 'sh', tmp, ...readOnly, '--', ...exe, ...argv.slice(1)], {
+    const proc = spawn(IP, ['netns', 'exec', run.netns!, '/bin/sh', '-c', WRAPPER, 'sh', tmp, ...readWrite, '--', ...readOnly, '--', ...exe, ...argv.slice(1)], {
       cwd,
       env: { PATH: `${path.dirname(process.execPath)}:${BASE_PATH}`, HOSTNAME: run.name, HOME: '/tmp', ...env },
       stdio: ['ignore', fd, fd],

@@ -36,6 +36,13 @@ export interface PodSandbox {
  * no forwarding is enabled). Every name carries a per-run id so parallel runs do not collide, and
  * close() removes everything it made even when pods are still up.
  */
+/** Byte counts through a relay, and an optional bandwidth (bytes per second, 0 = unlimited) towards the pods. */
+export interface RelayBytes {
+  toPods: number;
+  fromPods: number;
+  toPodsPerSecond: number;
+}
+
 export class PodNetwork {
   readonly runId: string;
   readonly bridge: string;
@@ -133,10 +140,23 @@ export class PodNetwork {
    * at `gateway:<port returned>`: a plain TCP relay bound to the bridge address only. In a real
    * cluster the store is an external address the pods reach; here it is the node's bridge address.
    */
-  async relay(port: number): Promise<{ host: string; port: number }> {
+  async relay(port: number): Promise<{ host: string; port: number; bytes: RelayBytes }> {
     const sockets = new Set<Socket>();
+    // What crossed the relay (the bytes pods fetched from the store, headers included): a test
+    // measures what a pod downloads on the wire, independently of what the pod reports. A test may
+    // also slow the store down (toPodsPerSecond, per connection), as a remote S3 is slow next to a
+    // local one: a download then lasts long enough for two pods' pulls to overlap for sure.
+    const bytes: RelayBytes = { toPods: 0, fromPods: 0, toPodsPerSecond: 0 };
     const server = createServer((inbound) => {
       const out = connect(port, '127.0.0.1');
+      out.on('data', (c: Buffer) => {
+        bytes.toPods += c.length;
+        if (bytes.toPodsPerSecond > 0) {
+          out.pause();
+          setTimeout(() => out.resume(), (c.length / bytes.toPodsPerSecond) * 1000);
+        }
+      });
+      inbound.on('data', (c: Buffer) => (bytes.fromPods += c.length));
       sockets.add(inbound).add(out);
       const drop = () => {
         inbound.destroy();
@@ -152,7 +172,7 @@ export class PodNetwork {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, this.gateway, resolve));
     this.relays.add(server);
     const addr = server.address();
-    return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0 };
+    return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0, bytes };
   }
 
   /** The synchronous last resort (a signal is killing the process): namespaces and the bridge. */

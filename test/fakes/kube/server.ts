@@ -101,7 +101,7 @@ export interface ClusterBox {
   gatewayUrl: string;
   gatewayStats: DataPlaneStats;
   /** Make a 127.0.0.1 port of the host (e.g. the test S3) reachable from pods; returns host:port for them. */
-  relay(port: number): Promise<{ host: string; port: number }>;
+  relay(port: number): Promise<{ host: string; port: number; bytes: import('./netns.js').RelayBytes }>;
 }
 
 export interface FakeKubeOptions {
