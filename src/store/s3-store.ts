@@ -267,13 +267,23 @@ export class S3Store implements BundleStore {
     return async (start, into, signal) => {
       const end = start + into.length - 1;
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal: signal });
+      // 'data' events rather than `for await`: a promise per 16–64 KiB chunk is measurable CPU at
+      // hundreds of MB/s on two cores.
+      const body = res.Body as Readable;
       let off = 0;
-      for await (const c of res.Body as Readable) {
-        const chunk = c as Buffer;
-        if (off + chunk.length > into.length) throw new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`);
-        chunk.copy(into, off);
-        off += chunk.length;
-      }
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          if (off + chunk.length > into.length) {
+            body.destroy(new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`));
+            return;
+          }
+          chunk.copy(into, off);
+          off += chunk.length;
+        });
+        body.once('end', resolve);
+        body.once('error', reject);
+        body.once('close', () => resolve()); // destroyed or aborted without 'end': the length check below decides
+      });
       if (off !== into.length) throw new UnavailableError(`${this.url}: the range ${start}-${end} of ${key} was cut after ${off} of ${into.length} bytes`);
       return res.ETag;
     };

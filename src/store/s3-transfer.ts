@@ -314,7 +314,8 @@ async function downloadOnce(
       await rm(record, { force: true });
       return { ok: false, actual, result: { fetchedBytes, resumedBytes } };
     }
-    await fh.sync();
+    // No fsync here: the caller decides (the blob cache fsyncs what it keeps; a pulled directory
+    // is not fsynced, as before). A second fsync of gigabytes costs seconds on a busy disk.
   } finally {
     await fh.close().catch(() => undefined);
   }
