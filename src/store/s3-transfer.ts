@@ -286,13 +286,17 @@ async function downloadOnce(
         done.add(i);
         fetchedBytes += len;
         o.onBytes?.(len);
+        hasher.offer(i, buf!.subarray(0, len));
         hasher.wake();
         // Recorded after the bytes are written: a kill in between only costs that part again.
         const snapshot = [...done];
         saving = saving.then(() => writeRecord(record, { etag, size: o.size, partSize: o.partSize, done: snapshot }));
       }
     };
+    // The first failure is the cause; the others are mostly the aborts it set off ("aborted").
+    let first: { err: unknown } | undefined;
     const fail = (err: unknown): never => {
+      first ??= { err };
       abort.abort();
       hasher.stop();
       throw err;
@@ -305,7 +309,7 @@ async function downloadOnce(
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       hasher.stop();
-      throw failed.reason;
+      throw (first as { err: unknown } | undefined)?.err ?? failed.reason;
     }
     const actual = `sha256:${hasher.hex()}`;
     if (actual !== o.digest) {
@@ -345,6 +349,16 @@ class OrderedHasher {
   }
   wake(): void {
     this.waker?.();
+  }
+  /**
+   * The part just written, still in its buffer: hashed from there when it is the next in order and
+   * the hasher is idle (waiting for it), which saves reading it back — the usual case, as parts
+   * mostly land in order. Synchronous, so it cannot interleave with the hasher's own reads.
+   */
+  offer(i: number, bytes: Buffer): void {
+    if (this.stopped || this.waker === undefined || i !== this.next) return;
+    this.hash.update(bytes);
+    this.next++;
   }
   stop(): void {
     this.stopped = true;
