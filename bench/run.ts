@@ -10,7 +10,10 @@
  *                                     9 kube: Kubernetes API requests per canary step and 50 canaries at
  *                                     once, in-process against the fake API server; one full canary on
  *                                     the cluster in a box (real pods, needs root), see bench/kube.ts;
- *                                     10 fine-tune: bytes a push of 1% changed tensors uploads)
+ *                                     10 fine-tune: bytes a push of 1% changed tensors uploads;
+ *                                     11 S3: push/pull of 2 × 1 GiB to a Ceph RGW started for it, modelctl
+ *                                     vs aws s3 cp and rclone side by side, push peak RSS, see bench/s3.ts;
+ *                                     --s3-tuned also runs the peers with more parallelism)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -29,11 +32,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
-import { link, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { LoadResult, LoadSpec, Sample } from './load.js';
+import { writeRandomFile } from './data.js';
 import { markdownTable, type BenchRow } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -252,25 +256,6 @@ function median(xs: number[]): number {
 
 // ---------------------------------------------------------------------------------------------
 // Data
-
-/** Random bytes via crypto, written in 4 MiB chunks through one reused buffer (never a whole file in memory). */
-async function writeRandomFile(file: string, size: number): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const CHUNK = 4 * MiB;
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const fh = await open(file, 'wx', 0o644);
-  try {
-    for (let done = 0; done < size; ) {
-      const n = Math.min(CHUNK, size - done);
-      randomFillSync(buf, 0, n);
-      let off = 0;
-      while (off < n) off += (await fh.write(buf, off, n - off)).bytesWritten;
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 function bundleYaml(name: string, version: string, components: Record<'weights' | 'prompts' | 'preprocessing' | 'config', string[]>): string {
   const list = (xs: string[]) => `[${xs.join(', ')}]`;
@@ -1061,7 +1046,8 @@ async function main(): Promise<number> {
   // plus a 2 GiB pull (the source is deleted first); measure 3 adds 2 × 200 MiB while it runs.
   // Measures 6 and 7 need a few MB (bundles, logs). Only what the selected measures need counts.
   const data = (wanted(1) || wanted(4) ? SIZES.single : 0) + (wanted(2) || wanted(4) ? 4 * SIZES.quarter : 0);
-  const needed = (wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + (wanted(10) ? 2 * 201 * SIZES.fineTuneTensor : 0) + 256 * MiB;
+  // Measure 11: its own 2 × 1 GiB bundle plus a pulled copy (after measures 1–4 removed their data).
+  const needed = Math.max((wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + (wanted(10) ? 2 * 201 * SIZES.fineTuneTensor : 0), wanted(11) ? 4 * SIZES.single : 0) + 256 * MiB;
   const free = freeBytes(tmpRoot);
   if (free < needed) {
     log(`only ${fmtBytes(free)} free in ${os.tmpdir()}, the bench needs about ${fmtBytes(needed)} (set TMPDIR, or use --quick)`);
@@ -1159,6 +1145,19 @@ async function main(): Promise<number> {
       notes.push(...r.notes);
     } catch (err) {
       failedRow('kubernetes API requests per canary step / concurrent canaries', 'O(1) per step; 50 canaries ≤ 2× the bake', err);
+    }
+  }
+
+  if (wanted(11)) {
+    log(`11 S3: push and pull of 2 × ${fmtBytes(SIZES.single)} to a Ceph RGW by modelctl, aws s3 cp and rclone, side by side…`);
+    try {
+      // Loaded only when this measure runs (it starts its own RGW; see bench/s3.ts).
+      const { benchS3 } = await import('./s3.js');
+      const r = await benchS3({ fileBytes: SIZES.single, cli: CLI, dir: path.join(tmpRoot, 's3'), env: childEnv, tuned: argv.includes('--s3-tuned') }, log);
+      rows.push(...r.rows);
+      notes.push(...r.notes);
+    } catch (err) {
+      failedRow('S3 push / pull of 2 GiB vs aws s3 cp and rclone', '≤ 1.0× the fastest peer; push RSS ≤ 250 MB', err);
     }
   }
 

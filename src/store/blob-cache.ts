@@ -242,12 +242,7 @@ export class BlobCache {
    * cached) when the bytes are wrong. Returns the bytes read from `body`.
    */
   async insert(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<number> {
-    const file = this.pathOf(digest);
-    await mkdir(this.blobs, { recursive: true });
-    await mkdir(this.meta, { recursive: true });
-    await mkdir(this.tmp, { recursive: true });
-    await this.sweepStaleTemp();
-    const tmp = path.join(this.tmp, `${hexOf(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    const tmp = await this.newTemp(digest);
     try {
       const tap = new HashTap(onBytes);
       await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
@@ -255,33 +250,63 @@ export class BlobCache {
       if (actual !== digest || tap.bytes !== size) {
         throw new IntegrityError(`blob ${digest} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, { details: { blob: digest, actual } });
       }
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await chmod(tmp, 0o444);
-      for (;;) {
-        try {
-          await link(tmp, file);
-          break;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          // Another process put it there first (maybe still writing its sidecar): keep theirs, one
-          // inode for everyone, when its bytes are right; replace it when they are not.
-          if ((await sha256File(file).catch(() => undefined)) === digest) break;
-          await unlink(file).catch(() => undefined);
-        }
-      }
-      // After the link: a crash in between leaves a blob without sidecar, which the next use
-      // treats as unknown, fetches again and keeps (after a full re-hash) — safe, just slower.
-      await this.writeSidecar(digest);
-      await syncDir(this.blobs);
+      await this.commit(tmp, digest);
       return tap.bytes;
     } finally {
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * Insert a blob that `download(file, partial)` writes to `file` already verified (a store's
+   * resumable ranged download, see BundleStore.downloadBlob). `partial` is stable per blob, in the
+   * cache's tmp/, so a fetch killed half-way is resumed by the next one (or swept after STALE_TEMP_MS).
+   */
+  async insertDownloaded(digest: string, download: (file: string, partial: string) => Promise<unknown>): Promise<void> {
+    const tmp = await this.newTemp(digest);
+    try {
+      await download(tmp, path.join(this.tmp, `${hexOf(digest)}.partial`));
+      await this.commit(tmp, digest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** A fresh temp file name in tmp/ (the cache's directories made, stale temp files swept). */
+  private async newTemp(digest: string): Promise<string> {
+    await mkdir(this.blobs, { recursive: true });
+    await mkdir(this.meta, { recursive: true });
+    await mkdir(this.tmp, { recursive: true });
+    await this.sweepStaleTemp();
+    return path.join(this.tmp, `${hexOf(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  }
+
+  /** A verified temp file into place: fsync, 0444, link (never replacing a sound blob), sidecar. */
+  private async commit(tmp: string, digest: string): Promise<void> {
+    const file = this.pathOf(digest);
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await chmod(tmp, 0o444);
+    for (;;) {
+      try {
+        await link(tmp, file);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // Another process put it there first (maybe still writing its sidecar): keep theirs, one
+        // inode for everyone, when its bytes are right; replace it when they are not.
+        if ((await sha256File(file).catch(() => undefined)) === digest) break;
+        await unlink(file).catch(() => undefined);
+      }
+    }
+    // After the link: a crash in between leaves a blob without sidecar, which the next use
+    // treats as unknown, fetches again and keeps (after a full re-hash) — safe, just slower.
+    await this.writeSidecar(digest);
+    await syncDir(this.blobs);
   }
 
   /**

@@ -40,6 +40,8 @@ export async function openStore(url: string, opts: OpenStoreOptions): Promise<Bu
     return new FsStore(loc.root);
   }
   const { S3Store, createS3Client, s3EndpointOf } = await import('./s3-store.js');
-  const client = createS3Client({ bucket: loc.bucket, prefix: loc.prefix, pathStyle: opts.s3PathStyle });
-  return new S3Store(client, loc.bucket, loc.prefix, s3EndpointOf({}));
+  const { transferSettings } = await import('./s3-transfer.js');
+  const transfer = transferSettings();
+  const client = createS3Client({ bucket: loc.bucket, prefix: loc.prefix, pathStyle: opts.s3PathStyle, maxSockets: transfer.concurrency });
+  return new S3Store(client, loc.bucket, loc.prefix, s3EndpointOf({}), transfer);
 }

@@ -32,6 +32,14 @@ export interface BundleStore {
   putBlob(digest: string, size: number, body: Readable, onBytes?: (n: number) => void): Promise<void>;
   /** The blob's bytes, unverified (the caller hashes them). NotFoundError when absent. */
   getBlob(digest: string): Promise<Readable>;
+  /**
+   * Optional (stores that can do better than one stream, such as S3's parallel ranged GETs): fetch
+   * the blob into the local file `dest`, verified — it appears under `dest` only once its bytes hash
+   * to `digest` (IntegrityError otherwise, after fetching again once if resumed bytes were bad).
+   * `dest` must not exist. An interrupted download leaves `opts.partial` (default `<dest>.partial`)
+   * and a record beside it; a later call with the same `partial` fetches only what is missing.
+   */
+  downloadBlob?(digest: string, size: number, dest: string, opts?: BlobDownload): Promise<{ fetchedBytes: number; resumedBytes: number }>;
   putManifest(digest: string, bytes: Buffer): Promise<void>;
   /** Manifest bytes, unverified, or undefined when absent. */
   getManifest(digest: string): Promise<Buffer | undefined>;
@@ -46,6 +54,13 @@ export interface BundleStore {
   listRefs(name?: string, onBadRef?: (err: CorruptRefError) => void): Promise<RefRecord[]>;
   /** False when the store's location does not exist at all (a mistyped path); stores that cannot tell omit it. */
   exists?(): Promise<boolean>;
+}
+
+export interface BlobDownload {
+  /** Where bytes gather until verified: a stable name per blob makes an interrupted download resumable. */
+  partial?: string | undefined;
+  /** Progress: bytes fetched, and bytes resumed from an earlier download (reported once, first). */
+  onBytes?: ((n: number) => void) | undefined;
 }
 
 export function blobKey(digest: string): string {

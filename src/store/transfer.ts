@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -312,6 +312,15 @@ async function withBlob(
   }
 }
 
+/** A store's own file download (parallel, resumable, verified): its errors get the same repair hints. */
+async function downloaded(store: string, run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    throw withRepairHint(err, store);
+  }
+}
+
 /** What to run to mend a store from the bundle's source (a directory or an archive). */
 export function repairHint(store: string, what: 'missing' | 'corrupt'): string {
   return what === 'missing'
@@ -413,7 +422,10 @@ export async function pull(
           }
           const targets = manifest.components.flatMap((c) => c.files.filter((f) => f.blob === b.digest));
           if (cache) {
-            const fetch = () => withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
+            const download = store.downloadBlob?.bind(store);
+            const fetch = download
+              ? () => downloaded(store.url, () => cache.insertDownloaded(b.digest, (file, partial) => download(b.digest, b.size, file, { partial, onBytes: (n) => progress.advance(n) })))
+              : () => withBlob(store, b.digest, (body) => cache.insert(b.digest, b.size, body, (n) => progress.advance(n)).then(() => undefined), undefined, out);
             // One fetch per blob across every puller of this cache (a node's pods, parallel deploys).
             if ((await cache.ensure(b.digest, b.size, fetch)) !== 'fetched') progress.advance(b.size);
             for (const t of targets) {
@@ -430,7 +442,10 @@ export async function pull(
           }
           const first = path.join(tmp, targets[0]!.path);
           await mkdirs(path.dirname(first));
-          await withBlob(
+          if (store.downloadBlob) {
+            await downloaded(store.url, () => store.downloadBlob!(b.digest, b.size, first, { onBytes: (n) => progress.advance(n) }));
+            await chmod(first, targets[0]!.executable ? 0o755 : 0o644);
+          } else await withBlob(
             store,
             b.digest,
             async (body) => {

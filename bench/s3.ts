@@ -1,0 +1,267 @@
+/**
+ * Measure 11: push and pull of a 2 GiB bundle (2 × 1 GiB random weights) to and from a real S3 —
+ * a throw-away Ceph RGW started here, on loopback — by modelctl and, side by side in the same
+ * run, by `aws s3 cp --recursive` and `rclone copy` (Debian's awscli and rclone, at /usr/bin;
+ * a peer that is absent is skipped and said so). Plus modelctl's peak RSS while pushing.
+ *
+ *   node dist/bench/s3.js [--quick]      alone (sizes ÷ 8 with --quick)
+ *
+ * The RGW keeps every byte in RAM (memstore, ~2× what is stored), so at most one 2 GiB copy is
+ * stored at a time: modelctl pushes, the three tools pull that copy, it is deleted; then each
+ * peer pushes its own copy, which is deleted (and RGW's garbage collector waited for) before the
+ * next one.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { startRgw, type RgwHandle } from '../test/infra/ceph-rgw.js';
+import { writeRandomFile } from './data.js';
+import { standaloneReport, type BenchRow } from './report.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+export interface S3BenchOptions {
+  /** Bytes of each of the two weight files. */
+  fileBytes: number;
+  /** `bin/run.js` of the CLI under test. */
+  cli: string;
+  /** Scratch directory (removed by the caller). */
+  dir: string;
+  /** Environment of the modelctl children (MODELCTL_* cleaned by the caller). */
+  env: NodeJS.ProcessEnv;
+  /** Also run the peers with more parallelism than their defaults (see tunedPeers). */
+  tuned: boolean;
+}
+
+export const AWS = '/usr/bin/aws';
+export const RCLONE = '/usr/bin/rclone';
+const RSS_TARGET_MB = 250;
+
+interface Timed {
+  ms: number;
+  load: number;
+  code: number | null;
+  stderr: string;
+  stdout: string;
+  hwmKb: number;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const load = os.loadavg()[0]!;
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let hwmKb = 0;
+    const poller = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) hwmKb = Math.max(hwmKb, Number(m[1]));
+      } catch {
+        /* exited */
+      }
+    }, 20);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15 * 60_000);
+    child.on('error', (e) => {
+      clearInterval(poller);
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', () => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      clearInterval(poller);
+      clearTimeout(timer);
+      child.once('close', (code) => resolve({ ms, load, code, hwmKb, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    });
+  });
+}
+
+async function runOk(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Timed> {
+  const r = await run(cmd, args, env, cwd);
+  if (r.code !== 0) throw new Error(`${label}: ${path.basename(cmd)} ${args.join(' ')} exited ${r.code}: ${r.stdout.slice(-1000)} ${r.stderr.slice(-1500)}`);
+  return r;
+}
+
+const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const fmtGiB = (b: number) => (b >= GiB ? `${(b / GiB).toFixed(0)} GiB` : `${(b / MiB).toFixed(0)} MiB`);
+const rate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
+const withLoad = (t: Timed) => `${fmtS(t.ms)} (load ${t.load.toFixed(1)})`;
+
+/** Bytes the memstore OSD holds (RGW frees deleted objects some seconds later). */
+function storedBytes(h: RgwHandle): number | undefined {
+  if (!h.dir) return undefined;
+  const r = spawnSync('ceph', ['-c', path.join(h.dir, 'ceph.conf'), 'df', '--format', 'json'], { encoding: 'utf8', timeout: 20_000 });
+  try {
+    return (JSON.parse(r.stdout) as { stats: { total_used_raw_bytes?: number; total_used_bytes?: number } }).stats.total_used_raw_bytes;
+  } catch {
+    return undefined;
+  }
+}
+
+async function emptyPrefix(client: S3Client, bucket: string, prefix: string): Promise<void> {
+  for (;;) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length === 0) return;
+    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+  }
+}
+
+/** Delete a prefix and wait (≤ 90 s) until RGW's garbage collector gave the memory back. */
+async function free(h: RgwHandle, client: S3Client, bucket: string, prefix: string, below: number, log: (m: string) => void): Promise<void> {
+  await emptyPrefix(client, bucket, prefix);
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const used = storedBytes(h);
+    if (used === undefined || used < below || Date.now() > deadline) return;
+    log(`    waiting for RGW's garbage collector (${fmtGiB(used)} held)…`);
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+}
+
+export async function benchS3(o: S3BenchOptions, log: (m: string) => void): Promise<{ rows: BenchRow[]; notes: string[] }> {
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const total = 2 * o.fileBytes;
+  const label = `${fmtGiB(total)} (2 × ${fmtGiB(o.fileBytes)})`;
+  const peers = { aws: existsSync(AWS), rclone: existsSync(RCLONE) };
+  for (const [name, there] of Object.entries(peers)) {
+    if (!there) notes.push(`S3: ${name} is not installed (${name === 'aws' ? AWS : RCLONE}; Debian package ${name === 'aws' ? 'awscli' : 'rclone'}): its column is skipped.`);
+  }
+
+  const bundle = path.join(o.dir, 'bundle');
+  log(`    writing ${label} of random weights…`);
+  for (const i of [1, 2]) await writeRandomFile(path.join(bundle, 'weights', `shard-${i}.bin`), o.fileBytes);
+  await writeFile(path.join(bundle, 'bundle.yaml'), 'name: bench-s3\nversion: 1.0.0\ncomponents:\n  weights: [weights/]\n  prompts: []\n  preprocessing: []\n  config: []\n');
+
+  log('    starting a Ceph RGW (memstore in RAM)…');
+  const h = await startRgw({ memstoreBytes: Math.max(total * 1.5, 1 * GiB) });
+  try {
+    const bucket = 'bench';
+    const client = new S3Client({ endpoint: h.endpoint, region: h.region, forcePathStyle: true, credentials: { accessKeyId: h.accessKeyId, secretAccessKey: h.secretAccessKey } });
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const aws = { AWS_ACCESS_KEY_ID: h.accessKeyId, AWS_SECRET_ACCESS_KEY: h.secretAccessKey, AWS_REGION: h.region, AWS_DEFAULT_REGION: h.region };
+    const base: NodeJS.ProcessEnv = { ...process.env, ...aws };
+    delete base.AWS_CA_BUNDLE; // rclone fails while it points at a CA file; the RGW is plain HTTP
+    delete base.AWS_PROFILE;
+    const home = path.join(o.dir, 'home');
+    const mEnv: NodeJS.ProcessEnv = { ...o.env, ...aws, AWS_ENDPOINT_URL_S3: h.endpoint, MODELCTL_S3_PATH_STYLE: 'true', MODELCTL_HOME: home };
+    delete mEnv.AWS_CA_BUNDLE;
+    const awsCfg = path.join(o.dir, 'aws-config');
+    await writeFile(awsCfg, `[default]\nregion = ${h.region}\n`);
+    const awsTuned = path.join(o.dir, 'aws-config-tuned');
+    await writeFile(awsTuned, `[default]\nregion = ${h.region}\ns3 =\n  max_concurrent_requests = 20\n  multipart_chunksize = 16MB\n`);
+    const awsEnv = (cfg: string) => ({ ...base, AWS_CONFIG_FILE: cfg, AWS_SHARED_CREDENTIALS_FILE: path.join(o.dir, 'none') });
+    const rcloneEnv = {
+      ...base,
+      RCLONE_CONFIG: path.join(o.dir, 'rclone.conf'), // absent: the remote comes from the variables below
+      RCLONE_CONFIG_RGW_TYPE: 's3',
+      RCLONE_CONFIG_RGW_PROVIDER: 'Ceph',
+      RCLONE_CONFIG_RGW_ENDPOINT: h.endpoint,
+      RCLONE_CONFIG_RGW_ACCESS_KEY_ID: h.accessKeyId,
+      RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY: h.secretAccessKey,
+      RCLONE_CONFIG_RGW_REGION: h.region,
+    };
+    const awsArgs = (from: string, to: string) => ['s3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', h.endpoint, from, to];
+    const rcloneArgs = (from: string, to: string, tuned: boolean) => ['copy', from, to, ...(tuned ? ['--transfers', '8', '--multi-thread-streams', '8', '--s3-upload-concurrency', '8', '--s3-chunk-size', '16M'] : [])];
+
+    // modelctl push, with its peak RSS (getrusage maxRSS from a --import preload, as measure 4).
+    const preload = path.join(o.dir, 'rss-preload.mjs');
+    const rssFile = path.join(o.dir, 'rss.txt');
+    await writeFile(
+      preload,
+      `import { writeFileSync } from 'node:fs';\nimport { isMainThread } from 'node:worker_threads';\nif (isMainThread) process.on('exit', () => { try { writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)); } catch {} });\n`,
+    );
+    log(`    modelctl push ${label}…`);
+    const mPush = await runOk('modelctl push', process.execPath, ['--import', pathToFileURL(preload).href, o.cli, 'bundle', 'push', bundle, '--store', `s3://${bucket}/m`, '--json'], mEnv, o.dir);
+    const pushed = JSON.parse(mPush.stdout) as { uploadedBytes: number; digest: string };
+    if (pushed.uploadedBytes !== total) throw new Error(`modelctl pushed ${pushed.uploadedBytes} bytes, expected ${total}`);
+    const rssKb = Number(await readFile(rssFile, 'utf8').catch(() => '0')) || mPush.hwmKb;
+
+    log('    modelctl pull…');
+    const mPull = await runOk('modelctl pull', process.execPath, [o.cli, 'bundle', 'pull', 'bench-s3@1.0.0', '-o', path.join(o.dir, 'pulled-m'), '--store', `s3://${bucket}/m`], mEnv, o.dir);
+    await rm(path.join(o.dir, 'pulled-m'), { recursive: true, force: true });
+    await rm(home, { recursive: true, force: true });
+
+    // The peers pull the very objects modelctl stored (its blobs/ prefix: the two 1 GiB blobs).
+    const pulls: Record<string, Timed> = {};
+    const pullPeer = async (name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv) => {
+      const out = path.join(o.dir, `pulled-${name}`);
+      log(`    ${name} pull…`);
+      pulls[name] = await runOk(`${name} pull`, cmd, args.map((a) => a.replace('{out}', out)), env, o.dir);
+      await rm(out, { recursive: true, force: true });
+    };
+    if (peers.aws) await pullPeer('aws', AWS, awsArgs(`s3://${bucket}/m/blobs/`, '{out}'), awsEnv(awsCfg));
+    if (peers.rclone) await pullPeer('rclone', RCLONE, rcloneArgs(`rgw:${bucket}/m/blobs`, '{out}', false), rcloneEnv);
+    if (o.tuned && peers.aws) await pullPeer('aws (tuned)', AWS, awsArgs(`s3://${bucket}/m/blobs/`, '{out}'), awsEnv(awsTuned));
+    if (o.tuned && peers.rclone) await pullPeer('rclone (tuned)', RCLONE, rcloneArgs(`rgw:${bucket}/m/blobs`, '{out}', true), rcloneEnv);
+    await free(h, client, bucket, 'm/', total / 2, log);
+
+    const pushes: Record<string, Timed> = {};
+    const pushPeer = async (name: string, prefix: string, cmd: string, args: string[], env: NodeJS.ProcessEnv) => {
+      log(`    ${name} push…`);
+      pushes[name] = await runOk(`${name} push`, cmd, args, env, o.dir);
+      await free(h, client, bucket, prefix, total / 2, log);
+    };
+    const weights = path.join(bundle, 'weights');
+    if (peers.aws) await pushPeer('aws', 'aws/', AWS, awsArgs(weights, `s3://${bucket}/aws/`), awsEnv(awsCfg));
+    if (peers.rclone) await pushPeer('rclone', 'rclone/', RCLONE, rcloneArgs(weights, `rgw:${bucket}/rclone`, false), rcloneEnv);
+    if (o.tuned && peers.aws) await pushPeer('aws (tuned)', 'aws/', AWS, awsArgs(weights, `s3://${bucket}/aws/`), awsEnv(awsTuned));
+    if (o.tuned && peers.rclone) await pushPeer('rclone (tuned)', 'rclone/', RCLONE, rcloneArgs(weights, `rgw:${bucket}/rclone`, true), rcloneEnv);
+
+    const row = (what: string, mine: Timed, theirs: Record<string, Timed>) => {
+      const defaults = Object.entries(theirs).filter(([n]) => !n.includes('tuned'));
+      const best = defaults.sort((a, b) => a[1].ms - b[1].ms)[0];
+      const ratio = best ? mine.ms / best[1].ms : undefined;
+      rows.push({
+        measure: `S3 ${what} ${label}, Ceph RGW on loopback`,
+        modelctl: `${withLoad(mine)}, ${rate(total, mine.ms)}`,
+        reference: Object.entries(theirs).map(([n, t]) => `${n} ${withLoad(t)}`).join('; ') || 'no peer installed',
+        ratio: ratio === undefined ? '—' : `${ratio.toFixed(2)}× ${best![0]}`,
+        target: '≤ 1.0× the fastest peer (defaults)',
+        pass: ratio === undefined ? null : ratio <= 1.0,
+      });
+    };
+    row('push', mPush, pushes);
+    row('pull', mPull, pulls);
+    const mb = (rssKb * 1024) / 1e6;
+    rows.push({
+      measure: `peak RSS, \`bundle push\` ${label} → S3`,
+      modelctl: `${mb.toFixed(0)} MB (load ${mPush.load.toFixed(1)})`,
+      reference: Object.entries(pushes).map(([n, t]) => `${n} ${((t.hwmKb * 1024) / 1e6).toFixed(0)} MB (VmHWM polled)`).join('; ') || '—',
+      ratio: '—',
+      target: `≤ ${RSS_TARGET_MB} MB`,
+      pass: mb <= RSS_TARGET_MB,
+    });
+    notes.push(
+      `S3 (measure 11): modelctl push = pack (SHA-256 of every file) + upload (each part hashed again as it is read, so a file changed meanwhile is caught) + manifest + ref; modelctl pull = parallel ranged GETs into the blob cache of a fresh MODELCTL_HOME, SHA-256 of every byte, hard links into the output. Peers copy the files only (no digest of their own). MODELCTL_S3_CONCURRENCY / _PART_SIZE at their defaults (${o.env.MODELCTL_S3_CONCURRENCY ?? 8} × ${o.env.MODELCTL_S3_PART_SIZE ?? '8MiB'}). Tuned peers: aws max_concurrent_requests 20, multipart_chunksize 16MB; rclone --transfers 8 --multi-thread-streams 8 --s3-upload-concurrency 8 --s3-chunk-size 16M. Load average (1 min) is given beside each figure: on 2 shared cores RGW, the client and everyone else's work compete.`,
+    );
+    return { rows, notes };
+  } finally {
+    await h.stop();
+  }
+}
+
+/** Standalone: `node dist/bench/s3.js [--quick] [--tuned]`. */
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const quick = process.argv.includes('--quick');
+  const dir = await import('node:fs/promises').then((f) => f.mkdtemp(path.join(os.tmpdir(), 'modelctl-bench-s3-')));
+  try {
+    const cli = new URL('../../bin/run.js', import.meta.url).pathname;
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('MODELCTL_') && !k.startsWith('MODELCTL_S3_')) delete env[k];
+    delete env.NODE_OPTIONS;
+    const r = await benchS3({ fileBytes: quick ? 128 * MiB : GiB, cli, dir, env, tuned: process.argv.includes('--tuned') }, (m) => process.stderr.write(`[bench s3] ${m}\n`));
+    process.stdout.write(standaloneReport(r.rows, r.notes));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
