@@ -59,8 +59,12 @@ function resolved(res: unknown): RolloutResult {
 describe('a crash at every Target call', async () => {
   const { calls, methods } = await cleanRun();
 
-  // deploy, waitReady, shadow mirror, 95/5, 50/50, 100%, then retire 0.9.0 (pushed out of the set).
-  test(`the clean run makes ${calls} target calls`, () => assert.equal(calls, 7));
+  // deploy, waitReady, shadow mirror, 95/5, 50/50, 100%, then retire 0.9.0 (pushed out of the set);
+  // between them the candidate's readiness at every check: 2 in the 40 s shadow, 3 per 60 s step.
+  test(`the clean run makes ${calls} target calls`, () => {
+    assert.equal(calls, 15);
+    assert.deepEqual(methods.filter((m) => m !== 'healthy'), ['deploy', 'waitReady', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'retire']);
+  });
 
   test('the last call, retiring the version pushed out, is housekeeping after the commit', async () => {
     const w = await seeded();
@@ -188,7 +192,8 @@ describe('a crash at every Target call of a rollback that cascades', async () =>
   test('the clean run: fail at 25%, 2.0.0 unhealthy, 1.0.0 serves', () => {
     assert.equal(clean.outcome, 'rolled-back');
     assert.equal(clean.rolledBackTo, '1.0.0');
-    assert.deepEqual(methods, ['deploy', 'waitReady', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'retire']);
+    // 3.0.0 passes its 5% step (3 readiness checks) and fails at the first check of 25% (1 more).
+    assert.deepEqual(methods, ['deploy', 'waitReady', 'applyTraffic', 'healthy', 'healthy', 'healthy', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'retire']);
     assertConsistent(w0, { ...AFTER, candidate: 'failed' }, 'clean failing run');
   });
 
