@@ -27,6 +27,7 @@ import type {
   Versioned,
 } from '../ledger/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
+import { CANDIDATE_READY, candidateReady } from './candidate-ready.js';
 import { sharedPerCheck, type Clock, type MetricSource, type Target, type TrafficSplit, type VersionRef } from './contracts.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
@@ -727,7 +728,8 @@ export class RolloutEngine {
         analysis.record(result);
         this.emit(run, result.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(result), dryRun: gate.dryRun ?? false });
       }
-      const ready = await this.candidateReady(run, phase, now);
+      const r = run.doc.rollout!;
+      const ready = await candidateReady(this.deps.target, { model: run.model, version: run.version, phase, percent: phase === 'canary' ? (r.plan.steps[r.stepIndex] ?? 0) : r.plan.shadowPercent, now, sleep: (ms) => this.deps.clock.sleep(ms) });
       analysis.record(ready);
       this.emit(run, ready.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(ready), dryRun: false });
       const decision = analysis.decide(atEnd);
@@ -763,24 +765,6 @@ export class RolloutEngine {
     } catch (err) {
       return { name: gate.name, verdict: 'error', value: null, limit: '', samples: 0, reason: message(err), query: '', at: now };
     }
-  }
-
-  /**
-   * The built-in gate of every check while the candidate holds live traffic: can it serve at all?
-   * Requests a router answers itself because the candidate has no ready backend (the Gateway's 503
-   * "no healthy upstream") never reach the candidate's meter, so no metric gate can see them.
-   * Critical, and one failed check fails the step: readiness is already debounced where it is
-   * decided (a Kubernetes readiness probe's failureThreshold, the local supervisor's live probe),
-   * and from that moment the candidate's whole share is failing — a second check would only add
-   * checkEveryMs of errors for users. A wrong "no" costs a rollback, the safe direction.
-   */
-  private async candidateReady(run: Run, phase: GatePhase, now: number): Promise<GateResult> {
-    const r = run.doc.rollout!;
-    const share = phase === 'canary' ? `takes ${r.plan.steps[r.stepIndex] ?? 0}% of traffic: the router answers its share with errors (503)` : `receives a ${r.plan.shadowPercent}% mirror of traffic: its shadow answers are all errors`;
-    const base = { name: CANDIDATE_READY.name, limit: 'ready', samples: 1, query: `target.healthy(${run.model}, ${run.version})`, at: now };
-    // A Target call that throws interrupts the run like any other (resumable), not a gate error.
-    if (await this.deps.target.healthy(run.model, run.version)) return { ...base, verdict: 'pass', value: 1, reason: `${run.model}@${run.version} is ready` };
-    return { ...base, verdict: 'fail', value: 0, reason: `${run.model}@${run.version} is not ready (no ready pod or process) while it ${share}` };
   }
 
   private phasesOf(gate: GateSpec): GatePhase[] {
@@ -1145,9 +1129,6 @@ function closeOpenStep(release: Release, now: number, verdict: StepRecord['verdi
   const step = release.steps.at(-1);
   if (step && step.endedAt === null) Object.assign(step, { endedAt: now, verdict });
 }
-
-/** The built-in readiness gate of every shadow and canary check (see candidateReady). */
-const CANDIDATE_READY: GateSpec = { name: 'candidate-ready', metric: 'candidate-ready', critical: true };
 
 function gateFields(r: GateResult): Record<string, unknown> {
   return { gate: r.name, verdict: r.verdict, value: r.value, limit: r.limit, samples: r.samples, reason: r.reason };

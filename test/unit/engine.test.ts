@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ExitCode, ModelctlError } from '../../src/core/errors.js';
+import { ExitCode, ModelctlError, UnavailableError } from '../../src/core/errors.js';
 import type { GateSpec } from '../../src/gates/contracts.js';
 import type { RolloutPlan } from '../../src/ledger/model.js';
 import { OUTCOME_EXIT_CODES, type StatusView } from '../../src/rollout/engine.js';
@@ -510,6 +510,47 @@ describe('the stable set', () => {
     assert.match(r.reason, /candidate-ready failed: .* receives a 10% mirror of traffic/);
     assert.deepEqual(w.splitsSince(m), ['1.0.0:100 mirror 1.1.0:10', '1.0.0:100']);
     assert.deepEqual(w.violations, []);
+  });
+
+  test('a target that cannot tell (its API failing) is asked again within the check, then an error of candidate-ready — never a failure', async () => {
+    // A transient API outage (500s past the client's retries) must not roll back a good candidate.
+    const w = new World();
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    let failing = 0;
+    w.target.beforeCall = (call) => {
+      check(call);
+      // At 25%: the first check's 3 attempts all fail (an error), the second check's first one too (retried away).
+      if (call.method === 'applyTraffic' && call.split?.weights['1.1.0'] === 25) failing = 4;
+      if (call.method === 'healthy' && failing > 0) {
+        failing--;
+        throw new UnavailableError('the Kubernetes API server answered 500 to get Deployment sentiment-1-1-0 in namespace default: etcdserver: request timed out');
+      }
+    };
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.equal(r.outcome, 'promoted', r.reason);
+    const step = w.release('1.1.0').steps[1]!;
+    assert.equal(step.verdict, 'pass');
+    // Errors are not measurements; the next "ready" reset the error count.
+    assert.deepEqual(step.tallies!.find((t) => t.name === 'candidate-ready'), { name: 'candidate-ready', measurements: 2, failed: 0, inconclusive: 0, consecutiveErrors: 0 });
+    const errors = r.events.filter((e) => e.gate === 'candidate-ready' && e.verdict === 'error');
+    assert.equal(errors.length, 1, 'one check could not tell; the next one was retried within the check');
+    assert.equal(errors[0]!.type, 'gate-evaluated', 'an error is not a gate failure');
+    assert.match(String(errors[0]!.reason), /could not tell whether sentiment@1\.1\.0 is ready \(3 attempts; an error, not "unready"\): .*answered 500/);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('a target that cannot tell for longer than consecutiveErrorLimit (4) fails the step, naming the errors', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    w.target.beforeCall = (call) => {
+      check(call);
+      if (call.method === 'healthy' && call.version === '1.1.0' && w.target.callsOf('applyTraffic').length >= 1) throw new UnavailableError('cannot reach the Kubernetes API server');
+    };
+    const r = await w.engine().deploy(ref('1.1.0'), plan({ intervalMs: 120_000, checkEveryMs: 10_000 }));
+    assert.equal(r.outcome, 'rolled-back');
+    assert.match(r.reason, /gate candidate-ready: 5 consecutive query errors, limit 4: could not tell/);
   });
 
   async function failingCanaryWith(unhealthy: string[]) {

@@ -267,13 +267,15 @@ export class KubernetesTarget implements Target {
     }
   }
 
+  /**
+   * Ready = the Deployment exists and has a ready replica (the Gateway has an endpoint for it).
+   * An API error the client could not get past with its retries (5xx, 429, timeouts) is thrown,
+   * not answered "false": "cannot tell" is not "unhealthy" — the candidate-ready gate counts it as
+   * an error, and a rollback cascade stops (resumable) rather than skip a good version.
+   */
   async healthy(model: string, version: string): Promise<boolean> {
-    try {
-      const d = await this.opts.api.read<V1Deployment>(this.deploymentRef(model, version));
-      return !!d && (d.status?.readyReplicas ?? 0) > 0;
-    } catch {
-      return false;
-    }
+    const d = await this.opts.api.read<V1Deployment>(this.deploymentRef(model, version));
+    return !!d && (d.status?.readyReplicas ?? 0) > 0;
   }
 
   /**
