@@ -152,7 +152,7 @@ describe('cluster in a box: whole rollouts with real pods', { timeout: 600_000 }
     w.box.kubelet.signal('default', pod.metadata.name, 'model', 'SIGKILL');
     const r = await child;
     const seen = await load.stop();
-    t.diagnostic(`after the kill: ${r.json().outcome} (${r.json().reason}); load ${JSON.stringify(seen)}; answered by the Gateway itself: ${JSON.stringify([...w.box.gatewayStats.local])}`);
+    t.diagnostic(`after the kill: ${r.json().outcome} (${r.json().reason}); load ${JSON.stringify({ ...seen, timed: seen.timed.length })}; answered by the Gateway itself: ${JSON.stringify([...w.box.gatewayStats.local])}`);
     assert.equal(r.json().outcome, 'rolled-back', r.stderr);
     assert.match(r.json().reason, /critical gate candidate-ready failed: sentiment@1\.4\.0 is not ready .*while it takes 50% of traffic/);
     const status = (await w.cli(['status', MODEL, '--json'])).json();
