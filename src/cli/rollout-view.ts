@@ -1,5 +1,6 @@
 import type { RolloutPlan } from '../core/model.js';
 import { noOtherEvent, type RolloutEvent } from '../core/events.js';
+import { gateValueWords } from '../rollout/candidate-ready.js';
 import { githubActive } from './github/commands.js';
 import { GithubRolloutLog } from './github/rollout-log.js';
 
@@ -44,9 +45,12 @@ export function describeEvent(e: RolloutEvent): string {
         .map(([v, w]) => `${v} ${w}%`)
         .join(', ')}${e.mirror ? ` (+ mirror ${e.mirror.percent}% → ${e.mirror.version})` : ''}`;
     case 'gate-evaluated':
-    case 'gate-failed':
+    case 'gate-failed': {
+      const words = gateValueWords(e.gate, e.value);
+      if (words) return `gate ${fmt(e.gate)}: ${words} → ${fmt(e.verdict)}${e.verdict !== 'pass' && e.reason ? `: ${fmt(e.reason)}` : ''}`;
       if (e.value === null || e.value === undefined) return `gate ${fmt(e.gate)} → ${fmt(e.verdict)}${e.reason ? `: ${fmt(e.reason)}` : ''}`;
       return `gate ${fmt(e.gate)}: ${fmt(e.value)} (limit ${fmt(e.limit)}, ${fmt(e.samples)} samples) → ${fmt(e.verdict)}${e.verdict !== 'pass' && e.reason ? `: ${fmt(e.reason)}` : ''}${e.dryRun ? ' [dry-run]' : ''}`;
+    }
     case 'step-passed':
       return `step ${Number(e.index) + 1} passed`;
     case 'step-failed':
@@ -145,7 +149,8 @@ export function createRolloutView(opts: { stream?: NodeJS.WriteStream; plan?: Ro
     const block = [`\x1b[1m${phase}${phase === 'canary' ? ` ${weight}%` : ''}\x1b[0m${left}`];
     for (const [name, g] of gates) {
       const mark = g.verdict === 'pass' ? '\x1b[32m✔\x1b[0m' : g.verdict === 'fail' ? '\x1b[31m✖\x1b[0m' : '\x1b[33m?\x1b[0m';
-      block.push(`  ${mark} ${name.padEnd(18)} ${fmt(g.value).padStart(8)}  limit ${fmt(g.limit)}  (${fmt(g.samples)} samples)`);
+      const words = gateValueWords(name, g.value);
+      block.push(words ? `  ${mark} ${name.padEnd(18)} ${words.padStart(8)}` : `  ${mark} ${name.padEnd(18)} ${fmt(g.value).padStart(8)}  limit ${fmt(g.limit)}  (${fmt(g.samples)} samples)`);
     }
     out += `${block.join('\n')}\n`;
     blockLines = block.length;

@@ -37,7 +37,11 @@ export interface Target {
   deploy(ref: VersionRef): Promise<void>;
   /** Resolve when `version` is ready to serve; reject with a reason (crash loop, timeout…) otherwise. */
   waitReady(model: string, version: string, timeoutMs: number): Promise<void>;
-  /** A live health check of a running version (used after a rollback switch). */
+  /**
+   * A live health check of a running version (after a rollback switch, and at every check of a
+   * step: the candidate-ready gate). False when it is not running or has nothing ready to serve;
+   * throws when it cannot tell (the target's API unreachable): not the same as unhealthy.
+   */
   healthy(model: string, version: string): Promise<boolean>;
   /** Apply the whole split atomically. Resolves once the router serves the new split. */
   applyTraffic(model: string, split: TrafficSplit): Promise<void>;

@@ -21,6 +21,7 @@ import {
 } from '../ledger/lock.js';
 import type { LedgerStore, ModelLedger, Release, ReleaseState, StepRecord, Versioned } from '../ledger/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
+import { CANDIDATE_READY, candidateReady } from './candidate-ready.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 import { normalizePlan } from './plan.js';
 import { closeOpenStep, latestRelease, stableRecords } from './queries.js';
@@ -506,7 +507,7 @@ export class RolloutEngine {
   private async bake(run: Run, phase: GatePhase, durationMs: number): Promise<Exclude<StepDecision, { kind: 'continue' }> | { kind: 'requested' }> {
     const plan = run.doc.rollout!.plan;
     const gates = plan.gates.filter((g) => this.phasesOf(g).includes(phase));
-    const analysis = new StepAnalysis(gates);
+    const analysis = new StepAnalysis([...gates, CANDIDATE_READY]);
     const end = run.bakeStart + durationMs;
     for (;;) {
       const wait = Math.min(plan.checkEveryMs, end - this.now());
@@ -521,6 +522,10 @@ export class RolloutEngine {
         analysis.record(result);
         this.emit(run, result.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(result), dryRun: gate.dryRun ?? false });
       }
+      const r = run.doc.rollout!;
+      const ready = await candidateReady(this.deps.target, { model: run.model, version: run.version, phase, percent: phase === 'canary' ? (r.plan.steps[r.stepIndex] ?? 0) : r.plan.shadowPercent, now, sleep: (ms) => this.deps.clock.sleep(ms) });
+      analysis.record(ready);
+      this.emit(run, ready.verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', { phase, ...gateFields(ready), dryRun: false });
       const decision = analysis.decide(atEnd);
       const next = atEnd ? 0 : Math.min(plan.checkEveryMs, end - now);
       await this.write(

@@ -232,8 +232,8 @@ export async function planDeploy(
     project: parseRolloutSection(project.config.rollout, project.file ?? 'modelctl.yaml'),
     bundle: parseRolloutSection(manifest.spec.rollout, `bundle.yaml of ${manifest.name}@${manifest.version}`),
     flags,
-    // The Gateway discards mirrored answers, so shadow agreement cannot be measured on Kubernetes.
-    defaultGates: defaultLocalGates().filter((g) => opts.target !== 'kubernetes' || g.metric !== 'shadow-agreement'),
+    // Shadow agreement is measured on Kubernetes too: the candidate's meter compares (shadow-compare.ts).
+    defaultGates: defaultLocalGates(),
     queryGates: (await ctx.prometheusUrl(opts.prometheusUrl)) !== undefined,
   });
   return { model: manifest.name, version: manifest.version, digest, plan };

@@ -135,13 +135,14 @@ export function useScratch(): {
 }
 
 /** A copy of the example bundle in `dir` whose config injects `errorRate` (a bad version by config alone). */
-export async function faultyExample(dir: string, errorRate: number): Promise<string> {
+export async function faultyExample(dir: string, errorRate: number, more: { scoreShift?: number } = {}): Promise<string> {
   const { cp, readFile } = await import('node:fs/promises');
   const bundle = path.join(dir, 'bundle');
   await cp(path.join(REPO_ROOT, 'bundles/example'), bundle, { recursive: true });
   const configFile = path.join(bundle, 'config/model.json');
   const config = JSON.parse(await readFile(configFile, 'utf8'));
   config.faults.errorRate = errorRate;
+  if (more.scoreShift !== undefined) config.faults.scoreShift = more.scoreShift;
   await writeFile(configFile, JSON.stringify(config));
   return bundle;
 }

@@ -165,12 +165,13 @@ export interface KubeBox {
   kubeconfigFile: string;
   env: NodeJS.ProcessEnv;
   /** Push the real example bundle as `version` (a config-only faulty copy when `errorRate` > 0). */
-  push(version: string, opts?: { errorRate?: number }): Promise<void>;
+  /** Push the example model as `version`; `errorRate` / `scoreShift` set its config/model.json faults (serve.mjs). */
+  push(version: string, opts?: { errorRate?: number; scoreShift?: number }): Promise<void>;
   cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
   /** POST /sentiment/predict through the Gateway: answers counted by the version that gave them. */
   send(n: number): Promise<Record<string, number>>;
   /** Steady load through the Gateway until stopped: answers counted by version and status. */
-  load(): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number }> };
+  load(): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number; timed: Array<{ at: number; ms: number }> }> };
   /** The meter window (requests seen since `sinceMs`) of every running pod of `version`, summed. */
   meterRequests(version: string, sinceMs: number): Promise<number>;
   /** Bytes through the relay to the store (what the pods fetched from S3 on the wire, so far); set toPodsPerSecond to slow the store down. */
@@ -214,8 +215,8 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
       progressDeadline: '40s',
       ...opts.section,
     } as Partial<KubernetesSection>;
-    // The Kubernetes defaults (no shadow-agreement there: the meter sees no live answer to compare),
-    // with a latency gate calibrated for the box: every pod shares the host's CPU (2 cores shared
+    // The defaults without shadow-agreement (the shadow tests that judge agreement add it: most
+    // shadows here are too short for its 20 compared answers), with a latency gate calibrated for the box: every pod shares the host's CPU (2 cores shared
     // with other test runs), so a freshly started candidate's p99 measures the host's load more than
     // the model. The error-rate gate keeps its defaults.
     const gates = [
@@ -258,7 +259,7 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
       kubeconfigFile,
       env,
       async push(version, o = {}) {
-        const dir = o.errorRate ? await faultyExample(await scratch.fresh('faulty'), o.errorRate) : path.join(REPO_ROOT, 'bundles/example');
+        const dir = o.errorRate || o.scoreShift ? await faultyExample(await scratch.fresh('faulty'), o.errorRate ?? 0, { scoreShift: o.scoreShift ?? 0 }) : path.join(REPO_ROOT, 'bundles/example');
         const r = await runCli(['bundle', 'push', dir, '--version', version, '--json'], { env: { ...process.env, ...env } });
         if (r.code !== 0) throw new Error(`push sentiment@${version} failed: ${r.stderr}`);
       },
@@ -279,9 +280,14 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
         const byVersion: Record<string, number> = {};
         let errors = 0;
         let total = 0;
+        // Every request's start (ms since the epoch) and round trip through the Gateway, as a caller sees it.
+        const timed: Array<{ at: number; ms: number }> = [];
         const loop = (async () => {
           while (running) {
+            const at = Date.now();
+            const t0 = performance.now();
             const r = await predict();
+            timed.push({ at, ms: performance.now() - t0 });
             total++;
             if (r.status === 200 && r.version) byVersion[r.version] = (byVersion[r.version] ?? 0) + 1;
             else errors++;
@@ -292,7 +298,7 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
           async stop() {
             running = false;
             await loop;
-            return { byVersion, errors, total };
+            return { byVersion, errors, total, timed };
           },
         };
       },

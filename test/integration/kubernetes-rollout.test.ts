@@ -1,10 +1,13 @@
+import { isGateEvent } from '../../src/core/events.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { UnavailableError } from '../../src/core/errors.js';
 import { LockedError } from '../../src/ledger/lock.js';
+import { DEFAULT_RETRY } from '../../src/targets/kubernetes/client.js';
 import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
 import { CLI } from '../helpers/fixtures.js';
 import { fastPlan, MODEL, startKubeWorld, type KubeWorld } from '../helpers/kube-world.js';
@@ -88,8 +91,22 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     // Before anything is written, the candidate's objects were dry-run on the server (Strict, admission).
     const writes = w.fake.requests.filter((q) => ['POST', 'PUT', 'PATCH'].includes(q.method));
     assert.deepEqual(writes.slice(0, 2).map((q) => [q.resource, q.query.dryRun]), [['deployments', 'All'], ['services', 'All']]);
-    const polls = w.fake.requests.filter((q) => q.verb === 'get' && q.resource === 'deployments').length;
-    assert.ok(polls <= 6, `readiness is watched, not polled (${polls} GETs of deployments)`);
+    // One GET per check is the candidate-ready gate asking for ready replicas; the rest must be few.
+    const checks = r.events.filter(isGateEvent).filter((e) => e.gate === 'candidate-ready').length;
+    assert.ok(checks >= 1, `candidate-ready was checked (${checks} checks)`);
+    const polls = w.fake.requests.filter((q) => q.verb === 'get' && q.resource === 'deployments').length - checks;
+    assert.ok(polls <= 6, `readiness is watched, not polled (${polls} GETs of deployments besides the ${checks} checks)`);
+  });
+
+  test('candidate-ready asks the API server: a 500 is retried, and one past the retries is "cannot tell" (thrown), never "not ready"', async () => {
+    const { target } = w.parts();
+    const name = svc('1.1.0');
+    const onIt = (q: { method: string; path: string }) => q.method === 'GET' && q.path.endsWith(`/deployments/${name}`);
+    w.fake.failNext(2, 500, onIt);
+    assert.equal(await target.healthy(MODEL, '1.1.0'), true, 'two 500s are retried away');
+    w.fake.failNext(DEFAULT_RETRY.attempts, 500, onIt); // every attempt of one call
+    await assert.rejects(target.healthy(MODEL, '1.1.0'), (e: Error) => e instanceof UnavailableError && /answered 500 to get Deployment/.test(e.message));
+    assert.equal(await target.healthy(MODEL, 'no-such-version'), false, 'no Deployment: not ready');
   });
 
   test('a bad canary is rolled back automatically: route back on the stable, candidate retired', async () => {

@@ -1,3 +1,4 @@
+import { isGateEvent } from '../../src/core/events.js';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ExitCode, ModelctlError } from '../../src/core/errors.js';
@@ -39,7 +40,7 @@ function assertConsistent(w: World, expected: { serving: string; stableSet: stri
 const RESTORED = { serving: '2.0.0', stableSet: ['2.0.0', '1.0.0', '0.9.0'], candidate: 'aborted', running: ['0.9.0', '1.0.0', '2.0.0'] };
 const PROMOTED = { serving: '3.0.0', stableSet: ['3.0.0', '2.0.0', '1.0.0'], candidate: 'stable', running: ['1.0.0', '2.0.0', '3.0.0'] };
 
-async function cleanRun(): Promise<{ calls: number; writes: number; methods: string[] }> {
+async function cleanRun(): Promise<{ calls: number; writes: number; methods: string[]; checks: boolean[] }> {
   const failing = { store: null as FailingLedgerStore | null };
   const w = await seeded({ wrapStore: (m) => (failing.store = new FailingLedgerStore(m)) });
   const calls0 = w.mark();
@@ -47,7 +48,8 @@ async function cleanRun(): Promise<{ calls: number; writes: number; methods: str
   const r = await w.engine().deploy(ref('3.0.0'), PLAN);
   assert.equal(r.outcome, 'promoted');
   assertConsistent(w, PROMOTED, 'clean run');
-  return { calls: w.mark() - calls0, writes: failing.store!.writes - writes0, methods: w.target.calls.slice(calls0).map((c) => c.method) };
+  const made = w.target.calls.slice(calls0);
+  return { calls: w.mark() - calls0, writes: failing.store!.writes - writes0, methods: made.map((c) => c.method), checks: made.map((c) => c.method === 'healthy' && c.version === '3.0.0') };
 }
 
 function resolved(res: unknown): RolloutResult {
@@ -57,10 +59,14 @@ function resolved(res: unknown): RolloutResult {
 }
 
 describe('a crash at every Target call', async () => {
-  const { calls, methods } = await cleanRun();
+  const { calls, methods, checks } = await cleanRun();
 
-  // deploy, waitReady, shadow mirror, 95/5, 50/50, 100%, then retire 0.9.0 (pushed out of the set).
-  test(`the clean run makes ${calls} target calls`, () => assert.equal(calls, 7));
+  // deploy, waitReady, shadow mirror, 95/5, 50/50, 100%, then retire 0.9.0 (pushed out of the set);
+  // between them the candidate's readiness at every check: 2 in the 40 s shadow, 3 per 60 s step.
+  test(`the clean run makes ${calls} target calls`, () => {
+    assert.equal(calls, 15);
+    assert.deepEqual(methods.filter((m) => m !== 'healthy'), ['deploy', 'waitReady', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'retire']);
+  });
 
   test('the last call, retiring the version pushed out, is housekeeping after the commit', async () => {
     const w = await seeded();
@@ -129,8 +135,17 @@ describe('a crash at every Target call', async () => {
 
   for (let n = 1; n < calls; n++) {
     // A rejecting waitReady is a verdict on the candidate, covered above; a hang there is a crash.
-    // A deploy that throws never started anything: covered above.
-    const throws = methods[n - 1] !== 'waitReady' && methods[n - 1] !== 'deploy';
+    // A deploy that throws never started anything: covered above. The candidate's readiness check
+    // that throws once is "cannot tell", asked again within the check: below.
+    const throws = methods[n - 1] !== 'waitReady' && methods[n - 1] !== 'deploy' && !checks[n - 1];
+    if (checks[n - 1]) test(`call ${n} (healthy, the candidate-ready check) throws → asked again, the rollout goes on → promoted`, async () => {
+      const w = await seeded();
+      w.target.failAt(n, 'throw');
+      const r = await w.engine().deploy(ref('3.0.0'), PLAN);
+      assert.equal(r.outcome, 'promoted', r.reason);
+      assert.ok(r.events.filter(isGateEvent).every((e) => e.gate !== 'candidate-ready' || e.verdict === 'pass'));
+      assertConsistent(w, PROMOTED, `readiness check ${n} threw`);
+    });
     if (throws) test(`call ${n} (${methods[n - 1]}) throws → interrupted (exit 9, lock freed) → abort restores stable`, async () => {
       const w = await seeded();
       w.target.failAt(n, 'throw');
@@ -184,16 +199,30 @@ describe('a crash at every Target call of a rollback that cascades', async () =>
   const m0 = w0.mark();
   const clean = await w0.engine().deploy(ref('3.0.0'), FAILING);
   const methods = w0.target.calls.slice(m0).map((c) => c.method);
+  // The candidate's readiness checks: one that throws is asked again, and 3.0.0 still fails at 25%.
+  const checks = w0.target.calls.slice(m0).map((c) => c.method === 'healthy' && c.version === '3.0.0');
 
   test('the clean run: fail at 25%, 2.0.0 unhealthy, 1.0.0 serves', () => {
     assert.equal(clean.outcome, 'rolled-back');
     assert.equal(clean.rolledBackTo, '1.0.0');
-    assert.deepEqual(methods, ['deploy', 'waitReady', 'applyTraffic', 'applyTraffic', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'retire']);
+    // 3.0.0 passes its 5% step (3 readiness checks) and fails at the first check of 25% (1 more).
+    assert.deepEqual(methods, ['deploy', 'waitReady', 'applyTraffic', 'healthy', 'healthy', 'healthy', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'applyTraffic', 'healthy', 'retire']);
     assertConsistent(w0, { ...AFTER, candidate: 'failed' }, 'clean failing run');
   });
 
   for (let n = 1; n < methods.length; n++) {
     if (methods[n - 1] === 'waitReady' || methods[n - 1] === 'deploy') continue;
+    if (checks[n - 1]) {
+      test(`call ${n} (healthy, the candidate-ready check) throws → asked again; still rolled back at 25%`, async () => {
+        const w = await failingWorld();
+        w.target.failAt(n, 'throw');
+        const r = await w.engine().deploy(ref('3.0.0'), FAILING);
+        assert.equal(r.outcome, 'rolled-back');
+        assert.match(r.reason, /error-rate/);
+        assertConsistent(w, { ...AFTER, candidate: 'failed' }, `readiness check ${n} threw`);
+      });
+      continue;
+    }
     test(`call ${n} (${methods[n - 1]}) throws → abort finishes what was recorded`, async () => {
       const w = await failingWorld();
       w.target.failAt(n, 'throw');

@@ -83,9 +83,9 @@ describe('requests from another process while a deploy drives the rollout', () =
     const w = new World();
     await w.seed('1.0.0');
     const m = w.mark();
-    w.target.failAt(4, 'pause'); // deploy, waitReady, 50%, then the 100% apply of the promotion stalls
+    w.target.failAt(7, 'pause'); // deploy, waitReady, 50%, 3 readiness checks, then the 100% apply of the promotion stalls
     const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [50, 100] }));
-    await w.until(() => w.target.calls.length >= m + 4);
+    await w.until(() => w.target.calls.length >= m + 7);
     await assert.rejects(w.engine('bob', 200).abort(MODEL), (e: ModelctlError) => e.exitCode === ExitCode.usage && /already promoting/.test(e.message));
     w.target.resume();
     assert.equal((await running).outcome, 'promoted');
@@ -167,9 +167,9 @@ describe('the lock', () => {
     const w = new World();
     await w.seed('1.0.0');
     const m0 = w.mark();
-    w.target.failAt(5, 'hang'); // deploy, waitReady, 95/5, 75/25 — the 50/50 apply never returns
+    w.target.failAt(11, 'hang'); // deploy, waitReady, 95/5, 3 readiness checks, 75/25, 3 more — the 50/50 apply never returns
     void w.engine().deploy(ref('1.1.0'), plan());
-    await w.until(() => w.target.calls.length >= m0 + 5);
+    await w.until(() => w.target.calls.length >= m0 + 11);
     assert.equal(w.ledger().rollout!.stepIndex, 2);
     // Before expiry the holder is presumed alive.
     await assert.rejects(w.engine('bob', 200).deploy(ref('1.2.0'), plan()), (e: ModelctlError) => /is running/.test(e.message));
@@ -334,9 +334,9 @@ describe('an interruption (SIGINT/SIGTERM) of the deploy itself: DeployOptions.s
     assert.deepEqual(w.ledger(), before);
     const late = new AbortController();
     const m = w.mark();
-    w.target.failAt(4, 'pause'); // deploy, waitReady, 50%, then the 100% apply of the promotion
+    w.target.failAt(7, 'pause'); // deploy, waitReady, 50%, 3 readiness checks, then the 100% apply of the promotion
     const running = w.engine().deploy(ref('1.1.0'), plan({ steps: [50, 100] }), { signal: late.signal });
-    await w.until(() => w.target.calls.length >= m + 4);
+    await w.until(() => w.target.calls.length >= m + 7);
     late.abort('SIGINT');
     w.target.resume();
     const r = await running;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { isGateEvent } from '../../src/core/events.js';
 import { describe, test } from 'node:test';
-import { ExitCode, ModelctlError } from '../../src/core/errors.js';
+import { ExitCode, ModelctlError, UnavailableError } from '../../src/core/errors.js';
 import type { GateSpec } from '../../src/core/gates.js';
 import type { RolloutPlan } from '../../src/core/model.js';
 import { OUTCOME_EXIT_CODES } from '../../src/core/model.js';
@@ -100,7 +100,11 @@ describe('canary', () => {
       assert.equal(s.endedAt! - s.startedAt, 60_000);
       assert.equal(s.gates[0]!.verdict, 'pass');
       assert.equal(s.gates[0]!.limit, '<= 0.05');
-      assert.deepEqual(s.tallies, [{ name: 'error-rate', measurements: 3, failed: 0, inconclusive: 0, consecutiveErrors: 0 }]);
+      assert.deepEqual(s.tallies, [
+        { name: 'error-rate', measurements: 3, failed: 0, inconclusive: 0, consecutiveErrors: 0 },
+        { name: 'candidate-ready', measurements: 3, failed: 0, inconclusive: 0, consecutiveErrors: 0 },
+      ]);
+      assert.equal(s.gates[1]!.verdict, 'pass', 'the built-in readiness gate, shown with the others');
     }
     const l = w.ledger();
     assert.deepEqual(l.stableSet, ['1.1.0', '1.0.0']);
@@ -112,7 +116,7 @@ describe('canary', () => {
     assert.equal(w.target.callsOf('retire').length, 0);
     assertSubsequence(types(r.events), [
       'rollout-started', 'version-deployed', 'version-ready',
-      'traffic-applied', 'step-started', 'gate-evaluated', 'gate-evaluated', 'gate-evaluated', 'step-passed',
+      'traffic-applied', 'step-started', 'gate-evaluated', 'gate-evaluated', 'gate-evaluated', 'gate-evaluated', 'gate-evaluated', 'gate-evaluated', 'step-passed',
       'traffic-applied', 'step-passed', 'traffic-applied', 'step-passed', 'traffic-applied', 'promoted',
     ]);
     // traffic-applied carries the split and comes after the router confirmed it.
@@ -184,7 +188,7 @@ describe('canary', () => {
     await w.seed('1.0.0');
     const r = await w.engine().deploy(ref('1.1.0'), plan({ intervalMs: 120_000 }));
     assert.equal(r.outcome, 'promoted');
-    const first = r.events.filter(isGateEvent).filter((e) => e.type === 'gate-evaluated').slice(0, 4).map((e) => e.verdict);
+    const first = r.events.filter(isGateEvent).filter((e) => e.type === 'gate-evaluated' && e.gate === 'error-rate').slice(0, 4).map((e) => e.verdict);
     assert.deepEqual(first, ['inconclusive', 'inconclusive', 'inconclusive', 'pass']);
     assert.equal(r.steps[0]!.tallies![0]!.inconclusive, 0);
   });
@@ -395,8 +399,8 @@ describe('shadow', () => {
     assert.equal(r.outcome, 'promoted');
     assert.deepEqual(w.splitsSince(m), ['1.0.0:100 mirror 1.1.0:10', '1.0.0:95 1.1.0:5', '1.0.0:75 1.1.0:25', '1.0.0:50 1.1.0:50', '1.1.0:100']);
     assert.deepEqual(r.steps.map((s) => [s.weight, s.mirror, s.verdict]), [[0, 10, 'pass'], [5, 0, 'pass'], [25, 0, 'pass'], [50, 0, 'pass']]);
-    assert.deepEqual(r.steps[0]!.gates.map((g) => g.name), ['error-rate', 'agreement']);
-    assert.deepEqual(r.steps[1]!.gates.map((g) => g.name), ['error-rate'], 'no agreement gate in canary');
+    assert.deepEqual(r.steps[0]!.gates.map((g) => g.name), ['error-rate', 'agreement', 'candidate-ready']);
+    assert.deepEqual(r.steps[1]!.gates.map((g) => g.name), ['error-rate', 'candidate-ready'], 'no agreement gate in canary');
     assert.ok(Math.abs(r.steps[0]!.gates[1]!.value! - 0.97) < 0.01);
     assertSubsequence(types(r.events), ['step-started', 'shadow-passed', 'step-started', 'step-passed']);
     assert.deepEqual(w.violations, []);
@@ -470,6 +474,85 @@ describe('the stable set', () => {
     const r = await w.engine().deploy(ref('4.0.0'), plan());
     assert.equal(r.outcome, 'promoted');
     assert.ok(r.events.some((e) => e.type === 'retire-failed' && e.version === '1.0.0'));
+  });
+
+  test('a candidate that stops being ready mid-canary fails the built-in candidate-ready gate → rolled back, not promoted', async () => {
+    // Its metrics stay perfect: what the router answers itself (503, no ready backend) never
+    // reaches the candidate's meter. Only asking the target whether it can serve catches it.
+    const w = new World();
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    w.target.beforeCall = (call) => {
+      check(call);
+      if (call.method === 'applyTraffic' && call.split?.weights['1.1.0'] === 25) w.target.unhealthy.add('1.1.0');
+    };
+    const m = w.mark();
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.equal(r.outcome, 'rolled-back');
+    assert.equal(r.rolledBackTo, '1.0.0');
+    assert.match(r.reason, /critical gate candidate-ready failed: sentiment@1\.1\.0 is not ready .* while it takes 25% of traffic/);
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:95 1.1.0:5', '1.0.0:75 1.1.0:25', '1.0.0:100']);
+    const steps = w.release('1.1.0').steps;
+    assert.deepEqual(steps.map((s) => s.verdict), ['pass', 'fail']);
+    assert.equal(steps[0]!.gates.find((g) => g.name === 'candidate-ready')?.verdict, 'pass', 'checked while it was ready too');
+    const failed = steps[1]!.gates.find((g) => g.name === 'candidate-ready');
+    assert.equal(failed?.verdict, 'fail');
+    assert.equal(steps[1]!.gates.find((g) => g.name === 'error-rate')?.verdict, 'pass', 'the metric gate saw nothing wrong');
+    assert.ok(r.events.some((e) => e.type === 'gate-failed' && e.gate === 'candidate-ready' && e.phase === 'canary'));
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('a shadow candidate that is not ready fails candidate-ready in the shadow phase: no canary step', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const m = w.mark();
+    w.target.unhealthy.add('1.1.0'); // waitReady passed; the first check finds it gone
+    const r = await w.engine().deploy(ref('1.1.0'), plan({ shadowPercent: 10, shadowDurationMs: 60_000 }));
+    assert.equal(r.outcome, 'rolled-back');
+    assert.match(r.reason, /candidate-ready failed: .* receives a 10% mirror of traffic/);
+    assert.deepEqual(w.splitsSince(m), ['1.0.0:100 mirror 1.1.0:10', '1.0.0:100']);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('a target that cannot tell (its API failing) is asked again within the check, then an error of candidate-ready — never a failure', async () => {
+    // A transient API outage (500s past the client's retries) must not roll back a good candidate.
+    const w = new World();
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    let failing = 0;
+    w.target.beforeCall = (call) => {
+      check(call);
+      // At 25%: the first check's 3 attempts all fail (an error), the second check's first one too (retried away).
+      if (call.method === 'applyTraffic' && call.split?.weights['1.1.0'] === 25) failing = 4;
+      if (call.method === 'healthy' && failing > 0) {
+        failing--;
+        throw new UnavailableError('the Kubernetes API server answered 500 to get Deployment sentiment-1-1-0 in namespace default: etcdserver: request timed out');
+      }
+    };
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.equal(r.outcome, 'promoted', r.reason);
+    const step = w.release('1.1.0').steps[1]!;
+    assert.equal(step.verdict, 'pass');
+    // Errors are not measurements; the next "ready" reset the error count.
+    assert.deepEqual(step.tallies!.find((t) => t.name === 'candidate-ready'), { name: 'candidate-ready', measurements: 2, failed: 0, inconclusive: 0, consecutiveErrors: 0 });
+    const errors = r.events.filter(isGateEvent).filter((e) => e.gate === 'candidate-ready' && e.verdict === 'error');
+    assert.equal(errors.length, 1, 'one check could not tell; the next one was retried within the check');
+    assert.equal(errors[0]!.type, 'gate-evaluated', 'an error is not a gate failure');
+    assert.match(String(errors[0]!.reason), /could not tell whether sentiment@1\.1\.0 is ready \(3 attempts; an error, not "unready"\): .*answered 500/);
+    assert.deepEqual(w.violations, []);
+  });
+
+  test('a target that cannot tell for longer than consecutiveErrorLimit (4) fails the step, naming the errors', async () => {
+    const w = new World();
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    w.target.beforeCall = (call) => {
+      check(call);
+      if (call.method === 'healthy' && call.version === '1.1.0' && w.target.callsOf('applyTraffic').length >= 1) throw new UnavailableError('cannot reach the Kubernetes API server');
+    };
+    const r = await w.engine().deploy(ref('1.1.0'), plan({ intervalMs: 120_000, checkEveryMs: 10_000 }));
+    assert.equal(r.outcome, 'rolled-back');
+    assert.match(r.reason, /gate candidate-ready: 5 consecutive query errors, limit 4: could not tell/);
   });
 
   async function failingCanaryWith(unhealthy: string[]) {

@@ -375,3 +375,23 @@ describe('charts', () => {
     assert.equal(a('x', 'javascript:alert(1)'), 'x', 'only http(s) links');
   });
 });
+
+describe('the built-in candidate-ready gate in the job summary', () => {
+  test('a row that says NOT ready (not 0) when it rolled the candidate back, and no chart of 1s', async () => {
+    const w = new World({ totalRps: 200 });
+    await w.seed('1.0.0');
+    const check = w.target.beforeCall!;
+    w.target.beforeCall = (call) => {
+      check(call);
+      if (call.method === 'applyTraffic' && call.split?.weights['1.1.0'] === 25) w.target.unhealthy.add('1.1.0');
+    };
+    const r = await w.engine().deploy(ref('1.1.0'), plan());
+    assert.equal(r.outcome, 'rolled-back');
+    const md = deploySummary(r, { command: `modelctl deploy ${MODEL}@1.1.0`, change: { kind: 'none' } });
+    const row = md.split('\n').find((l) => l.startsWith('| candidate-ready |'));
+    assert.ok(row, md);
+    assert.match(row, /\| \*\*NOT ready\*\* \| – \| ready \| ❌ \*\*fail\*\* \| canary 25% \|/);
+    assert.match(md, /critical gate candidate-ready failed: sentiment@1\.1\.0 is not ready/);
+    assert.doesNotMatch(md, /candidate-ready: candidate vs stable|\*\*candidate-ready\*\* —/, 'no chart for a yes / no gate');
+  });
+});

@@ -314,6 +314,16 @@ describe('Deployment of a version', () => {
     assert.ok(window(model.livenessProbe!) > window(model.readinessProbe!));
   });
 
+  test('shadow comparison: with a stable Service and a bundle that says how answers compare, the meter gets --compare-with and --agreement; otherwise nothing', () => {
+    const meterOf = (serve: ServeSpec, compareWith?: string) => deploymentFor({ ref, serve, settings: SETTINGS.plain, replicas: 1, compareWith }).spec!.template.spec!.containers[1]!.args!;
+    const args = meterOf(serveOf({ agreementField: 'label' }), '10.96.0.12:80');
+    assert.deepEqual(args.slice(args.indexOf('--compare-with')), ['--compare-with', '10.96.0.12:80', '--agreement', '{"mode":"fields","fields":["label"]}']);
+    const rich = meterOf(serveOf({ agreement: { mode: 'labels', field: 'labels', minJaccard: 0.8 } }), '10.96.0.12:80');
+    assert.equal(JSON.parse(rich[rich.indexOf('--agreement') + 1]!).mode, 'labels');
+    assert.ok(!meterOf(serveOf(), '10.96.0.12:80').includes('--compare-with'), 'no comparison declared: nothing to compare');
+    assert.ok(!meterOf(serveOf({ agreementField: 'label' })).includes('--compare-with'), 'no stable (first deploy): nothing to compare with');
+  });
+
   test('resources: settings merged with the bundle, the bundle winning per key; GPU limits pass through', () => {
     assert.deepEqual(model.resources, {
       requests: { cpu: '4', memory: '8Gi' },

@@ -413,3 +413,97 @@ describe('meter: the model probe the kubelet uses', () => {
     assert.equal(meter.exitCode, 0, 'the sidecar drains and exits 0 on SIGTERM');
   });
 });
+
+describe('meter: shadow comparison with the stable Service (shadow-compare.ts)', () => {
+  // The candidate's model answers label "pos" on /predict; the stable's answers what the test says.
+  let candidate: http.Server;
+  let stable: http.Server;
+  let candidatePort: number;
+  let stablePort: number;
+  let stableLabel = 'pos';
+  let stableDelayMs = 0;
+  const seenByStable: Array<{ path: string; body: string; compare: string | undefined; host: string | undefined }> = [];
+  const meters: Meter[] = [];
+  const compareMeter = async (concurrency = 16, timeoutMs = 2000) => {
+    const m = await startMeter({
+      listen: { host: LOCAL, port: 0 },
+      upstream: { host: LOCAL, port: candidatePort },
+      api: { host: LOCAL, port: 0 },
+      scoreField: 'out.score',
+      compare: { host: LOCAL, port: stablePort, agreement: { mode: 'fields', fields: ['label'] }, concurrency, timeoutMs },
+    });
+    meters.push(m);
+    return m;
+  };
+  const settle = async (m: Meter, want: (w: MeterWindow) => boolean) => {
+    for (let i = 0; i < 100; i++) {
+      const w = await windowOf(m, 0);
+      if (want(w)) return w;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return windowOf(m, 0);
+  };
+
+  before(async () => {
+    candidate = modelServer();
+    candidatePort = await listen(candidate);
+    stable = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seenByStable.push({ path: req.url ?? '', body: Buffer.concat(chunks).toString(), compare: req.headers['x-modelctl-compare'] as string | undefined, host: req.headers.host });
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ label: stableLabel, out: { score: 0.5 } }));
+        }, stableDelayMs);
+      });
+    });
+    stablePort = await listen(stable);
+  });
+  after(async () => {
+    await Promise.all(meters.map((m) => m.close(100)));
+    await stop(candidate);
+    await stop(stable);
+  });
+
+  test('a mirrored request is asked again at stable (same method, path, body) and the answers compared: agreed, then disagreed', async () => {
+    const m = await compareMeter();
+    stableLabel = 'pos';
+    const a = await send(m.trafficPort, { method: 'POST', path: '/predict?score=0.7', headers: { host: 'models.example.com-shadow', 'content-type': 'application/json' }, body: '{"text":"a fine film"}' });
+    assert.equal(a.status, 200);
+    let w = await settle(m, (x) => x.shadowCompared === 1);
+    assert.deepEqual([w.requests, w.shadowCompared, w.shadowAgreed], [1, 1, 1]);
+    const asked = seenByStable.at(-1)!;
+    assert.deepEqual([asked.path, asked.body, asked.compare], ['/predict?score=0.7', '{"text":"a fine film"}', '1']);
+    stableLabel = 'neg';
+    await send(m.trafficPort, { method: 'POST', path: '/predict', headers: { host: 'models.example.com-shadow' }, body: '{"text":"x"}' });
+    w = await settle(m, (x) => x.shadowCompared === 2);
+    assert.deepEqual([w.requests, w.shadowCompared, w.shadowAgreed], [2, 2, 1]);
+    assert.ok(w.latenciesMs.every((ms) => ms < 1000), 'latency is the candidate answer, not the comparison');
+  });
+
+  test('live requests are never compared (nothing asked of stable); a comparison arriving at a meter is served but not recorded', async () => {
+    const m = await compareMeter();
+    const before = seenByStable.length;
+    await send(m.trafficPort, { path: '/predict', headers: { host: 'models.example.com' } });
+    await send(m.trafficPort, { path: '/predict', headers: { host: 'models.example.com', 'x-modelctl-compare': '1' } });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(seenByStable.length, before);
+    const w = await windowOf(m, 0);
+    assert.deepEqual([w.requests, w.shadowCompared], [1, 0]);
+  });
+
+  test('a slow stable never delays the mirrored request: comparisons beyond the bound are dropped and counted, past the timeout they fail', async () => {
+    const m = await compareMeter(1, 300);
+    stableLabel = 'pos';
+    stableDelayMs = 600;
+    const t0 = performance.now();
+    await Promise.all([0, 1, 2].map(() => send(m.trafficPort, { path: '/predict', headers: { host: 'h-shadow' } })));
+    assert.ok(performance.now() - t0 < 300, 'the caller got the candidate answer at once');
+    const w = await settle(m, (x) => x.requests === 3);
+    const stats = (w as MeterWindow & { compare: { compared: number; dropped: number; failed: number } }).compare;
+    stableDelayMs = 0;
+    assert.deepEqual([w.requests, w.shadowCompared], [3, 0], 'none compared: never counted as agreeing');
+    assert.deepEqual(stats, { compared: 0, dropped: 2, failed: 1 });
+  });
+});

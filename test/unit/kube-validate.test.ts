@@ -198,6 +198,15 @@ describe('every step of a rollout, rendered and validated by one function', () =
     assert.deepEqual(steps[4]!.replicas, { '1.4.0': { replicas: 1 }, '1.3.0': { replicas: 1 } });
   });
 
+  test('a rendering shows the candidate\'s meter comparing with the stable Service (its DNS name standing in for the ClusterIP the target writes); the stable\'s meter compares with nothing', () => {
+    const withAgreement = serveOf({ agreementField: 'label' });
+    const steps = renderRollout({ candidate: v('1.4.0', withAgreement), stable: v('1.3.0', withAgreement), plan: plan({ shadowPercent: 5, shadowDurationMs: 1000 }), settings: settingsOf(GOOD), mode: 'gateway-api' });
+    const meterArgs = (version: string) => (steps[0]!.objects as any[]).find((o) => o.kind === 'Deployment' && o.metadata.annotations['modelctl.dev/version'] === version).spec.template.spec.containers[1].args as string[];
+    const c = meterArgs('1.4.0');
+    assert.deepEqual(c.slice(c.indexOf('--compare-with'), c.indexOf('--compare-with') + 2), ['--compare-with', 'sentiment-1-3-0.ml.svc:80']);
+    assert.ok(!meterArgs('1.3.0').includes('--compare-with'));
+  });
+
   test('replica-ratio mode: replica counts per step; a shadow is refused as the real target refuses it', () => {
     const steps = renderRollout({ candidate: v('1.4.0'), stable: v('1.3.0'), plan: plan({ steps: [50, 100] }), settings: settingsOf({ replicas: 2 }), mode: 'replicas' });
     assert.deepEqual(steps[1]!.replicas, { '1.3.0': { replicas: 2, inService: true }, '1.4.0': { replicas: 2, inService: true } });

@@ -55,3 +55,10 @@ test('every engine event reads as words in the human log: no raw event names or 
   assert.equal(describeEvent({ at: 0, type: 'shadow-passed', index: -1 }), 'shadow phase passed');
   assert.equal(describeEvent({ at: 0, type: 'retired', version: '0.9.0' }), '0.9.0 stopped (left the stable set)');
 });
+
+test('candidate-ready reads as words, not 1 / 0: ready, NOT ready with the reason, unknown when the target could not tell', () => {
+  const ev = (verdict: string, value: number | null, reason: string) => ({ type: verdict === 'fail' ? 'gate-failed' : 'gate-evaluated', at: 0, gate: 'candidate-ready', verdict, value, limit: 'ready', samples: 1, reason }) as never;
+  assert.equal(describeEvent(ev('pass', 1, 'sentiment@1.1.0 is ready')), 'gate candidate-ready: ready → pass');
+  assert.equal(describeEvent(ev('fail', 0, 'sentiment@1.1.0 is not ready (no ready pod or process) while it takes 50% of traffic')), 'gate candidate-ready: NOT ready → fail: sentiment@1.1.0 is not ready (no ready pod or process) while it takes 50% of traffic');
+  assert.match(describeEvent(ev('error', null, 'could not tell whether sentiment@1.1.0 is ready')), /^gate candidate-ready: unknown → error: could not tell/);
+});

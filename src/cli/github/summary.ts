@@ -1,5 +1,6 @@
 import type { GateResult } from '../../core/gates.js';
 import type { StepRecord } from '../../ledger/model.js';
+import { CANDIDATE_READY, gateValueWords } from '../../rollout/candidate-ready.js';
 import type { PlanDescription } from '../../rollout/describe.js';
 import type { RollbackResult, RolloutResult } from '../../rollout/results.js';
 import { isGateEvent, isStartEvent, type RolloutEvent, type VersionEvent } from '../../core/events.js';
@@ -265,7 +266,8 @@ export function gatesTable(r: RolloutResult): string {
   const rows = latestGates(r.steps)
     .sort((x, y) => Number(y.gate.verdict === 'fail') - Number(x.gate.verdict === 'fail'))
     .map(({ gate: g, step }) => {
-      const value = g.value === null ? (g.verdict === 'error' ? 'query error' : 'no data') : g.verdict === 'fail' ? `**${n(g.value)}**` : n(g.value);
+      const shown = gateValueWords(g.name, g.value) ?? (g.value === null ? (g.verdict === 'error' ? 'query error' : 'no data') : n(g.value));
+      const value = g.verdict === 'fail' ? `**${shown}**` : shown;
       return [text(g.name), value, n(stableValue(g)), compactLimit(g.limit), verdictIcon(g.verdict), stepName(step)];
     });
   // Gates outside any step: the first deploy's health check.
@@ -300,7 +302,7 @@ export function stepsTable(r: RolloutResult, maxRows: number = SUMMARY_LIMITS.ro
     const step = `${stepName(s)}${s.verdict ? ` · ${verdictCell(s.verdict)}` : s.endedAt === null ? ' · running' : ''}`;
     if (s.gates.length === 0) rows.push([step, '–', '–', '–', '–', '–', 'no measurement']);
     for (const g of s.gates) {
-      rows.push([step, text(g.name), n(g.value), text(g.limit || '–'), verdictCell(g.verdict), n(g.samples), queryAndReason(g.query, g.reason)]);
+      rows.push([step, text(g.name), gateValueWords(g.name, g.value) ?? n(g.value), text(g.limit || '–'), verdictCell(g.verdict), n(g.samples), queryAndReason(g.query, g.reason)]);
     }
   }
   // Gates outside any step: the first deploy's health check.
@@ -348,7 +350,8 @@ export function chartsSection(r: Pick<RolloutResult, 'events' | 'version'>, maxC
   const stable = r.events.find(isStartEvent)?.stable;
   const v = { candidate: r.version, stable: typeof stable === 'string' ? stable : null };
   const failed = new Set(r.events.filter(isGateEvent).filter((e) => e.type === 'gate-failed' && !e.dryRun).map((e) => e.gate));
-  const gates = [...series.keys()].sort((x, y) => Number(failed.has(y)) - Number(failed.has(x)));
+  // candidate-ready is yes / no: a line of 1s says nothing its row in the gates table does not.
+  const gates = [...series.keys()].filter((g) => g !== CANDIDATE_READY.name).sort((x, y) => Number(failed.has(y)) - Number(failed.has(x)));
   let charts = 0;
   for (const gate of gates) {
     const points = series.get(gate)!;

@@ -33,12 +33,19 @@ Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests f
     capacity: Flags.integer({ description: 'Requests kept in memory (the newest).', env: 'MODELCTL_METER_CAPACITY', min: 1, default: 100_000 }),
     'upstream-timeout': Flags.string({ description: 'Idle time after which a request to the model server fails with 504.', default: '60s' }),
     grace: Flags.string({ description: 'How long in-flight requests may finish after SIGTERM.', default: '5s' }),
+    'compare-with': Flags.string({
+      description: "host:port of the stable version's Service: mirrored requests (Host …-shadow) are asked there again and both answers compared (shadow agreement).",
+    }),
+    agreement: Flags.string({ description: 'How answers are compared, as JSON (serve.agreement, e.g. {"mode":"fields","fields":["label"]}); needed with --compare-with.' }),
+    'compare-concurrency': Flags.integer({ description: 'Comparisons in flight at most; more mirrored requests are left uncompared (counted).', min: 1, default: 16 }),
+    'compare-timeout': Flags.string({ description: "How long a comparison waits for the stable's answer.", default: '5s' }),
   };
 
   protected async execute(): Promise<MeterRun> {
     const { flags } = await this.parse(KubernetesMeter);
     const { parseHostPort, startMeter } = await import('../../targets/kubernetes/meter.js');
     const graceMs = parseDuration(flags.grace, '--grace');
+    const compare = flags['compare-with'] ? await compareTarget(flags['compare-with'], flags.agreement, flags['compare-concurrency'], parseDuration(flags['compare-timeout'], '--compare-timeout')) : undefined;
     // A daemon's log line: stderr always (--json only governs stdout), one per start.
     const meter = await startMeter({
       listen: parseHostPort(flags.listen, '--listen'),
@@ -48,6 +55,7 @@ Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests f
       readinessPath: flags['readiness-path'],
       capacity: flags.capacity,
       upstreamTimeoutMs: parseDuration(flags['upstream-timeout'], '--upstream-timeout'),
+      compare,
       log: (m) => process.stderr.write(`modelctl ${m}${flags['score-field'] ? `, score field ${flags['score-field']}` : ''}\n`),
     });
     const signal = await new Promise<string>((resolve) => {
@@ -62,4 +70,20 @@ Runs until SIGTERM or SIGINT, then stops accepting and lets in-flight requests f
   protected human(r: MeterRun): string {
     return `meter stopped by ${r.stoppedBy} after ${r.recorded} request(s)`;
   }
+}
+
+/** --compare-with and --agreement as the meter's CompareTarget; a missing or malformed agreement is a usage error naming the flag. */
+async function compareTarget(withText: string, agreementText: string | undefined, concurrency: number, timeoutMs: number) {
+  const { UsageError } = await import('../../core/errors.js');
+  const { parseAnswerComparison } = await import('../../gates/answers.js');
+  const { parseHostPort } = await import('../../targets/kubernetes/meter.js');
+  const at = parseHostPort(withText, '--compare-with');
+  if (!agreementText) throw new UsageError('--compare-with needs --agreement (how the two answers are compared)', { hint: 'e.g. --agreement \'{"mode":"fields","fields":["label"]}\'' });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(agreementText);
+  } catch (err) {
+    throw new UsageError(`--agreement is not JSON: ${(err as Error).message}`, { hint: 'e.g. --agreement \'{"mode":"fields","fields":["label"]}\'' });
+  }
+  return { ...at, agreement: parseAnswerComparison(raw, '--agreement'), concurrency, timeoutMs };
 }

@@ -7,6 +7,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import type { ServeSpec } from '../../bundle/serve.js';
+import { agreementOf } from '../../gates/answers.js';
 import { UsageError } from '../../core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../core/model.js';
 import {
@@ -78,6 +79,8 @@ export interface DeploymentInput {
    * Leave undefined in Gateway API mode (no such label: changing it would roll the pods).
    */
   inService?: boolean | undefined;
+  /** The stable version's Service (ClusterIP:port) the meter compares mirrored answers with (shadow agreement). */
+  compareWith?: string | undefined;
 }
 
 function versionAnnotations(v: { version: string; digest: string }): Record<string, string> {
@@ -254,7 +257,7 @@ function startupFailureThreshold(settings: KubernetesSettings): number {
 }
 
 /** The metering sidecar: takes the Service's traffic, forwards to the model, records requests per version. */
-export function meterContainer(v: VersionInput, settings: KubernetesSettings): V1Container {
+export function meterContainer(v: VersionInput, settings: KubernetesSettings, compareWith?: string): V1Container {
   const env: V1EnvVar[] = [
     { name: 'MODELCTL_MODEL', value: v.model },
     { name: 'MODELCTL_VERSION', value: v.version },
@@ -276,6 +279,7 @@ export function meterContainer(v: VersionInput, settings: KubernetesSettings): V
       `0.0.0.0:${METER_PORT}`,
       '--readiness-path',
       v.serve.readinessPath,
+      ...compareArgs(v, compareWith),
     ],
     env,
     ports: [
@@ -290,6 +294,17 @@ export function meterContainer(v: VersionInput, settings: KubernetesSettings): V
   return withPullPolicy(c, settings);
 }
 
+/**
+ * The meter's shadow comparison (shadow-compare.ts): with a stable version to compare with and a
+ * bundle that says how answers compare (serve.agreement / agreementField), mirrored requests are
+ * asked again at the stable's Service and both answers compared. Nothing otherwise.
+ */
+function compareArgs(v: VersionInput, compareWith: string | undefined): string[] {
+  const agreement = agreementOf(v.serve);
+  if (!compareWith || !agreement) return [];
+  return ['--compare-with', compareWith, '--agreement', JSON.stringify(agreement)];
+}
+
 /** One version's Deployment. */
 export function deploymentFor(input: DeploymentInput): V1Deployment {
   const { settings } = input;
@@ -301,7 +316,7 @@ export function deploymentFor(input: DeploymentInput): V1Deployment {
   const podLabels = opts.inService === undefined ? { ...labels } : { ...labels, [LABELS.inService]: String(opts.inService) };
   const podSpec: NonNullable<NonNullable<V1Deployment['spec']>['template']['spec']> = {
     initContainers: [fetchBundleContainer(v, settings)],
-    containers: [servingContainer(v, settings), meterContainer(v, settings)],
+    containers: [servingContainer(v, settings), meterContainer(v, settings, input.compareWith)],
     volumes: [{ name: BUNDLE_VOLUME, emptyDir: {} }, ...cacheVolumes(settings)],
     terminationGracePeriodSeconds: Math.max(30, Math.ceil(v.serve.stopGraceMs / 1000) + 5),
   };

@@ -2,9 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../core/errors.js';
-import { copyUpTo, sendJson } from '../local/http-util.js';
+import { copyUpTo, parseJson, sendJson } from '../local/http-util.js';
 import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
 import { MODEL_PROBE_PATH } from './settings.js';
+import { COMPARE_HEADER, shadowComparer, type CompareTarget } from './shadow-compare.js';
 import { encodeWindow } from './window-codec.js';
 
 /**
@@ -22,8 +23,11 @@ import { encodeWindow } from './window-codec.js';
  *
  * Unlike the local router, the meter streams bodies both ways (it never needs a request copy: the
  * Gateway does the mirroring) and buffers at most MAX_PARSE_BYTES (http-util.ts) of an answer to read its score.
- * It cannot measure shadow agreement: the Gateway discards mirrored answers, so the meter never
- * sees the live answer to compare with; `agreed` is always null here.
+ * Shadow agreement: the Gateway discards mirrored answers, so the candidate's meter compares
+ * instead: given `compare` (the stable Service, set in the candidate's pod spec), it asks stable the
+ * same request after its own model answered a mirrored one, off every user's path
+ * (shadow-compare.ts). Requests carrying COMPARE_HEADER (those comparisons, arriving at the
+ * stable's meter) are forwarded but not recorded: they are not traffic.
  */
 
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
@@ -56,6 +60,8 @@ export interface MeterOptions {
   /** No byte from the server for this long: 504 (before the answer started) or a cut answer. */
   upstreamTimeoutMs?: number | undefined;
   log?: ((message: string) => void) | undefined;
+  /** Compare mirrored requests' answers with the stable version's (see shadow-compare.ts). */
+  compare?: CompareTarget | undefined;
 }
 
 export interface Meter {
@@ -191,20 +197,28 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   // One keep-alive pool to the one server: no connect per request on the hot path.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
   let recorded = 0;
+  const comparer = opts.compare ? shadowComparer(opts.compare) : undefined;
+  const fields = { scoreField, agreement: opts.compare?.agreement };
+  const declared = scoreField !== undefined || opts.compare !== undefined;
 
-  const record = (status: number, t0: number, role: Role, score: number | null, unreadable = false) => {
+  const record = (status: number, latencyMs: number, role: Role, score: number | null, unreadable = false, agreed: boolean | null = null) => {
     recorded++;
-    ring.push({ at: clock(), status, latencyMs: performance.now() - t0, score: status < 400 ? score : null, agreed: null, role, unreadable });
+    ring.push({ at: clock(), status, latencyMs, score: status < 400 ? score : null, agreed, role, unreadable });
   };
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
     let finished = false;
     let gotResponse = false;
+    // A comparison's request from another version's meter: served, not traffic.
+    const counted = req.headers[COMPARE_HEADER] === undefined;
     const finish = (status: number, score: number | null = null, unreadable = false) => {
       if (finished) return;
       finished = true;
-      record(status, t0, role, score, unreadable);
+      if (counted) record(status, performance.now() - t0, role, score, unreadable);
     };
+    // A mirrored request to compare: keep a bounded copy of its body to ask stable the same.
+    const comparing = comparer !== undefined && role === 'shadow' && counted;
+    const requestCopy = comparing && attempt === 0 ? copyUpTo(req) : null;
     const upstream = http.request({
       host: opts.upstream.host,
       port: opts.upstream.port,
@@ -230,7 +244,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       // A bounded copy of every successful answer of a bundle that names a score field: its score, or,
       // for an answer that is not JSON or lacks the field, an unreadable mark — read exactly as the
       // local router reads it (readAnswer), so the gates judge such answers instead of passing them.
-      const copy = scoreField && status < 400 ? copyUpTo(up) : null;
+      const copy = declared && status < 400 ? copyUpTo(up) : null;
       let timedOut = false;
       upstream.on('timeout', () => (timedOut = true));
       const broken = () => {
@@ -244,8 +258,17 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       res.on('finish', () => {
         if (!up.complete) return finish(502); // the server cut its answer: the caller got a truncated body
         if (!copy) return finish(status);
-        const read = readAnswer(copy(), { scoreField });
-        finish(status, read.score, read.unreadable);
+        const chunks = copy();
+        const read = readAnswer(chunks, fields);
+        const body = requestCopy?.();
+        const answer = read.answer ?? parseJson(chunks);
+        if (!comparing || finished || !body || answer === undefined) return finish(status, read.score, read.unreadable);
+        // The caller (the Gateway's mirror) has its answer already; the sample waits for the comparison.
+        finished = true;
+        const latencyMs = performance.now() - t0;
+        void comparer!
+          .compare({ method: req.method ?? 'GET', path: req.url ?? '/', headers: endToEndHeaders(req.headers), body: Buffer.concat(body) }, answer)
+          .then((agreed) => record(status, latencyMs, role, read.score, read.unreadable, agreed));
       });
       up.pipe(res);
     });
@@ -306,8 +329,9 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
       const now = clock();
       const window = windowOf(ring, since, now);
       // ?encoding=runs: sorted [value, count] runs instead of raw arrays (window-codec.ts); the default stays plain.
-      if (url.searchParams.get('encoding') === 'runs') return sendJson(res, 200, { ...encodeWindow(window), now });
-      const w: MeterWindow = { ...window, now };
+      // `compare` (comparisons made, dropped at the concurrency bound, failed): for people and tests; readers ignore it.
+      if (url.searchParams.get('encoding') === 'runs') return sendJson(res, 200, { ...encodeWindow(window), now, ...(comparer ? { compare: comparer.stats } : {}) });
+      const w: MeterWindow = { ...window, now, ...(comparer ? { compare: comparer.stats } : {}) };
       return sendJson(res, 200, w);
     }
     sendJson(res, 404, { error: `no ${req.method} ${url.pathname} here`, paths: ['GET /healthz', `GET ${MODEL_PROBE_PATH}[?timeoutMs=<ms>]`, 'GET /v1/window?since=<ms>[&encoding=runs]'] });
@@ -345,6 +369,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
         api.closeAllConnections();
         await apiClosed;
         agent.destroy();
+        comparer?.close();
       })();
       return closing;
     },

@@ -1,7 +1,8 @@
 import type { ServeSpec } from '../../bundle/serve.js';
 import { UsageError } from '../../core/errors.js';
 import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
-import { deploymentFor, httpRouteFor, modelServiceFor, serviceFor } from './manifests.js';
+import { deploymentFor, httpRouteFor, modelServiceFor, SERVICE_PORT, serviceFor } from './manifests.js';
+import { versionObjectName } from './names.js';
 import { replicaPlan } from './replicas.js';
 import type { KubernetesSettings } from './settings.js';
 import { assertNoIssues, STORE_FIELD, validationIssues, type ValidationIssue } from './validate.js';
@@ -101,12 +102,16 @@ export function renderRollout(input: RenderInput): RenderedStep[] {
   const model = candidate.ref.model;
   const versions = [candidate, ...(stable && stable.ref.version !== candidate.ref.version ? [stable] : [])];
   const inService = (v: RenderVersion) => (mode === 'replicas' ? v === stable : undefined);
+  // The candidate's meter compares mirrored answers with the stable Service (shadow-compare.ts). The
+  // target writes that Service's ClusterIP, which only the cluster knows; a rendering shows its DNS
+  // name instead (same Service, same port).
+  const compareWith = mode === 'gateway-api' && versions.length > 1 && stable ? `${versionObjectName(model, stable.ref.version)}.${settings.namespace}.svc:${SERVICE_PORT}` : undefined;
   const first: RenderedStep = {
     name: `versions: ${versions.map((v) => `${v.ref.model}@${v.ref.version}`).join(', ')}`,
     phase: 'versions',
     split: null,
     objects: versions.flatMap((v) => [
-      deploymentFor({ ref: v.ref, serve: v.serve, settings, replicas: settings.replicas, inService: inService(v) }),
+      deploymentFor({ ref: v.ref, serve: v.serve, settings, replicas: settings.replicas, inService: inService(v), compareWith: v === candidate ? compareWith : undefined }),
       serviceFor({ ref: v.ref, settings }),
     ]),
   };

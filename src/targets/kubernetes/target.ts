@@ -1,5 +1,5 @@
-import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { UnavailableError, UsageError } from '../../core/errors.js';
+import type { CoreV1Event, KubernetesObject, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
+import { UsageError, UnavailableError } from '../../core/errors.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
@@ -10,7 +10,7 @@ import { KubeConflictError, type KubeApi } from './client.js';
 import { gatewayApiSupport } from './gateway-support.js';
 import { decideTrafficMode, validateRollout, type TrafficMode } from './render.js';
 import { serveSpecOf } from './serve-spec.js';
-import { deploymentFor, httpRouteFor, modelServiceFor, routeName, serviceFor } from './manifests.js';
+import { deploymentFor, httpRouteFor, METER_CONTAINER, modelServiceFor, routeName, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
 import { replicaPlan } from './replicas.js';
@@ -155,8 +155,24 @@ export class KubernetesTarget implements Target {
     // A re-deploy (resume, rollback to a warm version) keeps its current size and service membership.
     const replicas = existing?.spec?.replicas ?? this.opts.settings.replicas;
     const inService = mode === 'replicas' ? existing?.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true' : undefined;
-    await this.opts.api.apply(deploymentFor({ ref, serve, settings: this.opts.settings, replicas, inService }));
+    // A re-deploy keeps what its meter compares with (a new value would roll its pods); a new
+    // version compares mirrored answers with the version serving now (shadow-compare.ts).
+    const compareWith = existing ? compareWithOf(existing) : mode === 'gateway-api' ? await this.servingServiceAddress(ref) : undefined;
+    await this.opts.api.apply(deploymentFor({ ref, serve, settings: this.opts.settings, replicas, inService, compareWith }));
     await this.opts.api.apply(serviceFor({ ref, settings: this.opts.settings }));
+  }
+
+  /** ClusterIP:port of the Service of the version that serves most of `ref.model`'s traffic now (not `ref` itself); none on a first deploy. */
+  private async servingServiceAddress(ref: VersionRef): Promise<string | undefined> {
+    const traffic = (await this.observe(ref.model)).traffic;
+    const serving = Object.entries(traffic?.weights ?? {})
+      .filter(([v, w]) => v !== ref.version && w > 0)
+      .sort((a, b) => b[1] - a[1])[0]?.[0];
+    if (!serving) return undefined;
+    const svc = await this.opts.api.read<V1Service>({ apiVersion: 'v1', kind: 'Service', namespace: this.ns, name: versionObjectName(ref.model, serving) });
+    const ip = svc?.spec?.clusterIP;
+    const port = svc?.spec?.ports?.[0]?.port;
+    return ip && ip !== 'None' && port ? `${ip}:${port}` : undefined;
   }
 
   /**
@@ -267,13 +283,15 @@ export class KubernetesTarget implements Target {
     }
   }
 
+  /**
+   * Ready = the Deployment exists and has a ready replica (the Gateway has an endpoint for it).
+   * An API error the client could not get past with its retries (5xx, 429, timeouts) is thrown,
+   * not answered "false": "cannot tell" is not "unhealthy" — the candidate-ready gate counts it as
+   * an error, and a rollback cascade stops (resumable) rather than skip a good version.
+   */
   async healthy(model: string, version: string): Promise<boolean> {
-    try {
-      const d = await this.opts.api.read<V1Deployment>(this.deploymentRef(model, version));
-      return !!d && (d.status?.readyReplicas ?? 0) > 0;
-    } catch {
-      return false;
-    }
+    const d = await this.opts.api.read<V1Deployment>(this.deploymentRef(model, version));
+    return !!d && (d.status?.readyReplicas ?? 0) > 0;
   }
 
   /**
@@ -448,4 +466,11 @@ export function routeVerdict(route: { status?: RouteStatus }, generation: number
     if (refs && refs.status !== 'True' && (refs.observedGeneration ?? 0) >= generation) problems.push(`backends not resolved by Gateway ${gw}: ${refs.reason ?? ''} ${refs.message ?? ''}`.trim());
   }
   return problems.length ? { kind: 'problem', message: problems.join('; ') } : { kind: 'accepted' };
+}
+
+/** The --compare-with of a Deployment's meter container (what it was created with), if any. */
+function compareWithOf(d: V1Deployment): string | undefined {
+  const args = d.spec?.template?.spec?.containers?.find((c) => c.name === METER_CONTAINER)?.args ?? [];
+  const i = args.indexOf('--compare-with');
+  return i >= 0 ? args[i + 1] : undefined;
 }

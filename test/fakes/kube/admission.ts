@@ -95,7 +95,7 @@ function defaultPodSpec(spec: any): void {
 let nextClusterIp = 10;
 
 /** The defaults the real apiserver fills in (a subset: enough that diffs against live look real). */
-export function applyDefaults(def: ResourceDef, obj: any): void {
+export function applyDefaults(def: ResourceDef, obj: any, clusterIp?: () => string): void {
   switch (def.resource) {
     case 'deployments': {
       const spec = (obj.spec ??= {});
@@ -121,8 +121,11 @@ export function applyDefaults(def: ResourceDef, obj: any): void {
       spec.type ??= 'ClusterIP';
       spec.sessionAffinity ??= 'None';
       if (spec.clusterIP === undefined) {
-        spec.clusterIP = `10.96.${Math.floor(nextClusterIp / 250)}.${(nextClusterIp % 250) + 1}`;
-        nextClusterIp++;
+        if (clusterIp) spec.clusterIP = clusterIp();
+        else {
+          spec.clusterIP = `10.96.${Math.floor(nextClusterIp / 250)}.${(nextClusterIp % 250) + 1}`;
+          nextClusterIp++;
+        }
       }
       spec.clusterIPs ??= [spec.clusterIP];
       spec.ipFamilies ??= ['IPv4'];

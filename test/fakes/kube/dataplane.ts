@@ -9,7 +9,7 @@
  *   rewrite    URLRewrite ReplacePrefixMatch (`/sentiment/predict` with prefix /sentiment → `/predict`)
  *   mirror     RequestMirror: a copy to the mirror backend for `percent` (or `fraction`) of requests,
  *              all of them when neither is set (that is the Gateway API default); fire and forget, the
- *              mirror's answer is discarded
+ *              mirror's answer is discarded; the copy's Host gets Envoy's "-shadow" suffix
  *   backends   Service (port → targetPort, named or numeric) → its ready endpoints: the pods its
  *              selector matches whose Ready condition is True, at podIP:containerPort — real
  *              connections into the pods' network namespaces
@@ -177,7 +177,8 @@ export class GatewayDataPlane {
   }
 
   /** Service port → one ready endpoint (round-robin): podIP and the resolved target port. */
-  private endpoint(namespace: string, name: string, port: number): { ip: string; port: number } | { error: number; message: string } {
+  /** Also kube-proxy's (kube-proxy.ts): a Service's ready endpoints are the same for both. */
+  endpoint(namespace: string, name: string, port: number): { ip: string; port: number } | { error: number; message: string } {
     const svc = this.store.get(SERVICES, namespace, name);
     if (!svc) return { error: 500, message: `backend Service ${namespace}/${name} not found` };
     const sp = (svc.spec?.ports ?? []).find((p: any) => p.port === port);
@@ -241,7 +242,10 @@ export class GatewayDataPlane {
       if ('ip' in ep) {
         const key = `${m.namespace}/${m.name}`;
         this.stats.mirrored.set(key, (this.stats.mirrored.get(key) ?? 0) + 1);
-        const copy = request({ host: ep.ip, port: ep.port, method: req.method, path: target, headers, timeout: 10_000 }, (r) => r.resume());
+        // Envoy sends the copy with "-shadow" appended to the Host / :authority (before any port):
+        // how the receiving side tells a mirrored request from live traffic.
+        const shadowHost = String(req.headers.host ?? '').replace(/^([^:]*)(:\d+)?$/, (_m, h: string, port?: string) => `${h}-shadow${port ?? ''}`);
+        const copy = request({ host: ep.ip, port: ep.port, method: req.method, path: target, headers: { ...headers, host: shadowHost }, timeout: 10_000 }, (r) => r.resume());
         copy.on('error', () => undefined).on('timeout', () => copy.destroy());
         copy.end(body);
       }

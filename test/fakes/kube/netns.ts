@@ -9,6 +9,9 @@ const run = promisify(execFile);
 /** `ip` from iproute2: absolute, so the tests do not depend on root's PATH. */
 export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
+/** Host numbers from here up in the box's /24 are Service ClusterIPs; pods take those below. */
+const SERVICE_HOST_MIN = 200;
+
 /** Thrown when this machine cannot make network namespaces: the box needs root and iproute2. */
 export class NetnsUnavailableError extends Error {}
 
@@ -53,6 +56,7 @@ export class PodNetwork {
   private readonly sandboxes = new Map<string, { netns: string; hostVeth: string; host: number }>();
   private readonly relays = new Set<Server>();
   private closed = false;
+  private nextService = SERVICE_HOST_MIN;
 
   private constructor(runId: string, prefix: string) {
     this.runId = runId;
@@ -100,7 +104,7 @@ export class PodNetwork {
     if (this.closed) throw new Error('pod network closed');
     let host = 2;
     while (this.used.has(host)) host++;
-    if (host > 254) throw new Error(`pod network ${this.prefix}.0/24 is full`);
+    if (host >= SERVICE_HOST_MIN) throw new Error(`pod network ${this.prefix}.0/24 is full (pods take .2–.${SERVICE_HOST_MIN - 1})`);
     this.used.add(host);
     const netns = `kb${this.runId}-${host}`;
     const hostVeth = `kv${this.runId}${host.toString(16).padStart(2, '0')}`;
@@ -173,6 +177,21 @@ export class PodNetwork {
     this.relays.add(server);
     const addr = server.address();
     return { host: this.gateway, port: typeof addr === 'object' && addr ? addr.port : 0, bytes };
+  }
+
+  /**
+   * The next Service ClusterIP, from the top of this box's /24 (.200–.254): inside the box's own
+   * range, so parallel boxes on one machine never bind the same address (the real 10.96.0.0/12 is
+   * one range per cluster; here every box is a cluster on the same host).
+   */
+  nextServiceIp(): string {
+    if (this.nextService > 254) throw new Error(`no Service ClusterIP left in ${this.prefix}.${SERVICE_HOST_MIN}–.254`);
+    return `${this.prefix}.${this.nextService++}`;
+  }
+
+  /** Make `ip` a local address of the node on the bridge (a ClusterIP kube-proxy answers on). Removed with the bridge. */
+  async addNodeAddress(address: string): Promise<void> {
+    await ip('addr', 'add', `${address}/32`, 'dev', this.bridge);
   }
 
   /** The synchronous last resort (a signal is killing the process): namespaces and the bridge. */

@@ -28,6 +28,7 @@ import { clone, jsonPatch, mergePatch } from './apply.js';
 import { DeploymentController, type BehaviourMatch, type PodFailureMode } from './controller.js';
 import { GatewayController, type GatewayMode } from './gateway.js';
 import { GatewayDataPlane, type DataPlaneStats } from './dataplane.js';
+import { KubeProxy } from './kube-proxy.js';
 import { Kubelet } from './kubelet.js';
 import { PodNetwork } from './netns.js';
 import { openApiSchema, schemaOf } from './schema.js';
@@ -102,6 +103,8 @@ export interface ClusterBox {
   gatewayStats: DataPlaneStats;
   /** Make a 127.0.0.1 port of the host (e.g. the test S3) reachable from pods; returns host:port for them. */
   relay(port: number): Promise<{ host: string; port: number; bytes: import('./netns.js').RelayBytes }>;
+  /** Service ClusterIPs reachable from pods (kube-proxy.ts), with per-Service connection counts. */
+  kubeProxy: KubeProxy;
 }
 
 export interface FakeKubeOptions {
@@ -166,6 +169,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   const gateway = new GatewayController(store);
   let box: ClusterBox | undefined;
   let dataPlane: GatewayDataPlane | undefined;
+  let kubeProxy: KubeProxy | undefined;
   if (opts.kubelet) {
     const network = await PodNetwork.create();
     try {
@@ -174,7 +178,9 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       controller.kubelet = kubelet;
       dataPlane = new GatewayDataPlane(store);
       const gatewayUrl = await dataPlane.start();
-      box = { kubelet, network, gatewayUrl, gatewayStats: dataPlane.stats, relay: (port) => network.relay(port) };
+      store.clusterIp = () => network.nextServiceIp();
+      kubeProxy = new KubeProxy(network, dataPlane, store);
+      box = { kubelet, network, gatewayUrl, gatewayStats: dataPlane.stats, relay: (port) => network.relay(port), kubeProxy };
     } catch (err) {
       await network.close();
       throw err;
@@ -599,6 +605,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       controller.close();
       gateway.close();
       if (box) {
+        kubeProxy?.close();
         await dataPlane!.close();
         await box.kubelet.close();
         await box.network.close();

@@ -102,6 +102,8 @@ export class Store {
 
   /** The Gateway API release whose CRD schemas are installed (schema.ts). */
   gatewayApi = 'v1.3.0';
+  /** Allocates Service ClusterIPs (the box: from its own pod network, see kube-proxy.ts); default 10.96.x.y. */
+  clusterIp: (() => string) | undefined;
 
   constructor(private readonly historyLimit = 1000) {
     this.compactedRv = this.rv;
@@ -334,7 +336,7 @@ export class Store {
       obj.metadata.name = obj.metadata.generateName + randomSuffix(5);
     }
     if (def.hasStatus && def.resource !== 'namespaces') obj.status = def.resource === 'pods' ? { phase: 'Pending', qosClass: 'BestEffort' } : {};
-    applyDefaults(def, obj);
+    applyDefaults(def, obj, this.clusterIp);
     validate(def, obj);
     if (def.namespaced) {
       const nsDef = RESOURCES.find((r) => r.resource === 'namespaces')!;
@@ -385,7 +387,7 @@ export class Store {
     next.metadata.creationTimestamp = live.metadata.creationTimestamp;
     if (stored.def.hasStatus && opts.subresource !== 'status') next.status = clone(live.status);
     if (opts.subresource !== 'status') {
-      applyDefaults(stored.def, next);
+      applyDefaults(stored.def, next, this.clusterIp);
       validate(stored.def, next, live);
     }
     if (stored.def.hasGeneration) {
