@@ -1,3 +1,4 @@
+import type { AnswerComparison } from './answers.js';
 import type { MetricSource } from '../rollout/contracts.js';
 
 /**
@@ -92,6 +93,14 @@ export interface GateSpec {
   body?: unknown;
   /** kind http: where the number is in the JSON answer: $.metrics.accuracy, a.b[0].c. */
   valuePath?: string;
+
+  // --- kind 'eval' (evaluation replay before traffic: src/gates/evaluation.ts, src/rollout/evaluation.ts) ---
+  /** kind eval: how answers are compared (with the expectation for accuracy, with stable's for agreement); see answers.ts. */
+  compare?: AnswerComparison;
+  /** kind eval, metric accuracy: the largest drop of accuracy against stable tolerated (one-sided paired test at `confidence`, default 0.99). */
+  maxDrop?: number;
+  /** kind eval, metric score-drift: the numeric answer field compared with stable's. */
+  scoreField?: string;
 }
 
 /** A statistical or drift gate measured by Prometheus (`source: prometheus`, or any of its queries). */

@@ -3,6 +3,7 @@ import { CommandGateEvaluator } from './command.js';
 import { describeLimit } from './compare.js';
 import { type GateContext, type GateEvaluator, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from './contracts.js';
 import { DriftGateEvaluator } from './drift.js';
+import { EvalGateEvaluator } from './evaluation.js';
 import { HttpGateEvaluator } from './http.js';
 import { LocalGateEvaluator } from './local.js';
 import { StatisticalGateEvaluator } from './statistical.js';
@@ -80,5 +81,6 @@ export function defaultGateRegistry(): GateRegistry {
     .register('statistical', new StatisticalGateEvaluator())
     .register('drift', new DriftGateEvaluator())
     .register('command', new CommandGateEvaluator())
-    .register('http', new HttpGateEvaluator());
+    .register('http', new HttpGateEvaluator())
+    .register('eval', new EvalGateEvaluator());
 }

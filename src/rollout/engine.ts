@@ -28,6 +28,7 @@ import type {
 } from '../ledger/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
 import { sharedPerCheck, type Clock, type MetricSource, type Target, type TrafficSplit, type VersionRef } from './contracts.js';
+import { runEvaluation, type EvaluationInput, type EvaluationReport } from './evaluation.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 
 /**
@@ -82,6 +83,8 @@ export interface RolloutResult {
   events: RolloutEvent[];
   /** Set when an interruption (the deploy's `signal`, e.g. SIGINT) made it abort: what interrupted it. */
   interrupted?: string;
+  /** The evaluation replay before traffic (kind eval gates), when it ran. */
+  evaluation?: EvaluationReport;
 }
 
 export interface EngineDeps {
@@ -118,6 +121,8 @@ export interface DeployOptions {
   resumeTimings?: Partial<Pick<RolloutPlan, 'intervalMs' | 'checkEveryMs' | 'shadowDurationMs' | 'readyTimeoutMs'>>;
   /** With `resume`: the plan's shape as given again (--steps, --shadow, …); refused unless it is the recorded one. */
   resumeShape?: Partial<Pick<RolloutPlan, 'steps' | 'shadowPercent' | 'shadowOnly'>>;
+  /** The bundle's evaluation set, replayed before any live traffic when the plan has kind eval gates (src/rollout/evaluation.ts). */
+  evaluation?: EvaluationInput;
 }
 
 /** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */
@@ -192,6 +197,10 @@ interface Run {
   signal?: AbortSignal | undefined;
   /** What interrupted it, once the engine acted on `signal`. */
   interruptedBy?: string;
+  /** DeployOptions.evaluation, and what its replay gave (the report; bad input found by it, raised once rolled back). */
+  evaluation?: EvaluationInput | undefined;
+  evaluationReport?: EvaluationReport;
+  refused?: ModelctlError;
 }
 
 type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
@@ -215,6 +224,7 @@ export class RolloutEngine {
     const normalized = await this.checkedPlan(ref, plan);
     const run = this.newRun(ref.model, ref.version, ref.digest);
     run.signal = opts.signal;
+    run.evaluation = opts.evaluation;
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';
     let tookOver = null as LockRecord | null;
@@ -249,7 +259,10 @@ export class RolloutEngine {
       steps: run.doc.rollout!.plan.steps,
       ...(mode === 'resume' && opts.resumeTimings ? { changed: opts.resumeTimings } : {}),
     });
-    return this.guarded(run, () => this.drive(run));
+    const result = await this.guarded(run, () => this.drive(run));
+    // Bad input found by the evaluation replay (an expected field the model never returns): rolled back, then refused.
+    if (run.refused) throw run.refused;
+    return result;
   }
 
   /**
@@ -610,6 +623,9 @@ export class RolloutEngine {
     }
     this.emit(run, 'version-ready', { version: run.version });
     const stable = run.doc.stableSet[0];
+    // Evaluation replay: before any live traffic, so a failing one rolls back with none served by the candidate.
+    const evaluated = await runEvaluation(this.deps.target, run, plan, stable ?? null, (type, fields) => this.emit(run, type, fields));
+    if (evaluated.failed) return this.beginRestore(run, 'failed', evaluated.reason, null);
     if (!stable) {
       // First deploy: nothing to compare with and nobody to protect but the future users —
       // a live health check is the gate, then all traffic.
@@ -1069,6 +1085,7 @@ export class RolloutEngine {
       steps: release?.steps ?? [],
       events: run.events,
       ...(run.interruptedBy && outcome === 'aborted' ? { interrupted: run.interruptedBy } : {}),
+      ...(run.evaluationReport ? { evaluation: run.evaluationReport } : {}),
     };
   }
 }

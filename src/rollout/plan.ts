@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
-import { jsonPathField } from '../gates/answers.js';
+import { answerComparisonSchema, jsonPathField } from '../gates/answers.js';
 import type { GateSpec } from '../gates/contracts.js';
 import type { RolloutPlan } from '../ledger/model.js';
 
@@ -106,6 +106,10 @@ export const gateSpecSchema = z
     headers: z.record(z.string().min(1), envRef).optional(),
     body: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a string or a JSON object' }).optional(),
     valuePath: jsonPathField.optional(),
+    // kind: eval (src/gates/evaluation.ts): judged on the evaluation replay, before any live traffic
+    compare: answerComparisonSchema.optional(),
+    maxDrop: z.number().min(0).max(1).optional(),
+    scoreField: jsonPathField.optional(),
   })
   .strict()
   .refine((g) => g.metric !== undefined || g.query !== undefined || g.kind === 'command' || g.kind === 'http', {
@@ -122,6 +126,19 @@ export const rolloutSectionSchema = z
     shadowDuration: durationField.optional(),
     readyTimeout: durationField.optional(),
     gates: z.array(gateSpecSchema).optional(),
+    evaluation: z
+      .object({
+        /** The bundle component holding the JSONL files (default eval). */
+        component: z.string().min(1).optional(),
+        /** Where each case is POSTed unless its line says ("/predict"). */
+        path: z.string().startsWith('/', 'must start with /').optional(),
+        concurrency: z.number().int().min(1).max(64).optional(),
+        timeout: durationField.optional(),
+        maxLines: z.number().int().min(1).optional(),
+        maxBytes: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RolloutSection = z.output<typeof rolloutSectionSchema>;
@@ -144,6 +161,9 @@ export const PLAN_DEFAULTS = {
   shadowDurationMs: 60_000,
   readyTimeoutMs: 120_000,
 } as const;
+
+/** Evaluation replay: bounded in concurrency, time per request, and size of the set. */
+export const EVALUATION_DEFAULTS = { component: 'eval', concurrency: 4, timeoutMs: 10_000, maxLines: 10_000, maxBytes: 16 * 1024 * 1024 } as const;
 
 /** Check a `rollout:` section (from modelctl.yaml or bundle.yaml), naming where a problem is. */
 export function parseRolloutSection(raw: unknown, where: string): RolloutSection {
@@ -169,6 +189,10 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
     if (stray.length > 0 && checkKind !== kind) {
       throw new UsageError(`${where}: gate "${g.name}" has ${stray.join(', ')}, which only kind ${kind} takes`, { hint: `add kind: ${kind}, or drop ${stray.join(', ')}` });
     }
+  }
+  const evalFields = (['compare', 'maxDrop', 'scoreField'] as const).filter((f) => g[f] !== undefined);
+  if (evalFields.length > 0 && g.kind !== 'eval') {
+    throw new UsageError(`${where}: gate "${g.name}" has ${evalFields.join(', ')}, which only kind eval takes`, { hint: 'add kind: eval (judged on the evaluation replay), or drop them' });
   }
   if (timeout !== undefined && !checkKind) throw new UsageError(`${where}: gate "${g.name}" has timeout, which only kind command or http takes`);
   if (checkKind) {
@@ -279,7 +303,18 @@ export function resolvePlan(layers: {
     names.add(g.name);
   }
 
+  const ev = pick('evaluation');
+  const evaluation = {
+    component: ev?.value?.component ?? EVALUATION_DEFAULTS.component,
+    ...(ev?.value?.path !== undefined ? { path: ev.value.path } : {}),
+    concurrency: ev?.value?.concurrency ?? EVALUATION_DEFAULTS.concurrency,
+    timeoutMs: ev?.value?.timeout !== undefined ? parseDuration(ev.value.timeout, `${ev.where}: rollout.evaluation.timeout`) : EVALUATION_DEFAULTS.timeoutMs,
+    maxLines: ev?.value?.maxLines ?? EVALUATION_DEFAULTS.maxLines,
+    maxBytes: ev?.value?.maxBytes ?? EVALUATION_DEFAULTS.maxBytes,
+  };
+
   return {
+    evaluation,
     steps,
     intervalMs,
     checkEveryMs: Math.min(checkEveryMs, intervalMs),

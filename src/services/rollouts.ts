@@ -11,7 +11,9 @@ import { systemClock, type MetricSource, type ObservedState, type Target, type T
 import { describePlan, type PlanDescription } from '../rollout/describe.js';
 import { RolloutEngine, type DeployOptions, type RolloutEvent, type RolloutResult, type StatusView } from '../rollout/engine.js';
 import { differences } from '../rollout/reality.js';
-import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
+import { EVALUATION_DEFAULTS, parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
+import type { EvaluationInput } from '../rollout/evaluation.js';
+import type { Manifest } from '../bundle/manifest.js';
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
@@ -227,7 +229,7 @@ export async function planDeploy(
   refText: string,
   flags: RolloutFlags,
   opts: { prometheusUrl?: string | undefined; target?: TargetName } = {},
-): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan }> {
+): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan; manifest: Manifest }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
   const project = await loadProjectConfig(process.cwd());
@@ -239,13 +241,13 @@ export async function planDeploy(
     defaultGates: defaultLocalGates().filter((g) => opts.target !== 'kubernetes' || g.metric !== 'shadow-agreement'),
     queryGates: prometheusUrlOf({ url: opts.prometheusUrl }, project) !== undefined,
   });
-  return { model: manifest.name, version: manifest.version, digest, plan };
+  return { model: manifest.name, version: manifest.version, digest, plan, manifest };
 }
 
 export async function deploy(
   opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
 ): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
+  const { model, version, digest, plan, manifest } = await planDeploy(opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
   const telemetry = await openTelemetry(model, opts.target, opts);
   opts.onPlan?.(plan);
@@ -270,10 +272,23 @@ export async function deploy(
   }
   const resumeChanges = opts.resume ? resumeChangesOf(opts.flags, plan) : {};
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
-  const engine = await openEngine({ ...opts, ...(onEvent ? { onEvent } : {}) });
+  const parts = await openTargetParts(opts);
+  const engine = await engineOf(parts, { ...opts, ...(onEvent ? { onEvent } : {}) });
+  // The evaluation set, read and checked before anything starts (a bad one is exit 2, nothing changed).
+  const evaluation = await evaluationOf(opts.store, manifest, plan, parts.target);
   return withTelemetry(telemetry, () =>
-    engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges }),
+    engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges, ...(evaluation ? { evaluation } : {}) }),
   );
+}
+
+/** The bundle's evaluation set when the plan has kind eval gates; refused (exit 2) when they cannot run. */
+async function evaluationOf(store: BundleStore, manifest: Manifest, plan: RolloutPlan, target: Target): Promise<EvaluationInput | undefined> {
+  const { evaluationGates, checkEvaluationPlan } = await import('../rollout/evaluation.js');
+  if (evaluationGates(plan.gates).length === 0) return undefined;
+  const { loadEvaluationInput } = await import('./evaluation.js');
+  const input = await loadEvaluationInput(store, manifest, plan.evaluation ?? { ...EVALUATION_DEFAULTS });
+  checkEvaluationPlan(plan.gates, input, target, `${manifest.name}@${manifest.version}`);
+  return input;
 }
 
 /**
