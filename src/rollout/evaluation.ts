@@ -1,7 +1,7 @@
 import { ModelctlError, UsageError } from '../core/errors.js';
 import type { AnswerComparison } from '../gates/answers.js';
 import type { GateSpec } from '../gates/contracts.js';
-import { checkExpectedFields, judgeEvaluation, type EvalAnswer, type EvalCase, type EvalJudgement, type EvalOutcome } from '../gates/evaluation.js';
+import { checkExpectedFields, judgeEvaluation, type Disagreement, type EvalAnswer, type EvalCase, type EvalJudgement, type EvalOutcome } from '../gates/evaluation.js';
 import type { EvaluationSettings, RolloutPlan } from '../ledger/model.js';
 import { EVALUATION_DEFAULTS } from './plan.js';
 import type { Target } from './contracts.js';
@@ -32,7 +32,7 @@ export type EvaluationEvent =
   | { type: 'evaluation-started'; cases: number; versions: string[]; concurrency: number; timeoutMs: number }
   | { type: 'evaluation-gate'; gate: string; metric: string; verdict: string; value: number | null; limit: string; samples: number; reason: string; dryRun: boolean }
   | { type: 'evaluation-passed'; cases: number; accuracy: number | null; agreement: number | null; ms: number }
-  | { type: 'evaluation-failed'; cases: number; gate: string | null; reason: string; ms: number };
+  | { type: 'evaluation-failed'; cases: number; gate: string | null; reason: string; ms: number; worst?: Disagreement[] };
 
 /** The report kept in the rollout's result (--json, TTY, GitHub summary). */
 export interface EvaluationReport extends EvalJudgement {
@@ -154,7 +154,7 @@ export async function runEvaluationPhase(args: {
     ? `evaluation replay: gate ${judgement.failed.name} ${judgement.failed.verdict === 'fail' ? 'failed' : 'was inconclusive'} (${judgement.failed.metric} ${judgement.failed.value === null ? 'n/a' : round(judgement.failed.value)}, limit ${judgement.failed.limit}): ${judgement.failed.reason}`
     : `evaluation replay passed (${input.cases.length} cases)`;
   if (judgement.pass) emit({ type: 'evaluation-passed', cases: input.cases.length, accuracy: judgement.accuracy, agreement: judgement.agreement, ms });
-  else emit({ type: 'evaluation-failed', cases: input.cases.length, gate: judgement.failed?.name ?? null, reason, ms });
+  else emit({ type: 'evaluation-failed', cases: input.cases.length, gate: judgement.failed?.name ?? null, reason, ms, worst: judgement.worst });
   return { ...judgement, candidate, stable, ms, candidateRequests: input.cases.length, reason };
 }
 

@@ -225,3 +225,23 @@ describe('replay', () => {
     assert.equal(report.worst[0]!.line, 2);
   });
 });
+
+describe('showing the replay', () => {
+  test('the GitHub summary section and the log lines carry the gates and the worst disagreements', async () => {
+    const { evaluationSection } = await import('../../src/cli/github/summary.js');
+    const { describeEvent } = await import('../../src/cli/rollout-view.js');
+    const outcomes = outcomesOf([
+      { expect: 'pos', cand: 'neg', stable: 'pos' },
+      { expect: 'neg', cand: 'neg', stable: 'neg' },
+    ]);
+    const j = judgeEvaluation(outcomes, [{ name: 'acc', kind: 'eval', metric: 'accuracy', min: 0.9 }]);
+    const md = evaluationSection({ ...j, candidate: '1.1.0', stable: '1.0.0', ms: 12, candidateRequests: 2, reason: 'x' });
+    assert.match(md, /\*\*Evaluation replay\*\* ❌ failed · 2 cases/);
+    assert.match(md, /accuracy 50\.0% \(stable 100\.0%\)/);
+    assert.match(md, /`e\.jsonl:1`/);
+    assert.match(md, /stable right, candidate wrong/);
+    const line = describeEvent({ at: 0, type: 'evaluation-failed', reason: 'evaluation replay: gate acc failed', worst: j.worst });
+    assert.match(line, /gate acc failed\n  worst disagreements:\n    e\.jsonl:1 stable right, candidate wrong/);
+    assert.match(line, /candidate \{"label":"neg","score":0\.1\}/);
+  });
+});
