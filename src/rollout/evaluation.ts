@@ -184,10 +184,42 @@ export async function runEvaluation(
   plan: RolloutPlan,
   stable: string | null,
   emit: (type: string, fields: Record<string, unknown>) => void,
+  /** Renew the rollout's lock for `ms` ahead (a ledger write): the replay may outlast the lock's TTL. */
+  renew?: (ms: number) => Promise<void>,
 ): Promise<{ failed: boolean; reason: string }> {
   const input = run.evaluation;
   if (!input || evaluationGates(plan.gates).length === 0 || !target.evaluate) return { failed: false, reason: '' };
   const settings = plan.evaluation ?? { ...EVALUATION_DEFAULTS };
+  // A heartbeat while the replay runs, one renewal at a time; a lost lock stops the rollout afterwards.
+  let lost: unknown;
+  const renewing = (): Promise<void> => (renew ? renew(LOCK_AHEAD_MS).catch((err: unknown) => void (lost ??= err)) : Promise.resolve());
+  let beat = renewing();
+  await beat;
+  if (lost !== undefined) throw lost;
+  const timer = renew ? setInterval(() => (beat = beat.then(renewing)), LOCK_AHEAD_MS / 3) : undefined;
+  let outcome: { failed: boolean; reason: string };
+  try {
+    outcome = await judged(target, run, plan, stable, emit, input, settings);
+  } finally {
+    clearInterval(timer);
+    await beat;
+  }
+  if (lost !== undefined) throw lost;
+  return outcome;
+}
+
+/** How far ahead the replay's heartbeat renews the lock. */
+const LOCK_AHEAD_MS = 30_000;
+
+async function judged(
+  target: Pick<Target, 'evaluate'>,
+  run: RunSlice,
+  plan: RolloutPlan,
+  stable: string | null,
+  emit: (type: string, fields: Record<string, unknown>) => void,
+  input: EvaluationInput,
+  settings: EvaluationSettings,
+): Promise<{ failed: boolean; reason: string }> {
   try {
     const report = await runEvaluationPhase({
       target,
