@@ -252,6 +252,8 @@ export async function deploy(
   const telemetry = await openTelemetry(model, opts.target, opts);
   opts.onPlan?.(plan);
   if (opts.dryRun && opts.target === 'kubernetes') {
+    // The same refusal as the real run: the evaluation set is read and checked, and this target cannot replay it.
+    await evaluationOf(opts.store, manifest, plan, { name: 'kubernetes' });
     // Works without a cluster (GitOps review, CI lint); adds what a configured cluster knows.
     const { kubernetesDryRun } = await import('../targets/kubernetes/dry-run.js');
     const project = await loadProjectConfig(process.cwd());
@@ -265,6 +267,7 @@ export async function deploy(
     const dryEngine = await engineOf(parts, opts);
     // The same checks as the real run (a dry run must refuse what the deploy would refuse).
     await dryEngine.checkPlan({ model, version, digest }, plan);
+    await evaluationOf(opts.store, manifest, plan, parts.target);
     const status = await dryEngine.status(model);
     const description = describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
     if (parts.target.manifests) description.manifests = await parts.target.manifests({ model, version, digest }, firstSplit(version, status.serving, plan));
@@ -282,7 +285,7 @@ export async function deploy(
 }
 
 /** The bundle's evaluation set when the plan has kind eval gates; refused (exit 2) when they cannot run. */
-async function evaluationOf(store: BundleStore, manifest: Manifest, plan: RolloutPlan, target: Target): Promise<EvaluationInput | undefined> {
+async function evaluationOf(store: BundleStore, manifest: Manifest, plan: RolloutPlan, target: Pick<Target, 'name' | 'evaluate'>): Promise<EvaluationInput | undefined> {
   const { evaluationGates, checkEvaluationPlan } = await import('../rollout/evaluation.js');
   if (evaluationGates(plan.gates).length === 0) return undefined;
   const { loadEvaluationInput } = await import('./evaluation.js');
