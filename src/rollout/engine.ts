@@ -625,6 +625,7 @@ export class RolloutEngine {
     const stable = run.doc.stableSet[0];
     // Evaluation replay: before any live traffic, so a failing one rolls back with none served by the candidate.
     const evaluated = await runEvaluation(this.deps.target, run, plan, stable ?? null, (type, fields) => this.emit(run, type, fields), (ms) => this.write(run, () => {}, ms));
+    if (run.signal?.aborted) return; // interrupted during the replay: drive() aborts (no traffic moved)
     if (evaluated.failed) return this.beginRestore(run, 'failed', evaluated.reason, null);
     if (!stable) {
       // First deploy: nothing to compare with and nobody to protect but the future users —

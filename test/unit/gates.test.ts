@@ -186,7 +186,7 @@ describe('GateRegistry', () => {
     const local = await reg.evaluate({ name: 'l', metric: 'error-rate', max: 0.1 }, ctx, source({ '2.0.0': errors(100, 0) }));
     assert.equal(local.verdict, 'pass');
     const odd: GateSpec = { name: 'o', kind: 'datadog', metric: 'x', max: 1 };
-    assert.match(reg.validate(odd).join(), /unknown kind "datadog" \(known: local, statistical, drift, command, http, prometheus\)/);
+    assert.match(reg.validate(odd).join(), /unknown kind "datadog" \(known: local, statistical, drift, command, http, eval, prometheus\)/);
     assert.equal((await reg.evaluate(odd, ctx, source({}))).verdict, 'error');
     assert.deepEqual(new GateRegistry().validate(prom).length, 1);
   });
