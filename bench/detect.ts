@@ -28,6 +28,9 @@ export interface DetectOptions {
   badCanaries: number;
   goodCanaries: number;
   seed: number;
+  /** Answer-quality part: canaries per accuracy drop (2, 5, 10 points), and equal candidates (false rollbacks). */
+  qualityCanaries?: number;
+  equalCanaries?: number;
 }
 
 export interface DetectRow extends BenchRow {
@@ -48,7 +51,7 @@ const BAKE_S = 30 * 60;
 const CHECK_EVERY_S = 10;
 const FLAGGER = { intervalS: 60, maxErrorRate: 0.01, threshold: 5 };
 
-export const DETECT_DEFAULTS: DetectOptions = { badCanaries: 2000, goodCanaries: 5000, seed: 20261122 };
+export const DETECT_DEFAULTS: DetectOptions = { badCanaries: 2000, goodCanaries: 5000, seed: 20261122, qualityCanaries: 1000, equalCanaries: 5000 };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -161,11 +164,146 @@ export async function simulateDetection(opts: DetectOptions = DETECT_DEFAULTS): 
     `detect: Flagger's check "error rate over 1 m <= 1%" sits at stable's own 1% rate, so good canaries fail about half the checks by chance; that is the cost of an absolute threshold, not a simulation artefact.`,
     `detect: simulation time ${(ms / 1000).toFixed(1)} s (seeded PRNG ${opts.seed}, binomial error counts per ${CHECK_EVERY_S} s, pure).`,
   ];
+  const quality = await simulateQualityDetection(opts);
+  return { rows: [...rows, ...quality.rows], notes: [...notes, ...quality.notes], ms: ms + quality.ms };
+}
+
+// ─────────────────────────── answer-quality regressions ───────────────────────────
+
+/** Stable's accuracy on the task, the evaluation set's size and the replay test's confidence. */
+const STABLE_ACCURACY = 0.9;
+const EVAL_SET_SIZE = 1000;
+const EVAL_CONFIDENCE = 0.99;
+/**
+ * How a candidate's mistakes relate to stable's (per case): an equal candidate (a retrained model,
+ * same accuracy) gets 2% of stable's right answers wrong and 18% of its wrong answers right, so
+ * 3.6% of answers differ while accuracy stays at 90%. A worse one fixes as many (FIXES of stable's
+ * wrong answers) and loses more: acc = 0.9·(1 − loss) + 0.1·FIXES, so loss = (0.9 + 0.1·FIXES − acc) / 0.9.
+ */
+const FIXES = 0.18;
+const lossFor = (accuracy: number) => (STABLE_ACCURACY + (1 - STABLE_ACCURACY) * FIXES - accuracy) / STABLE_ACCURACY;
+/** Live traffic with labelled feedback: the share of live answers whose correctness becomes known (e.g. a user's thumbs or a later ground truth). */
+const LABELLED_SHARE = 0.1;
+
+/**
+ * Answer-quality regressions: a candidate whose accuracy drops by 2, 5 or 10 points from stable's
+ * 90%, and equal candidates (false rollbacks). Two ways to catch them:
+ *
+ * (a) evaluation replay before traffic: the same `EVAL_SET_SIZE` labelled cases sent to candidate
+ *     and stable, judged by the real accuracy gate's test (src/gates/evaluation.ts
+ *     accuracyDropTest: exact one-sided McNemar, maxDrop 0, confidence 0.99). Rolled back before the
+ *     first canary step: zero live requests.
+ * (b) live gates only: the canary at 5% of 200 req/s; answer quality is visible live only through
+ *     labelled feedback (10% of answers, both versions), judged every 10 s by the real statistical
+ *     gate (sequential, confidence 0.98, tolerance 0: any worse rate) with "wrong answer" as the
+ *     error. The default live gates (error rate, latency) never see a wrong-but-successful answer.
+ */
+export async function simulateQualityDetection(opts: DetectOptions = DETECT_DEFAULTS): Promise<DetectReport> {
+  const { StatisticalGateEvaluator } = await import('../src/gates/statistical.js');
+  const { accuracyDropTest } = await import('../src/gates/evaluation.js');
+  const { binomial, mulberry32 } = await import('../src/gates/stats/prng.js');
+  type Window = import('../src/core/ports.js').VersionWindow;
+  type Gate = import('../src/core/gates.js').StatisticalGate;
+  const started = performance.now();
+  const rand = mulberry32(opts.seed + 13);
+  const evaluator = new StatisticalGateEvaluator();
+  const gate: Gate = { name: 'wrong-answers', kind: 'statistical', metric: 'error-rate', tolerance: 0 };
+  const canaryPerCheck = TOTAL_RPS * CANARY_SHARE * CHECK_EVERY_S;
+  const stablePerCheck = TOTAL_RPS * (1 - CANARY_SHARE) * CHECK_EVERY_S;
+  const looks = BAKE_S / CHECK_EVERY_S;
+  const empty = (): Window => ({ requests: 0, errors: 0, latenciesMs: [], scores: [], shadowCompared: 0, shadowAgreed: 0 });
+
+  /** (a) one replay of n cases: rolled back before traffic? */
+  const replay = (accuracy: number, n: number, confidence = EVAL_CONFIDENCE): boolean => {
+    const stableRight = binomial(rand, n, STABLE_ACCURACY);
+    const b = binomial(rand, stableRight, lossFor(accuracy));
+    const c = binomial(rand, n - stableRight, FIXES);
+    return accuracyDropTest(b, c, n, 0, confidence).drop;
+  };
+
+  /** (b) one live canary: seconds until the feedback gate fails, or null within the bake. */
+  const live = async (accuracy: number): Promise<number | null> => {
+    const cand = empty();
+    const stab = empty();
+    const source = { window: async (_m: string, v: string) => (v === 'cand' ? cand : stab) };
+    const labelledC = Math.round(canaryPerCheck * LABELLED_SHARE);
+    const labelledS = Math.round(stablePerCheck * LABELLED_SHARE);
+    for (let look = 1; look <= looks; look++) {
+      cand.requests += labelledC;
+      cand.errors += binomial(rand, labelledC, 1 - accuracy);
+      stab.requests += labelledS;
+      stab.errors += binomial(rand, labelledS, 1 - STABLE_ACCURACY);
+      const t = look * CHECK_EVERY_S;
+      const ctx = { model: 'm', candidate: 'cand', stable: 'stab', sinceMs: 0, now: t * 1000, phase: 'canary' as const };
+      if ((await evaluator.evaluate(gate, ctx, source)).verdict === 'fail') return t;
+    }
+    return null;
+  };
+
+  const perDrop = opts.qualityCanaries ?? 300;
+  const equal = opts.equalCanaries ?? 1000;
+  const canaryRps = TOTAL_RPS * CANARY_SHARE;
+  const rows: DetectRow[] = [];
+  const notes: string[] = [];
+  const secs = (s: number) => (Number.isFinite(s) ? `${Math.round(s)} s` : 'not detected in 30 m');
+  for (const drop of [2, 5, 10]) {
+    const acc = STABLE_ACCURACY - drop / 100;
+    let caught = 0;
+    const times: number[] = [];
+    let missed = 0;
+    for (let i = 0; i < perDrop; i++) {
+      if (replay(acc, EVAL_SET_SIZE)) caught++;
+      const t = await live(acc);
+      if (t === null) missed++;
+      else times.push(t);
+    }
+    const all = [...times, ...new Array<number>(missed).fill(Infinity)];
+    const med = missed * 2 >= all.length ? Infinity : median(all);
+    const rate = caught / perDrop;
+    rows.push({
+      measure: `accuracy ${Math.round(STABLE_ACCURACY * 100)}% → ${Math.round(acc * 100)}% (−${drop} points): rolled back before traffic by a ${EVAL_SET_SIZE}-case evaluation replay, of ${perDrop}`,
+      modelctl: `${(100 * rate).toFixed(1)}% before any live request (0 live requests)`,
+      reference: `live gates only: median ${secs(med)}, ${Number.isFinite(med) ? Math.round(med * canaryRps) : '≥ ' + BAKE_S * canaryRps} live requests on the candidate (labelled feedback on 10%, sequential test); error-rate/latency gates: never`,
+      ratio: '—',
+      target: drop === 5 ? '≥ 99% before any live request' : '—',
+      pass: drop === 5 ? rate >= 0.99 : null,
+    });
+    notes.push(`detect (quality −${drop} points): replay caught ${caught}/${perDrop}; live feedback gate p10/p90 ${times.length ? `${quantile(times, 0.1)}/${quantile(times, 0.9)} s` : '—'}, ${missed} not detected in 30 m.`);
+  }
+  let falseReplay = 0;
+  let falseLive = 0;
+  for (let i = 0; i < equal; i++) {
+    if (replay(STABLE_ACCURACY, EVAL_SET_SIZE)) falseReplay++;
+    if ((await live(STABLE_ACCURACY)) !== null) falseLive++;
+  }
+  const pct = (k: number, n: number) => `${((100 * k) / n).toFixed(2)}% (${k}/${n})`;
+  rows.push({
+    measure: `false rollbacks of an equal candidate (90% vs 90%, 3.6% of answers differ), ${equal} candidates`,
+    modelctl: `${pct(falseReplay, equal)} (replay)`,
+    reference: `${pct(falseLive, equal)} (live feedback gate over a 30 m bake)`,
+    ratio: '—',
+    target: '≤ 1%',
+    pass: falseReplay / equal <= 0.01,
+  });
+  // Statistical power of the replay by set size (why 1000 cases): the share of 5- and 2-point drops caught.
+  const power = [200, 500, 1000, 2000].map((n) => {
+    let five = 0;
+    let two = 0;
+    const k = 400;
+    for (let i = 0; i < k; i++) {
+      if (replay(STABLE_ACCURACY - 0.05, n)) five++;
+      if (replay(STABLE_ACCURACY - 0.02, n)) two++;
+    }
+    return `${n} cases: −5 points ${((100 * five) / k).toFixed(0)}%, −2 points ${((100 * two) / k).toFixed(0)}%`;
+  });
+  notes.push(`detect (quality): power of the replay's one-sided exact McNemar test (α = 0.01) by set size, 400 draws each — ${power.join('; ')}.`);
+  const ms = performance.now() - started;
+  notes.push(`detect (quality): simulation time ${(ms / 1000).toFixed(1)} s (seeded PRNG ${opts.seed + 13}, binomial counts per case class and per ${CHECK_EVERY_S} s, pure).`);
   return { rows, notes, ms };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
-  const r = await simulateDetection(quick ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500 } : DETECT_DEFAULTS);
+  const r = await simulateDetection(quick ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500, qualityCanaries: 60, equalCanaries: 200 } : DETECT_DEFAULTS);
   process.stdout.write(standaloneReport(r.rows, r.notes));
 }

@@ -1127,7 +1127,7 @@ async function main(): Promise<number> {
     try {
       // Pure simulation of the working tree's gate code, loaded only when this measure runs.
       const { simulateDetection, DETECT_DEFAULTS } = await import('./detect.js');
-      const r = await simulateDetection(QUICK ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500 } : DETECT_DEFAULTS);
+      const r = await simulateDetection(QUICK ? { ...DETECT_DEFAULTS, badCanaries: 250, goodCanaries: 500, qualityCanaries: 150, equalCanaries: 600 } : DETECT_DEFAULTS);
       rows.push(...r.rows);
       notes.push(...r.notes);
     } catch (err) {

@@ -91,6 +91,17 @@ export function describeEvent(e: RolloutEvent): string {
       return `took over the lock${e.previous?.holder ? ` of ${e.previous.holder}` : ''} (its holder is gone or its lock expired)`;
     case 'lock-release-failed':
       return `could not free the lock (it expires by itself): ${fmt(e.reason)}`;
+    case 'evaluation-started':
+      return `evaluation replay: ${fmt(e.cases)} cases to ${(e.versions as string[] | undefined)?.join(' and ') ?? '-'} (${fmt(e.concurrency)} at once, ${fmt(e.timeoutMs)} ms timeout each; not live traffic)`;
+    case 'evaluation-gate':
+      return `evaluation gate ${fmt(e.gate)}: ${fmt(e.verdict)} ${fmt(e.metric)} ${fmt(e.value)} (limit ${fmt(e.limit)}, ${fmt(e.samples)} cases)${e.dryRun ? ' [dry run]' : ''}: ${fmt(e.reason)}`;
+    case 'evaluation-passed':
+      return `evaluation replay passed in ${fmt(e.ms)} ms (accuracy ${fmt(e.accuracy)}, agreement ${fmt(e.agreement)})`;
+    case 'evaluation-failed': {
+      const worst = (e.worst as Array<{ file: string; line: number; request: string; candidate: string; stable: string | null; expected: string | null; why: string }> | undefined) ?? [];
+      const lines = worst.map((w) => `\n    ${w.file}:${w.line} ${w.why}\n      request ${w.request}\n      candidate ${w.candidate}${w.stable !== null ? `\n      stable ${w.stable}` : ''}${w.expected !== null ? `\n      expected ${w.expected}` : ''}`);
+      return `${fmt(e.reason)}${lines.length ? `\n  worst disagreements:${lines.join('')}` : ''}`;
+    }
     case 'promote-requested':
     case 'abort-requested':
       return `${e.type === 'promote-requested' ? 'promotion' : 'abort'} requested by ${fmt(e.by)}`;

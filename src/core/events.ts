@@ -27,7 +27,8 @@ export type RolloutEvent =
   | NoHealthyStableEvent
   | RestoredEvent
   | LockReleaseFailedEvent
-  | TrafficAppliedEvent;
+  | TrafficAppliedEvent
+  | EvaluationEvent;
 
 export type RolloutEventType = RolloutEvent['type'];
 
@@ -213,3 +214,61 @@ export function isStartEvent(e: RolloutEvent): e is RolloutStartedEvent {
  * modelctl's JSON are skipped, never a crash of the output).
  */
 export function noOtherEvent(_e: never): void {}
+
+/** One case of the evaluation replay the candidate got wrong, or answered unlike stable (texts truncated, secrets masked). */
+export interface EvaluationDisagreement {
+  file: string;
+  line: number;
+  id?: string;
+  request: string;
+  candidate: string;
+  stable: string | null;
+  expected: string | null;
+  why: string;
+}
+
+/** The evaluation replay before any live traffic (rollout/evaluation.ts) began. */
+export interface EvaluationStartedEvent extends Stamped {
+  type: 'evaluation-started';
+  cases: number;
+  versions: string[];
+  concurrency: number;
+  timeoutMs: number;
+}
+
+/** One kind eval gate judged the replay's answers. */
+export interface EvaluationGateEvent extends Stamped {
+  type: 'evaluation-gate';
+  gate: string;
+  metric: string;
+  verdict: string;
+  value: number | null;
+  limit: string;
+  samples: number;
+  reason: string;
+  dryRun: boolean;
+}
+
+/** The replay passed: live traffic may start. */
+export interface EvaluationPassedEvent extends Stamped {
+  type: 'evaluation-passed';
+  cases: number;
+  accuracy: number | null;
+  agreement: number | null;
+  ms: number;
+}
+
+/** The replay failed (or could not run): the candidate is rolled back before any live request. */
+export interface EvaluationFailedEvent extends Stamped {
+  type: 'evaluation-failed';
+  cases: number;
+  gate: string | null;
+  reason: string;
+  ms: number;
+  worst?: EvaluationDisagreement[];
+}
+
+export type EvaluationEvent = EvaluationStartedEvent | EvaluationGateEvent | EvaluationPassedEvent | EvaluationFailedEvent;
+
+/** An evaluation event as its phase emits it; the engine stamps `at`. */
+export type EvaluationEventPayload = EvaluationEvent extends infer E ? (E extends EvaluationEvent ? Omit<E, 'at'> : never) : never;

@@ -4,11 +4,11 @@
  * of another kind does not type-check. Built by gates/schema.ts (toGate) from YAML; runtime values
  * (an old ledger, a caller in JavaScript) can still hold strays, which each kind's `validate` reports.
  */
-export type GateSpec = LocalGate | PrometheusGate | StatisticalGate | DriftGate | CommandGate | HttpGate;
+export type GateSpec = LocalGate | PrometheusGate | StatisticalGate | DriftGate | CommandGate | HttpGate | EvalGate;
 
 /** The kinds modelctl knows; `local` is the kind of a gate that names none. */
 export type GateKind = NonNullable<GateSpec['kind']>;
-export const GATE_KINDS: readonly GateKind[] = ['local', 'prometheus', 'statistical', 'drift', 'command', 'http'];
+export const GATE_KINDS: readonly GateKind[] = ['local', 'prometheus', 'statistical', 'drift', 'command', 'http', 'eval'];
 
 /** What every kind shares: the name, the limits on the measured value, and Argo-style tallies. */
 export interface GateBase {
@@ -126,6 +126,35 @@ export interface HttpGate extends GateBase {
   valuePath?: string;
   /** Give up after this long (an error, never a pass). Default 10 s. */
   timeoutMs?: number;
+}
+
+/**
+ * How two answers are compared (a candidate's and stable's, or an answer and what was expected).
+ * gates/answers.ts holds the schema that produces it (checked at compile time to be this type) and
+ * the comparing; the type lives here because gates, serve specs and the Kubernetes meter all speak it.
+ */
+export type AnswerComparison =
+  | { mode: 'exact' }
+  | { mode: 'fields'; fields: string[] }
+  | { mode: 'numeric'; field: string; absolute?: number | undefined; relative?: number | undefined }
+  | { mode: 'labels'; field: string; minJaccard: number }
+  | { mode: 'text'; field: string; ignoreCase: boolean; ignoreWhitespace: boolean; ignorePunctuation: boolean }
+  | { mode: 'topk'; field: string; k: number; minOverlap: number; key?: string | undefined };
+
+/**
+ * Judged on the evaluation replay before any live traffic (gates/evaluation.ts, rollout/evaluation.ts);
+ * `metric` is accuracy | agreement | score-drift | latency-p99 | error-rate.
+ */
+export interface EvalGate extends GateBase {
+  kind: 'eval';
+  /** How answers are compared (with the expectation for accuracy, with stable's for agreement). */
+  compare?: AnswerComparison;
+  /** Metric accuracy: the largest drop of accuracy against stable tolerated (one-sided paired test at `confidence`, default 0.99). */
+  maxDrop?: number;
+  /** Metric score-drift: the numeric answer field compared with stable's. */
+  scoreField?: string;
+  /** 1 − α of the accuracy-drop test (default 0.99). */
+  confidence?: number;
 }
 
 export type StatisticsGate = StatisticalGate | DriftGate;

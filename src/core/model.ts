@@ -34,6 +34,22 @@ export interface RolloutPlan {
   gates: GateSpec[];
   /** How long a version may take to become ready. */
   readyTimeoutMs: number;
+  /** Evaluation replay before any live traffic (kind eval gates judge it); absent: the defaults. */
+  evaluation?: EvaluationSettings;
+}
+
+/** How an evaluation set is replayed (rollout.evaluation in bundle.yaml / modelctl.yaml). */
+export interface EvaluationSettings {
+  /** The bundle component of JSONL files. */
+  component: string;
+  /** Default request path of a case. */
+  path?: string;
+  /** Cases in flight at once (per version). */
+  concurrency: number;
+  /** Per-request timeout. */
+  timeoutMs: number;
+  maxLines: number;
+  maxBytes: number;
 }
 
 export type RolloutPhase = 'starting' | 'shadow' | 'canary' | 'promoting' | 'rolling-back' | 'held';

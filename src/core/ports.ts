@@ -51,8 +51,29 @@ export interface Target {
   checkPlan?(model: string, plan: RolloutPlan, ref?: VersionRef): Promise<void>;
   /** The objects deploy() and applyTraffic(split) would write, for `deploy --dry-run` (targets that write manifests). */
   manifests?(ref: VersionRef, split: TrafficSplit): Promise<object[]>;
+  /**
+   * Send one evaluation request to `version` alone, through the path the target serves (the local
+   * router's per-version route), never counted as live traffic nor in gate windows. Throws on no
+   * answer (timeout, unreachable). Optional: a target without it cannot run evaluation gates.
+   */
+  evaluate?(model: string, version: string, request: EvaluationRequest): Promise<EvaluationAnswer>;
   /** What actually runs and where traffic actually goes, read from the target (for `status`: is the ledger true?). */
   observe?(model: string): Promise<ObservedState>;
+}
+
+/** One replayed evaluation case: a JSON body POSTed to `path` on one version. */
+export interface EvaluationRequest {
+  path: string;
+  body: unknown;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface EvaluationAnswer {
+  status: number;
+  /** The raw body (bounded by the target). */
+  body: Buffer;
+  latencyMs: number;
 }
 
 /** A target's own view of a model, independent of the ledger. */

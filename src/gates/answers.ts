@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
+import type { AnswerComparison } from '../core/gates.js';
 
 /**
  * Answer comparison: do two JSON answers (a candidate's and stable's, or an answer and what was
@@ -143,7 +144,12 @@ export const answerComparisonSchema = z.discriminatedUnion(
   { error: 'expected mode: exact, fields, numeric, labels, text or topk' },
 );
 
-export type AnswerComparison = z.output<typeof answerComparisonSchema>;
+export type { AnswerComparison };
+
+/** Compile-time: what the schema produces is exactly the vocabulary's AnswerComparison (core/gates.ts). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaIsVocabulary: Same<z.output<typeof answerComparisonSchema>, AnswerComparison> = true;
+void schemaIsVocabulary;
 
 /** Check a comparison spec from YAML; UsageError naming `where` and the field. */
 export function parseAnswerComparison(raw: unknown, where: string): AnswerComparison {

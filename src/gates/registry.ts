@@ -4,6 +4,7 @@ import { describeLimit } from './compare.js';
 import { type GateContext, type GateEvaluator } from './contracts.js';
 import { strayField, type GatePhase, type GateResult, type GateSpec, usesPrometheusSource } from '../core/gates.js';
 import { DriftGateEvaluator } from './drift.js';
+import { EvalGateEvaluator } from './evaluation.js';
 import { HttpGateEvaluator } from './http.js';
 import { LocalGateEvaluator } from './local.js';
 import { StatisticalGateEvaluator } from './statistical.js';
@@ -82,5 +83,6 @@ export function defaultGateRegistry(): GateRegistry {
     .register('statistical', new StatisticalGateEvaluator())
     .register('drift', new DriftGateEvaluator())
     .register('command', new CommandGateEvaluator())
-    .register('http', new HttpGateEvaluator());
+    .register('http', new HttpGateEvaluator())
+    .register('eval', new EvalGateEvaluator());
 }

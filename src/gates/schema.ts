@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
 import { GATE_KINDS, type GateSpec } from '../core/gates.js';
 import { parseDuration } from '../core/units.js';
-import { jsonPathField } from './answers.js';
+import { answerComparisonSchema, jsonPathField } from './answers.js';
 
 /**
  * The gate schema of modelctl.yaml, bundle.yaml and gates files, and its one translation into the
@@ -67,6 +67,10 @@ export const gateSpecSchema = z
     headers: z.record(z.string().min(1), envRef).optional(),
     body: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a string or a JSON object' }).optional(),
     valuePath: jsonPathField.optional(),
+    // kind: eval (src/gates/evaluation.ts): judged on the evaluation replay, before any live traffic
+    compare: answerComparisonSchema.optional(),
+    maxDrop: z.number().min(0).max(1).optional(),
+    scoreField: jsonPathField.optional(),
   })
   .strict()
   .refine((g) => g.metric !== undefined || g.query !== undefined || g.kind === 'command' || g.kind === 'http', {
@@ -88,6 +92,10 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
     if (stray.length > 0 && checkKind !== kind) {
       throw new UsageError(`${where}: gate "${g.name}" has ${stray.join(', ')}, which only kind ${kind} takes`, { hint: `add kind: ${kind}, or drop ${stray.join(', ')}` });
     }
+  }
+  const evalFields = (['compare', 'maxDrop', 'scoreField'] as const).filter((f) => g[f] !== undefined);
+  if (evalFields.length > 0 && g.kind !== 'eval') {
+    throw new UsageError(`${where}: gate "${g.name}" has ${evalFields.join(', ')}, which only kind eval takes`, { hint: 'add kind: eval (judged on the evaluation replay), or drop them' });
   }
   if (timeout !== undefined && !checkKind) throw new UsageError(`${where}: gate "${g.name}" has timeout, which only kind command or http takes`);
   if (checkKind) {
@@ -145,6 +153,7 @@ export function toGate(g: z.output<typeof gateSpecSchema>, where: string, opts: 
     case 'local':
     case 'statistical':
     case 'drift':
+    case 'eval':
       return { ...measured, kind };
     default:
       // The union has no member for a kind nobody evaluates: refuse it here, where the file and gate are known.

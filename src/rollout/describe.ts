@@ -83,7 +83,9 @@ export function describePlan(input: { model: string; version: string; digest: st
           ? `command: ${(g.command ?? []).join(' ')}`
           : g.kind === 'http'
             ? `http: ${g.method ?? 'GET'} ${g.url} → ${g.valuePath}`
-            : `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
+            : g.kind === 'eval'
+              ? `eval: ${g.metric} of the evaluation set (component ${plan.evaluation?.component ?? 'eval'}) replayed against ${input.model}@${input.version}${stable ? ` and ${input.model}@${stable}` : ''} before any live traffic${g.maxDrop !== undefined ? `; drop vs stable <= ${g.maxDrop}` : ''}`
+              : `${input.target}: ${g.metric} of ${input.model}@${input.version}${g.relative && stable ? ` vs ${input.model}@${stable}` : ''}, requests since the step started`,
     })),
   };
 }

@@ -22,6 +22,8 @@ import {
 import type { LedgerStore, ModelLedger, Release, ReleaseState, StepRecord, Versioned } from '../ledger/model.js';
 import { StepAnalysis, type StepDecision } from './analysis.js';
 import { CANDIDATE_READY, candidateReady } from './candidate-ready.js';
+import type { EvaluationInput } from '../gates/evaluation.js';
+import { runEvaluation, type EvaluationEvent, type EvaluationReport } from './evaluation.js';
 import { updateLedger, updateLedgerAt } from './ledger-update.js';
 import { normalizePlan } from './plan.js';
 import { closeOpenStep, latestRelease, stableRecords } from './queries.js';
@@ -81,6 +83,10 @@ interface Run {
   signal?: AbortSignal | undefined;
   /** What interrupted it, once the engine acted on `signal`. */
   interruptedBy?: string;
+  /** DeployOptions.evaluation, and what its replay gave (the report; bad input found by it, raised once rolled back). */
+  evaluation?: EvaluationInput | undefined;
+  evaluationReport?: EvaluationReport;
+  refused?: ModelctlError;
 }
 
 type EndState = Extract<ReleaseState, 'failed' | 'aborted' | 'shadowed'>;
@@ -104,6 +110,7 @@ export class RolloutEngine {
     const normalized = await this.checkedPlan(ref, plan);
     const run = this.newRun(ref.model, ref.version, ref.digest);
     run.signal = opts.signal;
+    run.evaluation = opts.evaluation;
     // Assigned inside the CAS callback (which may run more than once; the last run counts).
     let mode = 'new' as 'new' | 'resume' | 'noop';
     let tookOver = null as LockRecord | null;
@@ -138,7 +145,10 @@ export class RolloutEngine {
       steps: run.doc.rollout!.plan.steps,
       ...(mode === 'resume' && opts.resumeTimings ? { changed: opts.resumeTimings } : {}),
     });
-    return this.guarded(run, () => this.drive(run));
+    const result = await this.guarded(run, () => this.drive(run));
+    // Bad input found by the evaluation replay (an expected field the model never returns): rolled back, then refused.
+    if (run.refused) throw run.refused;
+    return result;
   }
 
   /**
@@ -406,6 +416,10 @@ export class RolloutEngine {
     }
     this.emit(run, 'version-ready', { version: run.version });
     const stable = run.doc.stableSet[0];
+    // Evaluation replay: before any live traffic, so a failing one rolls back with none served by the candidate.
+    const evaluated = await runEvaluation(this.deps.target, run, plan, stable ?? null, (e) => this.emitEvaluation(run, e), (ms) => this.write(run, () => {}, ms));
+    if (run.signal?.aborted) return; // interrupted during the replay: drive() aborts (no traffic moved)
+    if (evaluated.failed) return this.beginRestore(run, 'failed', evaluated.reason, null);
     if (!stable) {
       // First deploy: nothing to compare with and nobody to protect but the future users —
       // a live health check is the gate, then all traffic.
@@ -852,6 +866,13 @@ export class RolloutEngine {
     this.deps.onEvent?.(event);
   }
 
+  /** The evaluation phase's events (typed in core/events.ts), stamped like every other. */
+  private emitEvaluation(run: Run, e: EvaluationEvent): void {
+    const event: RolloutEvent = { at: this.now(), ...e };
+    run.events.push(event);
+    this.deps.onEvent?.(event);
+  }
+
   private now(): number {
     return this.deps.clock.now();
   }
@@ -870,6 +891,7 @@ export class RolloutEngine {
       steps: release?.steps ?? [],
       events: run.events,
       ...(run.interruptedBy && outcome === 'aborted' ? { interrupted: run.interruptedBy } : {}),
+      ...(run.evaluationReport ? { evaluation: run.evaluationReport } : {}),
     };
   }
 }

@@ -55,6 +55,11 @@ export class LeftBehind {
       case 'cascade':
       case 'no-healthy-stable':
       case 'lock-release-failed':
+      // The evaluation replay moves no traffic: nothing of it is left behind.
+      case 'evaluation-started':
+      case 'evaluation-gate':
+      case 'evaluation-passed':
+      case 'evaluation-failed':
         return;
       default:
         noOtherEvent(e);

@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import type { GateSpec } from '../core/gates.js';
 import type { RolloutPlan } from '../core/model.js';
 import { parseDuration, parsePercent } from '../core/units.js';
+import { EVALUATION_DEFAULTS, evaluationSectionSchema } from '../gates/evaluation.js';
 import { durationField, gateSpecSchema, toGate } from '../gates/schema.js';
 
 /** The default canary ladder: `--canary 5%` starts at 5 and climbs it. */
@@ -35,6 +36,7 @@ export const rolloutSectionSchema = z
     shadowDuration: durationField.optional(),
     readyTimeout: durationField.optional(),
     gates: z.array(gateSpecSchema).optional(),
+    evaluation: evaluationSectionSchema.optional(),
   })
   .strict();
 export type RolloutSection = z.output<typeof rolloutSectionSchema>;
@@ -128,7 +130,18 @@ export function resolvePlan(layers: {
     names.add(g.name);
   }
 
+  const ev = pick('evaluation');
+  const evaluation = {
+    component: ev?.value?.component ?? EVALUATION_DEFAULTS.component,
+    ...(ev?.value?.path !== undefined ? { path: ev.value.path } : {}),
+    concurrency: ev?.value?.concurrency ?? EVALUATION_DEFAULTS.concurrency,
+    timeoutMs: ev?.value?.timeout !== undefined ? parseDuration(ev.value.timeout, `${ev.where}: rollout.evaluation.timeout`) : EVALUATION_DEFAULTS.timeoutMs,
+    maxLines: ev?.value?.maxLines ?? EVALUATION_DEFAULTS.maxLines,
+    maxBytes: ev?.value?.maxBytes ?? EVALUATION_DEFAULTS.maxBytes,
+  };
+
   return {
+    evaluation,
     steps,
     intervalMs,
     checkEveryMs: Math.min(checkEveryMs, intervalMs),

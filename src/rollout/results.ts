@@ -2,6 +2,8 @@ import { ModelctlError } from '../core/errors.js';
 import type { RolloutEvent } from '../core/events.js';
 import type { LockRecord, Outcome, RolloutPhase, RolloutPlan } from '../core/model.js';
 import type { Release, StepRecord } from '../ledger/model.js';
+import type { EvaluationInput } from '../gates/evaluation.js';
+import type { EvaluationReport } from './evaluation.js';
 
 /**
  * What the engine's operations take and give back: the results every command renders (and --json
@@ -24,6 +26,8 @@ export interface RolloutResult {
   events: RolloutEvent[];
   /** Set when an interruption (the deploy's `signal`, e.g. SIGINT) made it abort: what interrupted it. */
   interrupted?: string;
+  /** The evaluation replay before traffic (kind eval gates), when it ran. */
+  evaluation?: EvaluationReport;
 }
 
 export interface DeployOptions {
@@ -43,6 +47,8 @@ export interface DeployOptions {
   resumeTimings?: Partial<Pick<RolloutPlan, 'intervalMs' | 'checkEveryMs' | 'shadowDurationMs' | 'readyTimeoutMs'>>;
   /** With `resume`: the plan's shape as given again (--steps, --shadow, …); refused unless it is the recorded one. */
   resumeShape?: Partial<Pick<RolloutPlan, 'steps' | 'shadowPercent' | 'shadowOnly'>>;
+  /** The bundle's evaluation set, replayed before any live traffic when the plan has kind eval gates (src/rollout/evaluation.ts). */
+  evaluation?: EvaluationInput;
 }
 
 /** promote/abort either asked the live deploy to do it, or resolved a held/interrupted rollout here. */

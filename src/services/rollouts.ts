@@ -17,6 +17,8 @@ import { type RolloutEvent } from '../core/events.js';
 import { differences } from '../rollout/reality.js';
 import { firstSplit } from '../rollout/splits.js';
 import { parseRolloutSection, resolvePlan, type RolloutFlags } from '../rollout/plan.js';
+import { EVALUATION_DEFAULTS, type EvaluationInput } from '../gates/evaluation.js';
+import type { Manifest } from '../bundle/manifest.js';
 import type { BundleStore } from '../store/store.js';
 import type { RolloutTelemetry, TelemetrySink } from '../telemetry/index.js';
 import { processAlive } from '../util/process.js';
@@ -224,7 +226,7 @@ export async function planDeploy(
   refText: string,
   flags: RolloutFlags,
   opts: { prometheusUrl?: string | undefined; target?: TargetName } = {},
-): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan }> {
+): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan; manifest: Manifest }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
   const project = await ctx.project();
@@ -236,18 +238,20 @@ export async function planDeploy(
     defaultGates: defaultLocalGates(),
     queryGates: (await ctx.prometheusUrl(opts.prometheusUrl)) !== undefined,
   });
-  return { model: manifest.name, version: manifest.version, digest, plan };
+  return { model: manifest.name, version: manifest.version, digest, plan, manifest };
 }
 
 export async function deploy(
   ctx: Context,
   opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
 ): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan } = await planDeploy(ctx, opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
+  const { model, version, digest, plan, manifest } = await planDeploy(ctx, opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
   const telemetry = await openTelemetry(ctx, model, opts.target, opts);
   opts.onPlan?.(plan);
   if (opts.dryRun && opts.target === 'kubernetes') {
+    // The same refusal as the real run: the evaluation set is read and checked, and this target cannot replay it.
+    await evaluationOf(opts.store, manifest, plan, { name: 'kubernetes' });
     // Works without a cluster (GitOps review, CI lint); adds what a configured cluster knows.
     const { kubernetesDryRun } = await import('../targets/kubernetes/dry-run.js');
     const k = await kubernetesDryRun({ store: opts.store, config: await ctx.kubernetesConfig(), flags: opts.kube ?? {}, ref: { model, version, digest }, plan, note: opts.note });
@@ -260,6 +264,7 @@ export async function deploy(
     const dryEngine = await engineOf(ctx, parts, opts);
     // The same checks as the real run (a dry run must refuse what the deploy would refuse).
     await dryEngine.checkPlan({ model, version, digest }, plan);
+    await evaluationOf(opts.store, manifest, plan, parts.target);
     const status = await dryEngine.status(model);
     const description = describePlan({ model, version, digest, target: opts.target, stable: status.serving, plan });
     if (parts.target.manifests) description.manifests = await parts.target.manifests({ model, version, digest }, firstSplit(version, status.serving, plan));
@@ -267,10 +272,23 @@ export async function deploy(
   }
   const resumeChanges = opts.resume ? resumeChangesOf(opts.flags, plan) : {};
   const onEvent = teeEvents(opts.onEvent, telemetry && ((e) => telemetry.onEvent(e)));
-  const engine = await openEngine(ctx, { ...opts, ...(onEvent ? { onEvent } : {}) });
+  const parts = await openTargetParts(ctx, opts);
+  const engine = await engineOf(ctx, parts, { ...opts, ...(onEvent ? { onEvent } : {}) });
+  // The evaluation set, read and checked before anything starts (a bad one is exit 2, nothing changed).
+  const evaluation = await evaluationOf(opts.store, manifest, plan, parts.target);
   return withTelemetry(telemetry, () =>
-    engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges }),
+    engine.deploy({ model, version, digest }, plan, { resume: opts.resume, ...(opts.signal ? { signal: opts.signal } : {}), ...resumeChanges, ...(evaluation ? { evaluation } : {}) }),
   );
+}
+
+/** The bundle's evaluation set when the plan has kind eval gates; refused (exit 2) when they cannot run. */
+async function evaluationOf(store: BundleStore, manifest: Manifest, plan: RolloutPlan, target: Pick<Target, 'name' | 'evaluate'>): Promise<EvaluationInput | undefined> {
+  const { evaluationGates, checkEvaluationPlan } = await import('../rollout/evaluation.js');
+  if (evaluationGates(plan.gates).length === 0) return undefined;
+  const { loadEvaluationInput } = await import('../gates/evaluation-set.js');
+  const input = await loadEvaluationInput(store, manifest, plan.evaluation ?? { ...EVALUATION_DEFAULTS });
+  checkEvaluationPlan(plan.gates, input, target, `${manifest.name}@${manifest.version}`);
+  return input;
 }
 
 /**

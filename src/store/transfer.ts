@@ -88,7 +88,14 @@ export async function openLocalBundle(
     if (opts.version !== undefined) throw new UsageError('--version applies to bundle directories only; an archive\'s version is sealed in its digest');
     return asLocalIO(`unpacking the archive ${p}`, tmpdir(), () => openArchive(p));
   }
-  return asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress, tensorRunBytes: opts.tensorRunBytes }));
+  const source = await asLocalIO(`packing ${p}`, tmpdir(), () => packDirectory(p, { version: opts.version, progress: opts.progress, tensorRunBytes: opts.tensorRunBytes }));
+  try {
+    await (await import('../gates/evaluation-set.js')).checkEvaluationSetOnDisk(p, source.encoded.manifest);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  return source;
 }
 
 export async function pack(
@@ -102,6 +109,8 @@ export async function pack(
   }
   const source = await asLocalIO(`packing ${dir}`, tmpdir(), () => packDirectory(dir, { version: opts.version, progress: opts.progress }));
   try {
+    // An evaluation set that would be refused at deploy is refused now (file, line, field).
+    await (await import('../gates/evaluation-set.js')).checkEvaluationSetOnDisk(dir, source.encoded.manifest);
     const summary = { ...summarize(source.encoded), ...(source.warnings?.length ? { warnings: source.warnings } : {}) };
     if (!opts.output) return summary;
     const output = opts.output;

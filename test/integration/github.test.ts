@@ -165,7 +165,7 @@ describe('modelctl as GitHub Actions steps', () => {
     assert.match(md, /\n`modelctl deploy sentiment@1\.1\.0` on \*\*local\*\* · store `file:\/\/\/[^`]+` · \[run 4242\]\(https:\/\/github\.com\/acme\/models\/actions\/runs\/4242\)\n/, 'where it ran, and the run');
     assert.match(md, /\n\| error-rate \| \*\*0\.\d+\*\* \| 0 \| ≤ 0\.05 and ≤ 0\.01 \(stable × 1\.5 \+ 0\.01\) \| ❌ \*\*fail\*\* \| canary 30% \|\n/);
     assert.match(md, /- \*\*Against\*\* `sentiment@1\.0\.0` \(serving before this deploy\) · `sha256:[0-9a-f]{64}`/);
-    assert.match(md, /- \*\*Changed\*\* `config` \(1 changed file: `config\/model\.json`\) · unchanged: `preprocessing`, `prompts`, `serving`, `weights`/);
+    assert.match(md, /- \*\*Changed\*\* `config` \(1 changed file: `config\/model\.json`\) · unchanged: `eval`, `preprocessing`, `prompts`, `serving`, `weights`/);
     assert.match(md, /- \*\*Moved\*\* [\d.]+ (B|KiB) of [\d.]+ (KiB|MiB) \(\d+%\): the blobs `1\.0\.0` lacks/);
     assert.match(md, /\| canary 30% · \*\*fail\*\* \| error-rate \| 0\.\d+ \| &lt;= 0\.05 and &lt;= stable \(0\) × 1\.5 \+ 0\.01 = 0\.01 \| \*\*fail\*\* \| \d+ \| `local:error-rate\{model=sentiment,version=1\.1\.0\}/);
     // A critical gate fails at its first check: one measurement per gate — charted all the same

@@ -61,7 +61,7 @@ test('bundle.yaml lists the four components plus serving, all present on disk, a
   };
   assert.equal(manifest.name, 'sentiment');
   assert.equal(manifest.version, '1.0.0');
-  assert.deepEqual(Object.keys(manifest.components).sort(), ['config', 'preprocessing', 'prompts', 'serving', 'weights']);
+  assert.deepEqual(Object.keys(manifest.components).sort(), ['config', 'eval', 'preprocessing', 'prompts', 'serving', 'weights']);
   assert.deepEqual(manifest.serve.command, ['node', 'serve.mjs']);
   assert.ok((manifest.components.serving as string[]).includes(manifest.serve.command[1]!), 'the server is inside the bundle');
   for (const [component, paths] of Object.entries(manifest.components)) {

@@ -188,7 +188,7 @@ describe('GateRegistry', () => {
     assert.equal(local.verdict, 'pass');
     // An unknown kind has no member in the union: it can only arrive untyped (an old ledger, a caller in JavaScript).
     const odd: GateSpec = JSON.parse('{"name": "o", "kind": "datadog", "metric": "x", "max": 1}');
-    assert.match(reg.validate(odd).join(), /unknown kind "datadog" \(known: local, statistical, drift, command, http, prometheus\)/);
+    assert.match(reg.validate(odd).join(), /unknown kind "datadog" \(known: local, statistical, drift, command, http, eval, prometheus\)/);
     assert.equal((await reg.evaluate(odd, ctx, source({}))).verdict, 'error');
     assert.deepEqual(new GateRegistry().validate(prom).length, 1);
   });

@@ -6,6 +6,7 @@ import type { RollbackResult, RolloutResult } from '../../rollout/results.js';
 import { isGateEvent, isStartEvent, type RolloutEvent, type VersionEvent } from '../../core/events.js';
 import type { ComponentDiff } from '../../store/transfer.js';
 import type { BundleChange } from '../../services/report-facts.js';
+import type { EvaluationReport } from '../../rollout/evaluation.js';
 import { formatBytes } from '../format.js';
 import { COLOURS, fmtTime, gateChart, gateSeries, markers, stableOfLimit, type GateChart } from './charts.js';
 import { a, code, link, table, text } from './markdown.js';
@@ -413,6 +414,22 @@ function withinBudget(sections: Array<{ body: string; droppable?: string }>, bud
   return out.map((s) => s.body).join('\n\n');
 }
 
+/** The evaluation replay before traffic: its gates, and the worst disagreements (truncated; secret-named fields masked). */
+export function evaluationSection(e: EvaluationReport): string {
+  const pct = (v: number | null) => (v === null ? '—' : `${(100 * v).toFixed(1)}%`);
+  const head = `**Evaluation replay** ${e.pass ? '✅ passed' : '❌ failed'} · ${e.cases} cases · ${e.ms} ms · accuracy ${pct(e.accuracy)}${e.stableAccuracy !== null ? ` (stable ${pct(e.stableAccuracy)})` : ''} · agreement with stable ${pct(e.agreement)} · no live traffic`;
+  const gates = table(
+    ['gate', 'metric', 'value', 'limit', 'verdict', 'why'],
+    e.gates.map((g) => [text(g.name), text(g.metric), g.value === null ? '—' : n(g.value), code(g.limit), verdictCell(g.verdict), text(g.reason)]),
+  );
+  if (e.worst.length === 0) return `${head}\n\n${gates}`;
+  const worst = table(
+    ['case', 'request', 'candidate', 'stable', 'expected', 'why'],
+    e.worst.map((w) => [code(`${w.file}:${w.line}`), code(w.request), code(w.candidate), w.stable === null ? '—' : code(w.stable), w.expected === null ? '—' : code(w.expected), text(w.why)]),
+  );
+  return `${head}\n\n${gates}\n\n${details(`The ${e.worst.length} worst disagreements`, worst)}`;
+}
+
 export function deploySummary(r: RolloutResult, opts: DeploySummaryOptions, budget: number = SUMMARY_LIMITS.bytes): string {
   const first = r.events[0]?.at;
   const last = r.events.at(-1)?.at;
@@ -427,6 +444,7 @@ export function deploySummary(r: RolloutResult, opts: DeploySummaryOptions, budg
     sections.push({ body: gatesTable(r) });
     if (r.steps.length) sections.push({ body: `**Steps** ${stepsLine(r)}` });
   }
+  if (r.evaluation) sections.push({ body: evaluationSection(r.evaluation) });
   const charts = chartsSection(r);
   if (charts) sections.push({ body: charts, droppable: 'charts' });
   sections.push({ body: bundleSection(r, opts.change, opts.context?.refsUrl) });

@@ -191,6 +191,10 @@ export class Router {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const t0 = performance.now();
     const m = /^\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?/.exec(req.url ?? '/');
+    // /<model>@<version>/<path>: one version alone, outside the split (evaluation replay). Model
+    // names are DNS labels, so "@" never belongs to one.
+    const pinned = /^([^@]+)@(.+)$/.exec(m?.[1] ?? '');
+    if (m && pinned) return this.handlePinned(req, res, pinned[1]!, decodeURIComponent(pinned[2]!), `${m[2] ?? '/'}${m[3] ?? ''}`, t0);
     const model = m?.[1] ?? '';
     const route = this.routes.get(model);
     if (!m || !route) {
@@ -235,10 +239,33 @@ export class Router {
     );
   }
 
+  /**
+   * A request for one version, whatever the split: it reaches the version as a live request would
+   * (same body limit, upstream timeout, in-flight count so a retire drains it) but is not live
+   * traffic: it is neither recorded in the version's windows nor in the request metrics, so gates
+   * never count it and the candidate serves no caller before the evaluation passed.
+   */
+  private handlePinned(req: http.IncomingMessage, res: http.ServerResponse, model: string, version: string, upstreamPath: string, t0: number): void {
+    if (!this.backendOf(model, version)) {
+      req.resume();
+      sendJson(res, 404, { error: `${model}@${version} is not running on this runtime`, model, version });
+      return;
+    }
+    this.enter(versionKey(model, version));
+    readBody(req, MAX_BODY_BYTES).then(
+      (body) => this.forwardLive(req, res, { model, version, upstreamPath, body, t0, wantBody: false, answered: () => {}, attempt: 0, pinned: true }),
+      (err: Error & { status?: number }) => {
+        this.leave(versionKey(model, version));
+        if (!res.writableEnded && !req.destroyed) sendJson(res, err.status ?? 400, { error: err.message }, { 'x-model-version': version });
+        else res.destroy();
+      },
+    );
+  }
+
   private forwardLive(
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    ctx: { model: string; version: string; upstreamPath: string; body: Buffer; t0: number; wantBody: boolean; answered: (v: unknown) => void; attempt: number },
+    ctx: { model: string; version: string; upstreamPath: string; body: Buffer; t0: number; wantBody: boolean; answered: (v: unknown) => void; attempt: number; pinned?: boolean },
   ): void {
     const { model, version } = ctx;
     const key = versionKey(model, version);
@@ -248,6 +275,7 @@ export class Router {
       if (finished) return;
       finished = true;
       this.leave(key);
+      if (ctx.pinned) return; // evaluation requests are not live traffic (handlePinned)
       const read = chunks !== undefined && status < 400 ? readAnswer(chunks, backend?.spec) : { answer: undefined, score: null, unreadable: false };
       ctx.answered(read.answer);
       this.metrics.record(model, version, {
@@ -266,7 +294,7 @@ export class Router {
       finish(503);
       return;
     }
-    const collect = ctx.wantBody || backend.spec.scoreField !== undefined || agreementOf(backend.spec) !== undefined;
+    const collect = !ctx.pinned && (ctx.wantBody || backend.spec.scoreField !== undefined || agreementOf(backend.spec) !== undefined);
     let gotResponse = false;
     const upstream = http.request({
       host: '127.0.0.1',

@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import { IntegrityError } from '../../core/errors.js';
-import type { ObservedState, Target } from '../../core/ports.js';
+import type { EvaluationAnswer, EvaluationRequest, ObservedState, Target } from '../../core/ports.js';
 import type { TrafficSplit, VersionRef } from '../../core/model.js';
 import { pull, verifyLocal } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
@@ -99,6 +99,24 @@ export class LocalTarget implements Target {
   /** Resolves once the router serves `split` (the admin API answers after the swap). */
   async applyTraffic(model: string, split: TrafficSplit): Promise<void> {
     await (await this.client()).setTraffic(model, split);
+  }
+
+  /**
+   * One evaluation request through the router's per-version route (/<model>@<version>/<path>):
+   * the path callers use, minus the split, and not counted as live traffic (router.ts).
+   */
+  async evaluate(model: string, version: string, request: EvaluationRequest): Promise<EvaluationAnswer> {
+    const { port } = (await this.client()).info;
+    const t0 = performance.now();
+    const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(request.timeoutMs)]) : AbortSignal.timeout(request.timeoutMs);
+    const res = await fetch(`http://127.0.0.1:${port}/${model}@${encodeURIComponent(version)}${request.path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request.body),
+      signal,
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, body, latencyMs: performance.now() - t0 };
   }
 
   /** What the runtime really runs and routes for `model` (nothing when it is not running; never starts it). */
