@@ -44,8 +44,9 @@ describe('one context per invocation', { timeout: 180_000 }, () => {
 
   before(async () => {
     fake = await startFakeKube();
-    // Every version's metering sidecar reports a healthy window (0.5% errors).
-    fake.onPodProxy(({ path: p }) => (p.replace(/^\//, '').startsWith('v1/window') ? { status: 200, body: meterWindow(0.005) } : { status: 404, body: { error: `no ${p}` } }));
+    // Every version's metering sidecar reports a healthy window (0.5% errors); in a shadow, the
+    // candidate's meter compares each mirrored answer with stable's (the bundles declare agreementField): all agree.
+    fake.onPodProxy(({ path: p }) => (p.replace(/^\//, '').startsWith('v1/window') ? { status: 200, body: meterWindow(0.005, { agreement: 1 }) } : { status: 404, body: { error: `no ${p}` } }));
     home = await scratch.fresh('home');
     storeUrl = `file://${await scratch.fresh('store')}`;
     store = await openStore(storeUrl, { s3PathStyle: false });
@@ -62,7 +63,7 @@ describe('one context per invocation', { timeout: 180_000 }, () => {
     await writeFile(path.join(projectDir, 'modelctl.yaml'), stringify({ kubernetes }));
     for (const version of ['1.0.0', '1.1.0']) {
       const files = sampleBundle({ version });
-      files['bundle.yaml'] = bundleYaml(MODEL, version, 'serve:\n  command: [node, serve.mjs]\n  readinessPath: /healthz\n  scoreField: score\n');
+      files['bundle.yaml'] = bundleYaml(MODEL, version, 'serve:\n  command: [node, serve.mjs]\n  readinessPath: /healthz\n  scoreField: score\n  agreementField: label\n');
       const r = await runCli(['bundle', 'push', await scratch.bundle(files), '--json'], { env: { MODELCTL_HOME: home, MODELCTL_STORE: storeUrl } });
       assert.equal(r.code, 0, r.stderr);
     }
