@@ -8,6 +8,8 @@
  *   apply.ts      merge / strategic-merge / JSON patch, server-side apply and field ownership
  *   admission.ts  decoding checks, defaulting, validation (400 / 422)
  *   controller.ts deployment controller + scheduler (+ a simulated kubelet unless a real one runs)
+ *   (here)        pod and service proxies: the service proxy resolves a Service's ready endpoint with the
+ *                 real server's rules and errors (serviceProxy())
  *   kubelet.ts, netns.ts, dataplane.ts   the cluster in a box (`kubelet` option): real pods in their
  *                 own network namespaces, probes, restarts, a Gateway data plane (see README.md)
  *   resources.ts  served resource types and discovery documents
@@ -338,7 +340,8 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const record: FakeRequest = { method, path: u.pathname, query: Object.fromEntries(u.searchParams), verb: r.nonResource ? 'discovery' : r.verb, resource: r.def?.resource ?? '', group: r.group, status: 0 };
     if (r.subresource) record.subresource = r.subresource;
     if (r.namespace !== undefined) record.namespace = r.namespace;
-    if (r.name !== undefined) record.name = r.name.split(':')[0]!;
+    // A proxy's name segment is `name`, `name:port` or `scheme:name:port`: the object's name is recorded.
+    if (r.name !== undefined) record.name = r.subresource === 'proxy' && r.name.split(':').length === 3 ? r.name.split(':')[1]! : r.name.split(':')[0]!;
     if (req.headers['content-type']) record.contentType = req.headers['content-type'];
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
