@@ -6,6 +6,7 @@ import type { GateSpec } from '../../src/core/gates.js';
 import type { RolloutPlan } from '../../src/core/model.js';
 import { checkEvaluationPlan, replay } from '../../src/rollout/evaluation.js';
 import { openStore } from '../../src/store/open.js';
+import { checkCluster } from '../../src/targets/kubernetes/check.js';
 import { KubeApi } from '../../src/targets/kubernetes/client.js';
 import { MAX_EVALUATION_ANSWER_BYTES, serviceProxyUrl } from '../../src/targets/kubernetes/evaluate.js';
 import { serviceFor } from '../../src/targets/kubernetes/manifests.js';
@@ -254,6 +255,17 @@ describe('KubernetesTarget.evaluate: one case to one version, through its Servic
     await assert.rejects(target.checkPlan(ref.model, plan), (e: unknown) => e instanceof UnavailableError && /does not allow "create" on services\/proxy in namespace default/.test(e.message) && /modelctl kubernetes rbac/.test(e.hint ?? ''));
     await target.checkPlan(ref.model, { ...plan, gates: [] }); // nothing asked without eval gates
     await assert.rejects(target.evaluate(ref.model, ref.version, { path: '/predict', body: {}, timeoutMs: 5000 }), /HTTP 403 Forbidden.*needs "create" on services\/proxy \(granted by rule \d of the modelctl Role/);
+    // `kubernetes check` asks for it with the rest of the Role.
+    const kc = fake.kubeConfig(NS);
+    const api = new KubeApi(kc, { explainPermission: describePermission });
+    const report = await checkCluster({ api, conn: { kc, contextNamespace: NS, context: 'fake', server: fake.url, source: 'test' }, settings, target });
+    assert.deepEqual(report.checks.find((c) => c.name === 'permissions'), {
+      name: 'permissions',
+      ok: false,
+      detail: `not allowed in ${NS}: create services/proxy`,
+      hint: `apply the Role: modelctl kubernetes rbac --namespace ${NS} --service-account <who runs modelctl> | kubectl apply -f -`,
+      exitCode: 9,
+    });
   });
 
   test('checkEvaluationPlan: the Kubernetes target replays; a target without evaluate() is still refused', () => {
