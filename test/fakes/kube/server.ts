@@ -582,7 +582,9 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       throw errors.serviceUnavailable(`error trying to reach service: ${(err as Error)?.message ?? String(err)}`);
     }
     if (res.destroyed) return;
-    sendAnswer(res, out.status, out.body, out.headers);
+    // The answer goes back as forward() passes a real one: without hop-by-hop and CORS headers.
+    const back = Object.fromEntries(Object.entries(out.headers ?? {}).filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()) && !CORS.has(k.toLowerCase())));
+    sendAnswer(res, out.status, out.body, back);
   }
 
   const serviceRr = new Map<string, number>();
@@ -623,7 +625,8 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k) && k !== 'authorization') out[k] = v;
     const client = req.socket.remoteAddress ?? '';
     out['x-forwarded-for'] = out['x-forwarded-for'] ? `${String(out['x-forwarded-for'])}, ${client}` : client;
-    out['x-forwarded-uri'] = u.pathname;
+    // path.Join(pathPrepend, the backend path): cleaned, a trailing slash kept (proxy transport.go).
+    out['x-forwarded-uri'] = posix.normalize(u.pathname);
     return out;
   }
 
