@@ -119,8 +119,11 @@ describe('evaluation replay before live traffic', () => {
     const accuracy = dry.json().gates.find((g: { name: string }) => g.name === 'accuracy');
     assert.match(accuracy.query, /^eval: accuracy of the evaluation set \(component eval\) replayed against sentiment@1\.2\.0 and sentiment@1\.0\.0 before any live traffic/);
     // Kubernetes replays too (through the version's Service): no refusal. Without a cluster the dry
-    // run assumes the newest stored version below the candidate serves (1.1.0 here).
-    const kube = await cli(['deploy', 'sentiment@1.2.0', '--target', 'kubernetes', '--dry-run', '--steps', '50,100', '--json']);
+    // run assumes the newest stored version below the candidate serves (1.1.0 here); the pods' store
+    // must be one they can reach (kubernetes.store), the bundles are read from the local one.
+    const project = await fresh('eval-kube-project');
+    await writeFile(path.join(project, 'modelctl.yaml'), 'kubernetes:\n  store: s3://models/prod\n');
+    const kube = await runCli(['deploy', 'sentiment@1.2.0', '--target', 'kubernetes', '--dry-run', '--steps', '50,100', '--json'], { env, cwd: project, timeoutMs: 180_000 });
     assert.equal(kube.code, 0, kube.stdout + kube.stderr);
     const kubeAccuracy = kube.json().gates.find((g: { name: string }) => g.name === 'accuracy');
     assert.match(kubeAccuracy.query, /^eval: accuracy of the evaluation set \(component eval\) replayed against sentiment@1\.2\.0 and sentiment@1\.1\.0 before any live traffic/);
