@@ -250,8 +250,9 @@ export async function deploy(
   const telemetry = await openTelemetry(ctx, model, opts.target, opts);
   opts.onPlan?.(plan);
   if (opts.dryRun && opts.target === 'kubernetes') {
-    // The same refusal as the real run: the evaluation set is read and checked, and this target cannot replay it.
-    await evaluationOf(opts.store, manifest, plan, { name: 'kubernetes' });
+    // The same checks as the real run: the evaluation set is read and checked (the target replays it).
+    const { KubernetesTarget } = await import('../targets/kubernetes/target.js');
+    await evaluationOf(opts.store, manifest, plan, { name: 'kubernetes', evaluate: KubernetesTarget.prototype.evaluate });
     // Works without a cluster (GitOps review, CI lint); adds what a configured cluster knows.
     const { kubernetesDryRun } = await import('../targets/kubernetes/dry-run.js');
     const k = await kubernetesDryRun({ store: opts.store, config: await ctx.kubernetesConfig(), flags: opts.kube ?? {}, ref: { model, version, digest }, plan, note: opts.note });

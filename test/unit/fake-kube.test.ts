@@ -464,7 +464,7 @@ test('pod proxy calls the hook; 404 for a missing pod', async () => {
   ]);
   const missing = await apiError(() => core.connectGetNamespacedPodProxyWithPath({ name: 'ghost:9090', namespace: 'default', path: 'metrics' }));
   assert.equal(missing.code, 404);
-  assert.equal(fake.requests.at(-1)?.verb, 'proxy');
+  assert.deepEqual([fake.requests.at(-1)?.verb, fake.requests.at(-1)?.subresource], ['get', 'proxy'], 'authorized as the real server does: GET → get');
 });
 
 test('withoutGatewayApi hides the group from discovery and 404s its paths', async () => {

@@ -630,6 +630,8 @@ describe('RBAC', () => {
     ['list', 'pods', ''],
     ['watch', 'pods', ''],
     ['get', 'pods/proxy', ''],
+    // Evaluation replay: POST through the service proxy is authorized as "create" (requestinfo.go).
+    ['create', 'services/proxy', ''],
     ['list', 'events', ''],
     ['watch', 'events', ''],
     ...['get', 'create', 'update', 'patch', 'delete'].map((v): [string, string, string] => [v, 'leases', 'coordination.k8s.io']),
@@ -674,6 +676,9 @@ describe('RBAC', () => {
     assert.equal(describePermission('get', 'secrets', ''), undefined);
     assert.equal(describePermission('create', 'pods/exec', ''), undefined);
     assert.equal(describePermission('delete', 'pods', ''), undefined);
+    // The replay only POSTs: no other method through the service proxy, no pod proxy writes.
+    assert.equal(describePermission('get', 'services/proxy', ''), undefined);
+    assert.equal(describePermission('create', 'pods/proxy', ''), undefined);
   });
 
   test('describePermission names the rule that grants a permission', () => {

@@ -147,6 +147,25 @@ describe('kubernetes meter', () => {
     assert.equal(meter.recorded, 6);
   });
 
+  test('evaluation replay requests (x-modelctl-evaluation) are forwarded and answered, never recorded; /healthz counts them', async () => {
+    const meter = await start();
+    now = 1_000_000;
+    const body = '{"text":"I loved it"}';
+    for (const path of ['/predict?score=0.9', '/fail', '/headers']) {
+      const a = await send(meter.trafficPort, { method: 'POST', path, headers: { 'x-modelctl-evaluation': '1', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, body });
+      assert.notEqual(a.status, 0);
+      if (path === '/headers') assert.equal((JSON.parse(a.body.toString()) as { headers: Record<string, string> }).headers['x-modelctl-evaluation'], '1', 'the model gets the request as sent');
+      if (path === '/fail') assert.equal(a.status, 500, "the model's own error goes back as is");
+    }
+    assert.equal((await send(meter.trafficPort, { path: '/predict?score=0.5' })).status, 200);
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors, w.scores], [1, 0, [0.5]], 'only the live request is in the window');
+    assert.equal(meter.recorded, 1);
+    assert.equal(meter.evaluated, 3);
+    const health = JSON.parse((await send(meter.apiPort, { path: '/healthz' })).body.toString()) as { recorded: number; evaluated: number };
+    assert.deepEqual([health.recorded, health.evaluated], [1, 3]);
+  });
+
   test('mirrored requests (Host ending in -shadow) are measured like live ones', async () => {
     const meter = await start();
     const a = await send(meter.trafficPort, { path: '/predict?score=0.6', headers: { host: 'models.example.com-shadow' } });

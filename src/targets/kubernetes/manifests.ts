@@ -59,6 +59,8 @@ export const SERVING_CONTAINER = 'model';
 export const METER_CONTAINER = 'meter';
 /** Service port of every version Service and of the model Service (replica mode). */
 export const SERVICE_PORT = 80;
+/** The name of that port: what the service proxy of an evaluation replay names (evaluate.ts). */
+export const SERVICE_PORT_NAME = 'http';
 /** Where modelctl (init container, meter) keeps its own files inside a pod. */
 export const POD_MODELCTL_HOME = '/tmp/modelctl';
 
@@ -358,7 +360,7 @@ export function serviceFor({ ref: v, settings }: { ref: VersionRef; settings: Ku
     spec: {
       type: 'ClusterIP',
       selector: versionSelector(v.model, v.version),
-      ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
+      ports: [{ name: SERVICE_PORT_NAME, port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
     },
   };
 }
@@ -381,7 +383,7 @@ export function modelServiceFor({ model, settings }: { model: string; settings: 
     spec: {
       type: 'ClusterIP',
       selector: { [LABELS.model]: model, [LABELS.inService]: 'true' },
-      ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
+      ports: [{ name: SERVICE_PORT_NAME, port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
     },
   };
 }

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../core/errors.js';
 import { copyUpTo, parseJson, sendJson } from '../local/http-util.js';
 import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
+import { EVALUATION_HEADER } from './names.js';
 import { MODEL_PROBE_PATH } from './settings.js';
 import { COMPARE_HEADER, shadowComparer, type CompareTarget } from './shadow-compare.js';
 import { encodeWindow } from './window-codec.js';
@@ -27,7 +28,8 @@ import { encodeWindow } from './window-codec.js';
  * instead: given `compare` (the stable Service, set in the candidate's pod spec), it asks stable the
  * same request after its own model answered a mirrored one, off every user's path
  * (shadow-compare.ts). Requests carrying COMPARE_HEADER (those comparisons, arriving at the
- * stable's meter) are forwarded but not recorded: they are not traffic.
+ * stable's meter) or EVALUATION_HEADER (an evaluation replay's cases, evaluate.ts) are forwarded but
+ * not recorded: they are not traffic (GET /healthz counts the replay's as `evaluated`).
  */
 
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
@@ -69,6 +71,8 @@ export interface Meter {
   apiPort: number;
   /** Samples recorded so far (tests, logs). */
   readonly recorded: number;
+  /** Evaluation replay requests forwarded without being recorded (EVALUATION_HEADER). */
+  readonly evaluated: number;
   /** Stop accepting, let in-flight requests finish for up to `graceMs`, then cut what is left. */
   close(graceMs?: number): Promise<void>;
 }
@@ -197,6 +201,8 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   // One keep-alive pool to the one server: no connect per request on the hot path.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
   let recorded = 0;
+  /** Evaluation replay requests forwarded (never recorded). */
+  let evaluated = 0;
   const comparer = opts.compare ? shadowComparer(opts.compare) : undefined;
   const fields = { scoreField, agreement: opts.compare?.agreement };
   const declared = scoreField !== undefined || opts.compare !== undefined;
@@ -209,8 +215,11 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
     let finished = false;
     let gotResponse = false;
-    // A comparison's request from another version's meter: served, not traffic.
-    const counted = req.headers[COMPARE_HEADER] === undefined;
+    // A comparison's request from another version's meter, or an evaluation replay's case through
+    // the API server's service proxy (evaluate.ts): served, not traffic.
+    const evaluation = req.headers[EVALUATION_HEADER] !== undefined;
+    const counted = req.headers[COMPARE_HEADER] === undefined && !evaluation;
+    if (evaluation && attempt === 0) evaluated++;
     const finish = (status: number, score: number | null = null, unreadable = false) => {
       if (finished) return;
       finished = true;
@@ -312,7 +321,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
     const url = new URL(req.url ?? '/', 'http://meter');
     if (req.method === 'GET' && url.pathname === '/healthz') {
       // The meter's own health only: a model that is down must not get the meter restarted.
-      return sendJson(res, 200, { ok: true, recorded });
+      return sendJson(res, 200, { ok: true, recorded, evaluated });
     }
     if (req.method === 'GET' && url.pathname === MODEL_PROBE_PATH) {
       // The model container's probes (the kubelet reaches the pod IP, where only the meter listens).
@@ -356,6 +365,9 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
     apiPort,
     get recorded() {
       return recorded;
+    },
+    get evaluated() {
+      return evaluated;
     },
     close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
       closing ??= (async () => {

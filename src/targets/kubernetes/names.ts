@@ -35,6 +35,11 @@ export const ANNOTATIONS = {
 } as const;
 
 export const MANAGED_BY = 'modelctl';
+/**
+ * The header of an evaluation replay's requests (evaluate.ts): the version's meter forwards them to
+ * the model but never records them in its windows — a replay is not live traffic.
+ */
+export const EVALUATION_HEADER = 'x-modelctl-evaluation';
 /** The one server-side-apply field manager of every write modelctl makes. */
 export const FIELD_MANAGER = 'modelctl';
 

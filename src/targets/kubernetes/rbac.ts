@@ -34,6 +34,12 @@ export const RBAC_RULES: ReadonlyArray<{ rule: RbacRule; why: string }> = [
     why: 'reading each pod\'s meter (request windows) through the API server',
   },
   {
+    // The API server authorizes POST …/services/<name>:<port>/proxy/… as verb "create" on resource
+    // "services", subresource "proxy" (apiserver requestinfo.go: the verb comes from the HTTP method).
+    rule: { apiGroups: [''], resources: ['services/proxy'], verbs: ['create'] },
+    why: 'evaluation replay (kind: eval gates): each case POSTed to one version\'s Service through the API server',
+  },
+  {
     rule: { apiGroups: [''], resources: ['events'], verbs: ['list', 'watch'] },
     why: 'why a pod does not start (image pull, scheduling, probes)',
   },

@@ -3,14 +3,15 @@ import { UsageError, UnavailableError } from '../../core/errors.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
-import type { ObservedState, Target } from '../../core/ports.js';
+import type { EvaluationAnswer, EvaluationRequest, ObservedState, Target } from '../../core/ports.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';
 import { gatewayApiSupport } from './gateway-support.js';
 import { decideTrafficMode, validateRollout, type TrafficMode } from './render.js';
 import { serveSpecOf } from './serve-spec.js';
-import { deploymentFor, httpRouteFor, METER_CONTAINER, modelServiceFor, routeName, serviceFor } from './manifests.js';
+import { evaluateThroughService } from './evaluate.js';
+import { deploymentFor, httpRouteFor, METER_CONTAINER, modelServiceFor, routeName, SERVICE_PORT_NAME, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
 import { replicaPlan } from './replicas.js';
@@ -82,6 +83,7 @@ export class KubernetesTarget implements Target {
       // policies), persisting nothing: a refusal here leaves no release in the ledger, no object behind.
       for (const o of versions!.objects as KubernetesObject[]) await this.opts.api.apply(o, { dryRun: true });
     }
+    if (plan.gates.some((g) => g.kind === 'eval')) await this.checkEvaluationAccess();
     if (plan.shadowPercent <= 0) return;
     if ((await this.trafficMode()) === 'replicas') {
       throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
@@ -90,6 +92,39 @@ export class KubernetesTarget implements Target {
     }
     const support = await gatewayApiSupport(this.opts.api, model, this.opts.settings, plan.shadowPercent);
     if (support.refusal) throw support.refusal;
+  }
+
+  /**
+   * Evaluation replay POSTs through the service proxy (`create services/proxy`), a permission a Role
+   * written before eval gates existed lacks: asked (SelfSubjectAccessReview, nothing written) before
+   * the rollout starts, so a missing permission is refused up front rather than turned, case by case,
+   * into error answers that would roll a good candidate back.
+   */
+  private async checkEvaluationAccess(): Promise<void> {
+    const api = this.opts.api;
+    const review = await api.call({ verb: 'create', kind: 'SelfSubjectAccessReview', namespace: this.ns }, () =>
+      api.objects.create({
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        metadata: {},
+        spec: { resourceAttributes: { namespace: this.ns, verb: 'create', group: '', resource: 'services', subresource: 'proxy' } },
+      } as never),
+    );
+    const status = (review as { status?: { allowed?: boolean; reason?: string } }).status;
+    if (status?.allowed) return;
+    throw new UnavailableError(`kind eval gates replay their cases through the API server's service proxy, and the cluster does not allow "create" on services/proxy in namespace ${this.ns}${status?.reason ? ` (${status.reason})` : ''}`, {
+      hint: `apply the Role printed by \`modelctl kubernetes rbac --namespace ${this.ns}\` (it grants create on services/proxy), or drop the eval gates`,
+      details: { verb: 'create', resource: 'services/proxy', namespace: this.ns },
+    });
+  }
+
+  /**
+   * One evaluation case to `version` alone, through its own Service via the API server's service
+   * proxy (evaluate.ts: why that path, the bounds, what is thrown). Marked as a replay, so the
+   * version's meter forwards it without recording it: no gate window ever counts it.
+   */
+  evaluate(model: string, version: string, request: EvaluationRequest): Promise<EvaluationAnswer> {
+    return evaluateThroughService(this.opts.api.kc, { namespace: this.ns, service: versionObjectName(model, version), port: SERVICE_PORT_NAME }, request);
   }
 
   private deploymentRef(model: string, version: string) {

@@ -31,7 +31,7 @@ export const RESOURCES: readonly ResourceDef[] = [
   def({ group: '', version: 'v1', resource: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status'] }),
   def({ group: '', version: 'v1', resource: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'], hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: '', version: 'v1', resource: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
-  def({ group: '', version: 'v1', resource: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status'] }),
+  def({ group: '', version: 'v1', resource: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status', 'proxy'] }),
   def({ group: '', version: 'v1', resource: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status', 'proxy'] }),
   def({ group: '', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], hasStatus: true, hasGeneration: true, crd: false, subresources: ['status', 'scale'] }),
@@ -128,7 +128,7 @@ export class Registry {
       resources.push(main);
       for (const sub of r.subresources) {
         if (sub === 'proxy') {
-          resources.push({ name: `${r.resource}/proxy`, singularName: '', namespaced: r.namespaced, kind: 'PodProxyOptions', verbs: ['create', 'delete', 'get', 'patch', 'update'] });
+          resources.push({ name: `${r.resource}/proxy`, singularName: '', namespaced: r.namespaced, kind: `${r.kind}ProxyOptions`, verbs: ['create', 'delete', 'get', 'patch', 'update'] });
         } else if (sub === 'scale') {
           resources.push({ name: `${r.resource}/scale`, singularName: '', namespaced: r.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
         } else {

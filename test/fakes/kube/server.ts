@@ -8,6 +8,8 @@
  *   apply.ts      merge / strategic-merge / JSON patch, server-side apply and field ownership
  *   admission.ts  decoding checks, defaulting, validation (400 / 422)
  *   controller.ts deployment controller + scheduler (+ a simulated kubelet unless a real one runs)
+ *   (here)        pod and service proxies: the service proxy resolves a Service's ready endpoint with the
+ *                 real server's rules and errors (serviceProxy())
  *   kubelet.ts, netns.ts, dataplane.ts   the cluster in a box (`kubelet` option): real pods in their
  *                 own network namespaces, probes, restarts, a Gateway data plane (see README.md)
  *   resources.ts  served resource types and discovery documents
@@ -19,7 +21,9 @@
  * associative-list merging in SSA (all lists are atomic), graceful deletion and finalizers,
  * admission webhooks, resourceVersionMatch, periodic watch bookmarks, API priority & fairness.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { posix } from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -44,7 +48,11 @@ export interface FakeRequest {
   /** URL path as sent (not decoded). */
   path: string;
   query: Record<string, string>;
-  /** get | list | watch | create | update | patch | delete | deletecollection | proxy | discovery */
+  /**
+   * get | list | watch | create | update | patch | delete | deletecollection | discovery. A proxy
+   * request (subresource `proxy`) carries the verb the real server authorizes it as: the HTTP
+   * method's (GET → get, POST → create…; apiserver requestinfo.go).
+   */
   verb: string;
   /** Plural resource ('' for discovery and other non-resource URLs). */
   resource: string;
@@ -66,6 +74,26 @@ export interface PodProxyRequest {
 }
 
 export type PodProxyHandler = (req: PodProxyRequest) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+
+/** A service proxy request that passed the real server's checks, with the endpoint it resolved to. */
+export interface ServiceProxyRequest {
+  namespace: string;
+  service: any;
+  /** The ready pod the endpoint belongs to, and the port it resolved to (the Service port's targetPort). */
+  pod: any;
+  port: number;
+  method: string;
+  /** The path sent to the endpoint (cleaned as the real server cleans it). */
+  path: string;
+  query: URLSearchParams;
+  /** The headers the endpoint receives (hop-by-hop and Authorization removed, X-Forwarded-* added). */
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export type ServiceProxyHandler = (
+  req: ServiceProxyRequest,
+) => { status: number; headers?: Record<string, string>; body: unknown } | Promise<{ status: number; headers?: Record<string, string>; body: unknown }>;
 
 export interface FakeKube {
   url: string;
@@ -90,6 +118,11 @@ export interface FakeKube {
   /** The simulated Gateway API implementation that reports HTTPRoute status (accept / reject / silent). */
   gateway: { mode: GatewayMode; delayMs: number };
   onPodProxy(handler: PodProxyHandler): void;
+  /**
+   * Without a real kubelet: what a Service's endpoint answers through the service proxy (pods are
+   * simulated and have no network). The Service, endpoint and port checks run first, as in box mode.
+   */
+  onServiceProxy(handler: ServiceProxyHandler): void;
   /** The cluster in a box (present when started with `kubelet`): real pods, pod network, data plane. */
   box?: ClusterBox;
 }
@@ -129,6 +162,7 @@ export type GatewayApiVersion = 'v1.2.0' | 'v1.3.0';
 /** The identity RBAC denials name (what our CLI runs as in CI). */
 const USER = 'system:serviceaccount:ci:modelctl';
 const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
+const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
 const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
 
 const PATCH_TYPES: Record<string, PatchType> = {
@@ -137,6 +171,15 @@ const PATCH_TYPES: Record<string, PatchType> = {
   'application/json-patch+json': 'json',
   'application/apply-patch+yaml': 'apply',
 };
+
+/** The verb the apiserver authorizes a proxy request as: from its HTTP method (requestinfo.go). */
+const PROXY_VERBS: Record<string, string> = { GET: 'get', HEAD: 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+/** The methods the pod and service proxies serve (ProxyREST.ConnectMethods); others are 405. */
+const PROXY_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']);
+/** Headers of one connection (RFC 9110 §7.6.1), which Go's ReverseProxy drops both ways. */
+const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** CORS headers of a backend's answer, removed by the apiserver's proxy transport (corsRemovingTransport). */
+const CORS = new Set(['access-control-allow-credentials', 'access-control-allow-headers', 'access-control-allow-methods', 'access-control-allow-origin']);
 
 interface Route {
   verb: string;
@@ -211,6 +254,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   let down = false;
   let delay = 0;
   let proxyHandler: PodProxyHandler | undefined;
+  let serviceProxyHandler: ServiceProxyHandler | undefined;
   let url = '';
 
   const server: Server = createServer((req, res) => {
@@ -279,7 +323,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const subresource = rest[2];
     const isWatch = watchPrefix || query.get('watch') === 'true' || query.get('watch') === '1';
     let verb: string;
-    if (subresource === 'proxy') verb = 'proxy';
+    if (subresource === 'proxy') verb = PROXY_VERBS[method] ?? '';
     else if (name === undefined) verb = method === 'GET' ? (isWatch ? 'watch' : 'list') : method === 'POST' ? 'create' : method === 'DELETE' ? 'deletecollection' : method.toLowerCase();
     else verb = ({ GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete', POST: 'create' } as Record<string, string>)[method] ?? method.toLowerCase();
     const r: Route = { verb, def, group, namespace, name, subresource };
@@ -296,13 +340,15 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const record: FakeRequest = { method, path: u.pathname, query: Object.fromEntries(u.searchParams), verb: r.nonResource ? 'discovery' : r.verb, resource: r.def?.resource ?? '', group: r.group, status: 0 };
     if (r.subresource) record.subresource = r.subresource;
     if (r.namespace !== undefined) record.namespace = r.namespace;
-    if (r.name !== undefined) record.name = r.name.split(':')[0]!;
+    // A proxy's name segment is `name`, `name:port` or `scheme:name:port`: the object's name is recorded.
+    if (r.name !== undefined) record.name = r.subresource === 'proxy' && r.name.split(':').length === 3 ? r.name.split(':')[1]! : r.name.split(':')[0]!;
     if (req.headers['content-type']) record.contentType = req.headers['content-type'];
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     res.on('close', () => (record.status ||= res.statusCode));
 
-    const body = await readBody(req);
+    const raw = await readBody(req);
+    const body = raw.toString('utf8');
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
 
     // Faults first: they model the network/apiserver, not the API's semantics.
@@ -322,6 +368,8 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     const denied = forbidden.find((f) => (f.verb === '*' || f.verb === r.verb) && (f.resource === '*' || f.resource === r.def!.resource || f.resource === `${r.def!.resource}/${r.subresource}`) && (f.group === undefined || f.group === r.group));
     if (denied) return sendStatus(res, forbiddenError(r));
     if (r.def.resource === 'selfsubjectaccessreviews' && r.verb === 'create') return sendJson(res, 201, accessReview(body));
+    // Proxies get the body as bytes: it is passed through, never decoded.
+    if (r.subresource === 'proxy' && r.def.subresources.includes('proxy')) return proxy(r, req, res, u, raw);
 
     await dispatch(r, req, res, u.searchParams, body);
     // Watches stay open: record their status as soon as the headers are out.
@@ -363,7 +411,6 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       if (warnings.length) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
     };
 
-    if (r.verb === 'proxy') return proxy(r, res, q);
     if (r.subresource && !def.subresources.includes(r.subresource)) return sendStatus(res, errors.pageNotFound());
     if (r.subresource === 'scale') return scale(r, res, q, rawBody, contentType, manager);
     const sub = r.subresource === 'status' ? ('status' as const) : undefined;
@@ -452,15 +499,23 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     sendJson(res, 200, toScale(patched));
   }
 
-  async function proxy(r: Route, res: ServerResponse, q: URLSearchParams): Promise<void> {
-    if (r.def !== PODS) throw errors.pageNotFound();
+  async function proxy(r: Route, req: IncomingMessage, res: ServerResponse, u: URL, body: Buffer): Promise<void> {
+    if (!PROXY_METHODS.has(req.method ?? '')) throw errors.methodNotAllowed();
+    if (r.def === SERVICES) return serviceProxy(r, req, res, u, body);
+    const q = u.searchParams;
     // The name segment may be `pod`, `pod:port` or `scheme:pod:port`.
     const parts = r.name!.split(':');
     const podName = parts.length === 3 ? parts[1]! : parts[0]!;
     const port = parts.length === 3 ? parts[2]! : parts[1] ?? '';
     const pod = store.get(PODS, r.namespace, podName);
     if (!pod) throw errors.notFound(PODS, podName);
-    if (box) return forwardToPod(pod, port, r.proxyPath ?? '', q, res);
+    if (box) {
+      const ip = pod.status?.podIP;
+      if (!ip) throw errors.serviceUnavailable(`address not allowed`);
+      if (!/^\d+$/.test(port)) throw errors.badRequest(`invalid port: ${JSON.stringify(port)}`);
+      const search = q.toString();
+      return forward({ scheme: 'http', ip, port: Number(port) }, '/' + (r.proxyPath ?? '') + (search ? `?${search}` : ''), req, res, u, body);
+    }
     if (!proxyHandler) throw errors.serviceUnavailable(`no endpoints available for pod "${podName}"`);
     if (!pod.status?.podIP) throw errors.serviceUnavailable(`error trying to reach service: pod ${podName} has no IP address yet`);
     const path = '/' + decodeURIComponent(r.proxyPath ?? '');
@@ -470,38 +525,141 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     } catch (err) {
       throw errors.serviceUnavailable(`error trying to reach service: ${(err as Error)?.message ?? String(err)}`);
     }
-    if (typeof out.body === 'string') {
-      res.writeHead(out.status, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(out.body);
-    } else if (out.body instanceof Uint8Array) {
-      res.writeHead(out.status, { 'Content-Type': 'application/octet-stream' });
-      res.end(out.body);
-    } else sendJson(res, out.status, out.body);
+    sendAnswer(res, out.status, out.body);
   }
 
   /**
-   * The real pod proxy: an HTTP request to podIP:port, status, headers and body passed back as
-   * they come; a failed dial is a 503 with the apiserver's "error trying to reach service" text.
+   * The service proxy, as the real one resolves it (service storage ResourceLocation): the name is
+   * `svc`, `svc:port` or `scheme:svc:port` (scheme "", http or https; else 400 invalid service
+   * request); a port *number* must be one of the Service's ports (the Service is read: 404 when
+   * missing, 503 "no service port N found") and stands for that port's name; then the Service's
+   * Endpoints (404 `endpoints "svc" not found` without a Service or a selector; no subsets at all:
+   * 503 "no endpoints available for service \"svc\""), and a *ready* address whose port carries that
+   * name (none: 503 "no endpoints available for service \"<the whole id>\""). The endpoint is then
+   * proxied like any backend (forward()): method, body, query and headers through, answer back.
    */
-  function forwardToPod(pod: any, port: string, rawPath: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
-    const ip = pod.status?.podIP;
-    if (!ip) throw errors.serviceUnavailable(`address not allowed`);
-    if (!/^\d+$/.test(port)) throw errors.badRequest(`invalid port: ${JSON.stringify(port)}`);
-    const search = q.toString();
-    const path = '/' + rawPath + (search ? `?${search}` : '');
-    return new Promise((resolve) => {
-      const up = httpRequest({ host: ip, port: Number(port), path, method: 'GET', timeout: 30_000 }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-        r.on('end', resolve).on('error', resolve);
+  async function serviceProxy(r: Route, req: IncomingMessage, res: ServerResponse, u: URL, body: Buffer): Promise<void> {
+    const id = r.name!;
+    const parts = id.split(':');
+    const [scheme, name, port] = parts.length === 1 ? ['', parts[0]!, ''] : parts.length === 2 ? ['', parts[0]!, parts[1]!] : parts.length === 3 ? [parts[0]!, parts[1]!, parts[2]!] : ['', '', ''];
+    if (name === '' || !['', 'http', 'https'].includes(scheme)) throw errors.badRequest(`invalid service request ${JSON.stringify(id)}`);
+    let portName = port;
+    // strconv.ParseInt(portStr, 10, 64): an optional sign and decimal digits.
+    if (/^[+-]?\d+$/.test(port)) {
+      const svc = store.get(SERVICES, r.namespace, name);
+      if (!svc) throw errors.notFound(SERVICES, name);
+      const n = Number(port);
+      const sp = (svc.spec?.ports ?? []).find((p: any) => p.port === n);
+      if (!sp) throw errors.serviceUnavailable(`no service port ${n} found for service ${JSON.stringify(name)}`);
+      portName = sp.name ?? '';
+    }
+    const subsets = endpointsOf(r.namespace!, name);
+    if (!subsets) throw new KubeError(404, 'NotFound', `endpoints ${JSON.stringify(name)} not found`, { name, kind: 'endpoints' });
+    if (subsets.length === 0) throw errors.serviceUnavailable(`no endpoints available for service ${JSON.stringify(name)}`);
+    const candidates = subsets.filter((e) => e.ready && e.portName === portName);
+    if (candidates.length === 0) throw errors.serviceUnavailable(`no endpoints available for service ${JSON.stringify(id)}`);
+    const key = `${r.namespace}/${name}`;
+    const n = serviceRr.get(key) ?? 0;
+    serviceRr.set(key, n + 1);
+    const ep = candidates[n % candidates.length]!;
+    // path.Join(location.Path, proxyOpts.Path): cleaned ("//", ".", ".."), a trailing "/" kept; an
+    // empty path of a GET or HEAD is redirected to ".../proxy/" (UpgradeAwareHandler).
+    const rawPath = r.proxyPath ?? '';
+    const trailing = u.pathname.endsWith('/');
+    if (rawPath === '' && !trailing && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(301, { Location: `${u.pathname}/${u.search}` });
+      return void res.end();
+    }
+    let path = posix.join('/', decodeURIComponent(rawPath));
+    if (trailing && !path.endsWith('/')) path += '/';
+    const target = encodeURI(path) + u.search;
+    if (box) return forward({ scheme: scheme === 'https' ? 'https' : 'http', ip: ep.pod.status.podIP, port: ep.port }, target, req, res, u, body);
+    if (!serviceProxyHandler) throw errors.serviceUnavailable(`error trying to reach service: dial tcp ${ep.pod.status.podIP}:${ep.port}: connect: no route to host (simulated pods have no network: use onServiceProxy or the kubelet)`);
+    let out: { status: number; headers?: Record<string, string>; body: unknown };
+    try {
+      out = await serviceProxyHandler({ namespace: r.namespace!, service: store.get(SERVICES, r.namespace, name), pod: ep.pod, port: ep.port, method: req.method ?? 'GET', path, query: u.searchParams, headers: forwardedHeaders(req, u), body });
+    } catch (err) {
+      throw errors.serviceUnavailable(`error trying to reach service: ${(err as Error)?.message ?? String(err)}`);
+    }
+    if (res.destroyed) return;
+    // The answer goes back as forward() passes a real one: without hop-by-hop and CORS headers.
+    const back = Object.fromEntries(Object.entries(out.headers ?? {}).filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()) && !CORS.has(k.toLowerCase())));
+    sendAnswer(res, out.status, out.body, back);
+  }
+
+  const serviceRr = new Map<string, number>();
+
+  /**
+   * The Service's Endpoints as the endpoints controller writes them, flattened: one entry per pod
+   * and Service port whose target port the pod resolves (a named targetPort the pod lacks is left
+   * out), ready or not (a not-ready pod is a notReadyAddress: the subsets are not empty, but it is
+   * never proxied to). Pods without an IP, terminating or finished are not endpoints. Undefined
+   * when there is no Endpoints object: no Service, or a Service without a selector.
+   */
+  function endpointsOf(namespace: string, name: string): Array<{ pod: any; ready: boolean; portName: string; port: number }> | undefined {
+    const svc = store.get(SERVICES, namespace, name);
+    const selector: Record<string, string> | undefined = svc?.spec?.selector;
+    if (!svc || !selector || Object.keys(selector).length === 0) return undefined;
+    const pods = store
+      .list(PODS, namespace, (p) => Object.entries(selector).every(([k, v]) => p.metadata.labels?.[k] === v))
+      .filter((p) => p.status?.podIP && !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    return pods.flatMap((pod) => {
+      const ready = (pod.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+      return (svc.spec.ports ?? []).flatMap((sp: any) => {
+        const tp = sp.targetPort ?? sp.port;
+        const port = typeof tp === 'number' ? tp : (pod.spec.containers ?? []).flatMap((c: any) => c.ports ?? []).find((x: any) => x.name === tp)?.containerPort;
+        return typeof port === 'number' ? [{ pod, ready, portName: sp.name ?? '', port }] : [];
       });
-      up.on('timeout', () => up.destroy(new Error('i/o timeout')));
+    });
+  }
+
+  /**
+   * What a proxied backend receives, as Go's ReverseProxy and the apiserver's proxy transport send
+   * it: the client's headers minus hop-by-hop ones and Authorization (the authentication filter
+   * removes it once it has authenticated the request), the client's Host, X-Forwarded-For appended,
+   * X-Forwarded-Uri the original path.
+   */
+  function forwardedHeaders(req: IncomingMessage, u: URL): IncomingHttpHeaders {
+    const named = new Set(String(req.headers.connection ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
+    const out: IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k) && k !== 'authorization') out[k] = v;
+    const client = req.socket.remoteAddress ?? '';
+    out['x-forwarded-for'] = out['x-forwarded-for'] ? `${String(out['x-forwarded-for'])}, ${client}` : client;
+    // path.Join(pathPrepend, the backend path): cleaned, a trailing slash kept (proxy transport.go).
+    out['x-forwarded-uri'] = posix.normalize(u.pathname);
+    return out;
+  }
+
+  /**
+   * The real proxies' round trip to a backend: the request (method, body, headers) to ip:port, the
+   * answer's status, headers (minus hop-by-hop and CORS ones) and body passed back as they come; a
+   * failed dial is a 503 with the apiserver's "error trying to reach service" text. No timeout of
+   * its own (proxy requests are long-running to the apiserver): the client's decides, and a client
+   * that goes away cancels the backend request.
+   */
+  function forward(to: { scheme: 'http' | 'https'; ip: string; port: number }, path: string, req: IncomingMessage, res: ServerResponse, u: URL, body: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      const headers: OutgoingHttpHeaders = { ...forwardedHeaders(req, u) };
+      if (body.length > 0 || req.headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
+      const send = to.scheme === 'https' ? httpsRequest : httpRequest;
+      const up = send({ host: to.ip, port: to.port, path, method: req.method, headers, ...(to.scheme === 'https' ? { rejectUnauthorized: false } : {}) }, (r) => {
+        const back: OutgoingHttpHeaders = {};
+        for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !CORS.has(k)) back[k] = v;
+        res.writeHead(r.statusCode ?? 502, back);
+        r.pipe(res);
+        r.on('end', resolve).on('error', resolve).on('close', resolve);
+      });
+      res.on('close', () => {
+        if (!res.writableFinished) up.destroy();
+        resolve();
+      });
       up.on('error', (err: NodeJS.ErrnoException) => {
-        const reason = err.code === 'ECONNREFUSED' ? `dial tcp ${ip}:${port}: connect: connection refused` : err.message;
+        if (res.headersSent || res.destroyed) return void (res.destroy(), resolve());
+        const reason = err.code === 'ECONNREFUSED' ? `dial tcp ${to.ip}:${to.port}: connect: connection refused` : err.message;
         sendStatus(res, errors.serviceUnavailable(`error trying to reach service: ${reason}`));
         resolve();
       });
-      up.end();
+      up.end(body);
     });
   }
 
@@ -664,6 +822,9 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     onPodProxy(handler) {
       proxyHandler = handler;
     },
+    onServiceProxy(handler) {
+      serviceProxyHandler = handler;
+    },
     ...(box ? { box } : {}),
   };
   return fake;
@@ -691,11 +852,11 @@ function httpRouteCrd(version: GatewayApiVersion): unknown {
   };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -718,6 +879,21 @@ function userAgentManager(req: IncomingMessage): string {
 function stripTypeMeta(o: any): any {
   const { apiVersion: _a, kind: _k, ...rest } = o;
   return clone(rest);
+}
+
+/** A hook's answer: text, bytes or JSON, with the hook's headers. */
+function sendAnswer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (typeof body === 'string') {
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+    res.end(body);
+  } else if (body instanceof Uint8Array) {
+    res.writeHead(status, { 'Content-Type': 'application/octet-stream', ...headers });
+    res.end(body);
+  } else {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

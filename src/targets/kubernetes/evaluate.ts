@@ -1,0 +1,116 @@
+import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import type { EvaluationAnswer, EvaluationRequest } from '../../core/ports.js';
+import { MAX_PARSE_BYTES } from '../local/http-util.js';
+import { EVALUATION_HEADER } from './names.js';
+import { describePermission } from './rbac.js';
+
+/**
+ * Evaluation replay on Kubernetes: one case POSTed to one version alone, through the API server's
+ * service proxy — `POST /api/v1/namespaces/{ns}/services/{version Service}:http/proxy/{path}`.
+ *
+ * Why the Service proxy (and not the pod proxy, nor the Gateway):
+ * - It is the path the target serves, minus the split: the API server resolves the version's own
+ *   Service to one of its *ready* endpoints (as the Gateway resolves a backendRef) and dials the
+ *   pod's traffic port, so the case goes through the meter to the model exactly like a live
+ *   request. The Gateway cannot be asked for one version alone without changing the route.
+ * - One request per case: the pod proxy would need a pod list and a choice of ready pod first.
+ * - The least permission: `create services/proxy` reaches only the ports a Service exposes (the
+ *   meter's traffic port), where `create pods/proxy` would open every port of every pod.
+ * - The CLI needs no network path to the cluster's pods or ClusterIPs (a laptop, a CI runner).
+ *
+ * Not live traffic: every request carries EVALUATION_HEADER, which the meter forwards to the model
+ * but never records in its windows, so gates never count a replay and the candidate's windows stay
+ * empty until the first live request.
+ *
+ * Bounded: the request's timeout and AbortSignal cover the whole exchange (headers and body); the
+ * answer is read up to MAX_EVALUATION_ANSWER_BYTES — the bound the meter and the local router read
+ * answers within (MAX_PARSE_BYTES, 1 MiB) — and a larger one is an error, not a truncated answer
+ * judged as if it were whole. At most `concurrency` (≤ 64) answers are in memory at once.
+ *
+ * Errors: an answer of the version (any status, the meter's own 502/504 included) is returned as is;
+ * an error of the API server itself (a metav1.Status: no Service, no ready endpoint, forbidden…) and
+ * a timeout are thrown, which the replay records as an answer with status 0 and the message.
+ * Nothing is retried: a replay measures the version, and a retry would hide its errors.
+ */
+
+export const MAX_EVALUATION_ANSWER_BYTES = MAX_PARSE_BYTES;
+
+export interface ServiceAddress {
+  namespace: string;
+  /** The version's Service. */
+  service: string;
+  /** The Service port's name (or number), as the service proxy takes it. */
+  port: string;
+}
+
+/** The service proxy URL of `path` (which may carry a query) on `a`, under the cluster's server URL (which may have a path prefix). */
+export function serviceProxyUrl(server: string, a: ServiceAddress, path: string): string {
+  const rel = path.startsWith('/') ? path : `/${path}`;
+  return `${server.replace(/\/+$/, '')}/api/v1/namespaces/${encodeURIComponent(a.namespace)}/services/${encodeURIComponent(a.service)}:${encodeURIComponent(a.port)}/proxy${rel}`;
+}
+
+/** An answer that is the API server's own error (a metav1.Status), not the version's. */
+function apiServerStatus(status: number, headers: Record<string, string>, body: Buffer): { message: string; reason?: string } | undefined {
+  if (status < 400 || !(headers['content-type'] ?? '').includes('application/json')) return undefined;
+  try {
+    const s = JSON.parse(body.toString('utf8')) as { kind?: unknown; apiVersion?: unknown; status?: unknown; message?: unknown; reason?: unknown };
+    if (s.kind !== 'Status' || s.apiVersion !== 'v1' || s.status !== 'Failure') return undefined;
+    return { message: typeof s.message === 'string' ? s.message : `HTTP ${status}`, ...(typeof s.reason === 'string' ? { reason: s.reason } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Read a body up to `max` bytes; more is an error (and the rest is not read). */
+async function readBounded(stream: ReadableStream<Uint8Array> | null, max: number, what: string): Promise<Buffer> {
+  if (!stream) return Buffer.alloc(0);
+  const reader = stream.getReader();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, size);
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`the answer of ${what} is larger than ${max} bytes (answers are read up to ${max} bytes)`);
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  }
+}
+
+/**
+ * POST one evaluation case to `address` through the API server's service proxy. Resolves with the
+ * version's answer (status, body, latency); throws on a timeout, an abort, an answer too large, or
+ * an error of the API server (see above).
+ */
+export async function evaluateThroughService(kc: KubeConfig, address: ServiceAddress, request: EvaluationRequest, opts: { maxBytes?: number } = {}): Promise<EvaluationAnswer> {
+  const max = opts.maxBytes ?? MAX_EVALUATION_ANSWER_BYTES;
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('the current kube context names no cluster server');
+  const what = `Service ${address.namespace}/${address.service}`;
+  const timeout = AbortSignal.timeout(request.timeoutMs);
+  const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
+  const t0 = performance.now();
+  const ctx = new RequestContext(serviceProxyUrl(server, address, request.path), HttpMethod.POST);
+  ctx.setHeaderParam('Content-Type', 'application/json');
+  ctx.setHeaderParam('Accept', 'application/json, */*');
+  ctx.setHeaderParam(EVALUATION_HEADER, '1');
+  ctx.setBody(JSON.stringify(request.body));
+  ctx.setSignal(signal);
+  // The kubeconfig's credentials and TLS settings (its pooled dispatcher, see client.ts reuseConnections).
+  await kc.applySecurityAuthentication(ctx);
+  const res = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
+  const body = await readBounded(res.body.stream(), max, what);
+  const latencyMs = performance.now() - t0;
+  const status = apiServerStatus(res.httpStatusCode, res.headers, body);
+  if (status) {
+    const rule = res.httpStatusCode === 403 ? describePermission('create', 'services/proxy', '') : undefined;
+    const hint =
+      res.httpStatusCode === 403
+        ? `; modelctl needs "create" on services/proxy${rule ? ` (${rule})` : ''}: apply the Role printed by \`modelctl kubernetes rbac --namespace ${address.namespace}\``
+        : '';
+    throw new Error(`the API server could not proxy to ${what} (HTTP ${res.httpStatusCode}${status.reason ? ` ${status.reason}` : ''}): ${status.message}${hint}`);
+  }
+  return { status: res.httpStatusCode, body, latencyMs };
+}
