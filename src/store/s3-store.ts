@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { IntegrityError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BlobDownload, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { DirectRangeHandler, rangeTarget, type RangeTarget, type SdkHandler } from './s3-direct-get.js';
 import { DEFAULT_TRANSFER, downloadResumable, rangedStream, Slots, uploadPartSize, type DownloadResult, type FetchRange, type TransferSettings } from './s3-transfer.js';
 
 export interface S3StoreOptions {
@@ -74,6 +75,11 @@ export function createS3Client(opts: S3StoreOptions): S3Client {
     // "standard" retries throttling (SlowDown, 503), 5xx and timeouts with exponential backoff and
     // jitter, at most maxAttempts times: a silent server costs at most about maxAttempts × idle.
     retryMode: 'standard',
+    // Every blob byte is verified against its SHA-256 by modelctl itself (push before Complete, pull
+    // before a blob is kept): the SDK's own CRC32 of each upload part and of GET answers (its
+    // WHEN_SUPPORTED default) would be a second checksum of every byte for nothing.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
     requestHandler: { connectionTimeout: connectMs, socketTimeout: idleMs, ...(opts.maxSockets ? { httpAgent: { keepAlive: true, maxSockets: Math.max(opts.maxSockets * 2, 8) }, httpsAgent: { keepAlive: true, maxSockets: Math.max(opts.maxSockets * 2, 8) } } : {}) },
   });
@@ -105,6 +111,7 @@ export class S3Store implements BundleStore {
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.slots = new Slots(transfer.concurrency);
+    directRangeGets(client, transfer.concurrency);
   }
 
   private key(k: string): string {
@@ -262,28 +269,38 @@ export class S3Store implements BundleStore {
     return this.explain(err);
   }
 
-  /** One ranged GET into `into`; a body cut short is an UnavailableError (retried by the caller). */
+  /**
+   * One ranged GET into `into`; a body cut short is an UnavailableError (retried by the caller).
+   * Over plain HTTP the body is read from the socket straight into `into` (s3-direct-get.ts);
+   * otherwise (HTTPS) it streams through the SDK and is copied in.
+   */
   private fetchRange(key: string): FetchRange {
     return async (start, into, signal) => {
       const end = start + into.length - 1;
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal: signal });
-      // 'data' events rather than `for await`: a promise per 16–64 KiB chunk is measurable CPU at
-      // hundreds of MB/s on two cores.
-      const body = res.Body as Readable;
-      let off = 0;
-      await new Promise<void>((resolve, reject) => {
-        body.on('data', (chunk: Buffer) => {
-          if (off + chunk.length > into.length) {
-            body.destroy(new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`));
-            return;
-          }
-          chunk.copy(into, off);
-          off += chunk.length;
+      const target: RangeTarget = { into, got: 0, direct: false };
+      const res = await rangeTarget.run(target, () =>
+        this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal: signal }),
+      );
+      let off = target.got;
+      if (!target.direct) {
+        // 'data' events rather than `for await`: a promise per 16–64 KiB chunk is measurable CPU at
+        // hundreds of MB/s on two cores.
+        const body = res.Body as Readable;
+        off = 0;
+        await new Promise<void>((resolve, reject) => {
+          body.on('data', (chunk: Buffer) => {
+            if (off + chunk.length > into.length) {
+              body.destroy(new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`));
+              return;
+            }
+            chunk.copy(into, off);
+            off += chunk.length;
+          });
+          body.once('end', resolve);
+          body.once('error', reject);
+          body.once('close', () => resolve()); // destroyed or aborted without 'end': the length check below decides
         });
-        body.once('end', resolve);
-        body.once('error', reject);
-        body.once('close', () => resolve()); // destroyed or aborted without 'end': the length check below decides
-      });
+      }
       if (off !== into.length) throw new UnavailableError(`${this.url}: the range ${start}-${end} of ${key} was cut after ${off} of ${into.length} bytes`);
       return res.ETag;
     };
@@ -421,6 +438,18 @@ export class S3Store implements BundleStore {
     }
     return err;
   }
+}
+
+/**
+ * Route this client's ranged GETs over plain HTTP through DirectRangeHandler (socket straight into
+ * the part buffer); everything else still goes to the SDK's handler. Done once per client, before
+ * its first request (the SDK reads config.requestHandler when it builds each request's stack).
+ */
+function directRangeGets(client: S3Client, concurrency: number): void {
+  const config = client.config as unknown as { requestHandler: SdkHandler };
+  if (config.requestHandler instanceof DirectRangeHandler) return;
+  const { idleMs, connectMs } = s3Timeouts();
+  config.requestHandler = new DirectRangeHandler(config.requestHandler, { idleMs, connectMs, maxIdle: Math.max(concurrency * 2, 8) });
 }
 
 function checkDigest(digest: string, size: number, actualSize: number, hex: string): void {
