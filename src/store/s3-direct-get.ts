@@ -69,6 +69,8 @@ const MAX_HEAD_BYTES = 64 * 1024;
 export class DirectRangeHandler implements SdkHandler {
   readonly metadata = { handlerProtocol: 'http/1.1' };
   private readonly idle = new Map<string, Conn[]>();
+  /** Requests this handler served itself (the rest went to the wrapped handler): for tests and debugging. */
+  served = 0;
 
   constructor(
     readonly inner: SdkHandler,
@@ -80,6 +82,7 @@ export class DirectRangeHandler implements SdkHandler {
     if (!target || request.method !== 'GET' || request.protocol !== 'http:' || request.body !== undefined) return this.inner.handle(request, options);
     target.direct = true;
     target.got = 0;
+    this.served++;
     return this.exchange(request, target, options.abortSignal);
   }
 
@@ -121,6 +124,7 @@ export class DirectRangeHandler implements SdkHandler {
   private exchange(req: SdkRequest, t: RangeTarget, signal?: AbortSignal): Promise<{ response: SdkResponse }> {
     const port = req.port ?? 80;
     const key = `${req.hostname}:${port}`;
+    const head = requestHead(req, port);
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError());
@@ -167,7 +171,7 @@ export class DirectRangeHandler implements SdkHandler {
         connectTimer = setTimeout(() => finish(timeoutError(`Socket timed out without establishing a connection within ${this.opts.connectMs} ms`)), this.opts.connectMs);
         socket.once('connect', () => clearTimeout(connectTimer));
       }
-      socket.write(requestHead(req, port));
+      socket.write(head);
     });
   }
 }
