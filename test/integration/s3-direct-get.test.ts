@@ -2,16 +2,18 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
+import { packDirectory } from '../../src/bundle/source.js';
+import { push } from '../../src/store/transfer.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { DirectRangeHandler } from '../../src/store/s3-direct-get.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { s3ErrorXml } from '../infra/fault-proxy.js';
-import { useScratch } from '../helpers/fixtures.js';
+import { sampleBundle, useScratch } from '../helpers/fixtures.js';
 
 /**
  * Ranged GETs read from the socket straight into the part buffer (src/store/s3-direct-get.ts):
@@ -21,7 +23,7 @@ import { useScratch } from '../helpers/fixtures.js';
  * are kept.
  */
 const MiB = 1024 * 1024;
-const { fresh, cleanup } = useScratch();
+const { fresh, bundle, cleanup } = useScratch();
 after(cleanup);
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -46,6 +48,23 @@ describe('direct ranged GETs on Ceph RGW', () => {
     assert.ok((await readFile(dest)).equals(data));
     assert.ok(handlerOf(client) instanceof DirectRangeHandler);
     assert.equal(handlerOf(client).served, 3, 'three ranges of 5 MiB, each served from the socket into its buffer');
+  });
+
+  test('push reads parts straight from the file, and still refuses a file changed after pack: no version', async () => {
+    const bucket = await s3.newBucket('changed');
+    const store = new S3Store(s3.client(), bucket, 'm', undefined, { concurrency: 2, partSize: 5 * MiB });
+    const dir = await bundle(sampleBundle({ largeBytes: 12 * MiB })); // not real safetensors: one whole-file blob, 3 parts
+    const src = await packDirectory(dir);
+    try {
+      // Same size, other bytes in the second part: only the upload's own hash can see it.
+      const fh = await open(path.join(dir, 'weights/model.safetensors'), 'r+');
+      await fh.write(Buffer.from('changed after pack'), 0, 18, 6 * MiB);
+      await fh.close();
+      await assert.rejects(push(store, src), (e: Error & { exitCode?: number }) => e.name === 'IntegrityError' && /changed while it was being pushed/.test(e.message));
+      assert.equal(await store.getRef('sentiment', '1.0.0'), undefined);
+    } finally {
+      await src.close();
+    }
   });
 });
 
