@@ -130,8 +130,9 @@ export class DirectRangeHandler implements SdkHandler {
         reject(abortError());
         return;
       }
+      let connectTimer: NodeJS.Timeout | undefined;
       const reused = this.take(key);
-      const conn = reused ?? new Conn(req.hostname, port);
+      const conn = reused ?? new Conn(req.hostname.replace(/^\[(.*)\]$/, '$1'), port);
       const socket = conn.socket;
       socket.ref();
       let settled = false;
@@ -166,7 +167,6 @@ export class DirectRangeHandler implements SdkHandler {
       socket.on('close', onEnd);
       socket.on('timeout', onTimeout);
       socket.setTimeout(this.opts.idleMs);
-      let connectTimer: NodeJS.Timeout | undefined;
       if (!reused) {
         connectTimer = setTimeout(() => finish(timeoutError(`Socket timed out without establishing a connection within ${this.opts.connectMs} ms`)), this.opts.connectMs);
         socket.once('connect', () => clearTimeout(connectTimer));
