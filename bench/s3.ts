@@ -4,7 +4,7 @@
  * run, by `aws s3 cp --recursive` and `rclone copy` (Debian's awscli and rclone, at /usr/bin;
  * a peer that is absent is skipped and said so). Plus modelctl's peak RSS while pushing.
  *
- *   node dist/bench/s3.js [--quick]      alone (sizes ÷ 8 with --quick)
+ *   node dist/bench/s3.js [--quick] [--cli <bin/run.js>]   alone (sizes ÷ 8 with --quick)
  *
  * The RGW keeps every byte in RAM (memstore, ~2× what is stored), so at most one 2 GiB copy is
  * stored at a time: modelctl pushes, the three tools pull that copy, it is deleted; then each
@@ -49,6 +49,23 @@ interface Timed {
   stderr: string;
   stdout: string;
   hwmKb: number;
+  /** CPU seconds (user + sys, every thread) of the child, from /proc/<pid>/stat polled every 20 ms (undefined off Linux). */
+  cpuS: number | undefined;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** utime + stime of a live process in seconds, or undefined once it is gone. */
+function cpuOf(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), closed by the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return undefined;
+  }
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Timed> {
@@ -61,7 +78,9 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): 
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     let hwmKb = 0;
+    let cpuS: number | undefined;
     const poller = setInterval(() => {
+      cpuS = cpuOf(child.pid) ?? cpuS;
       try {
         const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m) hwmKb = Math.max(hwmKb, Number(m[1]));
@@ -79,7 +98,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): 
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       clearInterval(poller);
       clearTimeout(timer);
-      child.once('close', (code) => resolve({ ms, load, code, hwmKb, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+      child.once('close', (code) => resolve({ ms, load, code, hwmKb, cpuS, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
     });
   });
 }
@@ -94,6 +113,12 @@ const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const fmtGiB = (b: number) => (b >= GiB ? `${(b / GiB).toFixed(0)} GiB` : `${(b / MiB).toFixed(0)} MiB`);
 const rate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
 const withLoad = (t: Timed) => `${fmtS(t.ms)} (load ${t.load.toFixed(1)})`;
+/** CPU seconds per GiB moved (user + sys): on a shared machine, far steadier than wall time. */
+const cpuPerGiB = (t: Timed, bytes: number) => (t.cpuS === undefined ? undefined : t.cpuS / (bytes / GiB));
+const fmtCpu = (t: Timed, bytes: number) => {
+  const c = cpuPerGiB(t, bytes);
+  return c === undefined ? 'n/a' : `${c.toFixed(2)} CPU s/GiB`;
+};
 
 /** Bytes the memstore OSD holds (RGW frees deleted objects some seconds later). */
 function storedBytes(h: RgwHandle): number | undefined {
@@ -232,6 +257,21 @@ export async function benchS3(o: S3BenchOptions, log: (m: string) => void): Prom
     };
     row('push', mPush, pushes);
     row('pull', mPull, pulls);
+    const cpuRow = (what: string, mine: Timed, theirs: Record<string, Timed>) => {
+      const defaults = Object.entries(theirs).filter(([n, t]) => !n.includes('tuned') && cpuPerGiB(t, total) !== undefined);
+      const best = defaults.sort((a, b) => cpuPerGiB(a[1], total)! - cpuPerGiB(b[1], total)!)[0];
+      const m = cpuPerGiB(mine, total);
+      rows.push({
+        measure: `S3 ${what} ${label}: CPU time (user + sys) per GiB`,
+        modelctl: fmtCpu(mine, total),
+        reference: Object.entries(theirs).map(([n, t]) => `${n} ${fmtCpu(t, total)}`).join('; ') || 'no peer installed',
+        ratio: m === undefined || !best ? '—' : `${(m / cpuPerGiB(best[1], total)!).toFixed(2)}× ${best[0]}`,
+        target: '— (information: steadier than wall time under load)',
+        pass: null,
+      });
+    };
+    cpuRow('push', mPush, pushes);
+    cpuRow('pull', mPull, pulls);
     const mb = (rssKb * 1024) / 1e6;
     rows.push({
       measure: `peak RSS, \`bundle push\` ${label} → S3`,
@@ -250,12 +290,14 @@ export async function benchS3(o: S3BenchOptions, log: (m: string) => void): Prom
   }
 }
 
-/** Standalone: `node dist/bench/s3.js [--quick] [--tuned]`. */
+/** Standalone: `node dist/bench/s3.js [--quick] [--tuned] [--cli <path to bin/run.js>]`. */
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const quick = process.argv.includes('--quick');
   const dir = await import('node:fs/promises').then((f) => f.mkdtemp(path.join(os.tmpdir(), 'modelctl-bench-s3-')));
   try {
-    const cli = new URL('../../bin/run.js', import.meta.url).pathname;
+    // --cli <bin/run.js>: another build of modelctl (e.g. an older commit's, for before/after figures).
+    const at = process.argv.indexOf('--cli');
+    const cli = at > 0 && process.argv[at + 1] ? path.resolve(process.argv[at + 1]!) : new URL('../../bin/run.js', import.meta.url).pathname;
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('MODELCTL_') && !k.startsWith('MODELCTL_S3_')) delete env[k];
     delete env.NODE_OPTIONS;

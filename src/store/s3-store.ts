@@ -12,10 +12,13 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import { ReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { IntegrityError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
 import { blobKey, CorruptRefError, manifestKey, parseRefRecord, refKey, type BlobDownload, type BundleStore, type CreateRefResult, type RefRecord } from './store.js';
+import { DirectRangeHandler, rangeTarget, type RangeTarget, type SdkHandler } from './s3-direct-get.js';
 import { DEFAULT_TRANSFER, downloadResumable, rangedStream, Slots, uploadPartSize, type DownloadResult, type FetchRange, type TransferSettings } from './s3-transfer.js';
 
 export interface S3StoreOptions {
@@ -74,6 +77,11 @@ export function createS3Client(opts: S3StoreOptions): S3Client {
     // "standard" retries throttling (SlowDown, 503), 5xx and timeouts with exponential backoff and
     // jitter, at most maxAttempts times: a silent server costs at most about maxAttempts × idle.
     retryMode: 'standard',
+    // Every blob byte is verified against its SHA-256 by modelctl itself (push before Complete, pull
+    // before a blob is kept): the SDK's own CRC32 of each upload part and of GET answers (its
+    // WHEN_SUPPORTED default) would be a second checksum of every byte for nothing.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
     requestHandler: { connectionTimeout: connectMs, socketTimeout: idleMs, ...(opts.maxSockets ? { httpAgent: { keepAlive: true, maxSockets: Math.max(opts.maxSockets * 2, 8) }, httpsAgent: { keepAlive: true, maxSockets: Math.max(opts.maxSockets * 2, 8) } } : {}) },
   });
@@ -105,6 +113,7 @@ export class S3Store implements BundleStore {
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.url = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.slots = new Slots(transfer.concurrency);
+    directRangeGets(client, transfer.concurrency);
   }
 
   private key(k: string): string {
@@ -127,7 +136,7 @@ export class S3Store implements BundleStore {
     if (size < partSize) {
       const bytes = await readAll(body, size);
       checkDigest(digest, size, bytes.length, createHash('sha256').update(bytes).digest('hex'));
-      await this.call(() => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.length })));
+      await this.call(() => this.client.send(unsignedPayload(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.length }))));
       onBytes?.(bytes.length);
       return;
     }
@@ -147,7 +156,9 @@ export class S3Store implements BundleStore {
     const inFlight = new Set<Promise<void>>();
     const state: { failure?: { err: unknown } } = {};
     let total = 0;
-    const reader = chunked(body, partSize, () => this.takeBuffer(partSize));
+    const file = unreadFileRange(body);
+    if (file) body.destroy(); // read below with positional reads instead
+    const reader = file ? fileParts(file, partSize, () => this.takeBuffer(partSize)) : chunked(body, partSize, () => this.takeBuffer(partSize));
     try {
       for (let n = 1; ; n++) {
         // A slot before reading on: never more part buffers than slots (plus the one being filled).
@@ -171,7 +182,7 @@ export class S3Store implements BundleStore {
         hash.update(part);
         total += part.length;
         const p: Promise<void> = this.call(() =>
-          this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId, PartNumber: n, Body: part, ContentLength: part.length })),
+          this.client.send(unsignedPayload(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId, PartNumber: n, Body: part, ContentLength: part.length }))),
         )
           .then(
             (res) => {
@@ -262,28 +273,38 @@ export class S3Store implements BundleStore {
     return this.explain(err);
   }
 
-  /** One ranged GET into `into`; a body cut short is an UnavailableError (retried by the caller). */
+  /**
+   * One ranged GET into `into`; a body cut short is an UnavailableError (retried by the caller).
+   * Over plain HTTP the body is read from the socket straight into `into` (s3-direct-get.ts);
+   * otherwise (HTTPS) it streams through the SDK and is copied in.
+   */
   private fetchRange(key: string): FetchRange {
     return async (start, into, signal) => {
       const end = start + into.length - 1;
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal: signal });
-      // 'data' events rather than `for await`: a promise per 16–64 KiB chunk is measurable CPU at
-      // hundreds of MB/s on two cores.
-      const body = res.Body as Readable;
-      let off = 0;
-      await new Promise<void>((resolve, reject) => {
-        body.on('data', (chunk: Buffer) => {
-          if (off + chunk.length > into.length) {
-            body.destroy(new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`));
-            return;
-          }
-          chunk.copy(into, off);
-          off += chunk.length;
+      const target: RangeTarget = { into, got: 0, direct: false };
+      const res = await rangeTarget.run(target, () =>
+        this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal: signal }),
+      );
+      let off = target.got;
+      if (!target.direct) {
+        // 'data' events rather than `for await`: a promise per 16–64 KiB chunk is measurable CPU at
+        // hundreds of MB/s on two cores.
+        const body = res.Body as Readable;
+        off = 0;
+        await new Promise<void>((resolve, reject) => {
+          body.on('data', (chunk: Buffer) => {
+            if (off + chunk.length > into.length) {
+              body.destroy(new UnavailableError(`${this.url}: ${key} answered more than the ${into.length} bytes asked for at ${start}`));
+              return;
+            }
+            chunk.copy(into, off);
+            off += chunk.length;
+          });
+          body.once('end', resolve);
+          body.once('error', reject);
+          body.once('close', () => resolve()); // destroyed or aborted without 'end': the length check below decides
         });
-        body.once('end', resolve);
-        body.once('error', reject);
-        body.once('close', () => resolve()); // destroyed or aborted without 'end': the length check below decides
-      });
+      }
       if (off !== into.length) throw new UnavailableError(`${this.url}: the range ${start}-${end} of ${key} was cut after ${off} of ${into.length} bytes`);
       return res.ETag;
     };
@@ -423,6 +444,37 @@ export class S3Store implements BundleStore {
   }
 }
 
+/**
+ * Blob bytes are sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the SDK's SigV4 signer would
+ * otherwise SHA-256 every part body once more (a third pass over every byte pushed, after pack's
+ * and the upload's own), and the bytes are verified against the blob's SHA-256 before Complete and
+ * on every pull anyway. The request itself (key, part number, length) stays signed; over HTTPS
+ * TLS protects the body in transit, as for `aws s3 cp`, which sends UNSIGNED-PAYLOAD over HTTPS.
+ */
+function unsignedPayload<C extends { middlewareStack: { add: (...args: never[]) => void } }>(command: C): C {
+  type Next = (args: { request: { headers?: Record<string, string> } }) => Promise<unknown>;
+  (command.middlewareStack as unknown as { add: (mw: (next: Next) => Next, opts: { step: 'build'; name: string }) => void }).add(
+    (next) => async (args) => {
+      if (args.request.headers) args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'modelctlUnsignedPayload' },
+  );
+  return command;
+}
+
+/**
+ * Route this client's ranged GETs over plain HTTP through DirectRangeHandler (socket straight into
+ * the part buffer); everything else still goes to the SDK's handler. Done once per client, before
+ * its first request (the SDK reads config.requestHandler when it builds each request's stack).
+ */
+function directRangeGets(client: S3Client, concurrency: number): void {
+  const config = client.config as unknown as { requestHandler: SdkHandler };
+  if (config.requestHandler instanceof DirectRangeHandler) return;
+  const { idleMs, connectMs } = s3Timeouts();
+  config.requestHandler = new DirectRangeHandler(config.requestHandler, { idleMs, connectMs, maxIdle: Math.max(concurrency * 2, 8) });
+}
+
 function checkDigest(digest: string, size: number, actualSize: number, hex: string): void {
   if (`sha256:${hex}` !== digest || actualSize !== size) {
     throw new IntegrityError(`blob ${digest} changed while it was being pushed: its bytes now hash to sha256:${hex} (${actualSize} bytes)`, {
@@ -450,6 +502,47 @@ async function readAll(body: Readable, expected: number): Promise<Buffer> {
     if (n > expected + 1) break; // oversize: the digest check will fail; don't buffer more
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The file range behind a file stream nobody has read from yet (what a bundle source hands out for
+ * a blob). Its parts are then read with positional reads straight into the part buffers: measured
+ * (bench/README.md, measure 11), the stream's fresh 1 MiB buffer per read, copied again into the
+ * part, cost about as much CPU as the upload's own SHA-256, half of it in the garbage collector.
+ */
+function unreadFileRange(body: Readable): { path: string; start: number; end: number } | undefined {
+  if (!(body instanceof ReadStream) || body.bytesRead !== 0 || body.readableLength > 0 || body.readableFlowing !== null || body.destroyed) return undefined;
+  const r = body as ReadStream & { start?: unknown; end?: unknown };
+  if (typeof r.path !== 'string') return undefined;
+  const start = typeof r.start === 'number' ? r.start : 0;
+  const end = typeof r.end === 'number' ? r.end : Infinity; // inclusive, as createReadStream's option
+  return { path: r.path, start, end };
+}
+
+/** Parts of exactly `size` bytes (the last may be shorter) of a file range, read in order into fresh part buffers. */
+async function* fileParts(file: { path: string; start: number; end: number }, size: number, alloc: () => Buffer): AsyncGenerator<Buffer> {
+  const fh = await open(file.path, 'r');
+  try {
+    let pos = file.start;
+    let stop = file.end + 1;
+    while (pos < stop) {
+      const buf = alloc();
+      let fill = 0;
+      while (fill < size && pos < stop) {
+        const { bytesRead } = await fh.read(buf, fill, Math.min(size - fill, stop - pos), pos);
+        if (bytesRead === 0) {
+          stop = pos; // end of file: the caller's size and digest check decide
+          break;
+        }
+        fill += bytesRead;
+        pos += bytesRead;
+      }
+      if (fill === 0) return;
+      yield fill === size ? buf : buf.subarray(0, fill);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Re-chunk a stream into parts of exactly `size` bytes (the last may be shorter). */
