@@ -4,7 +4,8 @@ import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { openLocalBundle, pull, push } from '../../src/store/transfer.js';
+import { pull } from '../../src/store/transfer.js';
+import { pushDirectory } from '../helpers/push.js';
 import { BlobCache } from '../../src/store/blob-cache.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import type { BundleStore } from '../../src/store/store.js';
@@ -41,12 +42,7 @@ function slowCounting(store: BundleStore, perChunkMs: number): BundleStore & { r
 
 async function pushed(store: BundleStore, version: string, weights: Buffer): Promise<string> {
   const dir = await bundle({ 'bundle.yaml': bundleYaml('shared', version), 'weights/model.safetensors': weights, 'prompts/explain.txt': `${version}\n`, 'preprocessing/tokenize.sh': { content: '#!/bin/sh\ncat\n', mode: 0o755 }, 'config/labels.json': '{}\n' });
-  const source = await openLocalBundle(dir);
-  try {
-    return (await push(store, source)).digest;
-  } finally {
-    await source.close();
-  }
+  return pushDirectory(store, dir);
 }
 
 describe('blob cache shared by pullers at once', () => {

@@ -5,7 +5,8 @@ import { access, constants, open, readdir, readFile, rm, stat, unlink, utimes, w
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { openLocalBundle, pull, push, verifyLocal } from '../../src/store/transfer.js';
+import { pull, verifyLocal } from '../../src/store/transfer.js';
+import { pushDirectory as pushed } from '../helpers/push.js';
 import { BlobCache, FULL_VERIFY_BELOW_BYTES, STALE_TEMP_MS } from '../../src/store/blob-cache.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import type { BundleStore } from '../../src/store/store.js';
@@ -52,15 +53,6 @@ function counting(store: BundleStore): BundleStore & { read: number } {
     );
   };
   return wrapper;
-}
-
-async function pushed(store: BundleStore, dir: string): Promise<string> {
-  const source = await openLocalBundle(dir);
-  try {
-    return (await push(store, source)).digest;
-  } finally {
-    await source.close();
-  }
 }
 
 describe('blob cache', () => {

@@ -3,6 +3,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
+import { assertReplayPassedBeforeTraffic } from '../helpers/evaluation.js';
 
 /**
  * Evaluation replay end to end on the local runtime: the real CLI, daemon, router and example
@@ -132,13 +133,7 @@ describe('evaluation replay before live traffic', () => {
   test('an equal candidate passes the replay, then the canary, and is promoted', async () => {
     const { value: r } = await underLoad(() => cli(['deploy', 'sentiment@1.2.0', '--steps', '50,100', '--interval', '3s', '--check-every', '1s', '--json']));
     assert.equal(r.code, 0, r.stderr);
-    const result = r.json();
-    assert.equal(result.outcome, 'promoted');
-    assert.equal(result.evaluation.pass, true);
-    assert.equal(result.evaluation.accuracy, 34 / 40);
-    assert.equal(result.evaluation.agreement, 1);
-    const types: string[] = result.events.map((e: { type: string }) => e.type);
-    assert.ok(types.indexOf('evaluation-passed') < types.indexOf('step-started'), types.join(' '));
+    assertReplayPassedBeforeTraffic(r.json());
   });
 
   test('an evaluation set expecting a field the model never returns is refused (exit 2: file, line, field) and nothing is left behind', async () => {

@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ConflictError, UsageError } from '../../src/core/errors.js';
 import type { TrafficSplit, VersionRef } from '../../src/core/model.js';
-import { openLocalBundle, push } from '../../src/store/transfer.js';
+import { openLocalBundle } from '../../src/store/transfer.js';
+import { pushDirectory } from '../helpers/push.js';
 import { FsStore } from '../../src/store/fs-store.js';
 import { MirrorSampler, SmoothWeightedRoundRobin, splitProblems } from '../../src/targets/local/balance.js';
 import { connectRuntime, ensureRuntime, stopRuntime, type RuntimeClient } from '../../src/targets/local/client.js';
@@ -181,13 +182,7 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { faults: Record<string, number> };
     config.faults = { ...config.faults, ...faults };
     await writeFile(configFile, JSON.stringify(config, null, 2));
-    const source = await openLocalBundle(dir, { version });
-    try {
-      const r = await push(store, source);
-      refs[version] = { model: 'sentiment', version, digest: r.digest };
-    } finally {
-      await source.close();
-    }
+    refs[version] = { model: 'sentiment', version, digest: await pushDirectory(store, dir, { version }) };
   }
 
   async function state() {
