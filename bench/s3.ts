@@ -168,7 +168,9 @@ export async function benchS3(o: S3BenchOptions, log: (m: string) => void): Prom
   await writeFile(path.join(bundle, 'bundle.yaml'), 'name: bench-s3\nversion: 1.0.0\ncomponents:\n  weights: [weights/]\n  prompts: []\n  preprocessing: []\n  config: []\n');
 
   log('    starting a Ceph RGW (memstore in RAM)…');
-  const h = await startRgw({ memstoreBytes: Math.max(total * 1.5, 1 * GiB) });
+  // 4× what is stored at most: the memstore OSD goes "full osd" (and writes hang) well before its
+  // size while deleted objects wait for RGW's garbage collector; memstore takes RAM only as used.
+  const h = await startRgw({ memstoreBytes: Math.max(total * 4, 1 * GiB) });
   try {
     const bucket = 'bench';
     const client = new S3Client({ endpoint: h.endpoint, region: h.region, forcePathStyle: true, credentials: { accessKeyId: h.accessKeyId, secretAccessKey: h.secretAccessKey } });
