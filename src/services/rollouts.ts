@@ -5,6 +5,9 @@ import type { Context } from './context.js';
 import type { GateContext, GateEvaluator } from '../gates/contracts.js';
 import type { GateResult, GateSpec } from '../core/gates.js';
 import { defaultLocalGates } from '../gates/local.js';
+import { agreementOf } from '../gates/answers.js';
+import { serveSpecSchema } from '../bundle/serve.js';
+import { UsageError } from '../core/errors.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
 import type { LedgerStore } from '../ledger/model.js';
@@ -225,27 +228,55 @@ export async function planDeploy(
   store: BundleStore,
   refText: string,
   flags: RolloutFlags,
-  opts: { prometheusUrl?: string | undefined; target?: TargetName } = {},
+  opts: { prometheusUrl?: string | undefined; target?: TargetName; warn?: ((message: string) => void) | undefined } = {},
 ): Promise<{ model: string; version: string; digest: string; plan: RolloutPlan; manifest: Manifest }> {
   const resolved = await resolveRef(store, refText);
   const { manifest, digest } = await fetchManifest(store, resolved);
   const project = await ctx.project();
+  const comparable = answersComparable(manifest);
   const plan = resolvePlan({
     project: parseRolloutSection(project.config.rollout, project.file ?? 'modelctl.yaml'),
     bundle: parseRolloutSection(manifest.spec.rollout, `bundle.yaml of ${manifest.name}@${manifest.version}`),
     flags,
     // Shadow agreement is measured on Kubernetes too: the candidate's meter compares (shadow-compare.ts).
-    defaultGates: defaultLocalGates(),
+    defaultGates: comparable ? defaultLocalGates() : defaultLocalGates().filter((g) => !measuresShadowAgreement(g)),
     queryGates: (await ctx.prometheusUrl(opts.prometheusUrl)) !== undefined,
   });
+  if (plan.shadowPercent > 0 && !comparable) checkShadowWithoutComparison(plan, `${manifest.name}@${manifest.version}`, opts.warn);
   return { model: manifest.name, version: manifest.version, digest, plan, manifest };
+}
+
+/** Whether the bundle says how its answers compare (serve.agreement / agreementField): shadow agreement needs it. */
+function answersComparable(manifest: Manifest): boolean {
+  const serve = serveSpecSchema.safeParse(manifest.spec.serve ?? {});
+  return serve.success && agreementOf(serve.data) !== undefined;
+}
+
+const measuresShadowAgreement = (g: GateSpec) => (g.kind === undefined || g.kind === 'local') && g.metric === 'shadow-agreement';
+
+/**
+ * A shadow of a bundle that does not say how its answers compare has nothing for shadow agreement
+ * to count: before, the gate stayed inconclusive and every such shadow ended held for a human.
+ * The default gate is left out (the shadow still judges errors and latency of the mirrored
+ * requests) and the user is told; a shadow-agreement gate the user asked for is refused (exit 2),
+ * since it could never pass.
+ */
+function checkShadowWithoutComparison(plan: RolloutPlan, ref: string, warn: ((message: string) => void) | undefined): void {
+  const asked = plan.gates.filter(measuresShadowAgreement);
+  const hint = 'add serve.agreementField (one answer field compared for equality) or serve.agreement (a comparison mode) to bundle.yaml and push a new version';
+  if (asked.length > 0) {
+    throw new UsageError(`gate ${JSON.stringify(asked[0]!.name)} measures shadow-agreement, but ${ref} does not say how its answers compare (no serve.agreement or serve.agreementField in its bundle.yaml): the shadow could never pass it`, {
+      hint: `${hint}; or drop that gate from rollout.gates`,
+    });
+  }
+  warn?.(`${ref} does not say how its answers compare (no serve.agreement or serve.agreementField): the shadow is judged on errors and latency only, without shadow-agreement. To compare answers, ${hint}.`);
 }
 
 export async function deploy(
   ctx: Context,
   opts: RolloutContextOptions & DeployRequest & TelemetryRequest & { onPlan?: (p: RolloutPlan) => void },
 ): Promise<RolloutResult | PlanDescription> {
-  const { model, version, digest, plan, manifest } = await planDeploy(ctx, opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target });
+  const { model, version, digest, plan, manifest } = await planDeploy(ctx, opts.store, opts.ref, opts.flags, { prometheusUrl: opts.prometheusUrl, target: opts.target, warn: opts.warn });
   // Checked before anything starts (a bad URL is exit 2), but a dry run pushes nothing.
   const telemetry = await openTelemetry(ctx, model, opts.target, opts);
   opts.onPlan?.(plan);
