@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { leftovers } from '../fakes/kube/netns.js';
 import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
+import { enforcePodSecurity } from '../helpers/kube-api.js';
 import { startKubeBox, type KubeBox } from '../helpers/kube-world.js';
 
 /**
@@ -128,13 +129,7 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
     const item = ok.json().checks.find((c: any) => c.name === 'bundle-cache');
     assert.equal(item.ok, true);
     assert.ok(item.detail.includes(`node cache hostPath ${cacheDir} (DirectoryOrCreate, at most 1Gi)`), item.detail);
-    const label = (value: string | null) =>
-      fetch(`${w.fake.url}/api/v1/namespaces/default`, {
-        method: 'PATCH',
-        headers: { 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify({ metadata: { labels: { 'pod-security.kubernetes.io/enforce': value } } }),
-      }).then((r) => assert.equal(r.status, 200));
-    await label('baseline');
+    await enforcePodSecurity(w.fake, 'default', 'baseline');
     try {
       const refused = await w.cli(['kubernetes', 'check', '--json']);
       assert.equal(refused.code, 2, refused.stdout + refused.stderr);
@@ -143,7 +138,7 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
       assert.match(bad.detail, /enforces Pod Security "baseline", which refuses hostPath volumes/);
       assert.match(bad.hint, /pod-security\.kubernetes\.io\/enforce=privileged, or remove kubernetes\.bundleCache/);
     } finally {
-      await label(null);
+      await enforcePodSecurity(w.fake, 'default', null);
     }
   });
 

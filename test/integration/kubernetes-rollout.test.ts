@@ -10,6 +10,7 @@ import { LockedError } from '../../src/ledger/lock.js';
 import { DEFAULT_RETRY } from '../../src/targets/kubernetes/client.js';
 import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
 import { CLI } from '../helpers/fixtures.js';
+import { enforcePodSecurity } from '../helpers/kube-api.js';
 import { fastPlan, MODEL, startKubeWorld, type KubeWorld } from '../helpers/kube-world.js';
 
 /**
@@ -145,6 +146,23 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.equal(r.outcome, 'rolled-back', r.reason);
     assert.match(r.reason, /Unschedulable.*Insufficient nvidia\.com\/gpu/);
     assert.ok(w.notes.slice(mark).some((n) => /ranker@1\.2\.0: pod \S+ Unschedulable: .*still waiting/.test(n)), w.notes.slice(mark).join('\n'));
+  });
+
+  test('pods the API server refuses to create (Pod Security): the rollout fails at once on the Deployment\'s ReplicaFailure, not at the deadline', async () => {
+    await enforcePodSecurity(w.fake, 'default', 'baseline');
+    try {
+      const mark = w.notes.length;
+      const t0 = Date.now();
+      // A hostPath cache in a namespace enforcing "baseline": every pod of the candidate is refused.
+      const r = await w.engine({ section: { bundleCache: { hostPath: '/var/cache/modelctl' } } }).deploy(await ref(w, '1.3.0', 'ranker'), fastPlan({ readyTimeoutMs: 20_000 }));
+      const took = Date.now() - t0;
+      assert.equal(r.outcome, 'rolled-back', r.reason);
+      assert.match(r.reason, /Deployment ranker-1-3-0 cannot create its pods: FailedCreate: pods "ranker-1-3-0-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes/);
+      assert.ok(took < 10_000, `failed after ${took} ms: at once, not after the 20 s readiness timeout`);
+      assert.ok(w.notes.slice(mark).some((n) => /ranker@1\.3\.0: Deployment ranker-1-3-0 cannot create pods \(FailedCreate\)/.test(n)), w.notes.slice(mark).join('\n'));
+    } finally {
+      await enforcePodSecurity(w.fake, 'default', null);
+    }
   });
 
   test('two CI jobs racing for the Lease: exactly one rolls out, the other is told who holds it', async () => {
