@@ -157,3 +157,26 @@ test('ReplicaFailure: a Pod Security refusal sets the Deployment condition (Fail
     return podsOf('psa-rf', 'refused').length === 1 && !(x?.status?.conditions ?? []).some((c: any) => c.type === 'ReplicaFailure');
   }, 5000);
 });
+
+test('Pod Security "restricted": modelctl\'s own containers pass (the claim cache included); the serving container, left to the bundle, does not', async () => {
+  const { deploymentFor } = await import('../../src/targets/kubernetes/manifests.js');
+  const { kubernetesSectionSchema, resolveKubernetesSettings } = await import('../../src/targets/kubernetes/settings.js');
+  const { serveSpecSchema } = await import('../../src/bundle/serve.js');
+  await core.createNamespace({ body: { metadata: { name: 'strict', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  await core.createNamespace({ body: { metadata: { name: 'base', labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } } });
+  const render = (ns: string) => {
+    const settings = resolveKubernetesSettings(kubernetesSectionSchema.parse({ bundleCache: { persistentVolumeClaim: { claimName: 'model-cache' } } }), { namespace: ns, storeUrl: 's3://m/p' });
+    return deploymentFor({ ref: { model: 'm', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` }, serve: serveSpecSchema.parse({ command: ['node', 'serve.mjs'] }), settings, replicas: 1 }) as any;
+  };
+  await apps.createNamespacedDeployment({ namespace: 'strict', body: render('strict') });
+  await apps.createNamespacedDeployment({ namespace: 'base', body: render('base') });
+  const rf = await waitFor('ReplicaFailure in restricted', () => (fake.get('apps/v1', 'Deployment', 'strict', 'm-1-0-0')?.status?.conditions ?? []).find((c: any) => c.type === 'ReplicaFailure'));
+  assert.match(
+    rf.message,
+    /violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false \(container "model" must set securityContext.allowPrivilegeEscalation=false\), unrestricted capabilities \(container "model" must set securityContext.capabilities.drop=\["ALL"\]\), runAsNonRoot != true \(pod or container "model" must set securityContext.runAsNonRoot=true\), seccompProfile \(pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"\)$/,
+  );
+  assert.doesNotMatch(rf.message, /fetch-bundle|meter|volume/, 'the init container, the meter and the claim volume pass');
+  // "baseline" admits the same pod (a claim, no hostPath): it waits for the claim, it is not refused.
+  await waitFor('the baseline pod created', () => podsOf('base', 'm-1-0-0').length === 1);
+  assert.ok(!(fake.get('apps/v1', 'Deployment', 'base', 'm-1-0-0')?.status?.conditions ?? []).some((c: any) => c.type === 'ReplicaFailure'));
+});

@@ -34,19 +34,66 @@ const BINDER = 'persistent-volume-binder';
 const NO_PREEMPTION = 'preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
 
 /**
- * Pod Security admission (enforce mode) as far as modelctl can meet it: a namespace labelled
- * `pod-security.kubernetes.io/enforce: baseline` or `restricted` refuses a pod with a hostPath
- * volume (both levels forbid it; restricted refuses more, which modelctl's pods do not use). The
- * refusal text is the admission plugin's; the ReplicaSet controller reports it as FailedCreate
- * (here on the Deployment: the fake has no ReplicaSets). Other controls are not checked.
+ * Pod Security admission (enforce mode, k8s.io/pod-security-admission policy checks) as far as
+ * modelctl's pods can meet it. "baseline": no hostPath volume, no privileged container.
+ * "restricted" adds, for every container (init ones included): allowPrivilegeEscalation=false,
+ * capabilities.drop ["ALL"] (add at most NET_BIND_SERVICE), runAsNonRoot=true (pod or container,
+ * and no container setting it false), no runAsUser 0, a RuntimeDefault/Localhost seccompProfile
+ * (pod or container), and only the volume types configMap, csi, downwardAPI, emptyDir, ephemeral,
+ * persistentVolumeClaim, projected, secret. Violations are listed in the order of the policy's
+ * check IDs, with its texts; the ReplicaSet controller reports the refusal as FailedCreate (here on
+ * the Deployment: the fake has no ReplicaSets). Not checked: host namespaces and ports, AppArmor,
+ * SELinux, sysctls, procMount, Windows (modelctl sets none of them).
  */
+const RESTRICTED_VOLUMES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
+
 function podSecurityRefusal(ns: any, pod: any): string | undefined {
   const level = ns?.metadata?.labels?.['pod-security.kubernetes.io/enforce'];
   if (level !== 'baseline' && level !== 'restricted') return undefined;
-  const hostPaths = (pod.spec?.volumes ?? []).filter((v: any) => v.hostPath).map((v: any) => `"${v.name}"`);
-  if (hostPaths.length === 0) return undefined;
+  const spec = pod.spec ?? {};
+  const containers: any[] = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
+  const names = (cs: any[]) => `${cs.length > 1 ? 'containers' : 'container'} ${cs.map((c) => `"${c.name}"`).join(', ')}`;
+  const volumes = (vs: any[]) => `volume${vs.length > 1 ? 's' : ''} ${vs.map((v) => `"${v.name}"`).join(', ')}`;
+  const out: string[] = [];
+  const restricted = level === 'restricted';
+  const sc = (c: any) => c.securityContext ?? {};
+  if (restricted) {
+    const esc = containers.filter((c) => sc(c).allowPrivilegeEscalation !== false);
+    if (esc.length) out.push(`allowPrivilegeEscalation != false (${names(esc)} must set securityContext.allowPrivilegeEscalation=false)`);
+  }
+  const privileged = containers.filter((c) => sc(c).privileged === true);
+  if (restricted) {
+    const caps = containers.filter((c) => !(sc(c).capabilities?.drop ?? []).includes('ALL') || (sc(c).capabilities?.add ?? []).some((x: string) => x !== 'NET_BIND_SERVICE'));
+    if (caps.length) out.push(`unrestricted capabilities (${names(caps)} must set securityContext.capabilities.drop=["ALL"])`);
+  }
+  const hostPaths = (spec.volumes ?? []).filter((v: any) => v.hostPath);
+  if (hostPaths.length) out.push(`hostPath volumes (${volumes(hostPaths)})`);
+  if (privileged.length) out.push(`privileged (${names(privileged)} must not set securityContext.privileged=true)`);
+  if (restricted) {
+    const other = (spec.volumes ?? []).filter((v: any) => !Object.keys(v).some((k) => RESTRICTED_VOLUMES.has(k)));
+    if (other.length) {
+      const kinds = [...new Set(other.map((v: any) => Object.keys(v).find((k) => k !== 'name')))];
+      out.push(`restricted volume types (${volumes(other)} use${other.length > 1 ? '' : 's'} restricted volume type${kinds.length > 1 ? 's' : ''} ${kinds.map((k) => `"${k}"`).join(', ')})`);
+    }
+    const podNonRoot = spec.securityContext?.runAsNonRoot === true;
+    const setFalse = containers.filter((c) => sc(c).runAsNonRoot === false);
+    const unset = podNonRoot ? [] : containers.filter((c) => sc(c).runAsNonRoot === undefined);
+    if (setFalse.length || unset.length) {
+      const parts = [];
+      if (setFalse.length) parts.push(`${names(setFalse)} must not set securityContext.runAsNonRoot=false`);
+      if (unset.length) parts.push(`pod or ${names(unset)} must set securityContext.runAsNonRoot=true`);
+      out.push(`runAsNonRoot != true (${parts.join('; ')})`);
+    }
+    const root = containers.filter((c) => sc(c).runAsUser === 0);
+    if (root.length || spec.securityContext?.runAsUser === 0) out.push(`runAsUser=0 (${spec.securityContext?.runAsUser === 0 ? 'pod' : names(root)} must not set runAsUser=0)`);
+    const seccompOk = (t: unknown) => t === 'RuntimeDefault' || t === 'Localhost';
+    const podSeccomp = seccompOk(spec.securityContext?.seccompProfile?.type);
+    const noSeccomp = containers.filter((c) => (sc(c).seccompProfile?.type === undefined ? !podSeccomp : !seccompOk(sc(c).seccompProfile.type)));
+    if (noSeccomp.length) out.push(`seccompProfile (pod or ${names(noSeccomp)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`);
+  }
+  if (out.length === 0) return undefined;
   const version = ns.metadata.labels['pod-security.kubernetes.io/enforce-version'] ?? 'latest';
-  return `pods "${pod.metadata.name}" is forbidden: violates PodSecurity "${level}:${version}": hostPath volumes (volume${hostPaths.length > 1 ? 's' : ''} ${hostPaths.join(', ')})`;
+  return `pods "${pod.metadata.name}" is forbidden: violates PodSecurity "${level}:${version}": ${out.join(', ')}`;
 }
 
 const NODE = 'fake-node-1';
