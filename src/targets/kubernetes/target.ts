@@ -246,7 +246,9 @@ export class KubernetesTarget implements Target {
       const giveUp = (p: { pod?: string; reason: string; message: string }, afterMs: number) => {
         const who = p.pod ? `pod ${p.pod} of Deployment ${ref.name}` : `Deployment ${ref.name} cannot create its pods:`;
         const lasted = afterMs > 0 ? ` for ${Math.round(afterMs / 1000)} s` : '';
-        finish(fail(`${who} ${p.reason}${lasted}: ${p.message}`, problemHint(p, this.ns, ref.name)));
+        // What to do goes into the message too: a rollout reports the message as its reason (the hint is lost there).
+        const hint = problemHint(p, this.ns, ref.name);
+        finish(fail(`${who} ${p.reason}${lasted}: ${p.message} — ${hint}`, hint));
       };
       /** Start (or keep) the clock of a problem that gives up after a bound; 0 gives up at once. */
       const watchStuck = (key: string, p: { pod?: string; reason: string; message: string }) => {
