@@ -382,6 +382,40 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.match(check.stdout, /FAIL permissions +not allowed in default: patch httproutes\.gateway\.networking\.k8s\.io/);
     assert.match(check.stdout, /modelctl kubernetes rbac --namespace default/);
   });
+
+  test('kubernetes check of a claim cache: ReadWriteOnce passes with its one-node caveat, ReadWriteOncePod fails, an unreadable claim is said', async () => {
+    const post = async (p: string, body: unknown) => assert.equal((await fetch(`${w.fake.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).status, 201);
+    for (const [name, mode] of [['cache-rwo', 'ReadWriteOnce'], ['cache-rwop', 'ReadWriteOncePod']] as const) {
+      await post('/api/v1/persistentvolumes', { metadata: { name: `${name}-pv` }, spec: { capacity: { storage: '5Gi' }, accessModes: [mode], storageClassName: name, hostPath: { path: `/var/tmp/${name}` } } });
+      await post('/api/v1/namespaces/default/persistentvolumeclaims', { metadata: { name }, spec: { accessModes: [mode], resources: { requests: { storage: '5Gi' } }, storageClassName: name } });
+    }
+    const file = path.join(w.projectDir, 'modelctl.yaml');
+    const original = await readFile(file, 'utf8');
+    const itemFor = async (claimName: string) => {
+      const doc = parse(original);
+      doc.kubernetes.bundleCache = { persistentVolumeClaim: { claimName } };
+      await writeFile(file, stringify(doc));
+      const r = await w.cli(['kubernetes', 'check', '--json']);
+      return r.json().checks.find((c: any) => c.name === 'bundle-cache');
+    };
+    try {
+      let rwo: any;
+      for (let i = 0; i < 50 && !rwo?.ok; i++) rwo = await itemFor('cache-rwo');
+      assert.equal(rwo.ok, true, rwo.detail);
+      assert.match(rwo.detail, /Bound to cache-rwo-pv \(5Gi\), accessModes \[ReadWriteOnce\]: ReadWriteOnce attaches it to one node at a time/);
+      assert.match(rwo.hint, /one-node cluster or with a kubernetes.nodeSelector naming one node; otherwise use a ReadWriteMany claim/);
+      const rwop = await itemFor('cache-rwop');
+      assert.equal(rwop.ok, false);
+      assert.match(rwop.detail, /ReadWriteOncePod admits a single pod in the whole cluster/);
+      w.fake.forbid('get', 'persistentvolumeclaims');
+      const hidden = await itemFor('cache-rwo');
+      assert.equal(hidden.ok, true, 'not readable is not a failure: the Role does not grant it');
+      assert.match(hidden.detail, /the claim could not be read: forbidden/);
+      assert.match(hidden.hint, /kubectl -n default get pvc cache-rwo/);
+    } finally {
+      await writeFile(file, original);
+    }
+  });
 });
 
 describe('Kubernetes target: a killed deploy, then resume or abort', { timeout: 300_000 }, () => {
