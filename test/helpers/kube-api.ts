@@ -27,7 +27,8 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 
 /** Label (or unlabel, with null) a namespace of the fake with the Pod Security level it enforces. */
 export async function enforcePodSecurity(fake: Pick<FakeKube, 'url'>, namespace: string, level: string | null): Promise<void> {
-  const r = await fetch(`${fake.url}/api/v1/namespaces/${namespace}`, {
+  // Strict like modelctl's own writes: tests that audit every write of a file (fieldValidation=Strict) stay true.
+  const r = await fetch(`${fake.url}/api/v1/namespaces/${namespace}?fieldValidation=Strict`, {
     method: 'PATCH',
     headers: { 'content-type': 'application/merge-patch+json' },
     body: JSON.stringify({ metadata: { labels: { 'pod-security.kubernetes.io/enforce': level } } }),

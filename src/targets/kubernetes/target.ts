@@ -232,7 +232,8 @@ export class KubernetesTarget implements Target {
     let settled = false;
     // Problems that do not heal by waiting the whole deadline (readiness.ts giveUpAfterMs): pods the
     // API server refuses to create (ReplicaFailure), pods the scheduler cannot place. Key → timer.
-    const stuck = new Map<string, { timer: NodeJS.Timeout | undefined }>();
+    type Problem = { pod?: string; reason: string; message: string };
+    const stuck = new Map<string, { timer: NodeJS.Timeout | undefined; latest: Problem }>();
     return new Promise<void>((resolve, reject) => {
       const finish = (err?: Error) => {
         if (settled) return;
@@ -243,7 +244,7 @@ export class KubernetesTarget implements Target {
         if (err) reject(err);
         else resolve();
       };
-      const giveUp = (p: { pod?: string; reason: string; message: string }, afterMs: number) => {
+      const giveUp = (p: Problem, afterMs: number) => {
         const who = p.pod ? `pod ${p.pod} of Deployment ${ref.name}` : `Deployment ${ref.name} cannot create its pods:`;
         const lasted = afterMs > 0 ? ` for ${Math.round(afterMs / 1000)} s` : '';
         // What to do goes into the message too: a rollout reports the message as its reason (the hint is lost there).
@@ -251,11 +252,14 @@ export class KubernetesTarget implements Target {
         finish(fail(`${who} ${p.reason}${lasted}: ${p.message} — ${hint}`, hint));
       };
       /** Start (or keep) the clock of a problem that gives up after a bound; 0 gives up at once. */
-      const watchStuck = (key: string, p: { pod?: string; reason: string; message: string }) => {
+      const watchStuck = (key: string, p: Problem) => {
         const bound = giveUpAfterMs(p);
-        if (bound === undefined || stuck.has(key)) return;
+        const running = stuck.get(key);
+        if (running) running.latest = p; // the error names what the cluster says last (not found → unbound…)
+        if (bound === undefined || running) return;
         if (bound === 0) return giveUp(p, 0);
-        stuck.set(key, { timer: setTimeout(() => giveUp(p, bound), bound) });
+        const entry = { timer: setTimeout(() => giveUp(entry.latest, bound), bound), latest: p };
+        stuck.set(key, entry);
       };
       const drop = (key: string) => {
         clearTimeout(stuck.get(key)?.timer);
