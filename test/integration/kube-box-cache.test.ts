@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { leftovers } from '../fakes/kube/netns.js';
-import { REPO_ROOT, runCli, useScratch } from '../helpers/fixtures.js';
+import { useScratch } from '../helpers/fixtures.js';
+import { CACHE_MODEL, podsOf, pulled, pushCacheVersion, warnings, WEIGHTS } from '../helpers/kube-box-cache.js';
+import { enforcePodSecurity } from '../helpers/kube-api.js';
 import { startKubeBox, type KubeBox } from '../helpers/kube-world.js';
 
 /**
@@ -17,29 +19,9 @@ import { startKubeBox, type KubeBox } from '../helpers/kube-world.js';
  *  - the model container never sees the cache (it is mounted into the init container only).
  */
 
-const MODEL = 'sentiment';
-const MiB = 1024 * 1024;
-const WEIGHTS = 16 * MiB; // over LARGE_FILE_BYTES (8 MiB): a whole-file blob, what the cache holds
+const MODEL = CACHE_MODEL;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function podsOf(w: KubeBox, version: string): any[] {
-  return w.fake.list('v1', 'Pod', 'default').filter((p) => p.metadata.annotations?.['modelctl.dev/version'] === version);
-}
-
-function warnings(w: KubeBox): string[] {
-  return [...new Set(w.fake.list('v1', 'Event', 'default').filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`))];
-}
-
-/** What each pod's init container says it fetched from the store vs found in the node cache. */
-function pulled(w: KubeBox, version: string, only?: string): Array<{ pod: string; fetched: number; fetchedBlobs: number; cached: number; waited: number }> {
-  return podsOf(w, version).filter((p) => only === undefined || p.metadata.name === only).map((p) => {
-    const log = w.box.kubelet.logs('default', p.metadata.name, 'fetch-bundle');
-    const m = /fetched (\d+) bytes \((\d+) blobs\) from the store, (\d+) bytes .*?(?:\((\d+) of them fetched meanwhile[^\n]*)?$/m.exec(log);
-    assert.ok(m, `the init container of ${p.metadata.name} reports what it fetched:\n${log}`);
-    return { pod: p.metadata.name, fetched: Number(m[1]), fetchedBlobs: Number(m[2]), cached: Number(m[3]), waited: Number(m[4] ?? 0) };
-  });
-}
 
 describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', { timeout: 600_000 }, () => {
   let w: KubeBox;
@@ -50,14 +32,7 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
   const weights = randomBytes(WEIGHTS);
 
   /** The example model plus 16 MiB of extra weights; `prompt` changes prompts/explain.txt only. */
-  async function pushVersion(version: string, prompt: string, extra = weights): Promise<void> {
-    const dir = await scratch.fresh('cache-bundle');
-    await cp(path.join(REPO_ROOT, 'bundles/example'), dir, { recursive: true });
-    await writeFile(path.join(dir, 'weights', 'extra.bin'), extra);
-    await writeFile(path.join(dir, 'prompts', 'explain.txt'), prompt);
-    const r = await runCli(['bundle', 'push', dir, '--version', version, '--json'], { env: { ...process.env, ...w.env } });
-    assert.equal(r.code, 0, r.stderr);
-  }
+  const pushVersion = (version: string, prompt: string, extra = weights) => pushCacheVersion(w, scratch, version, prompt, extra);
 
   before(async () => {
     // Not under /tmp (each container has its own): a node directory, absent so that the kubelet
@@ -128,13 +103,7 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
     const item = ok.json().checks.find((c: any) => c.name === 'bundle-cache');
     assert.equal(item.ok, true);
     assert.ok(item.detail.includes(`node cache hostPath ${cacheDir} (DirectoryOrCreate, at most 1Gi)`), item.detail);
-    const label = (value: string | null) =>
-      fetch(`${w.fake.url}/api/v1/namespaces/default`, {
-        method: 'PATCH',
-        headers: { 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify({ metadata: { labels: { 'pod-security.kubernetes.io/enforce': value } } }),
-      }).then((r) => assert.equal(r.status, 200));
-    await label('baseline');
+    await enforcePodSecurity(w.fake, 'default', 'baseline');
     try {
       const refused = await w.cli(['kubernetes', 'check', '--json']);
       assert.equal(refused.code, 2, refused.stdout + refused.stderr);
@@ -143,7 +112,7 @@ describe('cluster in a box: node-level bundle cache (kubernetes.bundleCache)', {
       assert.match(bad.detail, /enforces Pod Security "baseline", which refuses hostPath volumes/);
       assert.match(bad.hint, /pod-security\.kubernetes\.io\/enforce=privileged, or remove kubernetes\.bundleCache/);
     } finally {
-      await label(null);
+      await enforcePodSecurity(w.fake, 'default', null);
     }
   });
 

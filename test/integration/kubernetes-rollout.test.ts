@@ -10,6 +10,7 @@ import { LockedError } from '../../src/ledger/lock.js';
 import { DEFAULT_RETRY } from '../../src/targets/kubernetes/client.js';
 import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
 import { CLI } from '../helpers/fixtures.js';
+import { enforcePodSecurity } from '../helpers/kube-api.js';
 import { fastPlan, MODEL, startKubeWorld, type KubeWorld } from '../helpers/kube-world.js';
 
 /**
@@ -145,6 +146,23 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.equal(r.outcome, 'rolled-back', r.reason);
     assert.match(r.reason, /Unschedulable.*Insufficient nvidia\.com\/gpu/);
     assert.ok(w.notes.slice(mark).some((n) => /ranker@1\.2\.0: pod \S+ Unschedulable: .*still waiting/.test(n)), w.notes.slice(mark).join('\n'));
+  });
+
+  test('pods the API server refuses to create (Pod Security): the rollout fails at once on the Deployment\'s ReplicaFailure, not at the deadline', async () => {
+    await enforcePodSecurity(w.fake, 'default', 'baseline');
+    try {
+      const mark = w.notes.length;
+      const t0 = Date.now();
+      // A hostPath cache in a namespace enforcing "baseline": every pod of the candidate is refused.
+      const r = await w.engine({ section: { bundleCache: { hostPath: '/var/cache/modelctl' } } }).deploy(await ref(w, '1.3.0', 'ranker'), fastPlan({ readyTimeoutMs: 20_000 }));
+      const took = Date.now() - t0;
+      assert.equal(r.outcome, 'rolled-back', r.reason);
+      assert.match(r.reason, /Deployment ranker-1-3-0 cannot create its pods: FailedCreate: pods "ranker-1-3-0-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes/);
+      assert.ok(took < 10_000, `failed after ${took} ms: at once, not after the 20 s readiness timeout`);
+      assert.ok(w.notes.slice(mark).some((n) => /ranker@1\.3\.0: Deployment ranker-1-3-0 cannot create pods \(FailedCreate\)/.test(n)), w.notes.slice(mark).join('\n'));
+    } finally {
+      await enforcePodSecurity(w.fake, 'default', null);
+    }
   });
 
   test('two CI jobs racing for the Lease: exactly one rolls out, the other is told who holds it', async () => {
@@ -363,6 +381,40 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.equal(check.code, 9, check.stdout + check.stderr);
     assert.match(check.stdout, /FAIL permissions +not allowed in default: patch httproutes\.gateway\.networking\.k8s\.io/);
     assert.match(check.stdout, /modelctl kubernetes rbac --namespace default/);
+  });
+
+  test('kubernetes check of a claim cache: ReadWriteOnce passes with its one-node caveat, ReadWriteOncePod fails, an unreadable claim is said', async () => {
+    const post = async (p: string, body: unknown) => assert.equal((await fetch(`${w.fake.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).status, 201);
+    for (const [name, mode] of [['cache-rwo', 'ReadWriteOnce'], ['cache-rwop', 'ReadWriteOncePod']] as const) {
+      await post('/api/v1/persistentvolumes', { metadata: { name: `${name}-pv` }, spec: { capacity: { storage: '5Gi' }, accessModes: [mode], storageClassName: name, hostPath: { path: `/var/tmp/${name}` } } });
+      await post('/api/v1/namespaces/default/persistentvolumeclaims', { metadata: { name }, spec: { accessModes: [mode], resources: { requests: { storage: '5Gi' } }, storageClassName: name } });
+    }
+    const file = path.join(w.projectDir, 'modelctl.yaml');
+    const original = await readFile(file, 'utf8');
+    const itemFor = async (claimName: string) => {
+      const doc = parse(original);
+      doc.kubernetes.bundleCache = { persistentVolumeClaim: { claimName } };
+      await writeFile(file, stringify(doc));
+      const r = await w.cli(['kubernetes', 'check', '--json']);
+      return r.json().checks.find((c: any) => c.name === 'bundle-cache');
+    };
+    try {
+      let rwo: any;
+      for (let i = 0; i < 50 && !rwo?.ok; i++) rwo = await itemFor('cache-rwo');
+      assert.equal(rwo.ok, true, rwo.detail);
+      assert.match(rwo.detail, /Bound to cache-rwo-pv \(5Gi\), accessModes \[ReadWriteOnce\]: ReadWriteOnce attaches it to one node at a time/);
+      assert.match(rwo.hint, /one-node cluster or with a kubernetes.nodeSelector naming one node; otherwise use a ReadWriteMany claim/);
+      const rwop = await itemFor('cache-rwop');
+      assert.equal(rwop.ok, false);
+      assert.match(rwop.detail, /ReadWriteOncePod admits a single pod in the whole cluster/);
+      w.fake.forbid('get', 'persistentvolumeclaims');
+      const hidden = await itemFor('cache-rwo');
+      assert.equal(hidden.ok, true, 'not readable is not a failure: the Role does not grant it');
+      assert.match(hidden.detail, /the claim could not be read: forbidden/);
+      assert.match(hidden.hint, /kubectl -n default get pvc cache-rwo/);
+    } finally {
+      await writeFile(file, original);
+    }
   });
 });
 

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ApiException,
   ApisApi,
   AppsV1Api,
   CoordinationV1Api,
@@ -17,6 +16,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { startFakeKube, type FakeKube } from '../fakes/kube/server.js';
+import { apiError, waitFor } from '../helpers/kube-api.js';
 
 let fake: FakeKube;
 
@@ -29,28 +29,6 @@ after(async () => {
 
 function objectApi(namespace = 'default'): KubernetesObjectApi {
   return KubernetesObjectApi.makeApiClient(fake.kubeConfig(namespace));
-}
-
-/** Run `fn`, expect an ApiException, return its code and parsed Status body. */
-async function apiError(fn: () => Promise<unknown>): Promise<{ code: number; status: any }> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.ok(e instanceof ApiException, `expected ApiException, got ${String(e)}`);
-    const body = (e as ApiException<unknown>).body;
-    return { code: (e as ApiException<unknown>).code, status: typeof body === 'string' ? JSON.parse(body) : body };
-  }
-  assert.fail('expected the call to fail');
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function deployment(name: string, labels: Record<string, string>, image: string, replicas = 1): any {

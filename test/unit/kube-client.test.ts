@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { UsageError } from '../../src/core/errors.js';
 import { connectKube } from '../../src/targets/kubernetes/client.js';
-import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from '../../src/targets/kubernetes/readiness.js';
+import { deploymentReady, describeProblems, diagnosePods, giveUpAfterMs, problemHint, progressDeadlineExceeded, replicaFailure } from '../../src/targets/kubernetes/readiness.js';
 import { useScratch } from '../helpers/fixtures.js';
 
 const { fresh, cleanup } = useScratch();
@@ -105,5 +105,23 @@ describe('readiness: why a version is not ready, in kubectl words', () => {
     assert.equal(by.e, undefined, 'initialising is not a problem');
     assert.equal(problems[0]!.fatal, true, 'fatal problems first');
     assert.match(describeProblems(problems), /ImagePullBackOff on 1 pod \(a: container model/);
+  });
+
+  test('replicaFailure reads the Deployment condition; giveUpAfterMs: refusals at once, claims after 30 s, resources after 5 min, the rest at the deadline', () => {
+    const rf = { reason: 'FailedCreate', message: 'pods "m-1-abc-x1y2z" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "bundle-cache")' };
+    const dep = (conditions: object[]) => ({ status: { conditions } }) as any;
+    assert.deepEqual(replicaFailure(dep([{ type: 'ReplicaFailure', status: 'True', ...rf }])), rf);
+    assert.equal(replicaFailure(dep([{ type: 'ReplicaFailure', status: 'False', ...rf }])), undefined);
+    assert.equal(replicaFailure(dep([{ type: 'Available', status: 'True' }])), undefined);
+    assert.equal(giveUpAfterMs(rf), 0);
+    assert.equal(giveUpAfterMs({ reason: 'FailedCreate', message: 'pods "x" is forbidden: exceeded quota: compute, requested: cpu=2, used: cpu=8, limited: cpu=8' }), 0);
+    assert.equal(giveUpAfterMs({ reason: 'FailedCreate', message: 'Internal error occurred: failed calling webhook "x": context deadline exceeded' }), 30_000);
+    const sched = (m: string) => giveUpAfterMs({ reason: 'Unschedulable', message: `0/3 nodes are available: ${m}. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.` });
+    assert.equal(sched('persistentvolumeclaim "model-cache" not found'), 30_000);
+    assert.equal(sched('pod has unbound immediate PersistentVolumeClaims'), 30_000);
+    assert.equal(sched('3 Insufficient nvidia.com/gpu'), 300_000);
+    assert.equal(giveUpAfterMs({ reason: 'NotReady', message: 'running but failing its readiness probe' }), undefined);
+    assert.match(problemHint(rf, 'ml', 'm-1'), /modelctl kubernetes check.*persistentVolumeClaim cache is admitted at every level/);
+    assert.match(problemHint({ reason: 'Unschedulable', message: 'persistentvolumeclaim "c" not found' }, 'ml', 'm-1'), /PersistentVolumeClaim must exist in namespace ml and be Bound/);
   });
 });

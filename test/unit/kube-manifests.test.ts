@@ -400,9 +400,54 @@ describe('kubernetes.bundleCache: a node-level blob cache for the init container
     assert.equal(plain.initContainers![0]!.securityContext?.runAsNonRoot, true);
   });
 
-  test('the section is strict: a PersistentVolumeClaim or a typo is refused by the schema', () => {
+  test('the section is strict: a claim given as a bare string, or a typo, is refused by the schema', () => {
     assert.throws(() => kubernetesSectionSchema.parse({ bundleCache: { persistentVolumeClaim: 'cache' } }));
     assert.throws(() => kubernetesSectionSchema.parse({ bundleCache: { hostPath: '/c', maxbytes: '1Gi' } }));
+    assert.throws(() => kubernetesSectionSchema.parse({ bundleCache: { persistentVolumeClaim: { name: 'cache' } } }));
+  });
+
+  test('exactly one of hostPath and persistentVolumeClaim: both, or neither, is refused naming the field and the choice', () => {
+    for (const bad of [{ hostPath: '/c', persistentVolumeClaim: { claimName: 'cache' } }, { maxBytes: '1Gi' }]) {
+      const r = kubernetesSectionSchema.safeParse({ bundleCache: bad });
+      assert.equal(r.success, false, JSON.stringify(bad));
+      assert.deepEqual(r.error!.issues[0]!.path, ['bundleCache']);
+      assert.match(r.error!.issues[0]!.message, /exactly one of hostPath .* or persistentVolumeClaim: \{claimName: …\}/);
+    }
+  });
+});
+
+describe('kubernetes.bundleCache.persistentVolumeClaim: the cache on a claim, for namespaces that refuse hostPath', () => {
+  const ref = { model: 'sentiment', version: '1.0.0', digest: DIGEST };
+  const serve = serveOf({});
+  const settings = settingsOf({ bundleCache: { persistentVolumeClaim: { claimName: 'model-cache' }, maxBytes: '50Gi' } });
+  const d = deploymentFor({ ref, serve, settings, replicas: 2 });
+  const pod = d.spec!.template.spec!;
+  const [init] = pod.initContainers!;
+
+  test('a persistentVolumeClaim volume, mounted into fetch-bundle only, the init container non-root (restricted admits it)', () => {
+    assert.deepEqual(pod.volumes, [
+      { name: 'bundle', emptyDir: {} },
+      { name: 'bundle-cache', persistentVolumeClaim: { claimName: 'model-cache' } },
+    ]);
+    assert.deepEqual(init!.volumeMounts, [
+      { name: 'bundle', mountPath: '/pull' },
+      { name: 'bundle-cache', mountPath: '/modelctl-cache' },
+    ]);
+    for (const c of pod.containers) assert.ok(!(c.volumeMounts ?? []).some((m) => m.name === 'bundle-cache'), `${c.name} does not see the cache`);
+    assert.equal(init!.securityContext?.runAsNonRoot, true);
+    assert.equal(init!.securityContext?.runAsUser, undefined);
+    const env = Object.fromEntries(init!.env!.map((e) => [e.name, e.value]));
+    assert.equal(env.MODELCTL_CACHE_DIR, '/modelctl-cache');
+    assert.equal(env.MODELCTL_CACHE_MAX_BYTES, String(50 * 2 ** 30));
+    assert.equal(env.MODELCTL_CACHE_VERIFY, 'full');
+    validate(new Deployment(d as never), 'Deployment');
+  });
+
+  test('the pod\'s fsGroup makes the claim writable for the image\'s uid 1000, without a recursive chown at every start', () => {
+    assert.deepEqual(pod.securityContext, { fsGroup: 1000, fsGroupChangePolicy: 'OnRootMismatch' });
+    const hostPath = deploymentFor({ ref, serve, settings: settingsOf({ bundleCache: { hostPath: '/c' } }), replicas: 1 }).spec!.template.spec!;
+    assert.equal(hostPath.securityContext, undefined, 'no fsGroup for a hostPath (no ownership management) nor without a cache');
+    assert.equal(deploymentFor({ ref, serve, settings: settingsOf({}), replicas: 1 }).spec!.template.spec!.securityContext, undefined);
   });
 });
 

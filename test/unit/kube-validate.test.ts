@@ -164,6 +164,18 @@ describe('the API server\'s rules', () => {
     assert.match(issuesOf({ hostPath: '/c', maxBytes: '-1Gi' })[0]!.rule, /non-negative/);
   });
 
+  test('kubernetes.bundleCache.persistentVolumeClaim.claimName: a PersistentVolumeClaim name (RFC 1123 subdomain), naming the field', () => {
+    const issuesOf = (claimName: string) => kubernetesIssues({ settings: settingsOf({ bundleCache: { persistentVolumeClaim: { claimName } } }), settingsFile: FILE, versions: [v('1.0.0')], manifests: [] });
+    assert.deepEqual(issuesOf('model-cache'), []);
+    assert.deepEqual(issuesOf('cache.v2'), []);
+    const bad = issuesOf('Model_Cache');
+    assert.deepEqual(fields(bad), [`${FILE} kubernetes.bundleCache.persistentVolumeClaim.claimName`]);
+    assert.equal(bad[0]!.value, 'Model_Cache');
+    assert.match(bad[0]!.rule, /RFC 1123 subdomain.*\(a PersistentVolumeClaim name\)/);
+    assert.match(issuesOf('')[0]!.rule, /Required value: give the name of a PersistentVolumeClaim/);
+    assert.match(issuesOf('x'.repeat(254))[0]!.rule, /no more than 253 characters/);
+  });
+
   test('the upstream schemas catch what the rules do not name (kubernetes-models, @kubernetes-models/gateway-api)', async () => {
     const issues = await schemaIssues([
       { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { hostnames: ['Bad_Host'], rules: [] } },

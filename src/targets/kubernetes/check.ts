@@ -152,6 +152,21 @@ export async function checkCluster(deps: {
 
 const PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
 
+/** kubernetes.bundleCache: a node directory (Pod Security) or a claim (exists, Bound, access modes). */
+async function checkBundleCache(api: KubeApi, settings: KubernetesSettings): Promise<CheckItem> {
+  const cache = settings.bundleCache!;
+  return 'persistentVolumeClaim' in cache ? checkClaimCache(api, settings, cache.persistentVolumeClaim.claimName, cache.maxBytes) : checkHostPathCache(api, settings, cache.hostPath, cache.maxBytes);
+}
+
+/** "forbidden (…)" or the error's message: why something could not be read. */
+function unreadable(err: unknown, what: string): string {
+  return err instanceof ModelctlError && (err.details as { status?: number }).status === 403 ? `forbidden (${what})` : err instanceof Error ? err.message : String(err);
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof ModelctlError ? (err.details as { status?: number }).status : undefined;
+}
+
 /**
  * kubernetes.bundleCache is a hostPath volume: Pod Security admission refuses the pods (not the
  * Deployment, which only gets a warning) in a namespace enforcing "baseline" or "restricted". Read
@@ -159,9 +174,8 @@ const PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
  * not read it; then say what to look at). A cluster-wide default level (AdmissionConfiguration) is
  * not visible from here either: the detail says so.
  */
-async function checkBundleCache(api: KubeApi, settings: KubernetesSettings): Promise<CheckItem> {
-  const cache = settings.bundleCache!;
-  const what = `node cache hostPath ${cache.hostPath} (DirectoryOrCreate, at most ${cache.maxBytes}) for the fetch-bundle init container`;
+async function checkHostPathCache(api: KubeApi, settings: KubernetesSettings, hostPath: string, maxBytes: string): Promise<CheckItem> {
+  const what = `node cache hostPath ${hostPath} (DirectoryOrCreate, at most ${maxBytes}) for the fetch-bundle init container`;
   let level: string | undefined;
   try {
     const ns = await api.call({ verb: 'get', kind: 'Namespace', namespace: '(cluster)', name: settings.namespace }, () =>
@@ -169,7 +183,7 @@ async function checkBundleCache(api: KubeApi, settings: KubernetesSettings): Pro
     );
     level = (ns as { metadata?: { labels?: Record<string, string> } }).metadata?.labels?.[PSA_ENFORCE] ?? '';
   } catch (err) {
-    const why = err instanceof ModelctlError && (err.details as { status?: number }).status === 403 ? 'forbidden (namespaces are cluster-scoped; the modelctl Role is namespaced)' : err instanceof Error ? err.message : String(err);
+    const why = unreadable(err, 'namespaces are cluster-scoped; the modelctl Role is namespaced');
     return { name: 'bundle-cache', ok: true, detail: `${what}; the namespace's Pod Security level could not be read: ${why}`, hint: `check \`kubectl get namespace ${settings.namespace} --show-labels\`: ${BUNDLE_CACHE_POD_SECURITY}` };
   }
   if (level === 'baseline' || level === 'restricted') {
@@ -186,6 +200,88 @@ async function checkBundleCache(api: KubeApi, settings: KubernetesSettings): Pro
     ok: true,
     detail: `${what}; namespace ${settings.namespace} ${level ? `enforces Pod Security "${level}"` : 'has no pod-security.kubernetes.io/enforce label (the cluster default applies; it must be "privileged")'}`,
   };
+}
+
+interface Claim {
+  spec?: { accessModes?: string[]; storageClassName?: string; volumeName?: string; resources?: { requests?: { storage?: string } } };
+  status?: { phase?: string; accessModes?: string[]; capacity?: { storage?: string } };
+}
+
+/**
+ * kubernetes.bundleCache is a PersistentVolumeClaim: every Pod Security level admits the volume
+ * type, so what can go wrong is the claim itself. A claim that does not exist or is not Bound keeps
+ * every new pod Pending (the scheduler's `persistentvolumeclaim "X" not found` / `pod has unbound
+ * immediate PersistentVolumeClaims`): a failed check. Its access modes decide where pods may run:
+ * ReadWriteMany on any node; ReadWriteOnce on one node only (a pod on another node waits in
+ * ContainerCreating, "Multi-Attach error"); ReadWriteOncePod and ReadOnlyMany cannot hold a cache
+ * that several pods write (a rollout always runs two pods of a model at once).
+ */
+async function checkClaimCache(api: KubeApi, settings: KubernetesSettings, claimName: string, maxBytes: string): Promise<CheckItem> {
+  const ns = settings.namespace;
+  const what = `cache on PersistentVolumeClaim ${claimName} (at most ${maxBytes}) for the fetch-bundle init container`;
+  let claim: Claim;
+  try {
+    claim = (await api.call({ verb: 'get', kind: 'PersistentVolumeClaim', namespace: ns, name: claimName }, () =>
+      api.objects.read({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claimName, namespace: ns } }),
+    )) as Claim;
+  } catch (err) {
+    if (statusOf(err) === 404) {
+      return {
+        name: 'bundle-cache',
+        ok: false,
+        detail: `${what}: namespace ${ns} has no PersistentVolumeClaim ${claimName}; every new pod would stay Pending (persistentvolumeclaim "${claimName}" not found)`,
+        hint: `create it in namespace ${ns} (accessModes [ReadWriteMany] when pods may run on several nodes, storage ≥ ${maxBytes}), or name an existing claim in kubernetes.bundleCache.persistentVolumeClaim.claimName`,
+        exitCode: ExitCode.usage,
+      };
+    }
+    return { name: 'bundle-cache', ok: true, detail: `${what}; the claim could not be read: ${unreadable(err, 'the modelctl Role does not grant get on persistentvolumeclaims')}`, hint: `check \`kubectl -n ${ns} get pvc ${claimName}\`: it must exist and be Bound` };
+  }
+  const phase = claim.status?.phase ?? 'Pending';
+  if (phase !== 'Bound') {
+    const wanted = `${claim.spec?.storageClassName !== undefined ? `storageClassName "${claim.spec.storageClassName}", ` : ''}accessModes [${(claim.spec?.accessModes ?? []).join(', ')}], ${claim.spec?.resources?.requests?.storage ?? '?'}`;
+    const waitsForPod = await bindsAtFirstPod(api, claim.spec?.storageClassName);
+    if (waitsForPod) {
+      return { name: 'bundle-cache', ok: true, detail: `${what}: Pending until the first pod uses it (StorageClass ${claim.spec!.storageClassName} binds WaitForFirstConsumer)` };
+    }
+    return {
+      name: 'bundle-cache',
+      ok: false,
+      detail: `${what}: the claim is ${phase}, not Bound (${phase === 'Lost' ? 'its PersistentVolume is gone' : `no PersistentVolume matches ${wanted} and no provisioner made one`}); every new pod would stay Pending (pod has unbound immediate PersistentVolumeClaims)`,
+      hint: `see \`kubectl -n ${ns} describe pvc ${claimName}\`: create a PersistentVolume matching its storage class, access modes and size, or fix the claim's storageClassName`,
+      exitCode: ExitCode.usage,
+    };
+  }
+  const modes = claim.status?.accessModes ?? claim.spec?.accessModes ?? [];
+  const bound = `Bound to ${claim.spec?.volumeName ?? '?'}${claim.status?.capacity?.storage ? ` (${claim.status.capacity.storage})` : ''}, accessModes [${modes.join(', ')}]`;
+  const psa = 'a persistentVolumeClaim volume is admitted by every Pod Security level';
+  if (modes.includes('ReadWriteMany')) return { name: 'bundle-cache', ok: true, detail: `${what}: ${bound}: pods on any node share it; ${psa}` };
+  if (modes.includes('ReadWriteOnce')) {
+    return {
+      name: 'bundle-cache',
+      ok: true,
+      detail: `${what}: ${bound}: ReadWriteOnce attaches it to one node at a time, so every pod of every version must run on that node (a pod scheduled elsewhere waits in ContainerCreating with a Multi-Attach error); ${psa}`,
+      hint: 'fine on a one-node cluster or with a kubernetes.nodeSelector naming one node; otherwise use a ReadWriteMany claim',
+    };
+  }
+  return {
+    name: 'bundle-cache',
+    ok: false,
+    detail: `${what}: ${bound}: ${modes.includes('ReadWriteOncePod') ? 'ReadWriteOncePod admits a single pod in the whole cluster, and a rollout runs several (the stable version and the candidate)' : 'the cache is written by the pods: a read-only claim cannot hold it'}`,
+    hint: 'use a claim with accessModes [ReadWriteMany] (or [ReadWriteOnce] on a one-node cluster)',
+    exitCode: ExitCode.usage,
+  };
+}
+
+/** Whether the claim's StorageClass binds at the first pod (WaitForFirstConsumer); false when unknown. */
+async function bindsAtFirstPod(api: KubeApi, storageClassName: string | undefined): Promise<boolean> {
+  if (!storageClassName) return false;
+  try {
+    const sc = (await api.objects.read({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: storageClassName } })) as { volumeBindingMode?: string };
+    return sc.volumeBindingMode === 'WaitForFirstConsumer';
+  } catch {
+    // Not readable (cluster-scoped, not in the Role) or absent (a static PV may carry any class name).
+    return false;
+  }
 }
 
 /** Which Gateway API, and whether a shadow can mirror a share (only shadow needs it: never a failure by itself). */

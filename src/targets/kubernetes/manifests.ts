@@ -3,6 +3,7 @@ import type {
   V1Container,
   V1Deployment,
   V1EnvVar,
+  V1PodSecurityContext,
   V1ResourceRequirements,
   V1Service,
 } from '@kubernetes/client-node';
@@ -157,12 +158,16 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
       { name: 'MODELCTL_CACHE_VERIFY', value: 'full' },
     );
     volumeMounts.push({ name: CACHE_VOLUME, mountPath: CACHE_MOUNT });
-    // The kubelet creates a DirectoryOrCreate hostPath as root, mode 0755 (and hostPath volumes have
-    // no fsGroup ownership management): only uid 0 can write it. Still no capability (no
-    // DAC_OVERRIDE: root writes only what root owns), no privilege escalation. A hostPath already
-    // needs the namespace's Pod Security level "privileged" (baseline forbids hostPath), so this
-    // lowers no admission level further.
-    Object.assign(securityContext, { runAsNonRoot: false, runAsUser: 0 });
+    if ('hostPath' in settings.bundleCache) {
+      // The kubelet creates a DirectoryOrCreate hostPath as root, mode 0755 (and hostPath volumes have
+      // no fsGroup ownership management): only uid 0 can write it. Still no capability (no
+      // DAC_OVERRIDE: root writes only what root owns), no privilege escalation. A hostPath already
+      // needs the namespace's Pod Security level "privileged" (baseline forbids hostPath), so this
+      // lowers no admission level further.
+      Object.assign(securityContext, { runAsNonRoot: false, runAsUser: 0 });
+    }
+    // A claim keeps the init container non-root (restricted admits it): the pod's fsGroup (see
+    // podSecurityContext) makes the claim's volume group-writable for the image's uid 1000.
   } else {
     // The pod's MODELCTL_HOME dies with the pod: a blob cache there would only write every blob
     // twice (cache, then a copy into the volume). kubernetes.bundleCache gives a node-level one.
@@ -183,10 +188,30 @@ export function fetchBundleContainer(v: VersionInput, settings: KubernetesSettin
   return withPullPolicy(c, settings);
 }
 
-/** The node cache volume of kubernetes.bundleCache (none without it). */
+/** The cache volume of kubernetes.bundleCache (none without it): a node directory or a claim of the namespace. */
 function cacheVolumes(settings: KubernetesSettings): NonNullable<NonNullable<V1Deployment['spec']>['template']['spec']>['volumes'] & object {
-  if (!settings.bundleCache) return [];
-  return [{ name: CACHE_VOLUME, hostPath: { path: settings.bundleCache.hostPath, type: 'DirectoryOrCreate' } }];
+  const c = settings.bundleCache;
+  if (!c) return [];
+  if ('persistentVolumeClaim' in c) return [{ name: CACHE_VOLUME, persistentVolumeClaim: { claimName: c.persistentVolumeClaim.claimName } }];
+  return [{ name: CACHE_VOLUME, hostPath: { path: c.hostPath, type: 'DirectoryOrCreate' } }];
+}
+
+/** The group of modelctl's image (USER 1000:1000 in the Dockerfile). */
+export const MODELCTL_GID = 1000;
+
+/**
+ * With a claim as the cache: a freshly provisioned volume's root is owned by root, mode 0755, and
+ * the init container runs as uid 1000. fsGroup makes the kubelet give the volume to that group
+ * (group-writable, setgid) for every volume type that supports ownership management (most block and
+ * CSI volumes; NFS-like ones are left as they are: the claim's own permissions must then allow uid
+ * 1000). OnRootMismatch: only when the root's group is not already right — a recursive chown of a
+ * cache of many GiB at every pod start would cost what the cache saves. Without a claim, none (the
+ * serving container's groups stay the image's).
+ */
+function podSecurityContext(settings: KubernetesSettings): V1PodSecurityContext | undefined {
+  const c = settings.bundleCache;
+  if (!c || !('persistentVolumeClaim' in c)) return undefined;
+  return { fsGroup: MODELCTL_GID, fsGroupChangePolicy: 'OnRootMismatch' };
 }
 
 /** A quantity (20Gi) as whole bytes for MODELCTL_CACHE_MAX_BYTES; validate.ts has refused a bad one before. */
@@ -322,6 +347,8 @@ export function deploymentFor(input: DeploymentInput): V1Deployment {
     volumes: [{ name: BUNDLE_VOLUME, emptyDir: {} }, ...cacheVolumes(settings)],
     terminationGracePeriodSeconds: Math.max(30, Math.ceil(v.serve.stopGraceMs / 1000) + 5),
   };
+  const securityContext = podSecurityContext(settings);
+  if (securityContext) podSpec.securityContext = securityContext;
   // The pod never talks to the API server itself: no token unless a service account is asked for.
   if (settings.serviceAccountName) podSpec.serviceAccountName = settings.serviceAccountName;
   else podSpec.automountServiceAccountToken = false;

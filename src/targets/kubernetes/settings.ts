@@ -28,8 +28,9 @@ import { parseDuration } from '../../core/units.js';
  *     progressDeadline: 10m          # how long a version may take to become ready
  *     routeTimeout: 10s              # how long to wait for the Gateway to report a route change Accepted
  *     lease: 60s                     # Lease duration; renewed while a rollout runs
- *     bundleCache:                   # opt-in node-level blob cache for the fetch-bundle init container
- *       hostPath: /var/cache/modelctl  # a directory on each node (DirectoryOrCreate); needs Pod Security "privileged"
+ *     bundleCache:                   # opt-in blob cache for the fetch-bundle init container: exactly one of
+ *       hostPath: /var/cache/modelctl  #   a directory on each node (DirectoryOrCreate); needs Pod Security "privileged"
+ *       # persistentVolumeClaim: {claimName: model-cache}  # or a claim (ReadWriteMany when pods land on several nodes); any Pod Security level
  *       maxBytes: 20Gi               # evicted by size (least recently used, never a blob in use)
  */
 
@@ -93,10 +94,18 @@ export const kubernetesSectionSchema = z
     lease: z.union([z.string(), z.number()]).optional(),
     bundleCache: z
       .object({
-        hostPath: z.string({ error: 'expected the absolute path of a directory on each node, e.g. /var/cache/modelctl' }),
+        hostPath: z.string({ error: 'expected the absolute path of a directory on each node, e.g. /var/cache/modelctl' }).optional(),
+        persistentVolumeClaim: z
+          .object({ claimName: z.string({ error: 'expected the name of a PersistentVolumeClaim in the namespace, e.g. model-cache' }) }, { error: 'expected {claimName: <a PersistentVolumeClaim of the namespace>}' })
+          .strict()
+          .optional(),
         maxBytes: quantity.optional(),
       })
       .strict()
+      // One volume holds the cache: two would split it (and which one a pod uses would be a guess).
+      .refine((c) => (c.hostPath === undefined) !== (c.persistentVolumeClaim === undefined), {
+        error: 'give exactly one of hostPath (a directory on each node) or persistentVolumeClaim: {claimName: …} (a claim of the namespace, admitted by every Pod Security level)',
+      })
       .optional(),
   })
   .strict();
@@ -151,10 +160,19 @@ export interface KubernetesSettings {
   /** Store URL the init container pulls from (the same store the CLI uses). */
   storeUrl: string;
   /**
-   * The node-level blob cache of the init container (kubernetes.bundleCache), or undefined (each pod
-   * fetches every byte). maxBytes stays the text written (a quantity: 20Gi); validate.ts checks it.
+   * The blob cache of the init container (kubernetes.bundleCache), or undefined (each pod fetches
+   * every byte). maxBytes stays the text written (a quantity: 20Gi); validate.ts checks it.
    */
-  bundleCache: { hostPath: string; maxBytes: string } | undefined;
+  bundleCache: BundleCacheSettings | undefined;
+}
+
+/** kubernetes.bundleCache resolved: a node directory, or a PersistentVolumeClaim of the namespace. */
+export type BundleCacheSettings = { hostPath: string; maxBytes: string } | { persistentVolumeClaim: { claimName: string }; maxBytes: string };
+
+function resolveBundleCache(c: NonNullable<KubernetesSection['bundleCache']>): BundleCacheSettings {
+  const maxBytes = c.maxBytes ?? DEFAULT_BUNDLE_CACHE_MAX;
+  // The schema let exactly one of the two through.
+  return c.persistentVolumeClaim ? { persistentVolumeClaim: { claimName: c.persistentVolumeClaim.claimName }, maxBytes } : { hostPath: c.hostPath ?? '', maxBytes };
 }
 
 /** Size bound of the node cache when kubernetes.bundleCache gives none (the local cache's default). */
@@ -189,6 +207,6 @@ export function resolveKubernetesSettings(
     routeTimeoutMs: s.routeTimeout !== undefined ? parseDuration(s.routeTimeout, `${where}: kubernetes.routeTimeout`) : 10_000,
     leaseMs,
     storeUrl: s.store ?? opts.storeUrl,
-    bundleCache: s.bundleCache ? { hostPath: s.bundleCache.hostPath, maxBytes: s.bundleCache.maxBytes ?? DEFAULT_BUNDLE_CACHE_MAX } : undefined,
+    bundleCache: s.bundleCache ? resolveBundleCache(s.bundleCache) : undefined,
   };
 }

@@ -13,7 +13,7 @@ import { serveSpecOf } from './serve-spec.js';
 import { evaluateThroughService } from './evaluate.js';
 import { deploymentFor, httpRouteFor, METER_CONTAINER, modelServiceFor, routeName, SERVICE_PORT_NAME, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
-import { deploymentReady, describeProblems, diagnosePods, progressDeadlineExceeded } from './readiness.js';
+import { deploymentReady, describeProblems, diagnosePods, giveUpAfterMs, problemHint, progressDeadlineExceeded, replicaFailure } from './readiness.js';
 import { replicaPlan } from './replicas.js';
 import type { KubernetesSettings } from './settings.js';
 
@@ -230,14 +230,40 @@ export class KubernetesTarget implements Target {
       });
     const pods = new Map<string, V1Pod>();
     let settled = false;
+    // Problems that do not heal by waiting the whole deadline (readiness.ts giveUpAfterMs): pods the
+    // API server refuses to create (ReplicaFailure), pods the scheduler cannot place. Key → timer.
+    type Problem = { pod?: string; reason: string; message: string };
+    const stuck = new Map<string, { timer: NodeJS.Timeout | undefined; latest: Problem }>();
     return new Promise<void>((resolve, reject) => {
       const finish = (err?: Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        for (const s of stuck.values()) clearTimeout(s.timer);
         controller.abort();
         if (err) reject(err);
         else resolve();
+      };
+      const giveUp = (p: Problem, afterMs: number) => {
+        const who = p.pod ? `pod ${p.pod} of Deployment ${ref.name}` : `Deployment ${ref.name} cannot create its pods:`;
+        const lasted = afterMs > 0 ? ` for ${Math.round(afterMs / 1000)} s` : '';
+        // What to do goes into the message too: a rollout reports the message as its reason (the hint is lost there).
+        const hint = problemHint(p, this.ns, ref.name);
+        finish(fail(`${who} ${p.reason}${lasted}: ${p.message} — ${hint}`, hint));
+      };
+      /** Start (or keep) the clock of a problem that gives up after a bound; 0 gives up at once. */
+      const watchStuck = (key: string, p: Problem) => {
+        const bound = giveUpAfterMs(p);
+        const running = stuck.get(key);
+        if (running) running.latest = p; // the error names what the cluster says last (not found → unbound…)
+        if (bound === undefined || running) return;
+        if (bound === 0) return giveUp(p, 0);
+        const entry = { timer: setTimeout(() => giveUp(entry.latest, bound), bound), latest: p };
+        stuck.set(key, entry);
+      };
+      const drop = (key: string) => {
+        clearTimeout(stuck.get(key)?.timer);
+        stuck.delete(key);
       };
       const diagnoseAll = async (fatalOnly: boolean) => {
         const problems = diagnosePods([...pods.values()], await this.podEvents([...pods.keys()]).catch(() => []));
@@ -246,9 +272,23 @@ export class KubernetesTarget implements Target {
         else if (!fatalOnly) finish(fail(`not ready after ${Math.round(deadline / 1000)}s: ${describeProblems(problems)}`));
       };
       const timer = setTimeout(() => void diagnoseAll(false), deadline);
+      const onDeployment = (d: V1Deployment): void => {
+        const failure = replicaFailure(d);
+        if (!failure) {
+          for (const k of stuck.keys()) if (k.startsWith('deployment/')) drop(k);
+          return;
+        }
+        if (!stuck.has(`deployment/${failure.reason}`)) {
+          const bound = giveUpAfterMs(failure);
+          this.opts.note?.(`${model}@${version}: Deployment ${ref.name} cannot create pods (${failure.reason}): ${failure.message}${bound ? ` (giving up in ${Math.round(bound / 1000)} s unless it clears)` : ''}`);
+        }
+        watchStuck(`deployment/${failure.reason}`, failure);
+      };
+      onDeployment(first);
       void this.follow<V1Deployment>('apps/v1', 'Deployment', { fieldSelector: `metadata.name=${ref.name}` }, first.metadata?.resourceVersion, controller.signal, (d, type) => {
         if (type === 'DELETED') return finish(fail('its Deployment was deleted'));
         if (deploymentReady(d)) return finish();
+        onDeployment(d);
         const exceeded = progressDeadlineExceeded(d);
         if (exceeded) void diagnoseAll(true).then(() => finish(fail(exceeded)));
       }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
@@ -259,11 +299,18 @@ export class KubernetesTarget implements Target {
         else pods.set(name, p);
         const problems = type === 'DELETED' ? [] : diagnosePods([p]);
         if (problems.some((x) => x.fatal)) return void diagnoseAll(true);
+        // A problem that went away stops its clock (the pod got scheduled, or was deleted).
+        for (const k of stuck.keys()) if (k.startsWith(`pod/${name}/`) && !problems.some((x) => k === `pod/${name}/${x.reason}`)) drop(k);
         // Long waits say why (Unschedulable: Insufficient nvidia.com/gpu…), once per pod and reason.
         for (const x of problems) {
-          if (told.has(`${x.pod}/${x.reason}`) || x.reason === 'NotReady') continue;
-          told.add(`${x.pod}/${x.reason}`);
-          this.opts.note?.(`${model}@${version}: pod ${x.pod} ${x.reason}: ${x.message} (still waiting, up to ${Math.round(deadline / 1000)} s)`);
+          if (x.reason === 'NotReady') continue;
+          if (!told.has(`${x.pod}/${x.reason}`)) {
+            told.add(`${x.pod}/${x.reason}`);
+            const bound = giveUpAfterMs(x);
+            const wait = bound !== undefined && bound < deadline ? `giving up in ${Math.round(bound / 1000)} s unless it clears` : `still waiting, up to ${Math.round(deadline / 1000)} s`;
+            this.opts.note?.(`${model}@${version}: pod ${x.pod} ${x.reason}: ${x.message} (${wait})`);
+          }
+          watchStuck(`pod/${name}/${x.reason}`, x);
         }
       }).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
     });

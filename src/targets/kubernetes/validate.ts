@@ -265,23 +265,34 @@ function checkSettings(out: ValidationIssue[], input: ValidationInput): void {
 /**
  * kubernetes.bundleCache: what the API server refuses in a hostPath (validateHostPathVolumeSource:
  * path required, no '..' element) plus what makes no sense for a cache (a relative path, the node's
- * root), and maxBytes as a quantity of whole bytes.
+ * root); a claim name as the API server validates PersistentVolumeClaim names (an RFC 1123
+ * subdomain: the pod's volume only needs a non-empty claimName, but a claim by any other name can
+ * never exist, so the pods would stay Pending forever); and maxBytes as a quantity of whole bytes.
  */
 function checkBundleCache(add: Add, c: NonNullable<KubernetesSettings['bundleCache']>): void {
-  const p = c.hostPath;
-  add(
-    'kubernetes.bundleCache.hostPath',
-    p,
-    !p
-      ? 'Required value: give the absolute path of a directory on each node, e.g. /var/cache/modelctl'
-      : p.split('/').includes('..')
-        ? "must not contain '..' (the API server refuses back-steps in a hostPath)"
-        : !p.startsWith('/')
-          ? 'must be an absolute path on the node, e.g. /var/cache/modelctl'
-          : /^\/+$/.test(p)
-            ? "must not be the node's root directory: give a directory of its own, e.g. /var/cache/modelctl"
-            : undefined,
-  );
+  if ('persistentVolumeClaim' in c) {
+    const n = c.persistentVolumeClaim.claimName;
+    add(
+      'kubernetes.bundleCache.persistentVolumeClaim.claimName',
+      n,
+      !n ? 'Required value: give the name of a PersistentVolumeClaim of the namespace, e.g. model-cache' : dns1123Subdomain(n) && `${dns1123Subdomain(n)} (a PersistentVolumeClaim name)`,
+    );
+  } else {
+    const p = c.hostPath;
+    add(
+      'kubernetes.bundleCache.hostPath',
+      p,
+      !p
+        ? 'Required value: give the absolute path of a directory on each node, e.g. /var/cache/modelctl'
+        : p.split('/').includes('..')
+          ? "must not contain '..' (the API server refuses back-steps in a hostPath)"
+          : !p.startsWith('/')
+            ? 'must be an absolute path on the node, e.g. /var/cache/modelctl'
+            : /^\/+$/.test(p)
+              ? "must not be the node's root directory: give a directory of its own, e.g. /var/cache/modelctl"
+              : undefined,
+    );
+  }
   const n = parseQuantity(c.maxBytes);
   add(
     'kubernetes.bundleCache.maxBytes',
@@ -300,7 +311,7 @@ function checkBundleCache(add: Add, c: NonNullable<KubernetesSettings['bundleCac
  * (uid 0, no capabilities) cannot keep. Only "privileged" admits it.
  */
 export const BUNDLE_CACHE_POD_SECURITY =
-  'a hostPath volume is refused by Pod Security "baseline" and "restricted" (only "privileged" admits it): label the namespace pod-security.kubernetes.io/enforce=privileged, or remove kubernetes.bundleCache (each pod then fetches every byte)';
+  'a hostPath volume is refused by Pod Security "baseline" and "restricted" (only "privileged" admits it): use a PersistentVolumeClaim instead (kubernetes.bundleCache.persistentVolumeClaim.claimName, admitted at every level), label the namespace pod-security.kubernetes.io/enforce=privileged, or remove kubernetes.bundleCache (each pod then fetches every byte)';
 
 interface Meta {
   kind?: string;

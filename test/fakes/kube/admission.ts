@@ -146,6 +146,18 @@ export function applyDefaults(def: ResourceDef, obj: any, clusterIp?: () => stri
         delete obj.stringData;
       }
       break;
+    case 'persistentvolumeclaims':
+      // SetDefaults_PersistentVolumeClaim(Spec): Filesystem, and a new claim is Pending (the binder moves it).
+      (obj.spec ??= {}).volumeMode ??= 'Filesystem';
+      if (obj.status && !obj.status.phase) obj.status.phase = 'Pending';
+      break;
+    case 'persistentvolumes':
+      // SetDefaults_PersistentVolume: Retain, Filesystem, Pending until the binder makes it Available.
+      obj.spec ??= {};
+      obj.spec.persistentVolumeReclaimPolicy ??= 'Retain';
+      obj.spec.volumeMode ??= 'Filesystem';
+      if (obj.status && !obj.status.phase) obj.status.phase = 'Pending';
+      break;
     case 'namespaces':
       obj.spec ??= { finalizers: ['kubernetes'] };
       obj.status ??= { phase: 'Active' };
@@ -228,6 +240,8 @@ function validateVolumes(field: string, spec: any, causes: StatusCause[]): void 
     if (!v?.name) causes.push(required(`${f}.name`));
     else if (names.has(v.name)) causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: ${JSON.stringify(v.name)}`, field: `${f}.name` });
     if (v?.name) names.add(v.name);
+    // validatePersistentClaimVolumeSource: only a non-empty claimName (a missing claim is the scheduler's business).
+    if (v?.persistentVolumeClaim && !v.persistentVolumeClaim.claimName) causes.push(required(`${f}.persistentVolumeClaim.claimName`));
     if (v?.hostPath) {
       const p = v.hostPath.path;
       if (!p) causes.push(required(`${f}.hostPath.path`));
@@ -257,6 +271,82 @@ function selectorMatches(selector: any, labels: Record<string, string>): boolean
     if (!ok) return false;
   }
   return true;
+}
+
+const ACCESS_MODES = ['ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOnce', 'ReadWriteOncePod'];
+/** resource.Quantity's syntax (a quantity that does not parse is a 400 in the real server; here a 422 of the field is close enough). */
+const QUANTITY = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkKMGTPE]|[KMGTPE]i)?$/;
+
+function quantityBytes(q: unknown): number {
+  const m = /^([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[numkKMGTPE]|[KMGTPE]i)?$/.exec(String(q));
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  const suffix = m[2] ?? '';
+  if (/^[eE]/.test(suffix)) return n * 10 ** Number(suffix.slice(1));
+  const bin: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+  const dec: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+  return n * (bin[suffix] ?? dec[suffix] ?? NaN);
+}
+export { quantityBytes };
+
+function validateAccessModes(field: string, modes: unknown, causes: StatusCause[], requiredDetail: string): void {
+  const list = Array.isArray(modes) ? modes : [];
+  if (list.length === 0) causes.push(required(field, requiredDetail));
+  for (const m of list) {
+    if (!ACCESS_MODES.includes(m)) causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(m)}: supported values: ${ACCESS_MODES.map((x) => JSON.stringify(x)).join(', ')}`, field });
+  }
+  if (list.includes('ReadWriteOncePod') && list.length > 1) causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: may not use ReadWriteOncePod with other access modes', field });
+}
+
+/**
+ * ValidatePersistentVolumeClaimSpec / ValidatePersistentVolumeClaimUpdate (pkg/apis/core/validation):
+ * at least one supported access mode (ReadWriteOncePod alone), a positive storage request, and a
+ * spec that is immutable once created except the storage request (expansion) and a volumeName
+ * still unset (the binder's).
+ */
+function validateClaim(spec: any, oldSpec: any, causes: StatusCause[]): void {
+  validateAccessModes('spec.accessModes', spec.accessModes, causes, 'at least 1 access mode is required');
+  const storage = spec.resources?.requests?.storage;
+  if (storage === undefined) causes.push(required('spec.resources[storage]'));
+  else if (!QUANTITY.test(String(storage))) causes.push(invalidValue('spec.resources[storage]', storage, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"));
+  else if (!(quantityBytes(storage) > 0)) causes.push(invalidValue('spec.resources[storage]', storage, 'must be greater than zero'));
+  if (spec.storageClassName) {
+    if (!DNS1123_SUBDOMAIN.test(spec.storageClassName)) causes.push(invalidValue('spec.storageClassName', spec.storageClassName, MSG_SUBDOMAIN));
+  }
+  if (oldSpec) {
+    const strip = (x: any) => {
+      const { resources: _r, volumeName, ...rest } = x ?? {};
+      return { ...rest, volumeName: oldSpec.volumeName ? volumeName : undefined };
+    };
+    if (!deepEqual(strip(spec), strip(oldSpec))) {
+      causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims', field: 'spec' });
+    }
+  }
+}
+
+/** The volume types a PersistentVolume may name (those the fake knows; the real list is longer). */
+const PV_SOURCES = ['hostPath', 'local', 'nfs', 'csi', 'iscsi', 'fc', 'rbd', 'cephfs', 'awsElasticBlockStore', 'gcePersistentDisk', 'azureDisk', 'azureFile'];
+
+/** ValidatePersistentVolumeSpec: capacity storage, access modes, exactly one volume type; hostPath/local paths. */
+function validatePersistentVolume(spec: any, causes: StatusCause[]): void {
+  const storage = spec.capacity?.storage;
+  if (storage === undefined) causes.push(required('spec.capacity'));
+  else if (!QUANTITY.test(String(storage)) || !(quantityBytes(storage) > 0)) causes.push(invalidValue('spec.capacity[storage]', storage, 'must be greater than zero'));
+  validateAccessModes('spec.accessModes', spec.accessModes, causes, '');
+  const sources = PV_SOURCES.filter((k) => spec[k] !== undefined && spec[k] !== null);
+  if (sources.length === 0) causes.push(required('spec', 'must specify a volume type'));
+  if (sources.length > 1) causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: may not specify more than 1 volume type', field: `spec.${sources[1]}` });
+  if (spec.hostPath) {
+    if (!spec.hostPath.path) causes.push(required('spec.hostPath.path'));
+    else if (String(spec.hostPath.path).split('/').includes('..')) causes.push(invalidValue('spec.hostPath.path', spec.hostPath.path, "must not contain '..'"));
+    else if (String(spec.hostPath.path) === '/') causes.push({ reason: 'FieldValueForbidden', message: "Forbidden: may not be '/'", field: 'spec.hostPath.path' });
+  }
+  if (spec.local) {
+    if (!spec.local.path) causes.push(required('spec.local.path'));
+    else if (String(spec.local.path).split('/').includes('..')) causes.push(invalidValue('spec.local.path', spec.local.path, "must not contain '..'"));
+    // A local volume must say on which node(s) it is (ValidatePersistentVolumeSpec: "Local volumes require node affinity").
+    if (!spec.nodeAffinity?.required) causes.push(required('spec.nodeAffinity', 'Local volumes require node affinity'));
+  }
 }
 
 /** Validate an object about to be stored (`old` set for updates). Throws 422 Invalid. */
@@ -296,6 +386,12 @@ export function validate(def: ResourceDef, obj: any, old?: any): void {
     case 'pods':
       validateContainers('spec.containers', obj.spec?.containers, causes);
       validateVolumes('spec', obj.spec, causes);
+      break;
+    case 'persistentvolumeclaims':
+      validateClaim(obj.spec ?? {}, old?.spec, causes);
+      break;
+    case 'persistentvolumes':
+      validatePersistentVolume(obj.spec ?? {}, causes);
       break;
     case 'services':
       for (const [i, p] of (obj.spec?.ports ?? []).entries()) {

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { clone, deepEqual } from './apply.js';
+import { quantityBytes } from './admission.js';
 import { RESOURCES, type ResourceDef } from './resources.js';
 import { nowSeconds, randomSuffix, safeHash, type Store, type StoreEvent } from './store.js';
 
@@ -26,21 +27,73 @@ const DEPLOYMENTS = RESOURCES.find((r) => r.resource === 'deployments')!;
 const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
 const EVENTS = RESOURCES.find((r) => r.resource === 'events')!;
 const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
+const CLAIMS = RESOURCES.find((r) => r.resource === 'persistentvolumeclaims')!;
+const VOLUMES = RESOURCES.find((r) => r.resource === 'persistentvolumes')!;
+const BINDER = 'persistent-volume-binder';
+/** The default scheduler's PostFilter (preemption) note, after every "0/N nodes are available" of a pod it cannot place. */
+const NO_PREEMPTION = 'preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
 
 /**
- * Pod Security admission (enforce mode) as far as modelctl can meet it: a namespace labelled
- * `pod-security.kubernetes.io/enforce: baseline` or `restricted` refuses a pod with a hostPath
- * volume (both levels forbid it; restricted refuses more, which modelctl's pods do not use). The
- * refusal text is the admission plugin's; the ReplicaSet controller reports it as FailedCreate
- * (here on the Deployment: the fake has no ReplicaSets). Other controls are not checked.
+ * Pod Security admission (enforce mode, k8s.io/pod-security-admission policy checks) as far as
+ * modelctl's pods can meet it. "baseline": no hostPath volume, no privileged container.
+ * "restricted" adds, for every container (init ones included): allowPrivilegeEscalation=false,
+ * capabilities.drop ["ALL"] (add at most NET_BIND_SERVICE), runAsNonRoot=true (pod or container,
+ * and no container setting it false), no runAsUser 0, a RuntimeDefault/Localhost seccompProfile
+ * (pod or container), and only the volume types configMap, csi, downwardAPI, emptyDir, ephemeral,
+ * persistentVolumeClaim, projected, secret. Violations are listed in the order of the policy's
+ * check IDs, with its texts; the ReplicaSet controller reports the refusal as FailedCreate (here on
+ * the Deployment: the fake has no ReplicaSets). Not checked: host namespaces and ports, AppArmor,
+ * SELinux, sysctls, procMount, Windows (modelctl sets none of them).
  */
+const RESTRICTED_VOLUMES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
+
 function podSecurityRefusal(ns: any, pod: any): string | undefined {
   const level = ns?.metadata?.labels?.['pod-security.kubernetes.io/enforce'];
   if (level !== 'baseline' && level !== 'restricted') return undefined;
-  const hostPaths = (pod.spec?.volumes ?? []).filter((v: any) => v.hostPath).map((v: any) => `"${v.name}"`);
-  if (hostPaths.length === 0) return undefined;
+  const spec = pod.spec ?? {};
+  const containers: any[] = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
+  const names = (cs: any[]) => `${cs.length > 1 ? 'containers' : 'container'} ${cs.map((c) => `"${c.name}"`).join(', ')}`;
+  const volumes = (vs: any[]) => `volume${vs.length > 1 ? 's' : ''} ${vs.map((v) => `"${v.name}"`).join(', ')}`;
+  const out: string[] = [];
+  const restricted = level === 'restricted';
+  const sc = (c: any) => c.securityContext ?? {};
+  if (restricted) {
+    const esc = containers.filter((c) => sc(c).allowPrivilegeEscalation !== false);
+    if (esc.length) out.push(`allowPrivilegeEscalation != false (${names(esc)} must set securityContext.allowPrivilegeEscalation=false)`);
+  }
+  const privileged = containers.filter((c) => sc(c).privileged === true);
+  if (restricted) {
+    const caps = containers.filter((c) => !(sc(c).capabilities?.drop ?? []).includes('ALL') || (sc(c).capabilities?.add ?? []).some((x: string) => x !== 'NET_BIND_SERVICE'));
+    if (caps.length) out.push(`unrestricted capabilities (${names(caps)} must set securityContext.capabilities.drop=["ALL"])`);
+  }
+  const hostPaths = (spec.volumes ?? []).filter((v: any) => v.hostPath);
+  if (hostPaths.length) out.push(`hostPath volumes (${volumes(hostPaths)})`);
+  if (privileged.length) out.push(`privileged (${names(privileged)} must not set securityContext.privileged=true)`);
+  if (restricted) {
+    const other = (spec.volumes ?? []).filter((v: any) => !Object.keys(v).some((k) => RESTRICTED_VOLUMES.has(k)));
+    if (other.length) {
+      const kinds = [...new Set(other.map((v: any) => Object.keys(v).find((k) => k !== 'name')))];
+      out.push(`restricted volume types (${volumes(other)} use${other.length > 1 ? '' : 's'} restricted volume type${kinds.length > 1 ? 's' : ''} ${kinds.map((k) => `"${k}"`).join(', ')})`);
+    }
+    const podNonRoot = spec.securityContext?.runAsNonRoot === true;
+    const setFalse = containers.filter((c) => sc(c).runAsNonRoot === false);
+    const unset = podNonRoot ? [] : containers.filter((c) => sc(c).runAsNonRoot === undefined);
+    if (setFalse.length || unset.length) {
+      const parts = [];
+      if (setFalse.length) parts.push(`${names(setFalse)} must not set securityContext.runAsNonRoot=false`);
+      if (unset.length) parts.push(`pod or ${names(unset)} must set securityContext.runAsNonRoot=true`);
+      out.push(`runAsNonRoot != true (${parts.join('; ')})`);
+    }
+    const root = containers.filter((c) => sc(c).runAsUser === 0);
+    if (root.length || spec.securityContext?.runAsUser === 0) out.push(`runAsUser=0 (${spec.securityContext?.runAsUser === 0 ? 'pod' : names(root)} must not set runAsUser=0)`);
+    const seccompOk = (t: unknown) => t === 'RuntimeDefault' || t === 'Localhost';
+    const podSeccomp = seccompOk(spec.securityContext?.seccompProfile?.type);
+    const noSeccomp = containers.filter((c) => (sc(c).seccompProfile?.type === undefined ? !podSeccomp : !seccompOk(sc(c).seccompProfile.type)));
+    if (noSeccomp.length) out.push(`seccompProfile (pod or ${names(noSeccomp)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`);
+  }
+  if (out.length === 0) return undefined;
   const version = ns.metadata.labels['pod-security.kubernetes.io/enforce-version'] ?? 'latest';
-  return `pods "${pod.metadata.name}" is forbidden: violates PodSecurity "${level}:${version}": hostPath volumes (volume${hostPaths.length > 1 ? 's' : ''} ${hostPaths.join(', ')})`;
+  return `pods "${pod.metadata.name}" is forbidden: violates PodSecurity "${level}:${version}": ${out.join(', ')}`;
 }
 
 const NODE = 'fake-node-1';
@@ -79,6 +132,10 @@ export class DeploymentController {
   private readonly rules: { match: BehaviourMatch; mode: PodFailureMode }[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly pending = new Set<string>();
+  /** Deployment uid → the last pod creation error (the ReplicaSet's ReplicaFailure condition, copied to the Deployment). */
+  private readonly createFailure = new Map<string, string>();
+  /** Pods the scheduler could not place because of their claims: retried when a claim or a volume changes. */
+  private readonly waitingOnClaims = new Map<string, any>();
   /** Deployment uid → when its current generation's rollout started (for progressDeadlineSeconds). */
   private readonly rolloutStart = new Map<string, { generation: number; at: number; deadlineTimer?: boolean }>();
   private readonly unsubscribe: () => void;
@@ -118,6 +175,8 @@ export class DeploymentController {
     if (e.def === DEPLOYMENTS && e.type !== 'DELETED') {
       const changed = e.type === 'ADDED' || e.previous?.metadata.generation !== e.object.metadata.generation;
       if (changed) this.enqueue(e.object.metadata.namespace, e.object.metadata.name);
+    } else if (e.def === CLAIMS || e.def === VOLUMES) {
+      this.enqueueVolumes();
     } else if (e.def === PODS) {
       if (e.type === 'ADDED') this.later(0, () => this.startPod(e.object));
       const owner = (e.object.metadata.ownerReferences ?? []).find((o: any) => o.kind === 'Deployment' && o.controller);
@@ -152,7 +211,12 @@ export class DeploymentController {
       const from = current.length;
       for (let i = current.length; i < desired; i++) {
         const pod = this.createPod(d, hash);
-        if (!pod) break; // refused by Pod Security admission: FailedCreate recorded, retried at the next sync
+        if (!pod) {
+          // Refused by Pod Security admission: FailedCreate recorded; the ReplicaSet controller
+          // requeues with a rate-limited back-off (here: a second), so a fixed namespace heals.
+          this.later(1000, () => this.enqueue(namespace, name));
+          break;
+        }
         current.push(pod);
       }
       this.recordEvent(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${rsName} from ${from} to ${desired}`, 'deployment-controller');
@@ -219,7 +283,13 @@ export class DeploymentController {
     if (ready) status.availableReplicas = ready;
     const unavailable = Math.max(all.length, desired) - ready;
     if (unavailable > 0) status.unavailableReplicas = unavailable;
-    status.conditions = [available, progressing];
+    // ReplicaSet controller (replica_set_utils.go calculateStatus): a failed create sets ReplicaFailure
+    // True / FailedCreate with the API error, a successful sync removes it; the Deployment controller
+    // (sync.go) copies the new ReplicaSet's condition (lastUpdateTime = its lastTransitionTime) or removes it.
+    const failure = this.createFailure.get(d.metadata.uid);
+    status.conditions = failure ? [available, progressing, cond('ReplicaFailure', 'True', 'FailedCreate', failure)] : [available, progressing];
+    const rf = (status.conditions as any[])[2];
+    if (rf) rf.lastUpdateTime = rf.lastTransitionTime;
     if (!deepEqual(status, d.status)) this.store.writeStatus(DEPLOYMENTS, d.metadata.namespace, d.metadata.name, status, CONTROLLER_MANAGER);
   }
 
@@ -242,8 +312,10 @@ export class DeploymentController {
     const refusal = podSecurityRefusal(this.store.get(NAMESPACES, undefined, d.metadata.namespace), pod);
     if (refusal) {
       this.recordEvent(d, 'Warning', 'FailedCreate', `Error creating: ${refusal}`, 'replicaset-controller');
+      this.createFailure.set(d.metadata.uid, refusal);
       return undefined;
     }
+    this.createFailure.delete(d.metadata.uid);
     return this.store.createInternal(PODS, d.metadata.namespace, pod, CONTROLLER_MANAGER);
   }
 
@@ -287,6 +359,16 @@ export class DeploymentController {
       this.recordEvent(pod, 'Warning', 'FailedScheduling', UNSCHEDULABLE_MESSAGE, 'default-scheduler');
       return;
     }
+    const blocked = this.claimsBlock(pod);
+    if (blocked) {
+      const message = `0/1 nodes are available: ${blocked}. ${NO_PREEMPTION}`;
+      const prev = (pod.status?.conditions ?? []).find((c: any) => c.type === 'PodScheduled');
+      if (prev?.message !== message) setStatus({ phase: 'Pending', conditions: [condition('PodScheduled', 'False', 'Unschedulable', message)] });
+      this.recordEvent(pod, 'Warning', 'FailedScheduling', message, 'default-scheduler');
+      this.waitingOnClaims.set(`${namespace}/${name}`, created);
+      return;
+    }
+    this.waitingOnClaims.delete(`${namespace}/${name}`);
 
     // Bind to the node (a spec write, like the scheduler's Binding), then the kubelet takes over.
     this.store.patch(PODS, namespace, name, 'merge', { spec: { nodeName: NODE } }, { manager: SCHEDULER });
@@ -395,6 +477,97 @@ export class DeploymentController {
         });
       };
       crash(1, tick);
+    }
+  }
+
+  // ---- volumes: the scheduler's VolumeBinding / VolumeRestrictions and the PV controller's binder ----
+
+  /**
+   * Why the scheduler cannot place this pod because of its claims (the PreFilter messages of
+   * pkg/scheduler/framework/plugins/volumebinding and volumerestrictions), or undefined. Immediate
+   * binding only (no StorageClass objects here): an unbound claim blocks the pod until the binder
+   * binds it. One node: ReadWriteOnce never blocks (every pod is on the node that has the volume);
+   * ReadWriteOncePod blocks a second pod using the claim.
+   */
+  private claimsBlock(pod: any): string | undefined {
+    const ns = pod.metadata.namespace;
+    for (const v of pod.spec?.volumes ?? []) {
+      const claimName = v.persistentVolumeClaim?.claimName;
+      if (!claimName) continue;
+      const claim = this.store.get(CLAIMS, ns, claimName);
+      if (!claim) return `persistentvolumeclaim "${claimName}" not found`;
+      if (claim.metadata.deletionTimestamp) return `persistentvolumeclaim "${claimName}" is being deleted`;
+      if (claim.status?.phase !== 'Bound' || !claim.spec?.volumeName) return 'pod has unbound immediate PersistentVolumeClaims';
+      if (!this.store.get(VOLUMES, undefined, claim.spec.volumeName)) return `pvc(s) bound to non-existent pv(s)`;
+      if ((claim.spec.accessModes ?? []).includes('ReadWriteOncePod')) {
+        const other = this.store.list(PODS, ns, (p) => p.metadata.uid !== pod.metadata.uid && !!p.spec.nodeName && !['Succeeded', 'Failed'].includes(p.status?.phase) && (p.spec.volumes ?? []).some((x: any) => x.persistentVolumeClaim?.claimName === claimName));
+        if (other.length) return '1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode';
+      }
+    }
+    return undefined;
+  }
+
+  private volumesQueued = false;
+
+  private enqueueVolumes(): void {
+    if (this.volumesQueued) return;
+    this.volumesQueued = true;
+    this.later(0, () => {
+      this.volumesQueued = false;
+      this.syncVolumes();
+      // The scheduler moves pods that failed on volumes back to its active queue on claim/volume events.
+      const waiting = [...this.waitingOnClaims.values()];
+      this.waitingOnClaims.clear();
+      for (const p of waiting) this.startPod(p);
+    });
+  }
+
+  /**
+   * The PV controller (pkg/controller/volume/persistentvolume): a new volume without a claimRef
+   * becomes Available; a Pending claim binds to the smallest Available volume with the same
+   * storageClassName ("" when unset: no default class here) and volumeMode, every access mode the
+   * claim asks for, and at least its storage request — or to the volume it names (spec.volumeName)
+   * or that names it (claimRef); a bound volume whose claim is gone becomes Released (Retain).
+   * Not modelled: selectors, dynamic provisioning, WaitForFirstConsumer.
+   */
+  private syncVolumes(): void {
+    const volumes = this.store.list(VOLUMES);
+    for (const pv of volumes) {
+      const ref = pv.spec?.claimRef;
+      let phase = pv.status?.phase;
+      if (!ref) phase = 'Available';
+      else if (ref.uid) {
+        const claim = this.store.get(CLAIMS, ref.namespace, ref.name);
+        phase = claim && claim.metadata.uid === ref.uid ? 'Bound' : 'Released';
+      } else phase = 'Available'; // pre-bound to a claim by name: waits for it
+      if (phase !== pv.status?.phase) this.store.writeStatus(VOLUMES, undefined, pv.metadata.name, { ...pv.status, phase }, BINDER);
+    }
+    for (const claim of this.store.list(CLAIMS)) {
+      if (claim.status?.phase === 'Bound' || claim.metadata.deletionTimestamp) continue;
+      const spec = claim.spec ?? {};
+      const want = quantityBytes(spec.resources?.requests?.storage);
+      const fits = (listed: any) => {
+        // The live volume: an earlier claim of this pass may have taken it.
+        const pv = this.store.get(VOLUMES, undefined, listed.metadata.name);
+        if (!pv) return false;
+        const ref = pv.spec?.claimRef;
+        if (ref && (ref.namespace !== claim.metadata.namespace || ref.name !== claim.metadata.name || (ref.uid && ref.uid !== claim.metadata.uid))) return false;
+        if (pv.status?.phase === 'Released') return false;
+        if ((pv.spec.storageClassName ?? '') !== (spec.storageClassName ?? '')) return false;
+        if ((pv.spec.volumeMode ?? 'Filesystem') !== (spec.volumeMode ?? 'Filesystem')) return false;
+        if (!(spec.accessModes ?? []).every((m: string) => (pv.spec.accessModes ?? []).includes(m))) return false;
+        return quantityBytes(pv.spec.capacity?.storage) >= want;
+      };
+      const candidates = (spec.volumeName ? volumes.filter((v) => v.metadata.name === spec.volumeName) : volumes).filter(fits);
+      const pv = candidates.sort((a, b) => quantityBytes(a.spec.capacity?.storage) - quantityBytes(b.spec.capacity?.storage))[0];
+      if (!pv) continue;
+      const { namespace, name, uid, resourceVersion } = claim.metadata;
+      this.store.patch(VOLUMES, undefined, pv.metadata.name, 'merge', { metadata: { annotations: { 'pv.kubernetes.io/bound-by-controller': 'yes' } }, spec: { claimRef: { kind: 'PersistentVolumeClaim', namespace, name, uid, apiVersion: 'v1', resourceVersion } } }, { manager: BINDER });
+      const live = this.store.get(VOLUMES, undefined, pv.metadata.name);
+      this.store.writeStatus(VOLUMES, undefined, pv.metadata.name, { ...live.status, phase: 'Bound' }, BINDER);
+      this.store.patch(CLAIMS, namespace, name, 'merge', { metadata: { annotations: { 'pv.kubernetes.io/bind-completed': 'yes', 'pv.kubernetes.io/bound-by-controller': 'yes' } }, spec: { volumeName: pv.metadata.name } }, { manager: BINDER });
+      const c = this.store.get(CLAIMS, namespace, name);
+      this.store.writeStatus(CLAIMS, namespace, name, { ...c.status, phase: 'Bound', accessModes: [...pv.spec.accessModes], capacity: { ...pv.spec.capacity } }, BINDER);
     }
   }
 

@@ -34,6 +34,8 @@ import { nowSeconds, type Store, type StoreEvent } from './store.js';
 const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
 const SECRETS = RESOURCES.find((r) => r.resource === 'secrets')!;
 const CONFIGMAPS = RESOURCES.find((r) => r.resource === 'configmaps')!;
+const CLAIMS = RESOURCES.find((r) => r.resource === 'persistentvolumeclaims')!;
+const VOLUMES = RESOURCES.find((r) => r.resource === 'persistentvolumes')!;
 
 /** This repository (dist/test/fakes/kube → 4 up; test/fakes/kube under ts-node would be 3: bin/run.js decides). */
 export const REPO_ROOT = (() => {
@@ -97,6 +99,8 @@ interface PodRun {
   netns?: string;
   dir: string;
   volumes: Map<string, string>;
+  /** Volumes every mount of which is read-only (persistentVolumeClaim.readOnly). */
+  readOnlyVolumes: Set<string>;
   init: Ctr[];
   main: Ctr[];
   initialized: boolean;
@@ -220,6 +224,7 @@ export class Kubelet {
       pod,
       dir,
       volumes: new Map(),
+      readOnlyVolumes: new Set(),
       init: (spec.initContainers ?? []).map((c: any) => ctr(c, true)),
       main: (spec.containers ?? []).map((c: any) => ({ ...ctr(c, false), state: { waiting: { reason: spec.initContainers?.length ? 'PodInitializing' : 'ContainerCreating' } } })),
       initialized: false,
@@ -256,7 +261,24 @@ export class Kubelet {
         run.volumes.set(v.name, v.hostPath.path);
         continue;
       }
-      if (!v.emptyDir) throw new Error(`volume ${v.name}: only emptyDir and hostPath volumes are supported by the cluster in a box`);
+      if (v.persistentVolumeClaim) {
+        // The claim's PersistentVolume (bound before the scheduler placed the pod): a hostPath or
+        // local volume is a directory of the node, mounted as a mount of its own (EXDEV across
+        // volumes, as everywhere here). A missing local path fails the mount and is retried.
+        for (;;) {
+          const failed = this.claimDirectory(run, v);
+          if (typeof failed === 'object') {
+            run.volumes.set(v.name, failed.dir);
+            if (v.persistentVolumeClaim.readOnly) run.readOnlyVolumes.add(v.name);
+            break;
+          }
+          this.opts.recordEvent(run.pod, 'Warning', 'FailedMount', failed, 'kubelet');
+          await this.sleep(run, this.backoffBaseMs);
+          if (run.stopping) return;
+        }
+        continue;
+      }
+      if (!v.emptyDir) throw new Error(`volume ${v.name}: only emptyDir, hostPath and persistentVolumeClaim (on a hostPath or local PersistentVolume) volumes are supported by the cluster in a box`);
       const d = path.join(run.dir, 'volumes', v.name);
       mkdirSync(d, { recursive: true, mode: 0o777 });
       run.volumes.set(v.name, d);
@@ -333,11 +355,11 @@ export class Kubelet {
     mkdirSync(tmp, { recursive: true, mode: 0o1777 });
     const cwd = spec.workingDir ? rewrite(spec.workingDir) : '/';
     mkdirSync(cwd, { recursive: true });
-    const readOnly = (spec.volumeMounts ?? []).filter((m: any) => m.readOnly).map((m: any) => this.hostPath(run, m));
+    const readOnly = (spec.volumeMounts ?? []).filter((m: any) => m.readOnly || run.readOnlyVolumes.has(m.name)).map((m: any) => this.hostPath(run, m));
     for (const p of readOnly) mkdirSync(p, { recursive: true });
     // Every other mount is a mount of its own too (bind-mounted onto itself), as in a container: a
     // hard link from one volume to another fails with EXDEV even when both live on one file system.
-    const readWrite = (spec.volumeMounts ?? []).filter((m: any) => !m.readOnly).map((m: any) => this.hostPath(run, m));
+    const readWrite = (spec.volumeMounts ?? []).filter((m: any) => !m.readOnly && !run.readOnlyVolumes.has(m.name)).map((m: any) => this.hostPath(run, m));
     for (const p of readWrite) mkdirSync(p, { recursive: true });
     const logFile = path.join(ctrDir, 'log');
     const fd = openSync(logFile, 'a');
@@ -575,6 +597,23 @@ export class Kubelet {
       } else out[e.name] = '';
     }
     return out;
+  }
+
+  /** The node directory behind a claim's volume, or the kubelet's FailedMount text. */
+  private claimDirectory(run: PodRun, v: any): { dir: string } | string {
+    const claimName = v.persistentVolumeClaim.claimName;
+    const claim = this.opts.store.get(CLAIMS, run.namespace, claimName);
+    const pvName = claim?.spec?.volumeName;
+    const pv = pvName ? this.opts.store.get(VOLUMES, undefined, pvName) : undefined;
+    if (!claim || !pv || claim.status?.phase !== 'Bound') return `Unable to attach or mount volumes: unmounted volumes=[${v.name}]: error processing PVC ${run.namespace}/${claimName}: PVC is not bound`;
+    if (pv.spec.hostPath) {
+      const failed = checkHostPathType(pv.spec.hostPath.path, pv.spec.hostPath.type ?? '');
+      return failed ? `MountVolume.SetUp failed for volume "${pvName}" : ${failed}` : { dir: pv.spec.hostPath.path };
+    }
+    if (pv.spec.local) {
+      return checkHostPathType(pv.spec.local.path, 'Directory') ? `MountVolume.NewMounter initialization failed for volume "${pvName}" : path "${pv.spec.local.path}" does not exist` : { dir: pv.spec.local.path };
+    }
+    throw new Error(`PersistentVolume ${pvName}: only hostPath and local volumes can be mounted by the cluster in a box`);
   }
 
   private hostPath(run: PodRun, m: any): string {

@@ -33,6 +33,10 @@ export const RESOURCES: readonly ResourceDef[] = [
   def({ group: '', version: 'v1', resource: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: '', version: 'v1', resource: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status', 'proxy'] }),
   def({ group: '', version: 'v1', resource: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status', 'proxy'] }),
+  // The node cache on a claim (kubernetes.bundleCache.persistentVolumeClaim): claims, the volumes
+  // they bind to (cluster-scoped), and a binder in controller.ts.
+  def({ group: '', version: 'v1', resource: 'persistentvolumeclaims', singular: 'persistentvolumeclaim', kind: 'PersistentVolumeClaim', namespaced: true, shortNames: ['pvc'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status'] }),
+  def({ group: '', version: 'v1', resource: 'persistentvolumes', singular: 'persistentvolume', kind: 'PersistentVolume', namespaced: false, shortNames: ['pv'], hasStatus: true, hasGeneration: false, crd: false, subresources: ['status'] }),
   def({ group: '', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),
   def({ group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], hasStatus: true, hasGeneration: true, crd: false, subresources: ['status', 'scale'] }),
   def({ group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, hasStatus: false, hasGeneration: false, crd: false, subresources: [] }),

@@ -36,6 +36,8 @@ const KINDS: Record<string, string> = {
   'v1/Service': 'kubernetes-models/v1/Service.d.ts',
   'v1/Pod': 'kubernetes-models/v1/Pod.d.ts',
   'v1/Event': 'kubernetes-models/v1/Event.d.ts',
+  'v1/PersistentVolumeClaim': 'kubernetes-models/v1/PersistentVolumeClaim.d.ts',
+  'v1/PersistentVolume': 'kubernetes-models/v1/PersistentVolume.d.ts',
   'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment.d.ts',
   'coordination.k8s.io/v1/Lease': 'kubernetes-models/coordination.k8s.io/v1/Lease.d.ts',
   'authorization.k8s.io/v1/SelfSubjectAccessReview': 'kubernetes-models/authorization.k8s.io/v1/SelfSubjectAccessReview.d.ts',
