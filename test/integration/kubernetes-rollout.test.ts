@@ -55,6 +55,7 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     w = await startKubeWorld({ section: { replicas: 2, warmReplicas: 1 } });
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0', '1.8.0', '1.9.0']) await w.push(v);
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0']) await w.push(v, { name: 'ranker' });
+    for (const v of ['1.0.0', '1.1.0']) await w.push(v, { name: 'scorer' });
   });
   after(() => w?.close());
 
@@ -136,6 +137,20 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.equal(r.outcome, 'rolled-back', r.reason);
     assert.match(r.reason, /ImagePullBackOff/);
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+  });
+
+  test('a first deploy that cannot start is rolled back to "nothing served": no route left pointing at it, the ledger not stuck, the next deploy goes live', async () => {
+    w.fake.controller.behave({ model: 'scorer', version: '1.0.0' }, 'image-pull');
+    const r = await w.engine().deploy(await ref(w, '1.0.0', 'scorer'), fastPlan({ readyTimeoutMs: 1500 }));
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.match(r.reason, /ImagePullBackOff/);
+    const route = w.fake.get('gateway.networking.k8s.io/v1', 'HTTPRoute', 'default', 'scorer');
+    assert.deepEqual(route?.spec?.rules?.flatMap((rule: any) => rule.backendRefs ?? []) ?? [], [], 'nothing routed to the version that never started');
+    const status = await w.engine().status('scorer');
+    assert.equal(status.rollout, null, `no rollout left in progress: ${JSON.stringify(status.rollout)}`);
+    const next = await w.engine().deploy(await ref(w, '1.1.0', 'scorer'), fastPlan());
+    assert.equal(next.outcome, 'promoted', next.reason);
+    assert.deepEqual(backendWeights(w.fake.get('gateway.networking.k8s.io/v1', 'HTTPRoute', 'default', 'scorer')), { [versionObjectName('scorer', '1.1.0')]: 100 });
   });
 
   test('an unschedulable version: said while waiting, then named at the deadline', async () => {
@@ -514,8 +529,16 @@ describe('Kubernetes target: replica-ratio traffic where no Gateway API is insta
   before(async () => {
     w = await startKubeWorld({ gatewayApi: false, section: { replicas: 4, warmReplicas: 1 } });
     for (const v of ['3.0.0', '3.1.0', '3.2.0']) await w.push(v);
+    await w.push('1.0.0', { name: 'scorer' });
   });
   after(() => w?.close());
+
+  test('a first deploy that cannot start is rolled back with no pod in the model Service, and the ledger not stuck', async () => {
+    w.fake.controller.behave({ model: 'scorer', version: '1.0.0' }, 'image-pull');
+    const r = await w.engine().deploy(await ref(w, '1.0.0', 'scorer'), fastPlan({ readyTimeoutMs: 1500 }));
+    assert.equal(r.outcome, 'rolled-back', r.reason);
+    assert.equal((await w.engine().status('scorer')).rollout, null);
+  });
 
   test('the canary share is approximated by pods behind one model Service', async () => {
     const first = await w.engine().deploy(await ref(w, '3.0.0'), fastPlan({ steps: [] }));

@@ -387,6 +387,7 @@ export class KubernetesTarget implements Target {
     const { items } = await this.opts.api.list<V1Deployment>('apps/v1', 'Deployment', this.ns, `${LABELS.model}=${model},${LABELS.managedBy}=${MANAGED_BY}`);
     const deployments = new Map(items.map((d) => [d.metadata?.annotations?.[ANNOTATIONS.version] ?? '', d]));
     const withTraffic = Object.entries(split.weights).filter(([, w]) => w > 0).map(([v]) => v);
+    if (withTraffic.length === 0 && !split.mirror) return this.serveNothing(model, mode, deployments);
     // A version without a Deployment is still routed to: the engine switches first and then asks
     // healthy(), which says no, and cascades to the next stable version (refusing here would stop that).
     if (mode === 'gateway-api') {
@@ -414,6 +415,36 @@ export class KubernetesTarget implements Target {
     }
     if (plan.note) this.opts.note?.(plan.note);
     for (const v of withTraffic) await this.waitReady(model, v, this.opts.settings.progressDeadlineMs);
+  }
+
+  /**
+   * The empty split: a first deploy that failed has no version to fall back to, so the model goes
+   * back to how it was before that deploy — no HTTPRoute (the Gateway answers 404 for its path, as
+   * it did), or in replica-ratio mode no pod behind the model Service. Versions that served go
+   * back to their warm size. A route someone else changed since this modelctl last set it is not
+   * deleted (the same fencing as applyRoute).
+   */
+  private async serveNothing(model: string, mode: TrafficMode, deployments: Map<string, V1Deployment>): Promise<void> {
+    if (mode === 'gateway-api') {
+      const ref = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: this.ns, name: routeName(model, this.opts.settings) };
+      const current = await this.opts.api.read(ref);
+      const seen = this.routeSeen.get(ref.name);
+      if (current && seen && (current.metadata?.generation ?? 0) !== seen.generation) {
+        throw new LockedError(`HTTPRoute ${ref.name} was changed by someone else since this modelctl last set it: another modelctl, or a person, is moving traffic of ${model}; this one stopped without touching it`, {
+          hint: `see \`modelctl status ${model}\` and \`kubectl -n ${this.ns} get httproute ${ref.name} -o yaml\``,
+          details: { model, route: ref.name },
+        });
+      }
+      if (current) await this.opts.api.delete(ref);
+      this.routeSeen.delete(ref.name);
+    }
+    for (const d of deployments.values()) {
+      const wasServed = d.metadata?.annotations?.[SERVED] === 'true';
+      const inService = d.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true';
+      if (mode === 'gateway-api' ? wasServed : inService) {
+        await this.scale(d, Math.min(d.spec?.replicas ?? 0, this.opts.settings.warmReplicas), mode === 'gateway-api' ? { served: false } : { inService: false });
+      }
+    }
   }
 
   /**
