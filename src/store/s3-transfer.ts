@@ -6,8 +6,9 @@ import { DIRECT_ALIGN, openDirect, PartBuffers, PartWriter } from './direct-io.j
 
 /**
  * Parallel transfers of large blobs to and from S3: ranged GETs and multipart parts, a bounded
- * number in flight per store, each in a buffer of its own (memory ≈ concurrency × part size, for
- * any blob size), every byte hashed once, in order.
+ * number in flight per store, each in a buffer of its own (memory ≈ concurrency × part size for a
+ * push, (concurrency + 2) × part size for a download, for any blob size), every byte hashed once,
+ * in order.
  */
 
 /** S3's multipart rules: parts of 5 MiB–5 GiB (the last may be smaller), at most 10,000 of them. */
