@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 
 /**
  * Writing downloaded blobs with O_DIRECT, from page-aligned part buffers.
@@ -139,5 +140,76 @@ export class PartWriter {
     const d = this.direct;
     this.direct = undefined;
     await d?.close().catch(() => undefined);
+  }
+}
+
+/** Bytes gathered before each O_DIRECT write of a sequential sink (one aligned buffer per sink). */
+const SINK_CHUNK = 8 * 1024 * 1024;
+
+/**
+ * A new file (created exclusively, 0600) written front to back with O_DIRECT: the stream's chunks
+ * are gathered into one page-aligned buffer and written a full buffer at a time (so every offset is
+ * aligned); the last bytes that are not a whole block go through the page cache. For blobs
+ * streamed into the blob cache (a small or single-range pull, a safetensors file put together
+ * from its tensors): the same reason as ranged parts (see the top of this file).
+ * `writes` says how many bytes went each way.
+ */
+export class DirectFileSink extends Writable {
+  private fh: FileHandle | undefined;
+  private writer: PartWriter | undefined;
+  private buf: Buffer | undefined;
+  private fill = 0;
+  private at = 0;
+  constructor(
+    private readonly file: string,
+    /** 'wx': a new file only; 'w': replace (a fetch retried from its start). */
+    private readonly flags: 'wx' | 'w' = 'wx',
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  get writes(): { direct: number; buffered: number } {
+    return { ...(this.writer?.bytes ?? { direct: 0, buffered: 0 }) };
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    (async () => {
+      this.fh = await open(this.file, this.flags, 0o600);
+      this.buf = alignedBuffer(SINK_CHUNK);
+      this.writer = new PartWriter(this.fh, this.buf ? await openDirect(this.file) : undefined);
+      this.buf ??= Buffer.allocUnsafe(SINK_CHUNK);
+    })().then(() => callback(), callback);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.take(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.flush().then(() => callback(), callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const closing = async () => {
+      await this.writer?.close();
+      await this.fh?.close().catch(() => undefined);
+    };
+    closing().then(() => callback(err), () => callback(err));
+  }
+
+  private async take(chunk: Buffer): Promise<void> {
+    for (let off = 0; off < chunk.length; ) {
+      const n = chunk.copy(this.buf!, this.fill, off);
+      this.fill += n;
+      off += n;
+      if (this.fill === this.buf!.length) await this.flush();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.fill === 0) return;
+    await this.writer!.write(this.buf!.subarray(0, this.fill), this.at, true);
+    this.at += this.fill;
+    this.fill = 0;
   }
 }
