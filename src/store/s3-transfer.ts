@@ -293,20 +293,19 @@ async function downloadOnce(
         // hash reaches them without this worker, and waiting here cannot deadlock.
         if (!(await hasher.room(i))) return;
         const len = partLength(i, o.size, o.partSize);
+        // The buffer is taken once a slot is had: blobs waiting for the store's slots hold none.
+        const release = await o.slots.acquire();
         const buf = buffers.take();
         const into = buf.subarray(0, len);
         try {
-          const release = await o.slots.acquire();
-          try {
-            const tag = await withAttempts(() => o.fetch(i * o.partSize, into, abort.signal), abort.signal);
-            if ((tag ?? '') !== etag) throw new ChangedObjectError(etag, tag);
-            await writer.write(into, i * o.partSize, buffers.aligned);
-          } finally {
-            release();
-          }
+          const tag = await withAttempts(() => o.fetch(i * o.partSize, into, abort.signal), abort.signal);
+          if ((tag ?? '') !== etag) throw new ChangedObjectError(etag, tag);
+          await writer.write(into, i * o.partSize, buffers.aligned);
         } catch (err) {
           buffers.give(buf);
           throw err;
+        } finally {
+          release();
         }
         done.add(i);
         fetchedBytes += len;
