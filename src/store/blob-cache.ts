@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { constants as fsConstants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { HashTap } from '../bundle/tar-io.js';
+import { DirectFileSink } from './direct-io.js';
 
 /** Default size bound of the cache: 20 GiB (MODELCTL_CACHE_MAX_BYTES overrides it). */
 export const DEFAULT_CACHE_MAX_BYTES = 20 * 1024 ** 3;
@@ -77,6 +78,8 @@ export class BlobCache {
   private inUseBeat: NodeJS.Timeout | undefined;
   /** Bytes this instance fetched from the store into the cache, and bytes it found already cached. */
   readonly counts = { fetchedBytes: 0, fetchedBlobs: 0, cachedBytes: 0, cachedBlobs: 0, waitedBlobs: 0 };
+  /** Bytes insert() wrote with O_DIRECT and through the page cache (direct-io.ts): which path ran. */
+  readonly writes = { direct: 0, buffered: 0 };
 
   constructor(
     readonly root: string,
@@ -245,7 +248,10 @@ export class BlobCache {
     const tmp = await this.newTemp(digest);
     try {
       const tap = new HashTap(onBytes);
-      await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      const sink = new DirectFileSink(tmp);
+      await pipeline(body, tap, sink);
+      this.writes.direct += sink.writes.direct;
+      this.writes.buffered += sink.writes.buffered;
       const actual = `sha256:${tap.hex()}`;
       if (actual !== digest || tap.bytes !== size) {
         throw new IntegrityError(`blob ${digest} is corrupt: its ${tap.bytes} bytes hash to ${actual}`, { details: { blob: digest, actual } });

@@ -256,7 +256,6 @@ export class S3Store implements BundleStore {
         slots: this.slots,
         onBytes: opts.onBytes,
         where: this.url,
-        hashAfter: process.env.MODELCTL_S3_HASH_AFTER === '1',
         head: async () => {
           const h = await this.call(() => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })));
           return { size: h.ContentLength ?? 0, etag: h.ETag };

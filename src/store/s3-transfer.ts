@@ -2,11 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { IntegrityError, ModelctlError, UsageError } from '../core/errors.js';
+import { DIRECT_ALIGN, openDirect, PartBuffers, PartWriter } from './direct-io.js';
 
 /**
  * Parallel transfers of large blobs to and from S3: ranged GETs and multipart parts, a bounded
- * number in flight per store, each in a buffer of its own (memory ≈ concurrency × part size, for
- * any blob size), every byte hashed once, in order.
+ * number in flight per store, each in a buffer of its own (memory ≈ concurrency × part size for a
+ * push, (concurrency + 2) × part size for a download, for any blob size), every byte hashed once,
+ * in order.
  */
 
 /** S3's multipart rules: parts of 5 MiB–5 GiB (the last may be smaller), at most 10,000 of them. */
@@ -187,6 +189,10 @@ export interface DownloadResult {
   fetchedBytes: number;
   /** Bytes taken from an earlier interrupted download of the same object. */
   resumedBytes: number;
+  /** Bytes written with O_DIRECT and through the page cache (see direct-io.ts): which path ran. */
+  writes: { direct: number; buffered: number };
+  /** Most part buffers held at once (fetched, not yet hashed) and the bound on it. */
+  heldParts: { peak: number; window: number };
 }
 
 export interface DownloadOptions {
@@ -207,16 +213,21 @@ export interface DownloadOptions {
   onBytes?: (n: number) => void;
   /** Named in errors. */
   where: string;
-  /** Hash the file after every part is in, instead of following the parts as they land (for measuring). */
-  hashAfter?: boolean;
+  /**
+   * Parts fetched ahead of the oldest one not yet hashed: default the store's concurrency + 2, so
+   * every slot stays busy while a part or two wait for the hash, and memory ≈ (concurrency + 2) ×
+   * part size (80 MiB at the defaults; 2 × concurrency measured 318 MB peak RSS on a 2 GiB pull).
+   */
+  window?: number;
 }
 
 /**
  * Download an object into `dest` with parallel ranged GETs written in place into `partial`
- * (positional writes, one buffer per slot), hashed in order, verified, then renamed to `dest`:
- * nothing unverified is ever under `dest`. An interrupted download leaves `partial` and its record;
- * the next call with the same `partial` fetches only the parts missing, if the object's ETag is
- * unchanged. A damaged partial (the digest does not match) is discarded and fetched again, once.
+ * (positional writes, O_DIRECT where the file system allows it), hashed in order, verified, then
+ * renamed to `dest`: nothing unverified is ever under `dest`. An interrupted download leaves
+ * `partial` and its record; the next call with the same `partial` fetches only the parts missing,
+ * if the object's ETag is unchanged. A damaged partial (the digest does not match) is discarded
+ * and fetched again, once.
  */
 export async function downloadResumable(o: DownloadOptions): Promise<DownloadResult> {
   const partial = o.partial ?? `${o.dest}.partial`;
@@ -227,7 +238,7 @@ export async function downloadResumable(o: DownloadOptions): Promise<DownloadRes
     // Bytes kept from an earlier run may be what was wrong (a disk error, a write to the file):
     // fetch everything again, once. Bytes all fetched now and wrong: the store's blob is corrupt.
     const again = first.result.resumedBytes > 0 ? await downloadOnce(o, lock.partial, false) : first;
-    if (again.ok) return { fetchedBytes: first.result.fetchedBytes + again.result.fetchedBytes, resumedBytes: 0 };
+    if (again.ok) return { ...again.result, fetchedBytes: first.result.fetchedBytes + again.result.fetchedBytes, resumedBytes: 0 };
     throw new IntegrityError(`blob ${o.digest} in ${o.where} is corrupt: its ${o.size} bytes hash to ${again.actual}`, {
       details: { blob: o.digest, actual: again.actual },
     });
@@ -259,35 +270,47 @@ async function downloadOnce(
   const fh = await open(partial, done.size > 0 ? 'r+' : 'w+', 0o600);
   const resumedBytes = [...done].reduce((n, i) => n + partLength(i, o.size, o.partSize), 0);
   let fetchedBytes = 0;
+  // Parts start at multiples of the part size: O_DIRECT only when those are block-aligned
+  // (MODELCTL_S3_PART_SIZE need not be; such a pull is written buffered, nothing else changes).
+  const writer = new PartWriter(fh, o.partSize % DIRECT_ALIGN === 0 ? await openDirect(partial).catch(() => undefined) : undefined);
+  const window = Math.max(1, o.window ?? o.slots.size + 2);
+  // One buffer per part between its fetch and its turn in the hash: at most `window` of them.
+  const buffers = new PartBuffers(Math.ceil(o.partSize / DIRECT_ALIGN) * DIRECT_ALIGN, window);
+  const result = (): DownloadResult => ({ fetchedBytes, resumedBytes, writes: { ...writer.bytes }, heldParts: { peak: buffers.peak, window } });
   try {
     if (done.size === 0) {
       await fh.truncate(o.size);
       await writeRecord(record, { etag, size: o.size, partSize: o.partSize, done: [] });
     }
     o.onBytes?.(resumedBytes);
-    const hasher = new OrderedHasher(fh, o.size, o.partSize, done);
+    const hasher = new OrderedHasher(fh, o.size, o.partSize, window, done, (buf) => buffers.give(buf));
     const abort = new AbortController();
     const todo = [...Array(parts).keys()].filter((i) => !done.has(i));
     let saving: Promise<void> = Promise.resolve();
     const worker = async (): Promise<void> => {
-      let buf: Buffer | undefined;
       for (let i = todo.shift(); i !== undefined && !abort.signal.aborted; i = todo.shift()) {
+        // Parts are taken in order, so every part below i is held, in flight or on disk: the
+        // hash reaches them without this worker, and waiting here cannot deadlock.
+        if (!(await hasher.room(i))) return;
         const len = partLength(i, o.size, o.partSize);
+        // The buffer is taken once a slot is had: blobs waiting for the store's slots hold none.
         const release = await o.slots.acquire();
+        const buf = buffers.take();
+        const into = buf.subarray(0, len);
         try {
-          buf ??= Buffer.allocUnsafe(o.partSize);
-          const into = buf.subarray(0, len);
           const tag = await withAttempts(() => o.fetch(i * o.partSize, into, abort.signal), abort.signal);
           if ((tag ?? '') !== etag) throw new ChangedObjectError(etag, tag);
-          await writeAll(fh, into, i * o.partSize);
+          await writer.write(into, i * o.partSize, buffers.aligned);
+        } catch (err) {
+          buffers.give(buf);
+          throw err;
         } finally {
           release();
         }
         done.add(i);
         fetchedBytes += len;
         o.onBytes?.(len);
-        hasher.offer(i, buf!.subarray(0, len));
-        hasher.wake();
+        hasher.hold(i, into, buf);
         // Recorded after the bytes are written: a kill in between only costs that part again.
         const snapshot = [...done];
         saving = saving.then(() => writeRecord(record, { etag, size: o.size, partSize: o.partSize, done: snapshot }));
@@ -302,9 +325,7 @@ async function downloadOnce(
       throw err;
     };
     const workers = Array.from({ length: Math.min(o.slots.size, todo.length) }, () => worker().catch(fail));
-    // hashAfter: the other way measured (bench/README.md): every part first, then one pass over the file.
-    const hashing = o.hashAfter ? Promise.allSettled(workers).then(() => hasher.run()) : hasher.run();
-    const settled = await Promise.allSettled([...workers, hashing.catch(fail)]);
+    const settled = await Promise.allSettled([...workers, hasher.run().catch(fail)]);
     await saving.catch(() => undefined);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
@@ -313,91 +334,114 @@ async function downloadOnce(
     }
     const actual = `sha256:${hasher.hex()}`;
     if (actual !== o.digest) {
+      await writer.close();
       await fh.close().catch(() => undefined);
       await rm(partial, { force: true });
       await rm(record, { force: true });
-      return { ok: false, actual, result: { fetchedBytes, resumedBytes } };
+      return { ok: false, actual, result: result() };
     }
     // No fsync here: the caller decides (the blob cache fsyncs what it keeps; a pulled directory
     // is not fsynced, as before). A second fsync of gigabytes costs seconds on a busy disk.
   } finally {
+    await writer.close();
     await fh.close().catch(() => undefined);
   }
   await rename(partial, o.dest);
   await rm(record, { force: true });
-  return { ok: true, result: { fetchedBytes, resumedBytes } };
+  return { ok: true, result: result() };
 }
 
 /**
- * Hashes the partial file in order while the parts arrive: it follows the prefix of parts done,
- * reading it back (from the page cache: just written) in 4 MiB reads, so hashing runs beside the
- * downloads instead of after them, and resumed parts (on disk only) go through the same path.
+ * Hashes the blob in order while the parts arrive, from the part buffers themselves: a fetched
+ * part is held until every part before it is hashed, then hashed and its buffer given back (no
+ * read-back of what was just written: with O_DIRECT it is not in the page cache). Workers do not
+ * start a part `window` or more ahead of the oldest part not yet hashed, so at most `window`
+ * buffers are held whatever the order parts land in (memory ≈ window × part size). Resumed
+ * parts (on disk from an interrupted pull) are read back from the file.
  */
 class OrderedHasher {
   private readonly hash = createHash('sha256');
   private next = 0;
+  private readonly held = new Map<number, { bytes: Buffer; buf: Buffer }>();
   private waker: (() => void) | undefined;
+  private readonly roomWaiters: Array<() => void> = [];
   private stopped = false;
   private readonly parts: number;
   constructor(
     private readonly fh: FileHandle,
     private readonly size: number,
     private readonly partSize: number,
-    private readonly done: Set<number>,
+    private readonly window: number,
+    /** Parts on disk only when hashing starts (resumed). */
+    private readonly onDisk: ReadonlySet<number>,
+    private readonly giveBack: (buf: Buffer) => void,
   ) {
     this.parts = Math.max(1, Math.ceil(size / partSize));
+    this.onDisk = new Set(onDisk);
   }
-  wake(): void {
+
+  /** Resolves to true once part i may start (i − next < window), false when stopped. */
+  async room(i: number): Promise<boolean> {
+    while (!this.stopped && i - this.next >= this.window) await new Promise<void>((r) => this.roomWaiters.push(r));
+    return !this.stopped;
+  }
+
+  /** Part i is fetched and written: `bytes` (a view of `buf`) wait for their turn in the hash. */
+  hold(i: number, bytes: Buffer, buf: Buffer): void {
+    if (this.stopped) return this.giveBack(buf);
+    this.held.set(i, { bytes, buf });
     this.waker?.();
   }
-  /**
-   * The part just written, still in its buffer: hashed from there when it is the next in order and
-   * the hasher is idle (waiting for it), which saves reading it back — the usual case, as parts
-   * mostly land in order. Synchronous, so it cannot interleave with the hasher's own reads.
-   */
-  offer(i: number, bytes: Buffer): void {
-    if (this.stopped || this.waker === undefined || i !== this.next) return;
-    this.hash.update(bytes);
-    this.next++;
-  }
+
   stop(): void {
     this.stopped = true;
-    this.wake();
+    for (const { buf } of this.held.values()) this.giveBack(buf);
+    this.held.clear();
+    this.waker?.();
+    this.advanced();
   }
+
   hex(): string {
     return this.hash.digest('hex');
   }
+
+  private advanced(): void {
+    for (const r of this.roomWaiters.splice(0)) r();
+  }
+
   async run(): Promise<void> {
-    const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, this.size)));
+    let readBuf: Buffer | undefined;
     while (this.next < this.parts) {
       if (this.stopped) return;
-      if (!this.done.has(this.next)) {
+      const part = this.held.get(this.next);
+      if (part) {
+        this.hash.update(part.bytes);
+        this.held.delete(this.next);
+        this.giveBack(part.buf);
+      } else if (this.onDisk.has(this.next)) {
+        readBuf ??= Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, this.size)));
+        const start = this.next * this.partSize;
+        const end = Math.min(this.size, start + this.partSize);
+        for (let at = start; at < end; ) {
+          const { bytesRead } = await this.fh.read(readBuf, 0, Math.min(readBuf.length, end - at), at);
+          if (bytesRead === 0) throw new Error(`internal: the partial file ended at ${at} of ${this.size} bytes`);
+          this.hash.update(readBuf.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+        if (this.stopped) return;
+      } else {
         await new Promise<void>((resolve) => (this.waker = resolve));
         this.waker = undefined;
         continue;
       }
-      const start = this.next * this.partSize;
-      const end = Math.min(this.size, start + this.partSize);
-      for (let at = start; at < end; ) {
-        const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - at), at);
-        if (bytesRead === 0) throw new Error(`internal: the partial file ended at ${at} of ${this.size} bytes`);
-        this.hash.update(buf.subarray(0, bytesRead));
-        at += bytesRead;
-      }
       this.next++;
+      this.advanced();
     }
   }
 }
 
 function partLength(i: number, size: number, partSize: number): number {
   return Math.min(partSize, size - i * partSize);
-}
-
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let off = 0; off < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
-    off += bytesWritten;
-  }
 }
 
 async function readRecord(file: string): Promise<PartialRecord | undefined> {

@@ -10,6 +10,7 @@ import { wholeFileDigest, type ManifestPart, type SplitFile } from '../bundle/ma
 import { devNull, HashTap } from '../bundle/tar-io.js';
 import { STALE_TEMP_MS, type BlobCache } from './blob-cache.js';
 import { PartIndex } from './part-index.js';
+import { DirectFileSink } from './direct-io.js';
 import { mkdirs } from '../util/local-io.js';
 import type { Progress } from '../core/progress.js';
 
@@ -118,7 +119,8 @@ async function pullThroughCache(deps: SplitPullDeps, cache: BlobCache, file: Spl
             const to = path.join(staging, part.blob.slice('sha256:'.length));
             await deps.fetch(part.blob, async (body) => {
               const tap = new HashTap((n) => deps.progress.advance(n));
-              await pipeline(body, tap, createWriteStream(to, { mode: 0o600 }));
+              // O_DIRECT, as every blob a pull writes (direct-io.ts); 'w': a retried fetch starts over.
+              await pipeline(body, tap, new DirectFileSink(to, 'w'));
               if (`sha256:${tap.hex()}` !== part.blob || tap.bytes !== part.size) throw corruptPart(deps, file, part, `sha256:${tap.hex()}`, tap.bytes, `in ${deps.storeUrl}`);
             });
             sources.set(part.blob, { kind: 'fetched', path: to });

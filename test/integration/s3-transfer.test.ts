@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,11 +10,12 @@ import { packDirectory } from '../../src/bundle/source.js';
 import { ExitCode, type ModelctlError } from '../../src/core/errors.js';
 import { pull, push } from '../../src/store/transfer.js';
 import { S3Store } from '../../src/store/s3-store.js';
+import { blobKey } from '../../src/store/store.js';
 import { testS3, type TestS3 } from '../infra/ceph-rgw.js';
 import { startFaultProxy, when, type FaultProxy } from '../infra/fault-proxy.js';
 import { CLI, runCli, sampleBundle, useScratch } from '../helpers/fixtures.js';
 import { s3CliEnv } from '../helpers/s3-env.js';
-import { mountTmpfs } from '../helpers/tmpfs.js';
+import { mountRamfs, mountTmpfs } from '../helpers/tmpfs.js';
 
 /**
  * Parallel transfers against the real Ceph RGW, through the fault proxy (which logs every request
@@ -236,5 +238,100 @@ describe('S3 pull to a full disk', () => {
       assert.equal(r.code, ExitCode.usage, r.stdout + r.stderr);
       assert.match(r.json().error.message, message);
     }
+  });
+});
+
+describe('ranged pulls written with O_DIRECT, hashed in order from the part buffers', () => {
+  const SIZE = 17 * MiB + 1234; // neither a multiple of 4096 nor of the 5 MiB part size
+  const data = randomBytes(SIZE);
+  const digest = sha256(data);
+  let ramfs: string;
+  let unmount: (() => void) | undefined;
+  before(async () => {
+    ramfs = await fresh('ramfs');
+    unmount = mountRamfs(ramfs);
+  });
+  after(() => unmount?.());
+
+  /** A store holding `blob` under `key` (default: its own digest; another puts corrupt bytes in place). */
+  async function storeWith(name: string, settings: { concurrency: number; partSize: number }, blob = data, key = sha256(blob)) {
+    const bucket = await s3.newBucket(name);
+    const store = new S3Store(s3.client({ endpoint: proxy.endpoint, maxAttempts: 2 }), bucket, 'm', undefined, settings);
+    await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: `m/${blobKey(key)}`, Body: blob }));
+    return store;
+  }
+
+  test('byte-exact through O_DIRECT on ext4; the tail that is not a whole block written buffered', async () => {
+    const store = await storeWith('dio', { concurrency: 3, partSize: 5 * MiB });
+    const dest = path.join(await fresh('dio'), 'blob');
+    const r = await store.downloadBlob(digest, SIZE, dest);
+    assert.ok((await readFile(dest)).equals(data));
+    assert.deepEqual(r.writes, { direct: SIZE - 1234, buffered: 1234 });
+    assert.equal(r.fetchedBytes, SIZE);
+  });
+
+  test('a file system that refuses O_DIRECT (ramfs), and a part size not a multiple of 4096: the same bytes, written buffered', async () => {
+    const store = await storeWith('ramfs', { concurrency: 3, partSize: 5 * MiB });
+    const r = await store.downloadBlob(digest, SIZE, path.join(ramfs, 'blob'));
+    assert.ok((await readFile(path.join(ramfs, 'blob'))).equals(data));
+    assert.deepEqual(r.writes, { direct: 0, buffered: SIZE });
+
+    const odd = await storeWith('oddpart', { concurrency: 3, partSize: 5 * MiB + 100 });
+    const dest = path.join(await fresh('odd'), 'blob');
+    const o = await odd.downloadBlob(digest, SIZE, dest);
+    assert.ok((await readFile(dest)).equals(data));
+    assert.deepEqual(o.writes, { direct: 0, buffered: SIZE });
+  });
+
+  test('the reorder window bounds the part buffers held while an early range is slow', async () => {
+    const blob = randomBytes(10 * 5 * MiB + 7); // 11 parts
+    const store = await storeWith('window', { concurrency: 2, partSize: 5 * MiB }, blob);
+    proxy.clearFaults();
+    // Part 0 held back: every later part lands before it and must wait in memory for the hash.
+    proxy.delay(when({ method: 'GET', header: ['range', /^bytes=0-/] }), 1500, 1);
+    try {
+      const dest = path.join(await fresh('window'), 'blob');
+      const r = await store.downloadBlob(sha256(blob), blob.length, dest);
+      assert.ok((await readFile(dest)).equals(blob));
+      assert.equal(r.heldParts.window, 4, 'the concurrency + 2');
+      // Without the bound the 10 later parts would all be held behind part 0.
+      assert.equal(r.heldParts.peak, 4, `held ${r.heldParts.peak} part buffers at once`);
+    } finally {
+      proxy.clearFaults();
+    }
+  });
+
+  test('an interrupted O_DIRECT pull resumes: only the missing parts fetched, resumed parts read back and hashed', async () => {
+    const store = await storeWith('dioresume', { concurrency: 2, partSize: 5 * MiB });
+    const dir = await fresh('dioresume');
+    const dest = path.join(dir, 'blob');
+    const partial = path.join(dir, 'blob.partial');
+    const hex = digest.slice('sha256:'.length);
+    proxy.clearFaults();
+    // Ranges from 10 MiB on refused for good (403: not retried): parts 0 and 1 are written, then the pull fails.
+    proxy.injectStatus(when({ method: 'GET', header: ['range', /^bytes=\d{8}/] }), 403, 100);
+    await assert.rejects(store.downloadBlob(digest, SIZE, dest, { partial }));
+    proxy.clearFaults();
+    assert.ok(!existsSync(dest));
+    const rec = JSON.parse(await readFile(`${partial}.json`, 'utf8')) as { done: number[] };
+    assert.deepEqual(rec.done.sort(), [0, 1]);
+    proxy.clearLog();
+    const r = await store.downloadBlob(digest, SIZE, dest, { partial });
+    assert.ok((await readFile(dest)).equals(data));
+    assert.equal(r.resumedBytes, 10 * MiB);
+    assert.equal(r.fetchedBytes, SIZE - 10 * MiB);
+    assert.deepEqual(r.writes, { direct: SIZE - 10 * MiB - 1234, buffered: 1234 });
+    assert.equal(proxy.requests.filter((q) => q.method === 'GET' && q.url.includes(hex)).reduce((n, q) => n + q.bytesOut, 0), SIZE - 10 * MiB);
+    assert.ok(!existsSync(partial) && !existsSync(`${partial}.json`));
+  });
+
+  test('bytes corrupt in the store (in the last, partial part): IntegrityError after one more try, nothing under dest', async () => {
+    const bad = Buffer.from(data);
+    bad[SIZE - 10]! ^= 0x01;
+    // The bad bytes under the good digest (what the manifest names).
+    const store = await storeWith('diocorrupt', { concurrency: 3, partSize: 5 * MiB }, bad, digest);
+    const dest = path.join(await fresh('diocorrupt'), 'blob');
+    await assert.rejects(store.downloadBlob(digest, SIZE, dest), (e: ModelctlError) => e.exitCode === ExitCode.integrity && e.message.includes(`hash to ${sha256(bad)}`));
+    assert.deepEqual(await readdir(path.dirname(dest)), []);
   });
 });
