@@ -175,6 +175,18 @@ describe('kubernetes meter', () => {
     assert.equal(w.shadowCompared, 0, 'the Gateway drops the mirror answer: nothing to compare it with');
   });
 
+  test('a mirrored copy (Host ending in -shadow) is recorded even when it carries x-modelctl-evaluation or x-modelctl-compare', async () => {
+    // Only the Gateway sends mirror copies; whether it removed the headers before copying is up to the
+    // implementation, so the meter never lets a mirror copy out of the window (its errors count).
+    const meter = await start();
+    for (const mark of ['x-modelctl-evaluation', 'x-modelctl-compare', 'X-Modelctl-Evaluation']) {
+      assert.equal((await send(meter.trafficPort, { path: '/fail', headers: { host: 'models.example.com-shadow', [mark]: '1' } })).status, 500);
+    }
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors], [3, 3]);
+    assert.equal(meter.evaluated, 0, 'not counted as evaluation replay either');
+  });
+
   test('window since: only requests that ended at or after it (meter clock)', async () => {
     const meter = await start();
     now = 5_000;

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { compareAnswers, type AnswerComparison } from '../../gates/answers.js';
 import { copyUpTo, parseJson } from '../local/http-util.js';
+import { COMPARE_HEADER } from './names.js';
 
 /**
  * Shadow comparison on Kubernetes, done by the candidate's meter. The Gateway mirrors the asked
@@ -36,7 +37,7 @@ export interface CompareTarget {
 }
 
 /** The header of the comparison's own request: the stable's meter forwards it without recording it (it is not traffic). */
-export const COMPARE_HEADER = 'x-modelctl-compare';
+export { COMPARE_HEADER };
 
 export const DEFAULT_COMPARE_CONCURRENCY = 16;
 export const DEFAULT_COMPARE_TIMEOUT_MS = 5_000;
