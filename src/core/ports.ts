@@ -67,6 +67,8 @@ export interface EvaluationRequest {
   body: unknown;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** The case, for errors: "eval/cases.jsonl:12" (file inside the bundle and line). */
+  what?: string;
 }
 
 export interface EvaluationAnswer {

@@ -1,6 +1,6 @@
 import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import type { EvaluationAnswer, EvaluationRequest } from '../../core/ports.js';
-import { MAX_PARSE_BYTES } from '../local/http-util.js';
+import { MAX_PARSE_BYTES, readBounded } from '../local/http-util.js';
 import { EVALUATION_HEADER } from './names.js';
 import { describePermission } from './rbac.js';
 
@@ -61,24 +61,6 @@ function apiServerStatus(status: number, headers: Record<string, string>, body: 
   }
 }
 
-/** Read a body up to `max` bytes; more is an error (and the rest is not read). */
-async function readBounded(stream: ReadableStream<Uint8Array> | null, max: number, what: string): Promise<Buffer> {
-  if (!stream) return Buffer.alloc(0);
-  const reader = stream.getReader();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks, size);
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new Error(`the answer of ${what} is larger than ${max} bytes (answers are read up to ${max} bytes)`);
-    }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  }
-}
-
 /**
  * POST one evaluation case to `address` through the API server's service proxy. Resolves with the
  * version's answer (status, body, latency); throws on a timeout, an abort, an answer too large, or
@@ -88,7 +70,7 @@ export async function evaluateThroughService(kc: KubeConfig, address: ServiceAdd
   const max = opts.maxBytes ?? MAX_EVALUATION_ANSWER_BYTES;
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('the current kube context names no cluster server');
-  const what = `Service ${address.namespace}/${address.service}`;
+  const what = `${request.what ? `${request.what} from ` : ''}Service ${address.namespace}/${address.service}`;
   const timeout = AbortSignal.timeout(request.timeoutMs);
   const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
   const t0 = performance.now();
