@@ -1,5 +1,7 @@
 import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { UnavailableError } from '../../core/errors.js';
 import type { EvaluationAnswer, EvaluationRequest } from '../../core/ports.js';
+import type { KubeApi } from './client.js';
 import { MAX_PARSE_BYTES, readBounded } from '../local/http-util.js';
 import { EVALUATION_HEADER } from './names.js';
 import { describePermission } from './rbac.js';
@@ -41,6 +43,30 @@ export interface ServiceAddress {
   service: string;
   /** The Service port's name (or number), as the service proxy takes it. */
   port: string;
+}
+
+/**
+ * Evaluation replay POSTs through the service proxy (`create services/proxy`), a permission a Role
+ * written before eval gates existed lacks: asked (SelfSubjectAccessReview, nothing written) before
+ * the rollout starts — by checkPlan and by `deploy --dry-run` alike — so a missing permission is
+ * refused up front (UnavailableError, exit 9) rather than turned, case by case, into error answers
+ * that would roll a good candidate back.
+ */
+export async function assertServiceProxyAllowed(api: KubeApi, namespace: string): Promise<void> {
+  const review = await api.call({ verb: 'create', kind: 'SelfSubjectAccessReview', namespace }, () =>
+    api.objects.create({
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      metadata: {},
+      spec: { resourceAttributes: { namespace, verb: 'create', group: '', resource: 'services', subresource: 'proxy' } },
+    } as never),
+  );
+  const status = (review as { status?: { allowed?: boolean; reason?: string } }).status;
+  if (status?.allowed) return;
+  throw new UnavailableError(`kind eval gates replay their cases through the API server's service proxy, and the cluster does not allow "create" on services/proxy in namespace ${namespace}${status?.reason ? ` (${status.reason})` : ''}`, {
+    hint: `apply the Role printed by \`modelctl kubernetes rbac --namespace ${namespace}\` (it grants create on services/proxy), or drop the eval gates`,
+    details: { verb: 'create', resource: 'services/proxy', namespace },
+  });
 }
 
 /** The service proxy URL of `path` (which may carry a query) on `a`, under the cluster's server URL (which may have a path prefix). */
