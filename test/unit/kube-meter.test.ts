@@ -6,6 +6,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
 import { parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
+import { mergeWindows } from '../../src/targets/kubernetes/metric-source.js';
+import { meterAnswerSchema } from '../../src/targets/kubernetes/window-codec.js';
 import { CLI, REPO_ROOT } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
@@ -536,5 +538,10 @@ describe('meter: shadow comparison with the stable Service (shadow-compare.ts)',
     stableDelayMs = 0;
     assert.deepEqual([w.requests, w.shadowCompared], [3, 0], 'none compared: never counted as agreeing');
     assert.deepEqual(stats, { compared: 0, dropped: 2, failed: 1 });
+    // The window itself says so (what the shadow-agreement gate reports), in both encodings.
+    assert.deepEqual([w.shadowDropped, w.shadowFailed], [2, 1]);
+    const runs = meterAnswerSchema.parse(JSON.parse((await send(m.apiPort, { path: '/v1/window?since=0&encoding=runs' })).body.toString()));
+    assert.deepEqual([runs.shadowDropped, runs.shadowFailed], [2, 1]);
+    assert.deepEqual(mergeWindows([runs, runs]).shadowDropped, 4, 'summed over pods');
   });
 });

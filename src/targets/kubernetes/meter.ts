@@ -6,7 +6,7 @@ import { copyUpTo, parseJson, sendJson } from '../local/http-util.js';
 import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
 import { COMPARE_HEADER, EVALUATION_HEADER } from './names.js';
 import { MODEL_PROBE_PATH } from './settings.js';
-import { shadowComparer, type CompareTarget } from './shadow-compare.js';
+import { shadowComparer, type Comparison, type CompareTarget } from './shadow-compare.js';
 import { encodeWindow } from './window-codec.js';
 
 /**
@@ -209,9 +209,9 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   const fields = { scoreField, agreement: opts.compare?.agreement };
   const declared = scoreField !== undefined || opts.compare !== undefined;
 
-  const record = (status: number, latencyMs: number, role: Role, score: number | null, unreadable = false, agreed: boolean | null = null) => {
+  const record = (status: number, latencyMs: number, role: Role, score: number | null, unreadable = false, c: Comparison = { agreed: null }) => {
     recorded++;
-    ring.push({ at: clock(), status, latencyMs, score: status < 400 ? score : null, agreed, role, unreadable });
+    ring.push({ at: clock(), status, latencyMs, score: status < 400 ? score : null, agreed: c.agreed, role, unreadable, ...(c.uncompared ? { uncompared: c.uncompared } : {}) });
   };
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
@@ -283,7 +283,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
         const latencyMs = performance.now() - t0;
         void comparer!
           .compare({ method: req.method ?? 'GET', path: req.url ?? '/', headers: endToEndHeaders(req.headers), body: Buffer.concat(body) }, answer)
-          .then((agreed) => record(status, latencyMs, role, read.score, read.unreadable, agreed));
+          .then((c) => record(status, latencyMs, role, read.score, read.unreadable, c));
       });
       up.pipe(res);
     });
