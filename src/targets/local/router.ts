@@ -58,7 +58,6 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
   'content-length',
-  ...ROUTER_MARKS,
 ]);
 
 export interface Backend {
@@ -72,9 +71,10 @@ interface ModelRoute {
   readonly mirror: MirrorSampler | null;
 }
 
+/** What a request passes on to a version: neither hop-by-hop headers nor the router's marks. */
 function forwardHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && !ROUTER_MARKS.includes(k) && v !== undefined) out[k] = v;
   return out;
 }
 
