@@ -194,4 +194,9 @@ export interface GateResult {
   raw?: string;
   /** Relative gates: the stable version's measurement over the same window (the baseline). */
   baseline?: { query: string; value: number | null; raw?: string };
+  /**
+   * shadow-agreement on a target that says (Kubernetes): mirrored answers of the window that were not
+   * compared with stable — dropped at the comparer's concurrency bound, or failed. Never agreeing.
+   */
+  uncompared?: { dropped: number; failed: number };
 }

@@ -67,6 +67,8 @@ export interface EvaluationRequest {
   body: unknown;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** The case, for errors: "eval/cases.jsonl:12" (file inside the bundle and line). */
+  what?: string;
 }
 
 export interface EvaluationAnswer {
@@ -96,6 +98,14 @@ export interface VersionWindow {
   /** Shadow only: requests whose candidate answer was compared with the stable one, and how many agreed. */
   shadowCompared: number;
   shadowAgreed: number;
+  /**
+   * Shadow only: mirrored answers that could not be compared with stable's — dropped at the
+   * comparer's concurrency bound, or failed (stable did not answer in time, or with an error). Never
+   * counted as agreeing; shown so that "0 of 0 compared" says why. Absent: not measured (the local
+   * router compares every mirrored answer it gets).
+   */
+  shadowDropped?: number;
+  shadowFailed?: number;
   /**
    * Answers (status < 400) from which a field the bundle declares (serve.scoreField /
    * agreementField) could not be read: not JSON, or the field missing or not a number. The version

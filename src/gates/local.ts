@@ -18,6 +18,8 @@ export interface LocalMeasurement {
   detail: string;
   /** Answers this metric needed a declared field of and could not read it from (VersionWindow.unreadable). */
   unreadable?: number;
+  /** shadow-agreement: answers not compared (VersionWindow.shadowDropped / shadowFailed), when the source says. */
+  uncompared?: { dropped: number; failed: number };
 }
 
 export interface LocalMetric {
@@ -26,6 +28,13 @@ export interface LocalMetric {
   sampleNoun: string;
   phases: GatePhase[];
   measure(w: VersionWindow, spanMs: number): LocalMeasurement;
+}
+
+/** "; 37 not compared: 30 dropped (comparisons at their concurrency bound), 7 failed (stable did not answer)" when the source counted any. */
+function uncomparedNote(w: VersionWindow): string {
+  const [dropped, failed] = [w.shadowDropped ?? 0, w.shadowFailed ?? 0];
+  if (dropped + failed === 0) return '';
+  return `; ${dropped + failed} not compared: ${dropped} dropped (comparisons at their concurrency bound), ${failed} failed (stable did not answer in time, or with an error)`;
 }
 
 /** "…, 12 answers unreadable (not JSON, or without the declared field)" when there are any. */
@@ -97,8 +106,9 @@ export const LOCAL_METRICS: Readonly<Record<string, LocalMetric>> = {
     measure: (w) => ({
       value: w.shadowCompared > 0 ? w.shadowAgreed / w.shadowCompared : null,
       samples: w.shadowCompared,
-      detail: `${w.shadowAgreed} of ${w.shadowCompared} answers agreed with stable${unreadableNote(w)}`,
+      detail: `${w.shadowAgreed} of ${w.shadowCompared} answers agreed with stable${uncomparedNote(w)}${unreadableNote(w)}`,
       unreadable: w.unreadable ?? 0,
+      ...(w.shadowDropped !== undefined || w.shadowFailed !== undefined ? { uncompared: { dropped: w.shadowDropped ?? 0, failed: w.shadowFailed ?? 0 } } : {}),
     }),
   },
 };
@@ -121,7 +131,7 @@ export class LocalGateEvaluator implements GateEvaluator<LocalGate> {
   async evaluate(gate: LocalGate, ctx: GateContext, source: MetricSource): Promise<GateResult> {
     const metric = this.metrics[gate.metric];
     const query = `local:${gate.metric}{model=${ctx.model},version=${ctx.candidate}} over ${fmt((ctx.now - ctx.sinceMs) / 1000)} s since ${new Date(ctx.sinceMs).toISOString()}`;
-    const base = { name: gate.name, query, at: ctx.now };
+    const base: Pick<GateResult, 'name' | 'query' | 'at' | 'uncompared'> = { name: gate.name, query, at: ctx.now };
     if (!metric) {
       return { ...base, verdict: 'error', value: null, limit: describeLimit(gate), samples: 0, reason: `unknown local metric ${JSON.stringify(gate.metric)}` };
     }
@@ -143,6 +153,7 @@ export class LocalGateEvaluator implements GateEvaluator<LocalGate> {
     } catch (err) {
       return { ...base, verdict: 'error', value: null, limit: describeLimit(gate, unit), samples: 0, reason: `measuring ${ctx.candidate}: ${errorMessage(err)}` };
     }
+    if (cand.uncompared) base.uncompared = cand.uncompared;
     if (cand.unreadable) {
       // The gate needs a field these answers do not carry: it cannot judge them, so it does not pass them.
       return inconclusive(cand.value, cand.samples, `cannot judge ${ctx.candidate}: ${cand.detail}`);

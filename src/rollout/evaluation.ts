@@ -62,7 +62,7 @@ export async function replay(
         continue;
       }
       try {
-        const a = await evaluate(model, version, { path: c.path, body: c.request, timeoutMs: settings.timeoutMs, ...(signal ? { signal } : {}) });
+        const a = await evaluate(model, version, { path: c.path, body: c.request, timeoutMs: settings.timeoutMs, what: `case ${c.file}:${c.line}`, ...(signal ? { signal } : {}) });
         let body: unknown;
         try {
           body = JSON.parse(a.body.toString('utf8'));

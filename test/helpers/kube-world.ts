@@ -170,8 +170,8 @@ export interface KubeBox {
   cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
   /** POST /sentiment/predict through the Gateway: answers counted by the version that gave them. */
   send(n: number): Promise<Record<string, number>>;
-  /** Steady load through the Gateway until stopped: answers counted by version and status. */
-  load(): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number; timed: Array<{ at: number; ms: number }> }> };
+  /** Steady load through the Gateway until stopped (each request with `headers`): answers counted by version and status. */
+  load(headers?: Record<string, string>): { stop(): Promise<{ byVersion: Record<string, number>; errors: number; total: number; timed: Array<{ at: number; ms: number }> }> };
   /** The meter window (requests seen since `sinceMs`) of every running pod of `version`, summed. */
   meterRequests(version: string, sinceMs: number): Promise<number>;
   /** Bytes through the relay to the store (what the pods fetched from S3 on the wire, so far); set toPodsPerSecond to slow the store down. */
@@ -228,11 +228,11 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
 
     // node:http, not fetch: fetch may not set Host, and the route matches on its hostname.
     const gateway = new URL(box.gatewayUrl);
-    const predict = (): Promise<{ status: number; version?: string }> =>
+    const predict = (extra: Record<string, string> = {}): Promise<{ status: number; version?: string }> =>
       new Promise((resolve) => {
         const body = '{"text":"a fine film"}';
         const req = httpRequest(
-          { host: gateway.hostname, port: gateway.port, path: '/sentiment/predict', method: 'POST', headers: { host: BOX_HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000, agent: keepAlive },
+          { host: gateway.hostname, port: gateway.port, path: '/sentiment/predict', method: 'POST', headers: { ...extra, host: BOX_HOST, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000, agent: keepAlive },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -275,7 +275,7 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
         }
         return out;
       },
-      load() {
+      load(headers) {
         let running = true;
         const byVersion: Record<string, number> = {};
         let errors = 0;
@@ -286,7 +286,7 @@ export async function startKubeBox(opts: { gatewayApi?: 'v1.2.0' | 'v1.3.0'; sec
           while (running) {
             const at = Date.now();
             const t0 = performance.now();
-            const r = await predict();
+            const r = await predict(headers);
             timed.push({ at, ms: performance.now() - t0 });
             total++;
             if (r.status === 200 && r.version) byVersion[r.version] = (byVersion[r.version] ?? 0) + 1;

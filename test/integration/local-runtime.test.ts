@@ -226,7 +226,7 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     assert.equal(again.pid, first.pid);
     assert.equal((await daemonsOf(home)).length, 1);
     const info = JSON.parse(await readFile(localPaths(home).runtime, 'utf8'));
-    assert.deepEqual(Object.keys(info).sort(), ['adminPort', 'pid', 'port', 'startedAt', 'token']);
+    assert.deepEqual(Object.keys(info).sort(), ['adminPort', 'evaluationToken', 'pid', 'port', 'startedAt', 'token']);
 
     client = (await connectRuntime(home))!;
     await target.deploy(refs['1.0.0']!);

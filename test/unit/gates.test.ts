@@ -147,6 +147,25 @@ describe('LocalGateEvaluator', () => {
     assert.equal((await ev.evaluate({ name: 'l', metric: 'latency-p99', max: 100, minSamples: 1 }, ctx, source({ '2.0.0': { requests: 5, latenciesMs: [1, 2], unreadable: 5 } }))).verdict, 'pass');
   });
 
+  test('shadow-agreement says how many mirrored answers were not compared (dropped, failed), in the reason and as uncompared', async () => {
+    const shadow = { ...ctx, phase: 'shadow' as const };
+    const none = await ev.evaluate({ name: 'a', metric: 'shadow-agreement', min: 0.9 }, shadow, source({ '2.0.0': { requests: 37, shadowDropped: 30, shadowFailed: 7 } }));
+    assert.equal(none.verdict, 'inconclusive');
+    assert.equal(
+      none.reason,
+      'not enough data: 0 of 20 compared answers needed (0 of 0 answers agreed with stable; 37 not compared: 30 dropped (comparisons at their concurrency bound), 7 failed (stable did not answer in time, or with an error))',
+    );
+    assert.deepEqual(none.uncompared, { dropped: 30, failed: 7 });
+    const some = await ev.evaluate({ name: 'a', metric: 'shadow-agreement', min: 0.9, minSamples: 1 }, shadow, source({ '2.0.0': { requests: 25, shadowCompared: 20, shadowAgreed: 20, shadowDropped: 5 } }));
+    assert.equal(some.verdict, 'pass');
+    assert.match(some.reason, /\(20 of 20 answers agreed with stable; 5 not compared: 5 dropped .*, 0 failed/);
+    assert.deepEqual(some.uncompared, { dropped: 5, failed: 0 });
+    // A source that does not count them (the local runtime): nothing said, no field.
+    const local = await ev.evaluate({ name: 'a', metric: 'shadow-agreement', min: 0.9, minSamples: 1 }, shadow, source({ '2.0.0': { requests: 20, shadowCompared: 20, shadowAgreed: 20 } }));
+    assert.equal(local.reason, '1 within >= 0.9 (20 of 20 answers agreed with stable)');
+    assert.equal(local.uncompared, undefined);
+  });
+
   test('request-rate is per second over the window', async () => {
     const r = await ev.evaluate({ name: 'rps', metric: 'request-rate', min: 1 }, ctx, source({ '2.0.0': errors(120, 0) }));
     assert.deepEqual([r.verdict, r.value, r.limit], ['pass', 2, '>= 1 req/s']);

@@ -15,7 +15,11 @@ import { describePermission } from '../../src/targets/kubernetes/rbac.js';
 import { kubernetesSectionSchema, resolveKubernetesSettings } from '../../src/targets/kubernetes/settings.js';
 import { KubernetesTarget } from '../../src/targets/kubernetes/target.js';
 import { startFakeKube, type FakeKube, type ServiceProxyRequest } from '../fakes/kube/server.js';
-import { useScratch } from '../helpers/fixtures.js';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { kubernetesDryRun } from '../../src/targets/kubernetes/dry-run.js';
+import { bundleYaml, sampleBundle, useScratch } from '../helpers/fixtures.js';
+import { pushDirectory } from '../helpers/push.js';
 
 /**
  * Evaluation replay on Kubernetes without real pods: the fake API server's service proxy, held to
@@ -248,6 +252,29 @@ describe('KubernetesTarget.evaluate: one case to one version, through its Servic
     assert.equal(out[3]!.error, 'HTTP 503');
   });
 
+  /** `deploy --target kubernetes --dry-run` of a real pushed bundle against the fake cluster, with `gates`. */
+  const dryRun = async (gates: GateSpec[]) => {
+    const store = await openStore(`file://${await scratch.fresh('dry-store')}`, { s3PathStyle: false });
+    const files = sampleBundle({ version: '1.1.0' });
+    files['bundle.yaml'] = bundleYaml('sentiment', '1.1.0', 'serve:\n  command: [node, serve.mjs]\n');
+    const digest = await pushDirectory(store, await scratch.bundle(files), { version: '1.1.0' });
+    const kubeconfig = path.join(await scratch.fresh('kc'), 'config');
+    await writeFile(kubeconfig, fake.kubeconfigYaml(NS));
+    const plan: RolloutPlan = { steps: [50, 100], intervalMs: 1000, checkEveryMs: 100, shadowPercent: 0, shadowDurationMs: 0, shadowOnly: false, gates, readyTimeoutMs: 1000 };
+    return kubernetesDryRun({ store, config: { section: kubernetesSectionSchema.parse({ store: 's3://models/prod', route: { parentRefs: [{ name: 'public', namespace: 'gateways' }] } }), file: 'modelctl.yaml' }, flags: { kubeconfig }, ref: { model: 'sentiment', version: '1.1.0', digest }, plan });
+  };
+  const EVAL: GateSpec[] = [{ name: 'accuracy', kind: 'eval', metric: 'accuracy', min: 0.8 } as GateSpec];
+
+  test('deploy --dry-run with eval gates asks the access review checkPlan asks, and says it is allowed', async () => {
+    const from = fake.requests.length;
+    const d = await dryRun(EVAL);
+    assert.ok(d.fromCluster.includes(`"create" on services/proxy is allowed in ${NS} (SelfSubjectAccessReview): the evaluation replay can reach the version Services`), d.fromCluster.join('\n'));
+    assert.equal(fake.requests.slice(from).filter((r) => r.resource === 'selfsubjectaccessreviews').length, 1);
+    const plain = fake.requests.length;
+    await dryRun([]);
+    assert.equal(fake.requests.slice(plain).filter((r) => r.resource === 'selfsubjectaccessreviews').length, 0, 'nothing asked without eval gates');
+  });
+
   test('a forbidden service proxy: refused before the rollout by checkPlan, and named in each case\'s error', async () => {
     const gates: GateSpec[] = [{ name: 'accuracy', kind: 'eval', metric: 'accuracy', min: 0.8 } as GateSpec];
     const plan: RolloutPlan = { steps: [50, 100], intervalMs: 1000, checkEveryMs: 100, shadowPercent: 0, shadowDurationMs: 0, shadowOnly: false, gates, readyTimeoutMs: 1000 };
@@ -267,6 +294,13 @@ describe('KubernetesTarget.evaluate: one case to one version, through its Servic
       hint: `apply the Role: modelctl kubernetes rbac --namespace ${NS} --service-account <who runs modelctl> | kubectl apply -f -`,
       exitCode: 9,
     });
+  });
+
+  test('deploy --dry-run with eval gates and a forbidden service proxy: refused like checkPlan (exit 9, the Role to apply)', async () => {
+    // (services/proxy was forbidden by the test above.)
+    await assert.rejects(dryRun(EVAL), (e: unknown) => e instanceof UnavailableError && e.exitCode === 9 && /does not allow "create" on services\/proxy in namespace default/.test(e.message) && /modelctl kubernetes rbac --namespace default/.test(e.hint ?? ''));
+    const d = await dryRun([]);
+    assert.ok(d.steps.length > 0, 'without eval gates the dry run does not ask');
   });
 
   test('checkEvaluationPlan: the Kubernetes target replays; a target without evaluate() is still refused', () => {

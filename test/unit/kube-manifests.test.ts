@@ -195,7 +195,7 @@ describe('every manifest matches the upstream Kubernetes / Gateway API schemas',
 
   test('the validator does reject a broken object (so the checks above can fail)', () => {
     const r = httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }, { version: '1.1.0', percent: 10 }), settings: SETTINGS.plain });
-    const f = r.spec.rules[0]!.filters![0]!;
+    const f = r.spec.rules[0]!.filters!.find((x) => x.type === 'RequestMirror')!;
     assert.ok(f.type === 'RequestMirror');
     f.requestMirror.percent = 101;
     assert.throws(() => new HTTPRoute(r as never).validate(), /percent/);
@@ -467,7 +467,23 @@ describe('Services', () => {
   });
 });
 
+/** The first filter of every rule: no client of the Gateway may keep its requests out of the meters. */
+const STRIP = { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-modelctl-evaluation', 'x-modelctl-compare'] } };
+
 describe('HTTPRoute', () => {
+  test('every rule removes the unmetered headers first, whatever the split (one RequestHeaderModifier, ≤ 16 names)', () => {
+    for (const [sp, settings] of [
+      [split({ '1.0.0': 100 }), SETTINGS.plain],
+      [split({ '1.0.0': 90, '1.1.0': 10 }), SETTINGS.gpu],
+      [split({ '1.0.0': 100 }, { version: '1.1.0', percent: 5 }), SETTINGS.gpu],
+    ] as const) {
+      for (const rule of httpRouteFor({ model: 'sentiment', split: sp, settings }).spec.rules) {
+        assert.deepEqual(rule.filters![0], STRIP);
+        assert.equal(rule.filters!.filter((f) => f.type === 'RequestHeaderModifier').length, 1);
+      }
+    }
+  });
+
   test('one rule with the whole split as weights, path prefix, parents and hostnames', () => {
     const r = httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 95, '1.1.0': 5 }), settings: SETTINGS.gpu });
     assert.equal(r.metadata.name, 'public-sentiment');
@@ -480,10 +496,12 @@ describe('HTTPRoute', () => {
       rule!.backendRefs.map((b) => [b.name, b.port, b.weight]),
       [['sentiment-1-0-0', 80, 95], ['sentiment-1-1-0', 80, 5]],
     );
-    // A path other than "/" is stripped, so the bundle serves the same paths as locally.
-    assert.deepEqual(rule!.filters, [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }]);
+    // The unmetered headers are removed first; a path other than "/" is stripped, so the bundle
+    // serves the same paths as locally.
+    assert.deepEqual(rule!.filters, [STRIP, { type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }]);
     const mirrored = httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }, { version: '1.1.0', percent: 10 }), settings: SETTINGS.gpu });
-    assert.deepEqual(mirrored.spec.rules[0]!.filters!.map((f) => f.type), ['URLRewrite', 'RequestMirror']);
+    // Filters apply in order (spec: SHOULD): the mirror copies the request without the headers.
+    assert.deepEqual(mirrored.spec.rules[0]!.filters!.map((f) => f.type), ['RequestHeaderModifier', 'URLRewrite', 'RequestMirror']);
   });
 
   test('default name and path; versions at 0% are left out', () => {
@@ -497,12 +515,13 @@ describe('HTTPRoute', () => {
   test('shadow: a RequestMirror filter with percent to the mirror version\'s Service', () => {
     const r = httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }, { version: '2.0.0-rc.1+build.7', percent: 20 }), settings: SETTINGS.plain });
     assert.deepEqual(r.spec.rules[0]!.filters, [
+      STRIP,
       { type: 'RequestMirror', requestMirror: { backendRef: { name: versionObjectName('sentiment', '2.0.0-rc.1+build.7'), port: 80 }, percent: 20 } },
     ]);
     // Mirror removed → the filter is gone from the (atomic) rules list, not left behind.
     const after = httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }), settings: SETTINGS.plain });
-    assert.equal(after.spec.rules[0]!.filters, undefined);
-    assert.equal(httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }, { version: '1.1.0', percent: 0 }), settings: SETTINGS.plain }).spec.rules[0]!.filters, undefined);
+    assert.deepEqual(after.spec.rules[0]!.filters, [STRIP]);
+    assert.deepEqual(httpRouteFor({ model: 'sentiment', split: split({ '1.0.0': 100 }, { version: '1.1.0', percent: 0 }), settings: SETTINGS.plain }).spec.rules[0]!.filters, [STRIP]);
   });
 
   test('rejects splits that are not integer percentages or have no live version', () => {

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
 import { parseHostPort, roleOfHost, startMeter, type Meter, type MeterWindow } from '../../src/targets/kubernetes/meter.js';
+import { mergeWindows } from '../../src/targets/kubernetes/metric-source.js';
+import { meterAnswerSchema } from '../../src/targets/kubernetes/window-codec.js';
 import { CLI, REPO_ROOT } from '../helpers/fixtures.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
@@ -173,6 +175,18 @@ describe('kubernetes meter', () => {
     const w = await windowOf(meter, 0);
     assert.deepEqual([w.requests, w.errors, w.scores], [1, 0, [0.6]]);
     assert.equal(w.shadowCompared, 0, 'the Gateway drops the mirror answer: nothing to compare it with');
+  });
+
+  test('a mirrored copy (Host ending in -shadow) is recorded even when it carries x-modelctl-evaluation or x-modelctl-compare', async () => {
+    // Only the Gateway sends mirror copies; whether it removed the headers before copying is up to the
+    // implementation, so the meter never lets a mirror copy out of the window (its errors count).
+    const meter = await start();
+    for (const mark of ['x-modelctl-evaluation', 'x-modelctl-compare', 'X-Modelctl-Evaluation']) {
+      assert.equal((await send(meter.trafficPort, { path: '/fail', headers: { host: 'models.example.com-shadow', [mark]: '1' } })).status, 500);
+    }
+    const w = await windowOf(meter, 0);
+    assert.deepEqual([w.requests, w.errors], [3, 3]);
+    assert.equal(meter.evaluated, 0, 'not counted as evaluation replay either');
   });
 
   test('window since: only requests that ended at or after it (meter clock)', async () => {
@@ -524,5 +538,10 @@ describe('meter: shadow comparison with the stable Service (shadow-compare.ts)',
     stableDelayMs = 0;
     assert.deepEqual([w.requests, w.shadowCompared], [3, 0], 'none compared: never counted as agreeing');
     assert.deepEqual(stats, { compared: 0, dropped: 2, failed: 1 });
+    // The window itself says so (what the shadow-agreement gate reports), in both encodings.
+    assert.deepEqual([w.shadowDropped, w.shadowFailed], [2, 1]);
+    const runs = meterAnswerSchema.parse(JSON.parse((await send(m.apiPort, { path: '/v1/window?since=0&encoding=runs' })).body.toString()));
+    assert.deepEqual([runs.shadowDropped, runs.shadowFailed], [2, 1]);
+    assert.deepEqual(mergeWindows([runs, runs]).shadowDropped, 4, 'summed over pods');
   });
 });

@@ -4,6 +4,7 @@ import type { RolloutPlan, VersionRef } from '../../core/model.js';
 import { list } from '../../store/transfer.js';
 import type { BundleStore } from '../../store/store.js';
 import { NoKubeConfigError } from './client.js';
+import { assertServiceProxyAllowed } from './evaluate.js';
 import { describeGatewaySupport, gatewayApiSupport } from './gateway-support.js';
 import { openKubernetes, type KubernetesParts } from './open.js';
 import { decideTrafficMode, validateRollout, type RenderedStep, type TrafficMode } from './render.js';
@@ -21,7 +22,8 @@ import { resolveKubernetesSettings, type KubernetesConfig, type KubernetesSettin
  * below the candidate (none: a first deploy). Every assumption is listed in `assumed`.
  *
  * With a cluster, it adds what only the cluster knows — the serving version (the ledger), whether the
- * Gateway API is served and supports RequestMirror percent — and runs a server-side dry run
+ * Gateway API is served and supports RequestMirror percent, whether eval gates may use the service
+ * proxy (the access review checkPlan asks) — and runs a server-side dry run
  * (dryRun=All, fieldValidation=Strict: nothing persisted) of every object; `fromCluster` lists it.
  * Nothing is written either way.
  */
@@ -131,6 +133,11 @@ export async function kubernetesDryRun(req: KubernetesDryRunRequest): Promise<Ku
       const g = await gatewayApiSupport(parts.api, req.ref.model, settings, req.plan.shadowPercent);
       if (g.refusal) throw g.refusal;
       fromCluster.push(describeGatewaySupport(g));
+    }
+    // Eval gates replay through the service proxy: the same access review checkPlan asks (exit 9 when refused).
+    if (req.plan.gates.some((g) => g.kind === 'eval')) {
+      await assertServiceProxyAllowed(parts.api, settings.namespace);
+      fromCluster.push(`"create" on services/proxy is allowed in ${settings.namespace} (SelfSubjectAccessReview): the evaluation replay can reach the version Services`);
     }
     const objects = steps.flatMap((s) => s.objects) as Array<{ kind: string; metadata: { name: string; namespace: string } }>;
     for (const o of objects) await parts.api.apply(o, { dryRun: true });

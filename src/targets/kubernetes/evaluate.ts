@@ -1,6 +1,8 @@
 import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { UnavailableError } from '../../core/errors.js';
 import type { EvaluationAnswer, EvaluationRequest } from '../../core/ports.js';
-import { MAX_PARSE_BYTES } from '../local/http-util.js';
+import type { KubeApi } from './client.js';
+import { MAX_PARSE_BYTES, readBounded } from '../local/http-util.js';
 import { EVALUATION_HEADER } from './names.js';
 import { describePermission } from './rbac.js';
 
@@ -43,6 +45,30 @@ export interface ServiceAddress {
   port: string;
 }
 
+/**
+ * Evaluation replay POSTs through the service proxy (`create services/proxy`), a permission a Role
+ * written before eval gates existed lacks: asked (SelfSubjectAccessReview, nothing written) before
+ * the rollout starts — by checkPlan and by `deploy --dry-run` alike — so a missing permission is
+ * refused up front (UnavailableError, exit 9) rather than turned, case by case, into error answers
+ * that would roll a good candidate back.
+ */
+export async function assertServiceProxyAllowed(api: KubeApi, namespace: string): Promise<void> {
+  const review = await api.call({ verb: 'create', kind: 'SelfSubjectAccessReview', namespace }, () =>
+    api.objects.create({
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      metadata: {},
+      spec: { resourceAttributes: { namespace, verb: 'create', group: '', resource: 'services', subresource: 'proxy' } },
+    } as never),
+  );
+  const status = (review as { status?: { allowed?: boolean; reason?: string } }).status;
+  if (status?.allowed) return;
+  throw new UnavailableError(`kind eval gates replay their cases through the API server's service proxy, and the cluster does not allow "create" on services/proxy in namespace ${namespace}${status?.reason ? ` (${status.reason})` : ''}`, {
+    hint: `apply the Role printed by \`modelctl kubernetes rbac --namespace ${namespace}\` (it grants create on services/proxy), or drop the eval gates`,
+    details: { verb: 'create', resource: 'services/proxy', namespace },
+  });
+}
+
 /** The service proxy URL of `path` (which may carry a query) on `a`, under the cluster's server URL (which may have a path prefix). */
 export function serviceProxyUrl(server: string, a: ServiceAddress, path: string): string {
   const rel = path.startsWith('/') ? path : `/${path}`;
@@ -61,24 +87,6 @@ function apiServerStatus(status: number, headers: Record<string, string>, body: 
   }
 }
 
-/** Read a body up to `max` bytes; more is an error (and the rest is not read). */
-async function readBounded(stream: ReadableStream<Uint8Array> | null, max: number, what: string): Promise<Buffer> {
-  if (!stream) return Buffer.alloc(0);
-  const reader = stream.getReader();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks, size);
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new Error(`the answer of ${what} is larger than ${max} bytes (answers are read up to ${max} bytes)`);
-    }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  }
-}
-
 /**
  * POST one evaluation case to `address` through the API server's service proxy. Resolves with the
  * version's answer (status, body, latency); throws on a timeout, an abort, an answer too large, or
@@ -88,7 +96,7 @@ export async function evaluateThroughService(kc: KubeConfig, address: ServiceAdd
   const max = opts.maxBytes ?? MAX_EVALUATION_ANSWER_BYTES;
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('the current kube context names no cluster server');
-  const what = `Service ${address.namespace}/${address.service}`;
+  const what = `${request.what ? `${request.what} from ` : ''}Service ${address.namespace}/${address.service}`;
   const timeout = AbortSignal.timeout(request.timeoutMs);
   const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
   const t0 = performance.now();

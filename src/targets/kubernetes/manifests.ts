@@ -22,6 +22,7 @@ import {
   versionLabels,
   versionObjectName,
   versionSelector,
+  UNMETERED_HEADERS,
 } from './names.js';
 import { parseQuantity } from './validate.js';
 import { METER_PORT, MODEL_PROBE_PATH, SERVING_PORT, TRAFFIC_PORT, type KubernetesSettings } from './settings.js';
@@ -426,8 +427,23 @@ export interface HTTPBackendRefManifest {
 }
 
 export type HTTPRouteFilterManifest =
+  | { type: 'RequestHeaderModifier'; requestHeaderModifier: { remove: string[] } }
   | { type: 'RequestMirror'; requestMirror: { backendRef: { name: string; port: number }; percent: number } }
   | { type: 'URLRewrite'; urlRewrite: { path: { type: 'ReplacePrefixMatch'; replacePrefixMatch: string } } };
+
+/**
+ * The first filter of every rule modelctl writes: remove the headers that keep a request out of the
+ * meters' windows (names.ts UNMETERED_HEADERS), so no client of the public route can hide its
+ * requests from the gates. RequestHeaderModifier is a Core filter (every implementation supports
+ * it); the CRD allows one per rule and at most 16 names in `remove` (we write 2), and names are
+ * case-insensitive (the lower-case spelling matches any). First in the list because the spec asks
+ * implementations to apply filters in the order given ("SHOULD"), so the RequestMirror after it copies
+ * the cleaned request; whether a given implementation mirrors the modified headers is not checked
+ * by the conformance suite, which is why the meter also never exempts a mirrored copy (meter.ts).
+ */
+export function stripUnmetered(): HTTPRouteFilterManifest {
+  return { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: [...UNMETERED_HEADERS] } };
+}
 
 export interface HTTPRouteRuleManifest {
   matches: Array<{ path: { type: 'PathPrefix'; value: string } }>;
@@ -465,7 +481,8 @@ function checkSplit(model: string, split: TrafficSplit): Array<[string, number]>
 
 /**
  * The model's HTTPRoute for one traffic split: one rule, PathPrefix settings.route.path, weighted
- * backendRefs (the engine's integer percentages are the weights: share = weight / sum), plus a
+ * backendRefs (the engine's integer percentages are the weights: share = weight / sum), a
+ * RequestHeaderModifier removing the unmetered headers first (stripUnmetered), plus a
  * RequestMirror filter when the split mirrors. The whole `rules` list every time (it is atomic).
  * When the path is not "/", a URLRewrite filter strips it (ReplacePrefixMatch "/"): the bundle
  * serves the same paths as on the local runtime (`/sentiment/predict` → `/predict`).
@@ -478,7 +495,7 @@ export function httpRouteFor({ model, split, settings }: { model: string; split:
     matches: [{ path: { type: 'PathPrefix', value: settings.route.path } }],
     backendRefs: live.map(([version, weight]) => ({ group: '', kind: 'Service', name: versionObjectName(model, version), port: SERVICE_PORT, weight })),
   };
-  const filters: HTTPRouteFilterManifest[] = [];
+  const filters: HTTPRouteFilterManifest[] = [stripUnmetered()];
   if (settings.route.path !== '/') filters.push({ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } });
   if (split.mirror && split.mirror.percent > 0) {
     filters.push({
@@ -486,7 +503,7 @@ export function httpRouteFor({ model, split, settings }: { model: string; split:
       requestMirror: { backendRef: { name: versionObjectName(model, split.mirror.version), port: SERVICE_PORT }, percent: split.mirror.percent },
     });
   }
-  if (filters.length) rule.filters = filters;
+  rule.filters = filters;
   const spec: HTTPRouteManifest['spec'] = { parentRefs: settings.route.parentRefs.map((p) => ({ ...p })), rules: [rule] };
   if (settings.route.hostnames.length) spec.hostnames = [...settings.route.hostnames];
   return {

@@ -4,9 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../core/errors.js';
 import { copyUpTo, parseJson, sendJson } from '../local/http-util.js';
 import { readAnswer, SampleRing, windowOf, type LocalWindow, type Role } from '../local/window.js';
-import { EVALUATION_HEADER } from './names.js';
+import { COMPARE_HEADER, EVALUATION_HEADER } from './names.js';
 import { MODEL_PROBE_PATH } from './settings.js';
-import { COMPARE_HEADER, shadowComparer, type CompareTarget } from './shadow-compare.js';
+import { shadowComparer, type Comparison, type CompareTarget } from './shadow-compare.js';
 import { encodeWindow } from './window-codec.js';
 
 /**
@@ -29,7 +29,9 @@ import { encodeWindow } from './window-codec.js';
  * same request after its own model answered a mirrored one, off every user's path
  * (shadow-compare.ts). Requests carrying COMPARE_HEADER (those comparisons, arriving at the
  * stable's meter) or EVALUATION_HEADER (an evaluation replay's cases, evaluate.ts) are forwarded but
- * not recorded: they are not traffic (GET /healthz counts the replay's as `evaluated`).
+ * not recorded: they are not traffic (GET /healthz counts the replay's as `evaluated`). The Gateway
+ * removes both headers from live traffic; a client that reaches the pod's traffic port directly
+ * (in-cluster) can still set them: a NetworkPolicy closes that (README.md).
  */
 
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
@@ -207,18 +209,22 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
   const fields = { scoreField, agreement: opts.compare?.agreement };
   const declared = scoreField !== undefined || opts.compare !== undefined;
 
-  const record = (status: number, latencyMs: number, role: Role, score: number | null, unreadable = false, agreed: boolean | null = null) => {
+  const record = (status: number, latencyMs: number, role: Role, score: number | null, unreadable = false, c: Comparison = { agreed: null }) => {
     recorded++;
-    ring.push({ at: clock(), status, latencyMs, score: status < 400 ? score : null, agreed, role, unreadable });
+    ring.push({ at: clock(), status, latencyMs, score: status < 400 ? score : null, agreed: c.agreed, role, unreadable, ...(c.uncompared ? { uncompared: c.uncompared } : {}) });
   };
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, t0: number, role: Role, attempt: number): void => {
     let finished = false;
     let gotResponse = false;
     // A comparison's request from another version's meter, or an evaluation replay's case through
-    // the API server's service proxy (evaluate.ts): served, not traffic.
-    const evaluation = req.headers[EVALUATION_HEADER] !== undefined;
-    const counted = req.headers[COMPARE_HEADER] === undefined && !evaluation;
+    // the API server's service proxy (evaluate.ts): served, not traffic. Neither comes through the
+    // Gateway, which removes both headers from what it routes (manifests.ts stripUnmetered); a
+    // mirrored copy (role shadow) always came through it, so it is never exempt: whether an
+    // implementation mirrors the request before or after the header filter is its own choice.
+    const marked = role === 'live' && (req.headers[COMPARE_HEADER] !== undefined || req.headers[EVALUATION_HEADER] !== undefined);
+    const evaluation = marked && req.headers[EVALUATION_HEADER] !== undefined;
+    const counted = !marked;
     if (evaluation && attempt === 0) evaluated++;
     const finish = (status: number, score: number | null = null, unreadable = false) => {
       if (finished) return;
@@ -277,7 +283,7 @@ export async function startMeter(opts: MeterOptions): Promise<Meter> {
         const latencyMs = performance.now() - t0;
         void comparer!
           .compare({ method: req.method ?? 'GET', path: req.url ?? '/', headers: endToEndHeaders(req.headers), body: Buffer.concat(body) }, answer)
-          .then((agreed) => record(status, latencyMs, role, read.score, read.unreadable, agreed));
+          .then((c) => record(status, latencyMs, role, read.score, read.unreadable, c));
       });
       up.pipe(res);
     });

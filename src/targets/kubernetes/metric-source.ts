@@ -45,6 +45,8 @@ export function mergeWindows(parts: readonly LocalWindow[]): LocalWindow {
     w.shadowCompared += p.shadowCompared;
     w.shadowAgreed += p.shadowAgreed;
     if (p.unreadable) w.unreadable = (w.unreadable ?? 0) + p.unreadable;
+    if (p.shadowDropped) w.shadowDropped = (w.shadowDropped ?? 0) + p.shadowDropped;
+    if (p.shadowFailed) w.shadowFailed = (w.shadowFailed ?? 0) + p.shadowFailed;
     w.truncated ||= p.truncated;
   }
   return w;

@@ -40,6 +40,17 @@ export const MANAGED_BY = 'modelctl';
  * the model but never records them in its windows — a replay is not live traffic.
  */
 export const EVALUATION_HEADER = 'x-modelctl-evaluation';
+/**
+ * The header of a shadow comparison's own request (shadow-compare.ts, candidate meter → stable
+ * Service): the stable's meter forwards it without recording it.
+ */
+export const COMPARE_HEADER = 'x-modelctl-compare';
+/**
+ * Headers that keep a request out of the meters' windows. Only modelctl may set them: every
+ * HTTPRoute rule modelctl writes removes them from what comes through the Gateway (manifests.ts),
+ * else any client of the public route could hide its requests (its errors) from every gate.
+ */
+export const UNMETERED_HEADERS = [EVALUATION_HEADER, COMPARE_HEADER] as const;
 /** The one server-side-apply field manager of every write modelctl makes. */
 export const FIELD_MANAGER = 'modelctl';
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { compareAnswers, type AnswerComparison } from '../../gates/answers.js';
 import { copyUpTo, parseJson } from '../local/http-util.js';
+import { COMPARE_HEADER } from './names.js';
 
 /**
  * Shadow comparison on Kubernetes, done by the candidate's meter. The Gateway mirrors the asked
@@ -36,7 +37,7 @@ export interface CompareTarget {
 }
 
 /** The header of the comparison's own request: the stable's meter forwards it without recording it (it is not traffic). */
-export const COMPARE_HEADER = 'x-modelctl-compare';
+export { COMPARE_HEADER };
 
 export const DEFAULT_COMPARE_CONCURRENCY = 16;
 export const DEFAULT_COMPARE_TIMEOUT_MS = 5_000;
@@ -47,9 +48,15 @@ export interface CompareStats {
   failed: number;
 }
 
+/** A comparison's outcome: agreed true / false, or null when not compared — and then why, when it was dropped or failed (unreadable answers: no reason). */
+export interface Comparison {
+  agreed: boolean | null;
+  uncompared?: 'dropped' | 'failed';
+}
+
 export interface ShadowComparer {
-  /** Ask stable and compare; resolves to agreed true / false, or null when not compared (dropped, failed, unreadable). */
-  compare(req: { method: string; path: string; headers: http.OutgoingHttpHeaders; body: Buffer }, candidateAnswer: unknown): Promise<boolean | null>;
+  /** Ask stable and compare (see Comparison). */
+  compare(req: { method: string; path: string; headers: http.OutgoingHttpHeaders; body: Buffer }, candidateAnswer: unknown): Promise<Comparison>;
   readonly stats: CompareStats;
   close(): void;
 }
@@ -86,19 +93,19 @@ export function shadowComparer(t: CompareTarget): ShadowComparer {
     async compare(req, candidateAnswer) {
       if (inFlight >= max) {
         stats.dropped++;
-        return null;
+        return { agreed: null, uncompared: 'dropped' };
       }
       inFlight++;
       try {
         const stable = await stableAnswer(req);
         if (stable === undefined) {
           stats.failed++;
-          return null;
+          return { agreed: null, uncompared: 'failed' };
         }
         const c = compareAnswers(t.agreement, candidateAnswer, stable, { a: 'candidate', b: 'stable' });
-        if (c.outcome === 'unreadable') return null;
+        if (c.outcome === 'unreadable') return { agreed: null };
         stats.compared++;
-        return c.outcome === 'agree';
+        return { agreed: c.outcome === 'agree' };
       } finally {
         inFlight--;
       }

@@ -10,7 +10,7 @@ import { KubeConflictError, type KubeApi } from './client.js';
 import { gatewayApiSupport } from './gateway-support.js';
 import { decideTrafficMode, validateRollout, type TrafficMode } from './render.js';
 import { serveSpecOf } from './serve-spec.js';
-import { evaluateThroughService } from './evaluate.js';
+import { assertServiceProxyAllowed, evaluateThroughService } from './evaluate.js';
 import { deploymentFor, httpRouteFor, METER_CONTAINER, modelServiceFor, routeName, SERVICE_PORT_NAME, serviceFor } from './manifests.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, selectorString, versionObjectName, versionSelector } from './names.js';
 import { deploymentReady, describeProblems, diagnosePods, giveUpAfterMs, problemHint, progressDeadlineExceeded, replicaFailure } from './readiness.js';
@@ -83,7 +83,7 @@ export class KubernetesTarget implements Target {
       // policies), persisting nothing: a refusal here leaves no release in the ledger, no object behind.
       for (const o of versions!.objects as KubernetesObject[]) await this.opts.api.apply(o, { dryRun: true });
     }
-    if (plan.gates.some((g) => g.kind === 'eval')) await this.checkEvaluationAccess();
+    if (plan.gates.some((g) => g.kind === 'eval')) await assertServiceProxyAllowed(this.opts.api, this.ns);
     if (plan.shadowPercent <= 0) return;
     if ((await this.trafficMode()) === 'replicas') {
       throw new UsageError('shadow traffic needs the Gateway API (RequestMirror): replica-ratio traffic cannot copy requests', {
@@ -92,30 +92,6 @@ export class KubernetesTarget implements Target {
     }
     const support = await gatewayApiSupport(this.opts.api, model, this.opts.settings, plan.shadowPercent);
     if (support.refusal) throw support.refusal;
-  }
-
-  /**
-   * Evaluation replay POSTs through the service proxy (`create services/proxy`), a permission a Role
-   * written before eval gates existed lacks: asked (SelfSubjectAccessReview, nothing written) before
-   * the rollout starts, so a missing permission is refused up front rather than turned, case by case,
-   * into error answers that would roll a good candidate back.
-   */
-  private async checkEvaluationAccess(): Promise<void> {
-    const api = this.opts.api;
-    const review = await api.call({ verb: 'create', kind: 'SelfSubjectAccessReview', namespace: this.ns }, () =>
-      api.objects.create({
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SelfSubjectAccessReview',
-        metadata: {},
-        spec: { resourceAttributes: { namespace: this.ns, verb: 'create', group: '', resource: 'services', subresource: 'proxy' } },
-      } as never),
-    );
-    const status = (review as { status?: { allowed?: boolean; reason?: string } }).status;
-    if (status?.allowed) return;
-    throw new UnavailableError(`kind eval gates replay their cases through the API server's service proxy, and the cluster does not allow "create" on services/proxy in namespace ${this.ns}${status?.reason ? ` (${status.reason})` : ''}`, {
-      hint: `apply the Role printed by \`modelctl kubernetes rbac --namespace ${this.ns}\` (it grants create on services/proxy), or drop the eval gates`,
-      details: { verb: 'create', resource: 'services/proxy', namespace: this.ns },
-    });
   }
 
   /**

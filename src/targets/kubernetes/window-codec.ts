@@ -50,6 +50,9 @@ export interface EncodedWindow {
   shadowAgreed: number;
   /** Successful answers the declared score field could not be read from (absent from older meters). */
   unreadable?: number;
+  /** Mirrored answers not compared with stable: dropped at the bound, failed (absent when none, and from older meters). */
+  shadowDropped?: number;
+  shadowFailed?: number;
   truncated: boolean;
 }
 
@@ -63,8 +66,14 @@ export function encodeWindow(w: LocalWindow): EncodedWindow {
     shadowCompared: w.shadowCompared,
     shadowAgreed: w.shadowAgreed,
     ...(w.unreadable ? { unreadable: w.unreadable } : {}),
+    ...uncomparedOf(w),
     truncated: w.truncated,
   };
+}
+
+/** shadowDropped / shadowFailed when the window has any (absent otherwise, as older meters send). */
+function uncomparedOf(w: { shadowDropped?: number | undefined; shadowFailed?: number | undefined }): Pick<LocalWindow, 'shadowDropped' | 'shadowFailed'> {
+  return { ...(w.shadowDropped ? { shadowDropped: w.shadowDropped } : {}), ...(w.shadowFailed ? { shadowFailed: w.shadowFailed } : {}) };
 }
 
 const count = z.number().int().nonnegative();
@@ -86,6 +95,8 @@ export const meterAnswerSchema = z.union([
       shadowCompared: count,
       shadowAgreed: count,
       unreadable: count.optional(),
+      shadowDropped: count.optional(),
+      shadowFailed: count.optional(),
       truncated: z.boolean(),
     })
     .transform(
@@ -97,6 +108,7 @@ export const meterAnswerSchema = z.union([
         shadowCompared: e.shadowCompared,
         shadowAgreed: e.shadowAgreed,
         ...(e.unreadable !== undefined ? { unreadable: e.unreadable } : {}),
+        ...uncomparedOf(e),
         truncated: e.truncated,
       }),
     ),
@@ -108,6 +120,8 @@ export const meterAnswerSchema = z.union([
     shadowCompared: count,
     shadowAgreed: count,
     unreadable: count.optional(),
+    shadowDropped: count.optional(),
+    shadowFailed: count.optional(),
     truncated: z.boolean(),
   }),
 ]);

@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     log(`port ${preferred} is in use; using ${routerPort}`);
   }
   if (store.state.port !== routerPort) await store.update((s) => void (s.port = routerPort));
-  const info: RuntimeInfo = { pid: process.pid, port: routerPort, adminPort, startedAt, token };
+  const info: RuntimeInfo = { pid: process.pid, port: routerPort, adminPort, startedAt, token, evaluationToken: router.evaluationToken };
   await writeJsonAtomic(paths.runtime, info, 0o600);
   log(`ready: router http://127.0.0.1:${routerPort}, admin http://127.0.0.1:${adminPort}, ${supervisor.list().length} version(s)`);
 }

@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +10,8 @@ import type { ServeSpec } from '../../bundle/serve.js';
 import { copyUpTo, sendJson as sendJsonAnswer } from './http-util.js';
 import { agreementOf, compareAnswers } from '../../gates/answers.js';
 import { readAnswer, type Role } from './window.js';
+// The header names are the Kubernetes meter's (one spelling for both targets' marks).
+import { EVALUATION_HEADER, UNMETERED_HEADERS } from '../kubernetes/names.js';
 
 /**
  * The router: 127.0.0.1:<port>/<model>/<path> → /<path> on one version of <model>, chosen by the
@@ -23,6 +26,14 @@ import { readAnswer, type Role } from './window.js';
  * Mirrors never touch the caller: the caller's answer is streamed from the live version as it
  * comes; the mirror's copy runs on its own sockets (own agent, bounded concurrency, own timeout),
  * nothing on the live path awaits it, and its errors are only recorded.
+ *
+ * Marks only the router sets: the headers that mean "not traffic" on Kubernetes
+ * (x-modelctl-evaluation, x-modelctl-compare) and the mirror copies' x-modelctl-shadow are removed
+ * from every request it forwards (ROUTER_MARKS), and the per-version evaluation route
+ * (/<model>@<version>/…, served but never recorded) answers only a request carrying the runtime's
+ * evaluation token in x-modelctl-evaluation (runtime.json, readable by the home's owner): without
+ * it any client of the public port could reach a candidate before its evaluation passed, or send
+ * requests no gate ever sees.
  */
 
 /** Request bodies are buffered (a mirror needs its own copy); larger ones are refused with 413. */
@@ -31,6 +42,9 @@ const UPSTREAM_TIMEOUT_MS = 60_000;
 const MIRROR_TIMEOUT_MS = 15_000;
 /** Mirrored requests in flight at once; beyond this a request is not mirrored (counted as skipped). */
 const MAX_MIRRORS_IN_FLIGHT = 128;
+
+/** Headers only the router may set; removed from what clients send (see above). */
+const ROUTER_MARKS: readonly string[] = [...UNMETERED_HEADERS, 'x-modelctl-shadow'];
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -57,9 +71,10 @@ interface ModelRoute {
   readonly mirror: MirrorSampler | null;
 }
 
+/** What a request passes on to a version: neither hop-by-hop headers nor the router's marks. */
 function forwardHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && !ROUTER_MARKS.includes(k) && v !== undefined) out[k] = v;
   return out;
 }
 
@@ -67,6 +82,13 @@ function responseHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHe
   const out: http.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (k === 'content-length' || (!HOP_BY_HOP.has(k) && v !== undefined)) out[k] = v;
   return out;
+}
+
+/** Whether `given` (a header value) is the evaluation token, compared in constant time. */
+function isToken(given: string | string[] | undefined, token: string): boolean {
+  if (typeof given !== 'string') return false;
+  const [a, b] = [Buffer.from(given), Buffer.from(token)];
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Errors the router itself answers say so (`x-modelctl-router: error`), apart from a version's own errors. */
@@ -105,10 +127,15 @@ export class Router {
   private readonly liveAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
   private readonly mirrorAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64 });
 
+  /**
+   * @param evaluationToken what the evaluation route requires in x-modelctl-evaluation (the daemon
+   *   writes it to runtime.json for LocalTarget.evaluate); a random one when not given.
+   */
   constructor(
     private readonly backendOf: (model: string, version: string) => Backend | undefined,
     private readonly metrics: RuntimeMetrics,
     private readonly log: (m: string) => void,
+    readonly evaluationToken: string = randomBytes(24).toString('hex'),
   ) {}
 
   /** Swap in a model's new split (atomic for every request that arrives after this returns). */
@@ -246,6 +273,15 @@ export class Router {
    * never count it and the candidate serves no caller before the evaluation passed.
    */
   private handlePinned(req: http.IncomingMessage, res: http.ServerResponse, model: string, version: string, upstreamPath: string, t0: number): void {
+    if (!isToken(req.headers[EVALUATION_HEADER], this.evaluationToken)) {
+      req.resume();
+      sendJson(res, 403, {
+        error: `/${model}@${version}/ is modelctl's evaluation route: it needs the runtime's evaluation token in ${EVALUATION_HEADER}; live requests go to /${model}/<path>`,
+        model,
+        version,
+      });
+      return;
+    }
     if (!this.backendOf(model, version)) {
       req.resume();
       sendJson(res, 404, { error: `${model}@${version} is not running on this runtime`, model, version });

@@ -27,6 +27,11 @@ export interface RuntimeInfo {
   startedAt: string;
   /** Bearer token for the admin API; the file is 0600, so only the home's owner can drive the daemon. */
   token: string;
+  /**
+   * What the router's evaluation route requires in x-modelctl-evaluation (router.ts). Not the admin
+   * token: the header travels on the router port. Absent in runtime.json written by older versions.
+   */
+  evaluationToken?: string;
 }
 
 export function emptyState(): RuntimeState {

@@ -10,6 +10,11 @@ import { BlobCache } from '../../store/blob-cache.js';
 import { resolveCacheMaxBytes, trimCache } from './cache.js';
 import { bundleDirFor, localPaths } from './paths.js';
 import { loadServeSpec } from './serve-spec.js';
+import { MAX_PARSE_BYTES, readBounded } from './http-util.js';
+import { EVALUATION_HEADER } from '../kubernetes/names.js';
+
+/** Evaluation answers are read up to this (the bound answers are parsed within, as on Kubernetes). */
+const MAX_EVALUATION_ANSWER_BYTES = MAX_PARSE_BYTES;
 
 export interface LocalTargetOptions {
   /** MODELCTL_HOME: the runtime lives in <home>/local. */
@@ -103,19 +108,22 @@ export class LocalTarget implements Target {
 
   /**
    * One evaluation request through the router's per-version route (/<model>@<version>/<path>):
-   * the path callers use, minus the split, and not counted as live traffic (router.ts).
+   * the path callers use, minus the split, and not counted as live traffic (router.ts). It carries
+   * the runtime's evaluation token (runtime.json), without which the router refuses that route.
+   * The answer is read up to 1 MiB, as on Kubernetes (evaluate.ts): a larger one is an error naming
+   * the case, not a truncated answer judged as if it were whole.
    */
   async evaluate(model: string, version: string, request: EvaluationRequest): Promise<EvaluationAnswer> {
-    const { port } = (await this.client()).info;
+    const { port, evaluationToken } = (await this.client()).info;
     const t0 = performance.now();
     const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(request.timeoutMs)]) : AbortSignal.timeout(request.timeoutMs);
     const res = await fetch(`http://127.0.0.1:${port}/${model}@${encodeURIComponent(version)}${request.path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(evaluationToken ? { [EVALUATION_HEADER]: evaluationToken } : {}) },
       body: JSON.stringify(request.body),
       signal,
     });
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await readBounded(res.body, MAX_EVALUATION_ANSWER_BYTES, `${request.what ? `${request.what} from ` : ''}${model}@${version} (local runtime)`);
     return { status: res.status, body, latencyMs: performance.now() - t0 };
   }
 

@@ -24,12 +24,16 @@ export interface RequestSample {
   role: Role;
   /** A field the bundle declares could not be read from this (status < 400) answer: see readAnswer. */
   unreadable?: boolean;
+  /** Shadow only: why it was not compared — dropped at the comparer's bound, or the comparison failed. */
+  uncompared?: 'dropped' | 'failed';
 }
 
 const ROLE_SHADOW = 1;
 const AGREED = 2;
 const DISAGREED = 4;
 const UNREADABLE = 8;
+const DROPPED = 16;
+const FAILED = 32;
 
 /** The fields a bundle declares in its answers (serve.scoreField / agreementField). */
 export interface AnswerFields {
@@ -90,7 +94,7 @@ export class SampleRing {
     this.latency[i] = s.latencyMs;
     this.score[i] = s.score ?? Number.NaN;
     this.status[i] = s.status;
-    this.flags[i] = (s.role === 'shadow' ? ROLE_SHADOW : 0) | (s.agreed === true ? AGREED : s.agreed === false ? DISAGREED : 0) | (s.unreadable ? UNREADABLE : 0);
+    this.flags[i] = (s.role === 'shadow' ? ROLE_SHADOW : 0) | (s.agreed === true ? AGREED : s.agreed === false ? DISAGREED : 0) | (s.unreadable ? UNREADABLE : 0) | (s.uncompared === 'dropped' ? DROPPED : s.uncompared === 'failed' ? FAILED : 0);
     this.next = (i + 1) % this.capacity;
     if (this.count < this.capacity) this.count++;
   }
@@ -109,6 +113,7 @@ export class SampleRing {
         agreed: f & AGREED ? true : f & DISAGREED ? false : null,
         role: f & ROLE_SHADOW ? 'shadow' : 'live',
         unreadable: (f & UNREADABLE) !== 0,
+        ...(f & DROPPED ? { uncompared: 'dropped' as const } : f & FAILED ? { uncompared: 'failed' as const } : {}),
       };
     }
   }
@@ -146,6 +151,9 @@ export function windowOf(ring: SampleRing | undefined, sinceMs: number, nowMs: n
       w.shadowCompared++;
       if (s.agreed) w.shadowAgreed++;
     }
+    // Only samples that say so (the Kubernetes meter's comparisons): absent otherwise.
+    if (s.uncompared === 'dropped') w.shadowDropped = (w.shadowDropped ?? 0) + 1;
+    if (s.uncompared === 'failed') w.shadowFailed = (w.shadowFailed ?? 0) + 1;
   }
   // Oldest first reads naturally and matches the order requests happened in.
   w.latenciesMs.reverse();

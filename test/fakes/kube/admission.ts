@@ -350,6 +350,80 @@ function validatePersistentVolume(spec: any, causes: StatusCause[]): void {
 }
 
 /** Validate an object about to be stored (`old` set for updates). Throws 422 Invalid. */
+/** gateway-api v1.3.0 standard CRD: HTTPHeaderName (set/add names). */
+const HTTP_HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+/** The filter types and the one field each must carry (and no other may). */
+const FILTER_FIELDS: Record<string, string> = {
+  RequestHeaderModifier: 'requestHeaderModifier',
+  ResponseHeaderModifier: 'responseHeaderModifier',
+  RequestMirror: 'requestMirror',
+  RequestRedirect: 'requestRedirect',
+  URLRewrite: 'urlRewrite',
+  ExtensionRef: 'extensionRef',
+};
+
+/** "Too many" the way the apiserver's OpenAPI validation words maxItems. */
+function tooMany(field: string, n: number, max: number): StatusCause {
+  return { reason: 'FieldValueTooMany', message: `Too many: ${n}: must have at most ${max} items`, field };
+}
+
+/**
+ * What the HTTPRoute CRD (gateway-api v1.3.0 standard, config/crd/standard/…httproutes.yaml)
+ * refuses in a rule's `filters`: maxItems 16, its x-kubernetes-validations (CEL: one
+ * RequestHeaderModifier / ResponseHeaderModifier / RequestRedirect / URLRewrite per rule, no
+ * RequestRedirect with URLRewrite, a filter's field present exactly for its type), and the
+ * HTTPHeaderFilter schema: set/add ≤ 16 items keyed by name (listType=map: a name once), names
+ * matching HTTPHeaderName (≤ 256), values 1–4096 characters; remove ≤ 16 items, a set (listType=set:
+ * no duplicate). CEL failures read `Invalid value: "array": <message>` / `"object"` as on a real server.
+ */
+function validateRouteFilters(field: string, filters: unknown, causes: StatusCause[]): void {
+  if (!Array.isArray(filters)) return;
+  if (filters.length > 16) causes.push(tooMany(field, filters.length, 16));
+  const cel = (at: string, kind: 'array' | 'object', message: string) => causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: "${kind}": ${message}`, field: at });
+  const count = (type: string) => filters.filter((f) => f?.type === type).length;
+  if (count('RequestRedirect') > 0 && count('URLRewrite') > 0) cel(field, 'array', 'May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both');
+  for (const type of ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite']) {
+    if (count(type) > 1) cel(field, 'array', `${type} filter cannot be repeated`);
+  }
+  filters.forEach((f: any, j: number) => {
+    const at = `${field}[${j}]`;
+    if (!(f?.type in FILTER_FIELDS)) {
+      causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(f?.type)}: supported values: ${Object.keys(FILTER_FIELDS).map((t) => `"${t}"`).join(', ')}`, field: `${at}.type` });
+      return;
+    }
+    for (const [type, key] of Object.entries(FILTER_FIELDS)) {
+      if (f[key] !== undefined && f.type !== type) cel(at, 'object', `filter.${key} must be nil if the filter.type is not ${type}`);
+      if (f[key] === undefined && f.type === type) cel(at, 'object', `filter.${key} must be specified for ${type} filter.type`);
+    }
+    for (const key of ['requestHeaderModifier', 'responseHeaderModifier']) {
+      const h = f[key];
+      if (!isPlainObject(h)) continue;
+      for (const list of ['set', 'add'] as const) {
+        const items: unknown = h[list];
+        if (!Array.isArray(items)) continue;
+        if (items.length > 16) causes.push(tooMany(`${at}.${key}.${list}`, items.length, 16));
+        const seen = new Set<string>();
+        items.forEach((x: any, k: number) => {
+          const here = `${at}.${key}.${list}[${k}]`;
+          if (typeof x?.name !== 'string' || x.name === '') causes.push(required(`${here}.name`));
+          else if (x.name.length > 256 || !HTTP_HEADER_NAME.test(x.name)) causes.push(invalidValue(`${here}.name`, x.name, `${here}.name in body should match '^[A-Za-z0-9!#$%&'*+\\-.^_\\x60|~]+$'`));
+          else if (seen.has(x.name)) causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: map[string]interface {}{"name":${JSON.stringify(x.name)}}`, field: here });
+          else seen.add(x.name);
+          if (typeof x?.value !== 'string') causes.push(required(`${here}.value`));
+          else if (x.value.length < 1 || x.value.length > 4096) causes.push(invalidValue(`${here}.value`, x.value, 'must be 1 to 4096 characters'));
+        });
+      }
+      const remove: unknown = h.remove;
+      if (Array.isArray(remove)) {
+        if (remove.length > 16) causes.push(tooMany(`${at}.${key}.remove`, remove.length, 16));
+        remove.forEach((name: unknown, k: number) => {
+          if (remove.indexOf(name) !== k) causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: ${JSON.stringify(name)}`, field: `${at}.${key}.remove[${k}]` });
+        });
+      }
+    }
+  });
+}
+
 export function validate(def: ResourceDef, obj: any, old?: any): void {
   const causes: StatusCause[] = [];
   const name: string = obj.metadata?.name ?? '';
@@ -409,6 +483,7 @@ export function validate(def: ResourceDef, obj: any, old?: any): void {
         for (const [j, b] of (r?.backendRefs ?? []).entries()) {
           if (typeof b?.weight === 'number' && (b.weight < 0 || b.weight > 1000000)) causes.push(invalidValue(`spec.rules[${i}].backendRefs[${j}].weight`, b.weight, 'spec.rules.backendRefs.weight in body should be less than or equal to 1000000'));
         }
+        validateRouteFilters(`spec.rules[${i}].filters`, r?.filters, causes);
       }
       break;
   }

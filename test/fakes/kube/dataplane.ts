@@ -6,10 +6,15 @@
  *   match      hostnames (exact or `*.` wildcard) and PathPrefix / Exact path matches; the longest
  *              matching prefix over every route wins
  *   split      one backendRef per request, by weight (share = weight / sum of weights)
+ *   headers    RequestHeaderModifier: `set` overwrites, `add` appends to an existing value (comma
+ *              separated, as the spec's example), `remove` deletes; header names case-insensitive
  *   rewrite    URLRewrite ReplacePrefixMatch (`/sentiment/predict` with prefix /sentiment → `/predict`)
  *   mirror     RequestMirror: a copy to the mirror backend for `percent` (or `fraction`) of requests,
  *              all of them when neither is set (that is the Gateway API default); fire and forget, the
  *              mirror's answer is discarded; the copy's Host gets Envoy's "-shadow" suffix
+ *   order      filters apply in the order the rule lists them (the spec: implementations SHOULD), so
+ *              a RequestMirror copies the request as the filters before it left it, and the backend
+ *              gets it as all of them left it
  *   backends   Service (port → targetPort, named or numeric) → its ready endpoints: the pods its
  *              selector matches whose Ready condition is True, at podIP:containerPort — real
  *              connections into the pods' network namespaces
@@ -21,7 +26,7 @@
  * Deliberate differences: weights and mirror shares are applied by deterministic smooth weighted
  * round-robin / an accumulator instead of Envoy's random draws, so that a test can check the share
  * on the wire exactly instead of within a statistical band; header/query/method matches, redirects,
- * header filters and timeouts are not implemented (modelctl writes none of them).
+ * response header filters and timeouts are not implemented (modelctl writes none of them).
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,15 +40,35 @@ const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
 /** Body size the data plane buffers to copy a request to the mirror (Envoy buffers too). */
 const MAX_BODY = 1024 * 1024;
 
+/** One filter of a rule, in the rule's order. */
+type Step =
+  | { type: 'headers'; set: Array<{ name: string; value: string }>; add: Array<{ name: string; value: string }>; remove: string[] }
+  | { type: 'rewrite'; replacePrefixMatch: string }
+  | { type: 'mirror' };
+
 interface Rule {
   key: string;
   namespace: string;
   matches: Array<{ type: string; value: string }>;
   hostnames: string[];
   backends: Array<{ name: string; namespace: string; port: number; weight: number; current: number }>;
-  rewrite?: string | undefined;
+  steps: Step[];
   mirror?: { name: string; namespace: string; port: number; percent: number } | undefined;
   mirrorAcc: number;
+}
+
+/**
+ * RequestHeaderModifier on a Node header object (lower-case keys): names are case-insensitive, `set`
+ * replaces every value, `add` appends ("foo" + "bar,baz" → "foo,bar,baz"), `remove` deletes.
+ */
+export function modifyHeaders(headers: Record<string, string | string[] | undefined>, f: Extract<Step, { type: 'headers' }>): void {
+  for (const h of f.set) headers[h.name.toLowerCase()] = h.value;
+  for (const h of f.add) {
+    const k = h.name.toLowerCase();
+    const had = headers[k];
+    headers[k] = had === undefined ? h.value : `${Array.isArray(had) ? had.join(',') : had},${h.value}`;
+  }
+  for (const name of f.remove) delete headers[name.toLowerCase()];
 }
 
 export interface DataPlaneStats {
@@ -107,8 +132,17 @@ export class GatewayDataPlane {
       (route.spec?.rules ?? []).forEach((r: any, i: number) => {
         const key = `${ns}/${route.metadata.name}/${i}`;
         const filters: any[] = r.filters ?? [];
-        const rewrite = filters.find((f) => f.type === 'URLRewrite' && f.urlRewrite?.path?.type === 'ReplacePrefixMatch')?.urlRewrite.path.replacePrefixMatch;
         const m = filters.find((f) => f.type === 'RequestMirror')?.requestMirror;
+        const steps: Step[] = filters.flatMap((f): Step[] => {
+          if (f.type === 'RequestHeaderModifier') {
+            const h = f.requestHeaderModifier ?? {};
+            return [{ type: 'headers', set: h.set ?? [], add: h.add ?? [], remove: h.remove ?? [] }];
+          }
+          if (f.type === 'URLRewrite' && f.urlRewrite?.path?.type === 'ReplacePrefixMatch') return [{ type: 'rewrite', replacePrefixMatch: f.urlRewrite.path.replacePrefixMatch }];
+          // One mirror backend (the first): modelctl writes one.
+          if (f.type === 'RequestMirror' && f.requestMirror === m) return [{ type: 'mirror' }];
+          return [];
+        });
         const percent = m ? (typeof m.percent === 'number' ? m.percent : m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : 100) : 0;
         rules.push({
           key,
@@ -116,7 +150,7 @@ export class GatewayDataPlane {
           hostnames: route.spec?.hostnames ?? [],
           matches: (r.matches ?? [{ path: { type: 'PathPrefix', value: '/' } }]).map((x: any) => ({ type: x.path?.type ?? 'PathPrefix', value: x.path?.value ?? '/' })),
           backends: (r.backendRefs ?? []).map((b: any) => ({ name: b.name, namespace: b.namespace ?? ns, port: b.port, weight: b.weight ?? 1, current: 0 })),
-          rewrite,
+          steps,
           mirror: m ? { name: m.backendRef.name, namespace: m.backendRef.namespace ?? ns, port: m.backendRef.port, percent } : undefined,
           mirrorAcc: 0,
         });
@@ -207,20 +241,26 @@ export class GatewayDataPlane {
     res.end(message);
   }
 
+  /** A fire-and-forget copy to the mirror backend (its answer is discarded), as the request is at the mirror filter. */
+  private sendMirror(m: NonNullable<Rule['mirror']>, method: string | undefined, target: string, headers: Record<string, string | string[] | undefined>, body: Buffer): void {
+    const ep = this.endpoint(m.namespace, m.name, m.port);
+    if (!('ip' in ep)) return;
+    const key = `${m.namespace}/${m.name}`;
+    this.stats.mirrored.set(key, (this.stats.mirrored.get(key) ?? 0) + 1);
+    // Envoy sends the copy with "-shadow" appended to the Host / :authority (before any port):
+    // how the receiving side tells a mirrored request from live traffic.
+    const shadowHost = String(headers.host ?? '').replace(/^([^:]*)(:\d+)?$/, (_m, h: string, port?: string) => `${h}-shadow${port ?? ''}`);
+    const copy = request({ host: ep.ip, port: ep.port, method, path: target, headers: { ...headers, host: shadowHost }, timeout: 10_000 }, (r) => r.resume());
+    copy.on('error', () => undefined).on('timeout', () => copy.destroy());
+    copy.end(body);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     const host = (req.headers.host ?? '').replace(/:\d+$/, '');
     const hit = this.match(host, url.pathname);
     if (!hit) return this.local(res, 404, 'route not found');
     const { rule, prefix } = hit;
-    let path = url.pathname;
-    if (rule.rewrite !== undefined) {
-      // ReplacePrefixMatch replaces the matched prefix; "/" plus the rest never yields "//".
-      const rest = path.slice(prefix.replace(/\/$/, '').length);
-      path = (rule.rewrite.replace(/\/$/, '') + rest) || '/';
-      if (!path.startsWith('/')) path = '/' + path;
-    }
-    const target = path + url.search;
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
@@ -229,27 +269,25 @@ export class GatewayDataPlane {
       chunks.push(c as Buffer);
     }
     const body = Buffer.concat(chunks);
-    const headers = { ...req.headers, 'content-length': String(body.length) };
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, 'content-length': String(body.length) };
     delete headers['transfer-encoding'];
 
     if (rule.mirror) {
       const key = `${rule.mirror.namespace}/${rule.mirror.name}`;
       this.stats.mirrorable.set(key, (this.stats.mirrorable.get(key) ?? 0) + 1);
     }
-    if (rule.mirror && this.mirrorNow(rule)) {
-      const m = rule.mirror;
-      const ep = this.endpoint(m.namespace, m.name, m.port);
-      if ('ip' in ep) {
-        const key = `${m.namespace}/${m.name}`;
-        this.stats.mirrored.set(key, (this.stats.mirrored.get(key) ?? 0) + 1);
-        // Envoy sends the copy with "-shadow" appended to the Host / :authority (before any port):
-        // how the receiving side tells a mirrored request from live traffic.
-        const shadowHost = String(req.headers.host ?? '').replace(/^([^:]*)(:\d+)?$/, (_m, h: string, port?: string) => `${h}-shadow${port ?? ''}`);
-        const copy = request({ host: ep.ip, port: ep.port, method: req.method, path: target, headers: { ...headers, host: shadowHost }, timeout: 10_000 }, (r) => r.resume());
-        copy.on('error', () => undefined).on('timeout', () => copy.destroy());
-        copy.end(body);
-      }
+    // The filters in the rule's order: each one sees the request as the ones before it left it.
+    let path = url.pathname;
+    for (const step of rule.steps) {
+      if (step.type === 'headers') modifyHeaders(headers, step);
+      else if (step.type === 'rewrite') {
+        // ReplacePrefixMatch replaces the matched prefix; "/" plus the rest never yields "//".
+        const rest = path.slice(prefix.replace(/\/$/, '').length);
+        path = (step.replacePrefixMatch.replace(/\/$/, '') + rest) || '/';
+        if (!path.startsWith('/')) path = '/' + path;
+      } else if (rule.mirror && this.mirrorNow(rule)) this.sendMirror(rule.mirror, req.method, path + url.search, { ...headers }, body);
     }
+    const target = path + url.search;
 
     const backend = this.pick(rule);
     if (!backend) return this.local(res, 500, 'no backend with a weight above 0');
