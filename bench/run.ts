@@ -441,7 +441,7 @@ function randomText(n: number): string {
  * Peak RSS: the child runs with `--import <preload>`, which (main thread only) writes
  * process.resourceUsage().maxRSS at 'exit'. That is getrusage(RUSAGE_SELF).ru_maxrss: the kernel's
  * high-water mark of the whole process's resident set, so it includes every worker thread
- * (piscina hash workers are threads, not processes) and cannot miss a short spike the way
+ * (hash workers are threads, not processes) and cannot miss a short spike the way
  * sampling can. It does not count page cache (file data read or written), only the process's own
  * memory. As a cross-check, VmHWM (the same high-water mark) is polled from /proc/<pid>/status;
  * the last poll before exit can only be ≤ the true peak, so the preload's number is the one

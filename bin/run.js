@@ -19,16 +19,17 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
 }
 
 // @oclif/core pre-linked into one file at build time (scripts/bundle-core.mjs): loading its ~170
-// modules one by one was a third of the start-up of every command. The resolve hook points every
-// `@oclif/core` import and require (ours and the oclif plugins') at that one copy. A build without
-// it, or a Node without module.registerHooks (before 22.15), loads @oclif/core from node_modules.
-const { registerHooks } = await import('node:module');
-const core = new URL('../dist/src/vendor/oclif-core.cjs', import.meta.url);
-if (registerHooks && (await import('node:fs')).existsSync(core)) {
-  registerHooks({
-    resolve: (specifier, context, next) =>
-      specifier === '@oclif/core' ? { url: core.href, format: 'commonjs', shortCircuit: true } : next(specifier, context),
-  });
+// modules one by one was a third of the start-up of every command. The bundle is loaded first and
+// entered in the module cache under the path `@oclif/core` resolves to, so every later import or
+// require of it (our commands, the oclif plugins) gets this one copy (a resolve hook did the same
+// but cost a JS call on every module resolution). A build without the bundle loads node_modules'.
+const { createRequire } = await import('node:module');
+const require = createRequire(import.meta.url);
+const bundled = new URL('../dist/src/vendor/oclif-core.cjs', import.meta.url);
+if ((await import('node:fs')).existsSync(bundled)) {
+  const { fileURLToPath } = await import('node:url');
+  require(fileURLToPath(bundled));
+  require.cache[require.resolve('@oclif/core')] = require.cache[fileURLToPath(bundled)];
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

@@ -42,7 +42,7 @@ describe('start-up: @oclif/core from the build-time bundle', () => {
   test('the build made the bundle, and a run loads no module of @oclif/core from node_modules', async () => {
     assert.ok(existsSync(BUNDLED), `${BUNDLED} is missing: run npm run build`);
     // A preload that lists, at exit, every CommonJS module loaded (require.cache is process-wide).
-    const preload = `data:text/javascript,${encodeURIComponent("import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/'); process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(Object.keys(r.cache)) + '\\n'));")}`;
+    const preload = `data:text/javascript,${encodeURIComponent("import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/'); process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(Object.values(r.cache).map((m) => m.filename)) + '\\n'));")}`;
     const r = await runProcess(process.execPath, ['--import', preload, CLI, 'bundle', '--help'], { cwd: REPO_ROOT });
     assert.equal(r.code, 0, r.stderr);
     const loaded = JSON.parse(/LOADED (.*)/.exec(r.stderr)![1]!) as string[];
