@@ -18,6 +18,17 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
   process.exit(0);
 }
 
+// `modelctl <topic/command> --help` as rendered at build time (bin/help-cache.js says when oclif
+// would print the same bytes); else oclif renders it below.
+const help =
+  argv.at(-1) === '--help' && argv.slice(0, -1).every((w) => /^[a-z][a-z0-9-]*$/.test(w))
+    ? (await import('./help-cache.js')).helpPage((await import('node:url')).fileURLToPath(new URL('..', import.meta.url)), argv.slice(0, -1))
+    : undefined;
+if (help !== undefined) {
+  process.stdout.write(help);
+  process.exit(0);
+}
+
 // @oclif/core pre-linked into one file at build time (scripts/bundle-core.mjs): loading its ~170
 // modules one by one was a third of the start-up of every command. The bundle is loaded first and
 // entered in the module cache under the path `@oclif/core` resolves to, so every later import or
