@@ -25,6 +25,8 @@ RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+# scripts/bundle-core.mjs: the build pre-links @oclif/core into dist/src/vendor (start-up speed).
+COPY scripts ./scripts
 # tsconfig also includes test/ and bench/; they are not copied, so only src/ is compiled.
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts \

@@ -191,10 +191,10 @@ const running = new Set<ReturnType<typeof spawn>>();
  * (modelctl's stderr progress lines are ignored unless the command fails). With `pollHwm`, reads
  * VmHWM from /proc/<pid>/status every 20 ms while it runs.
  */
-function run(cmd: string, args: string[], opts: { pollHwm?: boolean; cwd?: string } = {}): Promise<RunResult> {
+function run(cmd: string, args: string[], opts: { pollHwm?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env: childEnv, cwd: opts.cwd ?? tmpRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ? { ...childEnv, ...opts.env } : childEnv, cwd: opts.cwd ?? tmpRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -230,7 +230,7 @@ function run(cmd: string, args: string[], opts: { pollHwm?: boolean; cwd?: strin
   });
 }
 
-async function runOk(cmd: string, args: string[], opts: { pollHwm?: boolean; cwd?: string } = {}): Promise<RunResult> {
+async function runOk(cmd: string, args: string[], opts: { pollHwm?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) {
     throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-2000)}`);
@@ -441,7 +441,7 @@ function randomText(n: number): string {
  * Peak RSS: the child runs with `--import <preload>`, which (main thread only) writes
  * process.resourceUsage().maxRSS at 'exit'. That is getrusage(RUSAGE_SELF).ru_maxrss: the kernel's
  * high-water mark of the whole process's resident set, so it includes every worker thread
- * (piscina hash workers are threads, not processes) and cannot miss a short spike the way
+ * (hash workers are threads, not processes) and cannot miss a short spike the way
  * sampling can. It does not count page cache (file data read or written), only the process's own
  * memory. As a cross-check, VmHWM (the same high-water mark) is polled from /proc/<pid>/status;
  * the last poll before exit can only be ≤ the true peak, so the preload's number is the one
@@ -519,24 +519,30 @@ if (isMainThread && process.env.BENCH_RSS_FILE) {
   }
 }
 
-/** 5: process start-up, median of 11 runs each after one warm-up. */
+/**
+ * 5: process start-up, median of 11 runs each after one warm-up. `bundle --help` piped is printed
+ * from the page rendered at build time (bin/help-cache.js); the information row runs the same page
+ * through oclif (OCLIF_COLUMNS=80: same width, no cached page), the path every other command and a
+ * terminal take: oclif from its build-time bundle, Config.load, the help renderer.
+ */
 async function startup(): Promise<void> {
   const target = '≤ 3× bare node';
-  const medianOf = async (args: string[]) => {
-    await runOk(NODE, args);
+  const medianOf = async (args: string[], env?: NodeJS.ProcessEnv) => {
+    await runOk(NODE, args, { env });
     const ms: number[] = [];
-    for (let i = 0; i < STARTUP_RUNS; i++) ms.push((await runOk(NODE, args)).ms);
+    for (let i = 0; i < STARTUP_RUNS; i++) ms.push((await runOk(NODE, args, { env })).ms);
     return median(ms);
   };
   try {
     const bare = await medianOf(['-e', '0']);
-    for (const [label, args] of [
-      ['startup: `modelctl --version`', ['--version']],
-      ['startup: `modelctl bundle --help`', ['bundle', '--help']],
+    for (const [label, args, env, info] of [
+      ['startup: `modelctl --version`', ['--version'], undefined, false],
+      ['startup: `modelctl bundle --help`', ['bundle', '--help'], undefined, false],
+      ['startup: `modelctl bundle --help` through oclif (OCLIF_COLUMNS=80, not the build-time page)', ['bundle', '--help'], { OCLIF_COLUMNS: '80' }, true],
     ] as const) {
-      const t = await medianOf([CLI, ...args]);
+      const t = await medianOf([CLI, ...args], env);
       const ratio = t / bare;
-      rows.push({ measure: label, modelctl: fmtMs(t), reference: `${fmtMs(bare)} (node -e 0)`, ratio: `${ratio.toFixed(2)}×`, target, pass: ratio <= 3 });
+      rows.push({ measure: label, modelctl: fmtMs(t), reference: `${fmtMs(bare)} (node -e 0)`, ratio: `${ratio.toFixed(2)}×`, target: info ? '— (information)' : target, pass: info ? null : ratio <= 3 });
     }
   } catch (err) {
     failedRow('startup', target, err);

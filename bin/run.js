@@ -18,5 +18,29 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
   process.exit(0);
 }
 
+// `modelctl <topic/command> --help` as rendered at build time (bin/help-cache.js says when oclif
+// would print the same bytes); else oclif renders it below.
+const help =
+  argv.at(-1) === '--help' && argv.slice(0, -1).every((w) => /^[a-z][a-z0-9-]*$/.test(w))
+    ? (await import('./help-cache.js')).helpPage((await import('node:url')).fileURLToPath(new URL('..', import.meta.url)), argv.slice(0, -1))
+    : undefined;
+if (help !== undefined) {
+  process.stdout.write(help);
+  process.exit(0);
+}
+
+// @oclif/core pre-linked into one file at build time (scripts/bundle-core.mjs): loading its ~170
+// modules one by one was a third of the start-up of every command. The bundle is loaded first and
+// entered in the module cache under the path `@oclif/core` resolves to, so every later import or
+// require of it (our commands, the oclif plugins) gets this one copy (a resolve hook did the same
+// but cost a JS call on every module resolution). A build without the bundle loads node_modules'.
+const { createRequire } = await import('node:module');
+const require = createRequire(import.meta.url);
+const bundled = new URL('../dist/src/vendor/oclif-core.cjs', import.meta.url);
+if ((await import('node:fs')).existsSync(bundled)) {
+  const { fileURLToPath } = await import('node:url');
+  require(fileURLToPath(bundled));
+  require.cache[require.resolve('@oclif/core')] = require.cache[fileURLToPath(bundled)];
+}
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

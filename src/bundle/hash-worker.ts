@@ -1,11 +1,15 @@
-// Worker-thread entry for hashFiles(): hashes one file per task.
-import { hashFile, hashParts, type FileHash, type PartsHash, type PartsTask } from './hash.js';
+// Worker-thread entry for hashFiles(): one task per message (a whole file, or the parts of a split
+// file), answered with the result or the error's fields.
+import { parentPort } from 'node:worker_threads';
+import { runHashTask, type HashReply, type HashTask } from './hash.js';
 
-export default function hashTask(filePath: string): Promise<FileHash> {
-  return hashFile(filePath);
-}
-
-/** Worker-thread entry for the per-part hashes of a split file (see hashParts). */
-export function hashPartsTask(task: PartsTask): Promise<PartsHash> {
-  return hashParts(task);
-}
+parentPort!.on('message', (t: HashTask) => {
+  runHashTask(t).then(
+    (result) => parentPort!.postMessage({ ok: true, result } satisfies HashReply),
+    (err: NodeJS.ErrnoException) =>
+      parentPort!.postMessage({
+        ok: false,
+        error: { message: err.message, ...(err.code ? { code: err.code } : {}), ...(err.path ? { path: err.path } : {}), ...(err.syscall ? { syscall: err.syscall } : {}), ...(err.errno !== undefined ? { errno: err.errno } : {}) },
+      } satisfies HashReply),
+  );
+});

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { hashFiles } from '../../src/bundle/hash.js';
+import { useScratch } from '../helpers/fixtures.js';
+
+const { fresh, cleanup } = useScratch();
+after(cleanup);
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('hashFiles: files of many sizes and part tasks, on the main thread and the workers, give the plain SHA-256 of each', async () => {
+  assert.ok(availableParallelism() >= 2, 'this test needs two cores to exercise a worker thread');
+  const dir = await fresh('hash');
+  // Sizes around the 1 MiB read size, an empty file, and more tasks than threads (the queue is shared).
+  const sizes = [0, 1, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 17, 5 * 1024 * 1024, 2 * 1024 * 1024 + 5];
+  const files: string[] = [];
+  for (const [i, size] of sizes.entries()) {
+    const f = path.join(dir, `f${i}.bin`);
+    await writeFile(f, randomBytes(size));
+    files.push(f);
+  }
+  const big = files[6]!;
+  const bigBytes = await readFile(big);
+  const cut = 2 * 1024 * 1024 + 3;
+  const task = {
+    file: big,
+    parts: [
+      { start: 0, end: cut, tensors: [{ start: 0, end: 10 }, { start: 10, end: 10 }, { start: 10, end: cut }] },
+      { start: cut, end: bigBytes.length, tensors: [{ start: cut, end: bigBytes.length }] },
+    ],
+  };
+  const seen: string[] = [];
+  const { files: got, parts } = await hashFiles(files, (p) => seen.push(p), [task]);
+  assert.deepEqual([...seen].sort(), [...files].sort(), 'onFileDone once per file');
+  for (const f of files) {
+    const bytes = await readFile(f);
+    assert.deepEqual(got.get(f), { sha256: sha(bytes), size: bytes.length }, f);
+  }
+  const p = parts.get(big)!;
+  assert.deepEqual(p.parts.map((x) => x.sha256), [sha(bigBytes.subarray(0, cut)), sha(bigBytes.subarray(cut))]);
+  assert.deepEqual(p.parts[0]!.tensors, [sha(bigBytes.subarray(0, 10)), sha(Buffer.alloc(0)), sha(bigBytes.subarray(10, cut))]);
+  assert.deepEqual(p.parts[1]!.tensors, [p.parts[1]!.sha256]);
+});
+
+test('hashFiles: an error on the main thread or in a worker rejects with the error\'s code and path (asLocalIO turns those into a clear message)', async () => {
+  const dir = await fresh('hash-err');
+  const big = path.join(dir, 'big.bin');
+  const small = path.join(dir, 'small.bin');
+  await writeFile(big, randomBytes(4 * 1024 * 1024));
+  await writeFile(small, randomBytes(1024 * 1024));
+  // Biggest task first: the main thread takes the first, a worker the second. A part task of a
+  // missing file fails when opened, in the thread that took it: the worker (it is second by size)
+  // or the main thread (first).
+  const missing = path.join(dir, 'gone.bin');
+  const gone = (bytes: number) => ({ file: missing, parts: [{ start: 0, end: bytes, tensors: [] }] });
+  for (const run of [
+    () => hashFiles([big, small], undefined, [gone(3 * 1024 * 1024)]),
+    () => hashFiles([big, small], undefined, [gone(8 * 1024 * 1024)]),
+  ]) {
+    await assert.rejects(run(), (err: NodeJS.ErrnoException) => {
+      assert.equal(err.code, 'ENOENT');
+      assert.equal(err.path, missing);
+      return true;
+    });
+  }
+});
