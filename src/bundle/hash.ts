@@ -146,7 +146,7 @@ export async function hashFiles(
     } else parts.set(t.task.file, r as PartsHash);
   };
   const workerCount = Math.max(0, Math.min(queue.length, availableParallelism()) - 1);
-  const workers = workerCount > 0 ? await startHashWorkers(workerCount) : [];
+  const workers = takeHashWorkers(workerCount);
   try {
     // Each hasher takes the next task when it is free; the first error stops the others taking more.
     let failed = false;
@@ -170,39 +170,65 @@ export async function hashFiles(
 interface HashWorker {
   run(t: HashTask): Promise<HashTaskResult>;
   stop(): void;
+  /** Keep the process alive while this worker works (a prestarted worker idles unref'd). */
+  ref(): void;
 }
 
-/** Worker threads running hash-worker.js, one task at a time each. */
-async function startHashWorkers(n: number): Promise<HashWorker[]> {
-  const { Worker } = await import('node:worker_threads');
-  return Array.from({ length: n }, () => {
-    const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-    let pending: { resolve: (r: HashTaskResult) => void; reject: (e: Error) => void } | undefined;
-    let dead: Error | undefined;
-    const fail = (e: Error) => {
-      dead ??= e;
-      pending?.reject(dead);
-      pending = undefined;
-    };
-    worker.on('message', (reply: HashReply) => {
-      const p = pending;
-      pending = undefined;
-      if (reply.ok) p?.resolve(reply.result);
-      else p?.reject(Object.assign(new Error(reply.error.message), reply.error));
-    });
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`a hash worker thread stopped (exit code ${code})`)));
-    return {
-      run: (t) =>
-        new Promise<HashTaskResult>((resolve, reject) => {
-          if (dead) return reject(dead);
-          pending = { resolve, reject };
-          worker.postMessage(t);
-        }),
-      stop: () => {
-        dead ??= new Error('hash worker stopped');
-        void worker.terminate();
-      },
-    };
+/** Workers started ahead of need by prestartHashWorkers(), not yet taken by hashFiles(). */
+let prestarted: HashWorker[] = [];
+
+/**
+ * Start the hash workers now, while the main thread still has modules to load (the CLI framework,
+ * the bundle.yaml schema): a worker's boot (~40 ms of CPU, more on a busy machine) then overlaps
+ * that start-up on the other cores instead of delaying the worker's first byte. hashFiles() takes
+ * them. They are unref'd until taken, so a command that fails before hashing still exits at once.
+ * bin/run.js calls this for `bundle pack`, whose time is the hashing.
+ */
+export function prestartHashWorkers(n = availableParallelism() - 1): void {
+  if (prestarted.length > 0 || n <= 0) return;
+  prestarted = Array.from({ length: n }, () => hashWorker(false));
+}
+
+/** n workers: the prestarted ones first (extra ones are stopped), then new ones. */
+function takeHashWorkers(n: number): HashWorker[] {
+  const taken = prestarted.splice(0, n);
+  for (const w of prestarted.splice(0)) w.stop();
+  for (const w of taken) w.ref();
+  return [...taken, ...Array.from({ length: n - taken.length }, () => hashWorker(true))];
+}
+
+/** A worker thread running hash-worker.js, one task at a time. */
+function hashWorker(referenced: boolean): HashWorker {
+  // getBuiltinModule, not a static import: worker_threads stays unloaded in commands that never hash.
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
+  const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
+  if (!referenced) worker.unref();
+  let pending: { resolve: (r: HashTaskResult) => void; reject: (e: Error) => void } | undefined;
+  let dead: Error | undefined;
+  const fail = (e: Error) => {
+    dead ??= e;
+    pending?.reject(dead);
+    pending = undefined;
+  };
+  worker.on('message', (reply: HashReply) => {
+    const p = pending;
+    pending = undefined;
+    if (reply.ok) p?.resolve(reply.result);
+    else p?.reject(Object.assign(new Error(reply.error.message), reply.error));
   });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`a hash worker thread stopped (exit code ${code})`)));
+  return {
+    run: (t) =>
+      new Promise<HashTaskResult>((resolve, reject) => {
+        if (dead) return reject(dead);
+        pending = { resolve, reject };
+        worker.postMessage(t);
+      }),
+    stop: () => {
+      dead ??= new Error('hash worker stopped');
+      void worker.terminate();
+    },
+    ref: () => worker.ref(),
+  };
 }

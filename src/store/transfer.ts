@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
-import semver from 'semver';
+import rcompare from 'semver/functions/rcompare.js';
 import { stringify as toYaml } from 'yaml';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { ConflictError, IntegrityError, ModelctlError, NotFoundError, UnavailableError, UsageError } from '../core/errors.js';
@@ -696,7 +696,7 @@ export async function list(store: BundleStore, name?: string, opts: ListOptions 
   }
   return refs
     .map(({ name, version, digest, size, createdAt }) => ({ name, version, digest, size, createdAt }))
-    .sort((a, b) => a.name.localeCompare(b.name) || semver.rcompare(a.version, b.version) || (a.version < b.version ? 1 : -1));
+    .sort((a, b) => a.name.localeCompare(b.name) || rcompare(a.version, b.version) || (a.version < b.version ? 1 : -1));
 }
 
 export interface ComponentDiff {
