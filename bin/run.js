@@ -29,6 +29,12 @@ if (help !== undefined) {
   process.exit(0);
 }
 
+// `bundle pack` is hashing on every core: its worker threads boot now, on the other cores, while this
+// thread loads the CLI framework and the bundle.yaml schema (src/bundle/hash.ts, prestartHashWorkers).
+if (argv[0] === 'bundle' && argv[1] === 'pack' && !argv.includes('--help') && !argv.includes('-h')) {
+  (await import('../dist/src/bundle/hash.js')).prestartHashWorkers();
+}
+
 // @oclif/core pre-linked into one file at build time (scripts/bundle-core.mjs): loading its ~170
 // modules one by one was a third of the start-up of every command. The bundle is loaded first and
 // entered in the module cache under the path `@oclif/core` resolves to, so every later import or
@@ -41,6 +47,21 @@ if ((await import('node:fs')).existsSync(bundled)) {
   const { fileURLToPath } = await import('node:url');
   require(fileURLToPath(bundled));
   require.cache[require.resolve('@oclif/core')] = require.cache[fileURLToPath(bundled)];
+}
+// zod and yaml pre-linked the same way (scripts/bundle-core.mjs): ~165 modules fewer to load before a
+// command reads its YAML. Only imports from our own code (dist/src) are sent there: a dependency that
+// imports `yaml` may depend on another version. One string test per resolution; the hook is not
+// installed at all in a build without the files.
+const vendor = new URL('../dist/src/vendor/', import.meta.url);
+const vendored = { zod: new URL('zod.mjs', vendor).href, yaml: new URL('yaml.cjs', vendor).href };
+if ((await import('node:fs')).existsSync(new URL('zod.mjs', vendor))) {
+  const ours = new URL('../dist/src/', import.meta.url).href;
+  (await import('node:module')).registerHooks({
+    resolve: (specifier, context, nextResolve) =>
+      Object.hasOwn(vendored, specifier) && context.parentURL?.startsWith(ours)
+        ? { url: vendored[specifier], shortCircuit: true }
+        : nextResolve(specifier, context),
+  });
 }
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

@@ -27,3 +27,28 @@ await build({
   logLevel: 'warning',
   legalComments: 'inline',
 });
+
+// zod and yaml, the same way (dist/src/vendor/zod.mjs and yaml.cjs): they read and check bundle.yaml
+// and modelctl.yaml, and loading them module by module (zod ~95 files, yaml ~70) cost ~85 and ~45 ms
+// of CPU before `bundle pack` could hash its first byte (pre-linked: ~20 and ~10 ms). bin/run.js sends
+// imports of `zod` and `yaml` from dist/src (only: a dependency keeps its own copy) to these files.
+// The banner names the version bundled; test/unit/vendor.test.ts checks it is node_modules' version
+// and that the exports are the same.
+for (const [name, format, file] of [
+  ['zod', 'esm', 'zod.mjs'],
+  ['yaml', 'cjs', 'yaml.cjs'],
+]) {
+  const { version } = createRequire(`${root}package.json`)(`${name}/package.json`);
+  await build({
+    // The entry `import` resolves to from our code: zod's ESM build, yaml's node (CommonJS) build.
+    entryPoints: [fileURLToPath(import.meta.resolve(name))],
+    bundle: true,
+    platform: 'node',
+    format,
+    target: 'node22',
+    outfile: `${root}dist/src/vendor/${file}`,
+    banner: { js: `/* modelctl vendor: ${name}@${version} */` },
+    logLevel: 'warning',
+    legalComments: 'inline',
+  });
+}
