@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
-import { create as createTar, Parser, type ReadEntry } from 'tar';
+// tar is imported where it is used (writeArchive): `bundle pack` without --output never needs it.
+import type { Parser, ReadEntry } from 'tar';
 import { removeOnInterrupt } from '../core/cleanup.js';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { decodeManifest, describeBlob, filesOfBlob, hexOf, type EncodedManifest, type Manifest } from './manifest.js';
@@ -48,8 +49,9 @@ export async function writeArchive(source: BundleSource, outFile: string): Promi
       names.push(blobEntryName(blob.digest));
     }
     const tap = new HashTap();
-    const check = new ArchiveCheck(source.encoded.manifest, outFile);
-    const pack = createTar(
+    const tar = await import('tar');
+    const check = new ArchiveCheck(source.encoded.manifest, outFile, tar.Parser);
+    const pack = tar.create(
       {
         cwd: staging,
         portable: true,
@@ -91,9 +93,10 @@ class ArchiveCheck extends Transform {
   constructor(
     private readonly manifest: Manifest,
     private readonly outFile: string,
+    TarParser: typeof Parser,
   ) {
     super();
-    this.parser = new Parser({
+    this.parser = new TarParser({
       strict: true,
       onReadEntry: (entry: ReadEntry) => {
         const hash: Hash = createHash('sha256');
