@@ -202,7 +202,6 @@ function hashWorker(referenced: boolean): HashWorker {
   // getBuiltinModule, not a static import: worker_threads stays unloaded in commands that never hash.
   const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-  if (!referenced) worker.unref();
   let pending: { resolve: (r: HashTaskResult) => void; reject: (e: Error) => void } | undefined;
   let dead: Error | undefined;
   const fail = (e: Error) => {
@@ -218,6 +217,8 @@ function hashWorker(referenced: boolean): HashWorker {
   });
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`a hash worker thread stopped (exit code ${code})`)));
+  // After the listeners: adding a 'message' listener refs the worker's port again.
+  if (!referenced) worker.unref();
   return {
     run: (t) =>
       new Promise<HashTaskResult>((resolve, reject) => {

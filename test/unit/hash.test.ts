@@ -4,8 +4,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { hashFiles } from '../../src/bundle/hash.js';
-import { useScratch } from '../helpers/fixtures.js';
+import { REPO_ROOT, runProcess, useScratch } from '../helpers/fixtures.js';
 
 const { fresh, cleanup } = useScratch();
 after(cleanup);
@@ -67,4 +68,28 @@ test('hashFiles: an error on the main thread or in a worker rejects with the err
       return true;
     });
   }
+});
+
+test('prestartHashWorkers: hashFiles hashes on the prestarted workers (right sums, the process exits after); unused ones do not keep a process alive', async () => {
+  const dir = await fresh('hash-pre');
+  const files = [0, 1, 2, 3].map((i) => path.join(dir, `p${i}.bin`));
+  for (const f of files) await writeFile(f, randomBytes(3 * 1024 * 1024 + 7));
+  const hashJs = pathToFileURL(path.join(REPO_ROOT, 'dist', 'src', 'bundle', 'hash.js')).href;
+  // In a child process: the prestarted workers are module state, and what is checked is that the
+  // process exits by itself (a worker left referenced would hold it until the timeout).
+  // Scripts in files, not `-e` with --input-type: worker threads inherit the parent's execArgv.
+  const usedJs = path.join(dir, 'used.mjs');
+  await writeFile(usedJs, `const { prestartHashWorkers, hashFiles } = await import(${JSON.stringify(hashJs)});
+prestartHashWorkers(2);
+const r = await hashFiles(${JSON.stringify(files)});
+console.log(JSON.stringify([...r.files].map(([f, h]) => [f, h.sha256])));\n`);
+  const used = await runProcess(process.execPath, [usedJs], { timeoutMs: 30_000 });
+  assert.equal(used.code, 0, used.stderr);
+  const sums = new Map(JSON.parse(used.stdout) as Array<[string, string]>);
+  for (const f of files) assert.equal(sums.get(f), sha(await readFile(f)), f);
+  const unusedJs = path.join(dir, 'unused.mjs');
+  await writeFile(unusedJs, `(await import(${JSON.stringify(hashJs)})).prestartHashWorkers(2);\n`);
+  const unused = await runProcess(process.execPath, [unusedJs], { timeoutMs: 10_000 });
+  assert.equal(unused.code, 0, unused.stderr);
+  assert.ok(unused.ms < 5_000, `a process with idle prestarted workers took ${unused.ms} ms to exit`);
 });
