@@ -12,14 +12,10 @@ import { startKubeBox, type KubeBox } from '../helpers/kube-world.js';
 
 /**
  * kubernetes.bundleCache.persistentVolumeClaim on the cluster in a box, in a namespace enforcing
- * Pod Security "baseline" (which refuses the hostPath form): the fetch-bundle init containers of
- * every pod share one claim, bound by the fake's PV controller to a static hostPath
- * PersistentVolume (a separate mount in each container, as a real volume is).
- *
- * Why "baseline" and not "restricted": restricted also refuses modelctl's serving container, which
- * sets no securityContext (what a bundle's server needs is left to the bundle) — with or without a
- * cache. fake-kube-volumes.test.ts shows that the init container with the claim and the meter pass
- * restricted's checks, and that only the "model" container is refused.
+ * Pod Security "restricted" (the strictest level; baseline already refuses the hostPath form): the
+ * fetch-bundle init containers of every pod share one claim, bound by the fake's PV controller to a
+ * static hostPath PersistentVolume (a separate mount in each container, as a real volume is). Every
+ * pod modelctl writes is admitted (fake-kube-volumes.test.ts shows restricted's checks one by one).
  *
  * Measured on the wire (bytes through the relay between the pods and the real S3) and in the init
  * containers' own output, as kube-box-cache.test.ts does for the hostPath form.
@@ -49,7 +45,7 @@ describe('cluster in a box: bundle cache on a PersistentVolumeClaim (kubernetes.
     volumeParent = await mkdtemp(path.join('/var/tmp', 'modelctl-pv-'));
     w = await startKubeBox({ section: { replicas: 2, warmReplicas: 1, bundleCache: { persistentVolumeClaim: { claimName: CLAIM }, maxBytes: '1Gi' } } });
     runId = w.box.network.runId;
-    await enforcePodSecurity(w.fake, 'default', 'baseline');
+    await enforcePodSecurity(w.fake, 'default', 'restricted');
     await pushCacheVersion(w, scratch, '0.9.0', 'It says {{label}}.\n', weights);
     await pushCacheVersion(w, scratch, '1.0.0', 'It reads as {{label}} ({{confidence}}).\n', weights);
     await pushCacheVersion(w, scratch, '1.0.1', 'The text reads as {{label}}, confidence {{confidence}}.\n', weights);
@@ -85,7 +81,7 @@ describe('cluster in a box: bundle cache on a PersistentVolumeClaim (kubernetes.
       else await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(bound, 'the check passes once the claim is bound');
-    assert.match(bound.detail, /cache on PersistentVolumeClaim model-cache \(at most 1Gi\) .*: Bound to node-cache-1 \(2Gi\), accessModes \[ReadWriteMany\]: pods on any node share it; a persistentVolumeClaim volume is admitted by every Pod Security level/);
+    assert.match(bound.detail, /cache on PersistentVolumeClaim model-cache \(at most 1Gi\) .*: Bound to node-cache-1 \(2Gi\), accessModes \[ReadWriteMany\]: pods on any node share it; a persistentVolumeClaim volume is admitted by every Pod Security level, and these pods pass "restricted"/);
   });
 
   test('first deploy, two pods: the weights are fetched once into the claim; the model container never sees it', async () => {
@@ -102,6 +98,7 @@ describe('cluster in a box: bundle cache on a PersistentVolumeClaim (kubernetes.
     const spec = podsOf(w, '1.0.0')[0].spec;
     assert.deepEqual(spec.volumes.find((v: any) => v.name === 'bundle-cache'), { name: 'bundle-cache', persistentVolumeClaim: { claimName: CLAIM } });
     assert.deepEqual(spec.containers.find((c: any) => c.name === 'model').volumeMounts.map((m: any) => m.name), ['bundle']);
+    assert.deepEqual(spec.containers.find((c: any) => c.name === 'model').securityContext, { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' }, runAsUser: 1000 });
   });
 
   test('a prompt-only change: each new pod fetches ≤ 1% of the weights\' bytes from S3, the weights come from the claim', async () => {

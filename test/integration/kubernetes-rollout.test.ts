@@ -424,8 +424,8 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
       assert.match(rwop.detail, /ReadWriteOncePod admits a single pod in the whole cluster/);
       w.fake.forbid('get', 'persistentvolumeclaims');
       const hidden = await itemFor('cache-rwo');
-      assert.equal(hidden.ok, true, 'not readable is not a failure: the Role does not grant it');
-      assert.match(hidden.detail, /the claim could not be read: forbidden/);
+      assert.equal(hidden.ok, true, 'not readable is not a failure: a Role applied before it granted get persistentvolumeclaims');
+      assert.match(hidden.detail, /the claim could not be read: forbidden \(get persistentvolumeclaims is not granted: a modelctl Role applied before it granted that; re-apply `modelctl kubernetes rbac`\)/);
       assert.match(hidden.hint, /kubectl -n default get pvc cache-rwo/);
     } finally {
       await writeFile(file, original);

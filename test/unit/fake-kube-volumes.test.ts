@@ -158,25 +158,32 @@ test('ReplicaFailure: a Pod Security refusal sets the Deployment condition (Fail
   }, 5000);
 });
 
-test('Pod Security "restricted": modelctl\'s own containers pass (the claim cache included); the serving container, left to the bundle, does not', async () => {
+test('Pod Security "restricted" admits every pod modelctl writes (no cache, the claim cache, any servingUser); only the hostPath cache needs "privileged"', async () => {
   const { deploymentFor } = await import('../../src/targets/kubernetes/manifests.js');
   const { kubernetesSectionSchema, resolveKubernetesSettings } = await import('../../src/targets/kubernetes/settings.js');
   const { serveSpecSchema } = await import('../../src/bundle/serve.js');
   await core.createNamespace({ body: { metadata: { name: 'strict', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
-  await core.createNamespace({ body: { metadata: { name: 'base', labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } } });
-  const render = (ns: string) => {
-    const settings = resolveKubernetesSettings(kubernetesSectionSchema.parse({ bundleCache: { persistentVolumeClaim: { claimName: 'model-cache' } } }), { namespace: ns, storeUrl: 's3://m/p' });
-    return deploymentFor({ ref: { model: 'm', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` }, serve: serveSpecSchema.parse({ command: ['node', 'serve.mjs'] }), settings, replicas: 1 }) as any;
+  const render = (model: string, section: unknown) => {
+    const settings = resolveKubernetesSettings(kubernetesSectionSchema.parse(section), { namespace: 'strict', storeUrl: 's3://m/p' });
+    return deploymentFor({ ref: { model, version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` }, serve: serveSpecSchema.parse({ command: ['node', 'serve.mjs'] }), settings, replicas: 1 }) as any;
   };
-  await apps.createNamespacedDeployment({ namespace: 'strict', body: render('strict') });
-  await apps.createNamespacedDeployment({ namespace: 'base', body: render('base') });
-  const rf = await waitFor('ReplicaFailure in restricted', () => (fake.get('apps/v1', 'Deployment', 'strict', 'm-1-0-0')?.status?.conditions ?? []).find((c: any) => c.type === 'ReplicaFailure'));
-  assert.match(
-    rf.message,
-    /violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false \(container "model" must set securityContext.allowPrivilegeEscalation=false\), unrestricted capabilities \(container "model" must set securityContext.capabilities.drop=\["ALL"\]\), runAsNonRoot != true \(pod or container "model" must set securityContext.runAsNonRoot=true\), seccompProfile \(pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"\)$/,
-  );
-  assert.doesNotMatch(rf.message, /fetch-bundle|meter|volume/, 'the init container, the meter and the claim volume pass');
-  // "baseline" admits the same pod (a claim, no hostPath): it waits for the claim, it is not refused.
-  await waitFor('the baseline pod created', () => podsOf('base', 'm-1-0-0').length === 1);
-  assert.ok(!(fake.get('apps/v1', 'Deployment', 'base', 'm-1-0-0')?.status?.conditions ?? []).some((c: any) => c.type === 'ReplicaFailure'));
+  const claim = { persistentVolumeClaim: { claimName: 'model-cache' } };
+  const admitted: Array<[string, unknown]> = [
+    ['plain', {}],
+    ['claim', { bundleCache: claim }],
+    // A serving image of its own, run as its own (non-root) USER or as another uid.
+    ['own-user', { servingImage: 'python:3.12-slim', servingUser: 'image', bundleCache: claim }],
+    ['uid', { servingImage: 'python:3.12-slim', servingUser: 65532 }],
+  ];
+  for (const [model, section] of admitted) await apps.createNamespacedDeployment({ namespace: 'strict', body: render(model, section) });
+  await apps.createNamespacedDeployment({ namespace: 'strict', body: render('node-cache', { bundleCache: { hostPath: '/var/cache/modelctl' } }) });
+  for (const [model] of admitted) {
+    // A created pod has passed admission (the claim ones then wait for their claim: Pending, not refused).
+    await waitFor(`the ${model} pod created in "restricted"`, () => podsOf('strict', `${model}-1-0-0`).length === 1);
+    assert.ok(!(fake.get('apps/v1', 'Deployment', 'strict', `${model}-1-0-0`)?.status?.conditions ?? []).some((c: any) => c.type === 'ReplicaFailure'), model);
+  }
+  // The hostPath form is refused, for the volume and its root init container only: the model and the meter pass.
+  const rf = await waitFor('ReplicaFailure of the hostPath form', () => (fake.get('apps/v1', 'Deployment', 'strict', 'node-cache-1-0-0')?.status?.conditions ?? []).find((c: any) => c.type === 'ReplicaFailure'));
+  assert.match(rf.message, /violates PodSecurity "restricted:latest": hostPath volumes \(volume "bundle-cache"\), restricted volume types \(volume "bundle-cache" uses restricted volume type "hostPath"\), runAsNonRoot != true \(container "fetch-bundle" must not set securityContext.runAsNonRoot=false\), runAsUser=0 \(container "fetch-bundle" must not set runAsUser=0\)$/);
+  assert.doesNotMatch(rf.message, /"model"|"meter"/);
 });

@@ -255,6 +255,21 @@ describe('Deployment of a version', () => {
     assert.equal(plain.automountServiceAccountToken, false);
   });
 
+  test('the model container meets Pod Security "restricted" and runs as kubernetes.servingUser (default 1000, the modelctl image\'s uid)', () => {
+    const restricted = { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+    // A custom servingImage (SETTINGS.gpu) may run as root: the explicit uid keeps the kubelet's runAsNonRoot check from refusing it.
+    assert.deepEqual(model.securityContext, { ...restricted, runAsUser: 1000 });
+    const modelOf = (section: unknown) => deploymentFor({ ref, serve, settings: settingsOf(section), replicas: 1 }).spec!.template.spec!.containers.find((c) => c.name === 'model')!;
+    assert.deepEqual(modelOf({ servingUser: 65532 }).securityContext, { ...restricted, runAsUser: 65532 });
+    assert.deepEqual(modelOf({ servingUser: 'image' }).securityContext, restricted, 'image: the image\'s own USER, verified non-root by the kubelet');
+    for (const bad of [0, -1, 1.5, 'root', '1000']) {
+      const r = kubernetesSectionSchema.safeParse({ servingUser: bad });
+      assert.equal(r.success, false, JSON.stringify(bad));
+      assert.deepEqual(r.error!.issues[0]!.path, ['servingUser']);
+      assert.match(r.error!.issues[0]!.message, /expected a non-root uid \(an integer from 1 to 2147483647\) or `image`/);
+    }
+  });
+
   test('the pulled directory is what the model container runs in', () => {
     assert.deepEqual(pod.volumes, [{ name: 'bundle', emptyDir: {} }]);
     assert.deepEqual(init!.volumeMounts, [{ name: 'bundle', mountPath: '/pull' }]);
@@ -699,6 +714,8 @@ describe('RBAC', () => {
     ['list', 'events', ''],
     ['watch', 'events', ''],
     ...['get', 'create', 'update', 'patch', 'delete'].map((v): [string, string, string] => [v, 'leases', 'coordination.k8s.io']),
+    // kubernetes check: the bundle cache's claim (read only: modelctl never creates one).
+    ['get', 'persistentvolumeclaims', ''],
   ];
 
   test('the Role grants every verb/resource modelctl uses', () => {
@@ -743,6 +760,7 @@ describe('RBAC', () => {
     // The replay only POSTs: no other method through the service proxy, no pod proxy writes.
     assert.equal(describePermission('get', 'services/proxy', ''), undefined);
     assert.equal(describePermission('create', 'pods/proxy', ''), undefined);
+    for (const verb of ['list', 'watch', 'create', 'patch', 'update', 'delete']) assert.equal(describePermission(verb, 'persistentvolumeclaims', ''), undefined, `${verb} persistentvolumeclaims`);
   });
 
   test('describePermission names the rule that grants a permission', () => {

@@ -209,7 +209,7 @@ interface Claim {
 
 /**
  * kubernetes.bundleCache is a PersistentVolumeClaim: every Pod Security level admits the volume
- * type, so what can go wrong is the claim itself. A claim that does not exist or is not Bound keeps
+ * type and the pods meet "restricted" (manifests.ts), so what can go wrong is the claim itself. A claim that does not exist or is not Bound keeps
  * every new pod Pending (the scheduler's `persistentvolumeclaim "X" not found` / `pod has unbound
  * immediate PersistentVolumeClaims`): a failed check. Its access modes decide where pods may run:
  * ReadWriteMany on any node; ReadWriteOnce on one node only (a pod on another node waits in
@@ -234,7 +234,7 @@ async function checkClaimCache(api: KubeApi, settings: KubernetesSettings, claim
         exitCode: ExitCode.usage,
       };
     }
-    return { name: 'bundle-cache', ok: true, detail: `${what}; the claim could not be read: ${unreadable(err, 'the modelctl Role does not grant get on persistentvolumeclaims')}`, hint: `check \`kubectl -n ${ns} get pvc ${claimName}\`: it must exist and be Bound` };
+    return { name: 'bundle-cache', ok: true, detail: `${what}; the claim could not be read: ${unreadable(err, 'get persistentvolumeclaims is not granted: a modelctl Role applied before it granted that; re-apply `modelctl kubernetes rbac`')}`, hint: `check \`kubectl -n ${ns} get pvc ${claimName}\`: it must exist and be Bound` };
   }
   const phase = claim.status?.phase ?? 'Pending';
   if (phase !== 'Bound') {
@@ -253,7 +253,8 @@ async function checkClaimCache(api: KubeApi, settings: KubernetesSettings, claim
   }
   const modes = claim.status?.accessModes ?? claim.spec?.accessModes ?? [];
   const bound = `Bound to ${claim.spec?.volumeName ?? '?'}${claim.status?.capacity?.storage ? ` (${claim.status.capacity.storage})` : ''}, accessModes [${modes.join(', ')}]`;
-  const psa = 'a persistentVolumeClaim volume is admitted by every Pod Security level';
+  // The claim volume and every container modelctl writes (servingSecurity included) meet "restricted".
+  const psa = 'a persistentVolumeClaim volume is admitted by every Pod Security level, and these pods pass "restricted"';
   if (modes.includes('ReadWriteMany')) return { name: 'bundle-cache', ok: true, detail: `${what}: ${bound}: pods on any node share it; ${psa}` };
   if (modes.includes('ReadWriteOnce')) {
     return {

@@ -122,9 +122,12 @@ function servingEnv(v: VersionInput): V1EnvVar[] {
 }
 
 /**
- * modelctl's own containers (init, meter) never need root or extra privileges: restricted Pod
- * Security compatible. (The image runs as uid 1000, numeric so that runAsNonRoot can be verified.)
- * The serving container is left alone: what a bundle's code needs is the bundle's business.
+ * Every container of a version's pod meets Pod Security "restricted" (most production namespaces
+ * enforce baseline or restricted; an admission refusal leaves a version with no pod at all).
+ * modelctl's own containers (init, meter) never need root or extra privileges; the modelctl image
+ * runs as uid 1000, numeric so that the kubelet can verify runAsNonRoot. The serving container gets
+ * the same (see servingSecurity): a model server answers HTTP on an unprivileged port and reads a
+ * read-only bundle, nothing that needs root or a capability.
  */
 const MODELCTL_SECURITY: NonNullable<V1Container['securityContext']> = {
   runAsNonRoot: true,
@@ -207,7 +210,8 @@ export const MODELCTL_GID = 1000;
  * CSI volumes; NFS-like ones are left as they are: the claim's own permissions must then allow uid
  * 1000). OnRootMismatch: only when the root's group is not already right — a recursive chown of a
  * cache of many GiB at every pod start would cost what the cache saves. Without a claim, none (the
- * serving container's groups stay the image's).
+ * serving container's groups stay the image's). Pod Security "restricted" is met per container
+ * (MODELCTL_SECURITY, servingSecurity), not here: the hostPath form's init container must differ.
  */
 function podSecurityContext(settings: KubernetesSettings): V1PodSecurityContext | undefined {
   const c = settings.bundleCache;
@@ -249,6 +253,21 @@ function modelProbe(timeoutSeconds: number): { path: string; port: number } {
   return { path: `${MODEL_PROBE_PATH}?timeoutMs=${upstreamMs}`, port: METER_PORT };
 }
 
+/**
+ * The serving container's securityContext: restricted's controls, and a uid. runAsNonRoot alone
+ * would make the kubelet refuse to start an image whose USER is root or a name
+ * (CreateContainerConfigError "container has runAsNonRoot and image will run as root"), which most
+ * Python/CUDA serving images are; so the uid is set explicitly: kubernetes.servingUser, by default
+ * 1000 — the modelctl image's own user (the default servingImage) and the owner of the bundle files
+ * fetch-bundle pulled. `servingUser: image` sets none and keeps the image's own USER (e.g. 65532 of
+ * a distroless "nonroot" image, whose files belong to it); the kubelet then checks it is non-root.
+ */
+function servingSecurity(settings: KubernetesSettings): NonNullable<V1Container['securityContext']> {
+  const sc = structuredClone(MODELCTL_SECURITY);
+  if (settings.servingUser !== 'image') sc.runAsUser = settings.servingUser;
+  return sc;
+}
+
 /** The container that runs the bundle's serve.command from the pulled bundle. */
 export function servingContainer(v: VersionInput, settings: KubernetesSettings): V1Container {
   const resources = mergeResources(settings.resources, v.serve.resources);
@@ -274,6 +293,7 @@ export function servingContainer(v: VersionInput, settings: KubernetesSettings):
       failureThreshold: startupFailureThreshold(settings),
     },
     livenessProbe: { httpGet: modelProbe(MODEL_LIVENESS.timeoutSeconds), ...MODEL_LIVENESS },
+    securityContext: servingSecurity(settings),
   };
   if (Object.keys(resources).length) c.resources = resources;
   return withPullPolicy(c, settings);

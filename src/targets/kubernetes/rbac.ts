@@ -51,6 +51,13 @@ export const RBAC_RULES: ReadonlyArray<{ rule: RbacRule; why: string }> = [
     rule: { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: CRUD },
     why: 'the model\'s HTTPRoute: canary weights and shadow mirroring (Gateway API mode)',
   },
+  {
+    // Read only, one named claim: modelctl never creates a claim (the admin or a provisioner does);
+    // `kubernetes check` reads the one kubernetes.bundleCache names, because a missing or unbound
+    // claim keeps every new pod Pending. Last, so that the rule numbers above stay as they were.
+    rule: { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'] },
+    why: 'kubernetes check reads the bundle cache\'s claim (kubernetes.bundleCache.persistentVolumeClaim): exists, Bound, access modes',
+  },
 ];
 
 export interface RbacOptions {

@@ -10,6 +10,7 @@ import { parseDuration } from '../../core/units.js';
  *     namespace: ml-serving
  *     image: ghcr.io/modelctl/modelctl:0.1.0   # init container (pull + verify) and metering sidecar
  *     servingImage: ghcr.io/modelctl/modelctl:0.1.0  # runs serve.command (default: image; it has Node)
+ *     servingUser: 1000           # uid of the model container (default 1000, the modelctl image's; `image`: the image's own non-root USER)
  *     replicas: 2                 # pods of the serving version
  *     warmReplicas: 1             # pods of each warm version of the stable set (never 0 unless you say so)
  *     traffic: auto               # gateway-api | replicas | auto (Gateway API when installed)
@@ -30,10 +31,11 @@ import { parseDuration } from '../../core/units.js';
  *     lease: 60s                     # Lease duration; renewed while a rollout runs
  *     bundleCache:                   # opt-in blob cache for the fetch-bundle init container: exactly one of
  *       hostPath: /var/cache/modelctl  #   a directory on each node (DirectoryOrCreate); needs Pod Security "privileged"
- *       # persistentVolumeClaim: {claimName: model-cache}  # or a claim (ReadWriteMany when pods land on several nodes); any Pod Security level
+ *       # persistentVolumeClaim: {claimName: model-cache}  # or a claim (ReadWriteMany when pods land on several nodes); any Pod Security level, restricted included
  *       maxBytes: 20Gi               # evicted by size (least recently used, never a blob in use)
  */
 
+const SERVING_USER_ERROR = { error: 'expected a non-root uid (an integer from 1 to 2147483647) or `image` (the serving image\'s own numeric, non-root USER)' };
 const quantity = z.union([z.string(), z.number()]).transform(String);
 const resourceMap = z.record(z.string(), quantity, { error: 'expected a map like {cpu: 500m, memory: 1Gi}' });
 
@@ -44,6 +46,10 @@ export const kubernetesSectionSchema = z
     kubeconfig: z.string().optional(),
     image: z.string().min(1).optional(),
     servingImage: z.string().min(1).optional(),
+    // uid 0 is refused here: the container runs with runAsNonRoot (Pod Security "restricted").
+    servingUser: z
+      .union([z.number().int().min(1, SERVING_USER_ERROR).max(2147483647, SERVING_USER_ERROR), z.literal('image')], SERVING_USER_ERROR)
+      .optional(),
     imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
     replicas: z.number().int().min(1).max(1000).optional(),
     warmReplicas: z.number().int().min(0).max(1000).optional(),
@@ -132,11 +138,18 @@ export const METER_PORT = 9090;
 export const MODEL_PROBE_PATH = '/model-ready';
 
 export const DEFAULT_IMAGE = 'ghcr.io/modelctl/modelctl:latest';
+/**
+ * The model container's uid when kubernetes.servingUser gives none: the modelctl image's own user
+ * (USER 1000:1000 in the Dockerfile), which also owns the bundle files fetch-bundle pulled.
+ */
+export const DEFAULT_SERVING_USER = 1000;
 
 export interface KubernetesSettings {
   namespace: string;
   image: string;
   servingImage: string;
+  /** runAsUser of the model container, or 'image' (none: the image's USER, which the kubelet must verify is non-root). */
+  servingUser: number | 'image';
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never' | undefined;
   replicas: number;
   warmReplicas: number;
@@ -192,6 +205,7 @@ export function resolveKubernetesSettings(
     namespace: opts.namespace ?? s.namespace ?? 'default',
     image,
     servingImage: s.servingImage ?? image,
+    servingUser: s.servingUser ?? DEFAULT_SERVING_USER,
     imagePullPolicy: s.imagePullPolicy,
     replicas: s.replicas ?? 1,
     warmReplicas: s.warmReplicas ?? 1,
