@@ -54,9 +54,11 @@ if ((await import('node:fs')).existsSync(bundled)) {
 // installed at all in a build without the files.
 const vendor = new URL('../dist/src/vendor/', import.meta.url);
 const vendored = { zod: new URL('zod.mjs', vendor).href, yaml: new URL('yaml.cjs', vendor).href };
-if ((await import('node:fs')).existsSync(new URL('zod.mjs', vendor))) {
+// module.registerHooks came with Node 22.15 / 23.5: on an older Node 22 the copies in node_modules load.
+const { registerHooks } = await import('node:module');
+if (registerHooks && (await import('node:fs')).existsSync(new URL('zod.mjs', vendor))) {
   const ours = new URL('../dist/src/', import.meta.url).href;
-  (await import('node:module')).registerHooks({
+  registerHooks({
     resolve: (specifier, context, nextResolve) =>
       Object.hasOwn(vendored, specifier) && context.parentURL?.startsWith(ours)
         ? { url: vendored[specifier], shortCircuit: true }

@@ -2,9 +2,9 @@
 //
 // Why: every modelctl command starts by loading @oclif/core, ~170 CommonJS modules whose path
 // resolution (stat calls up node_modules), wrapping and compiling cost ~45 ms of CPU per run: a third
-// of `modelctl bundle --help`. One pre-linked file loads in a fraction of that. bin/run.js points the
-// bare specifier `@oclif/core` at this file with a module resolve hook, for our commands and for the
-// oclif plugins alike, so one copy of oclif is loaded (two would break `instanceof` and double the
+// of `modelctl bundle --help`. One pre-linked file loads in a fraction of that. bin/run.js loads it
+// and enters it in the require cache under the path `@oclif/core` resolves to, for our commands and
+// for the oclif plugins alike, so one copy of oclif is loaded (two would break `instanceof` and double the
 // cost). Without this file (a tsc-only build) bin/run.js loads @oclif/core from node_modules as before.
 //
 // TypeScript and ts-node stay external: oclif requires them only to run .ts commands in development.
