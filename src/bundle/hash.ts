@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+// A builtin: loading it costs next to nothing (process.getBuiltinModule would need Node 22.3; engines says >= 22).
+import { Worker } from 'node:worker_threads';
 
 /** Read size for hashing: large enough to amortise syscalls, small enough to stay constant-memory. */
 const CHUNK = 1024 * 1024;
@@ -199,8 +201,6 @@ function takeHashWorkers(n: number): HashWorker[] {
 
 /** A worker thread running hash-worker.js, one task at a time. */
 function hashWorker(referenced: boolean): HashWorker {
-  // getBuiltinModule, not a static import: worker_threads stays unloaded in commands that never hash.
-  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
   let pending: { resolve: (r: HashTaskResult) => void; reject: (e: Error) => void } | undefined;
   let dead: Error | undefined;
