@@ -52,6 +52,17 @@ async function loadedModules(cli: string, args: string[], env: NodeJS.ProcessEnv
   assert.ok(m, r.stderr);
   return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(m[0], ''), loaded: JSON.parse(m[1]!) as string[] };
 }
+/**
+ * A plain pipe: none of the variables that make oclif's colour library (ansis) colour a pipe — a CI
+ * service (CI, TF_BUILD, TEAMCI*), COLORTERM, FORCE_COLOR. Where one is set (as on a CI machine) oclif
+ * colours flag values, so the build-time pages (plain) are rightly not served; the tests that expect
+ * them served say so with this environment.
+ */
+function plainPipe(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of Object.keys(process.env)) if (['CI', 'COLORTERM', 'FORCE_COLOR', 'TF_BUILD'].includes(key) || key.startsWith('TEAMCI')) env[key] = undefined;
+  return env;
+}
 const oclifLoaded = (loaded: string[]) => loaded.some((f) => f.endsWith('oclif-core.cjs') || f.includes(`${path.sep}@oclif${path.sep}core${path.sep}`));
 
 describe('start-up: @oclif/core from the build-time bundle, help pages from the build', () => {
@@ -86,14 +97,14 @@ describe('start-up: @oclif/core from the build-time bundle, help pages from the 
   });
 
   test('`<words> --help` piped is served from the build without loading oclif; a terminal width, colour or a theme go through oclif', { timeout: 120_000 }, async () => {
-    const fast = await loadedModules(CLI, ['bundle', '--help']);
+    const fast = await loadedModules(CLI, ['bundle', '--help'], plainPipe());
     assert.equal(fast.code, 0);
     assert.match(fast.stdout, /bundle push/);
     assert.equal(oclifLoaded(fast.loaded), false, 'oclif was loaded for a page rendered at build time');
     const theme = await fresh('theme');
     writeFileSync(path.join(theme, 'theme.json'), JSON.stringify({ flag: 'red', bin: 'blue' }));
-    for (const env of [{ OCLIF_COLUMNS: '132' }, { OCLIF_COLUMNS: '40' }, { FORCE_COLOR: '1' }, { MODELCTL_CONFIG_DIR: theme, FORCE_COLOR: '1' }]) {
-      const slow = await loadedModules(CLI, ['bundle', 'push', '--help'], env);
+    for (const env of [{ OCLIF_COLUMNS: '132' }, { OCLIF_COLUMNS: '40' }, { FORCE_COLOR: '1' }, { CI: 'true' }, { COLORTERM: 'truecolor' }, { MODELCTL_CONFIG_DIR: theme }]) {
+      const slow = await loadedModules(CLI, ['bundle', 'push', '--help'], { ...plainPipe(), ...env });
       assert.ok(oclifLoaded(slow.loaded), `oclif rendered the page with ${JSON.stringify(env)}`);
       await sameAsReference(['bundle', 'push', '--help'], env);
       await sameAsReference(['--help'], env);
@@ -111,7 +122,7 @@ describe('start-up: @oclif/core from the build-time bundle, help pages from the 
     const copied = path.join(dir, 'bin', 'run.js');
     // Unchanged copy: served from the build.
     writeFileSync(path.join(dir, 'oclif.manifest.json'), readFileSync(path.join(REPO_ROOT, 'oclif.manifest.json')));
-    assert.equal(oclifLoaded((await loadedModules(copied, ['bundle', 'pack', '--help'])).loaded), false);
+    assert.equal(oclifLoaded((await loadedModules(copied, ['bundle', 'pack', '--help'], plainPipe())).loaded), false);
     manifest.commands['bundle:pack']!.summary = 'A summary written after the build.';
     writeFileSync(path.join(dir, 'oclif.manifest.json'), JSON.stringify(manifest));
     const r = await loadedModules(copied, ['bundle', 'pack', '--help']);
