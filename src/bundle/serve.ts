@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { answerComparisonSchema } from '../gates/answers.js';
+import { agreementOf, answerComparisonSchema } from '../gates/answers.js';
+import type { AnswerComparison } from '../core/gates.js';
 
 /**
  * The `serve:` section of bundle.yaml: how the local runtime runs a version.
@@ -61,3 +62,13 @@ export const serveSpecSchema = z
   });
 
 export type ServeSpec = z.output<typeof serveSpecSchema>;
+
+/**
+ * A manifest's `serve:` section as the runtime reads it (undefined when it does not parse) and the
+ * answer comparison it asks for (undefined: the bundle does not say how its answers compare).
+ */
+export function servedAnswers(serveSection: unknown): { serve: ServeSpec | undefined; agreement: AnswerComparison | undefined } {
+  const parsed = serveSpecSchema.safeParse(serveSection ?? {});
+  const serve = parsed.success ? parsed.data : undefined;
+  return { serve, agreement: agreementOf(serve) };
+}

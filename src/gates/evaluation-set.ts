@@ -3,11 +3,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { IntegrityError, UsageError } from '../core/errors.js';
-import { serveSpecSchema } from '../bundle/serve.js';
+import { servedAnswers } from '../bundle/serve.js';
 import type { Manifest, ManifestFile } from '../bundle/manifest.js';
 import { forEachTarEntry } from '../bundle/tar-io.js';
 import type { EvaluationSettings } from '../core/model.js';
-import { agreementOf, type AnswerComparison } from './answers.js';
 import { EVALUATION_DEFAULTS, evaluationSectionSchema, parseEvalSet, type EvalCase, type EvaluationInput } from './evaluation.js';
 import type { BundleStore } from '../store/store.js';
 
@@ -110,10 +109,9 @@ export async function loadEvaluationInput(store: BundleStore, manifest: Manifest
     files.map((f) => ({ file: f.path, text: bytes.get(f.path)!.toString('utf8') })),
     { defaultPath: settings.path, limits: { maxLines: settings.maxLines, maxBytes: settings.maxBytes } },
   );
-  const serve = serveSpecSchema.safeParse(manifest.spec.serve ?? {});
-  const agreement: AnswerComparison | undefined = serve.success ? agreementOf(serve.data) : undefined;
+  const { serve, agreement } = servedAnswers(manifest.spec.serve);
   const declared = [
-    ...(serve.success && serve.data.scoreField ? [serve.data.scoreField] : []),
+    ...(serve?.scoreField ? [serve.scoreField] : []),
     ...(agreement && 'field' in agreement ? [agreement.field] : []),
     ...(agreement && agreement.mode === 'fields' ? agreement.fields : []),
   ];

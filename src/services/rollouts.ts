@@ -5,8 +5,7 @@ import type { Context } from './context.js';
 import type { GateContext, GateEvaluator } from '../gates/contracts.js';
 import type { GateResult, GateSpec } from '../core/gates.js';
 import { defaultLocalGates } from '../gates/local.js';
-import { agreementOf } from '../gates/answers.js';
-import { serveSpecSchema } from '../bundle/serve.js';
+import { servedAnswers } from '../bundle/serve.js';
 import { UsageError } from '../core/errors.js';
 import { defaultGateRegistry, PROMETHEUS_STATS_KIND, type GateRegistry } from '../gates/registry.js';
 import { FileLedgerStore } from '../ledger/file-store.js';
@@ -248,8 +247,7 @@ export async function planDeploy(
 
 /** Whether the bundle says how its answers compare (serve.agreement / agreementField): shadow agreement needs it. */
 function answersComparable(manifest: Manifest): boolean {
-  const serve = serveSpecSchema.safeParse(manifest.spec.serve ?? {});
-  return serve.success && agreementOf(serve.data) !== undefined;
+  return servedAnswers(manifest.spec.serve).agreement !== undefined;
 }
 
 const measuresShadowAgreement = (g: GateSpec) => (g.kind === undefined || g.kind === 'local') && g.metric === 'shadow-agreement';

@@ -241,8 +241,25 @@ class Cluster {
     if (!keepDir) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
 
-  /** Run a ceph tool against this cluster; fails early if one of our daemons dies meanwhile. */
-  run(bin: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  /**
+   * Run a ceph tool against this cluster; fails early if one of our daemons dies meanwhile.
+   * The ceph CLI sometimes asks the mon for its command list before it has the monmap: the mon
+   * sees fsid 0 ("handle_command on fsid 00000000-… != …" in mon.a.log) and answers EPERM, "problem
+   * getting command descriptions from mon", before the command itself was sent. Seen on a loaded
+   * 2-core machine; that one answer is retried (a few times, briefly), any other error is not.
+   */
+  async run(bin: string, args: string[], timeoutMs = 60_000): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(bin, args, timeoutMs);
+      } catch (err) {
+        if (attempt >= 5 || !(err instanceof RgwStartError) || !/problem getting command descriptions/.test(err.message)) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  private runOnce(bin: string, args: string[], timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
       let done = false;
       const child = execFile(bin, ['-c', this.conf, ...args], { cwd: this.dir, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {

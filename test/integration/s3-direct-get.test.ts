@@ -31,6 +31,23 @@ after(cleanup);
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const handlerOf = (c: S3Client) => (c.config as unknown as { requestHandler: unknown }).requestHandler as DirectRangeHandler;
 
+/**
+ * 12 MiB + 123 bytes pushed in 5 MiB parts through `client` and pulled back (three ranges): the
+ * bytes come back exactly, through the direct handler. The blob's digest and size, for more checks.
+ */
+async function roundTrip(client: S3Client, bucket: string): Promise<{ digest: string; size: number }> {
+  const store = new S3Store(client, bucket, 'm', undefined, { concurrency: 2, partSize: 5 * MiB });
+  const data = randomBytes(12 * MiB + 123);
+  const digest = sha256(data);
+  await store.putBlob(digest, data.length, Readable.from([data]));
+  const dest = path.join(await fresh(bucket), 'blob');
+  const r = await store.downloadBlob(digest, data.length, dest);
+  assert.equal(r.fetchedBytes, data.length);
+  assert.ok((await readFile(dest)).equals(data));
+  assert.ok(handlerOf(client) instanceof DirectRangeHandler);
+  return { digest, size: data.length };
+}
+
 describe('direct ranged GETs on Ceph RGW', () => {
   let s3: TestS3;
   before(async () => {
@@ -38,17 +55,8 @@ describe('direct ranged GETs on Ceph RGW', () => {
   });
 
   test('a blob pushed in parts comes back byte for byte, every range read by the direct path', async () => {
-    const bucket = await s3.newBucket('direct');
     const client = s3.client();
-    const store = new S3Store(client, bucket, 'm', undefined, { concurrency: 2, partSize: 5 * MiB });
-    const data = randomBytes(12 * MiB + 123);
-    const digest = sha256(data);
-    await store.putBlob(digest, data.length, Readable.from([data]));
-    const dest = path.join(await fresh('direct'), 'blob');
-    const r = await store.downloadBlob(digest, data.length, dest);
-    assert.equal(r.fetchedBytes, data.length);
-    assert.ok((await readFile(dest)).equals(data));
-    assert.ok(handlerOf(client) instanceof DirectRangeHandler);
+    await roundTrip(client, await s3.newBucket('direct'));
     assert.equal(handlerOf(client).served, 3, 'three ranges of 5 MiB, each served from the socket into its buffer');
   });
 
@@ -108,20 +116,12 @@ describe('direct ranged GETs over HTTPS (real S3 is HTTPS)', () => {
       // The test certificate is trusted only by this client's https Agent, as a user's custom CA
       // would be: a direct path that ignored the SDK's TLS settings would refuse the server.
       const client = s3.client({ endpoint: front.endpoint, requestHandler: { httpsAgent: new https.Agent({ ca: front.ca, keepAlive: true }) } });
-      const store = new S3Store(client, bucket, 'm', undefined, { concurrency: 2, partSize: 5 * MiB });
-      const data = randomBytes(12 * MiB + 123);
-      const digest = sha256(data);
-      await store.putBlob(digest, data.length, Readable.from([data]));
-      const dest = path.join(await fresh('tls'), 'blob');
-      const r = await store.downloadBlob(digest, data.length, dest);
-      assert.equal(r.fetchedBytes, data.length);
-      assert.ok((await readFile(dest)).equals(data));
-      assert.ok(handlerOf(client) instanceof DirectRangeHandler);
+      const { digest, size } = await roundTrip(client, bucket);
       assert.equal(handlerOf(client).served, 3, 'three ranges of 5 MiB over TLS, each decrypted straight into its buffer');
       // Without the CA the handshake is refused, by the SDK and by the direct path alike: never a pull from an unverified server.
       const untrusting = s3.client({ endpoint: front.endpoint, maxAttempts: 1 });
       const refused = new S3Store(untrusting, bucket, 'm', undefined, { concurrency: 2, partSize: 5 * MiB });
-      await assert.rejects(refused.downloadBlob(digest, data.length, path.join(await fresh('tls-refused'), 'blob')), (e: Error) => /certificate|self.signed/i.test(`${e.message} ${(e as { cause?: Error }).cause?.message ?? ''}`));
+      await assert.rejects(refused.downloadBlob(digest, size, path.join(await fresh('tls-refused'), 'blob')), (e: Error) => /certificate|self.signed/i.test(`${e.message} ${(e as { cause?: Error }).cause?.message ?? ''}`));
       assert.equal(handlerOf(untrusting).served, 0);
     } finally {
       await front.stop();

@@ -405,12 +405,7 @@ export class KubernetesTarget implements Target {
       const ref = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: this.ns, name: routeName(model, this.opts.settings) };
       const current = await this.opts.api.read(ref);
       const seen = this.routeSeen.get(ref.name);
-      if (current && seen && (current.metadata?.generation ?? 0) !== seen.generation) {
-        throw new LockedError(`HTTPRoute ${ref.name} was changed by someone else since this modelctl last set it: another modelctl, or a person, is moving traffic of ${model}; this one stopped without touching it`, {
-          hint: `see \`modelctl status ${model}\` and \`kubectl -n ${this.ns} get httproute ${ref.name} -o yaml\``,
-          details: { model, route: ref.name },
-        });
-      }
+      if (current && seen && (current.metadata?.generation ?? 0) !== seen.generation) throw this.routeChangedError(model, ref.name, seen.generation, current.metadata?.generation ?? 0);
       if (current) await this.opts.api.delete(ref);
       this.routeSeen.delete(ref.name);
     }
@@ -444,15 +439,18 @@ export class KubernetesTarget implements Target {
         if (!(err instanceof KubeConflictError) || !seen || attempt >= 3) throw err;
         const current = await this.opts.api.read({ apiVersion: desired.apiVersion, kind: desired.kind, namespace: this.ns, name });
         const generation = current?.metadata?.generation ?? 0;
-        if (current && generation !== seen.generation) {
-          throw new LockedError(
-            `HTTPRoute ${name} was changed by someone else since this modelctl last set it (generation ${seen.generation} → ${generation}): another modelctl, or a person, is moving traffic of ${model}; this one stopped without touching it`,
-            { hint: `see \`modelctl status ${model}\` and \`kubectl -n ${this.ns} get httproute ${name} -o yaml\``, details: { model, route: name } },
-          );
-        }
+        if (current && generation !== seen.generation) throw this.routeChangedError(model, name, seen.generation, generation);
         rv = current?.metadata?.resourceVersion;
       }
     }
+  }
+
+  /** The fence tripped: the route's generation is not the one this target last set or saw. */
+  private routeChangedError(model: string, route: string, seen: number, now: number): LockedError {
+    return new LockedError(
+      `HTTPRoute ${route} was changed by someone else since this modelctl last set it (generation ${seen} → ${now}): another modelctl, or a person, is moving traffic of ${model}; this one stopped without touching it`,
+      { hint: `see \`modelctl status ${model}\` and \`kubectl -n ${this.ns} get httproute ${route} -o yaml\``, details: { model, route } },
+    );
   }
 
   /** The route's resourceVersion and generation as last written or watched (the fencing token). */
