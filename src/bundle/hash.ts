@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { closeSync, open as fsOpen, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 // A builtin: loading it costs next to nothing (process.getBuiltinModule would need Node 22.3; engines says >= 22).
@@ -13,10 +14,32 @@ export interface FileHash {
 }
 
 /**
- * SHA-256 of a file in constant memory: two reused buffers, the next read in flight while the
- * current one is hashed, so the disk (or page cache) and the hash overlap instead of taking turns.
+ * How much is read and hashed between two turns of the event loop when the reads are synchronous
+ * (ReadMode `inline`): the thread lets its timers and messages (progress lines) in this often.
  */
-export async function hashFile(filePath: string, onBytes?: (n: number) => void): Promise<FileHash> {
+const YIELD_EVERY = 8 * CHUNK;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * How a hashing thread reads: `overlapped` — the next chunk read by libuv's thread pool (another
+ * core) while this one hashes the current one, for a thread that hashes alone; `inline` — the
+ * thread reads each chunk itself (synchronously) and hashes it, for when every core is hashing.
+ *
+ * Measured on the 2-core machine: with both cores hashing (4 × 256 MiB on two threads), inline
+ * reads cost ~15% less CPU (user+sys 1.07 s against 1.25 s) — the thread-pool copies compete with
+ * the hashing threads for the same two cores — and `bundle pack` took 746–777 ms instead of
+ * 810–915 ms. Alone (one 1 GiB file), overlapping wins: the idle core does the copies (1.10 s
+ * against 1.30 s for the same pack).
+ */
+export type ReadMode = 'overlapped' | 'inline';
+
+/** SHA-256 of a file in constant memory (1 MiB buffers), read as `reads` says. */
+export async function hashFile(filePath: string, onBytes?: (n: number) => void, reads: ReadMode = 'overlapped'): Promise<FileHash> {
+  return reads === 'inline' ? hashFileInline(filePath, onBytes) : hashFileOverlapped(filePath, onBytes);
+}
+
+/** Two reused buffers, the next read in flight while the current one is hashed. */
+async function hashFileOverlapped(filePath: string, onBytes?: (n: number) => void): Promise<FileHash> {
   const hash = createHash('sha256');
   const fh = await open(filePath, 'r');
   const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
@@ -40,6 +63,35 @@ export async function hashFile(filePath: string, onBytes?: (n: number) => void):
   return { sha256: hash.digest('hex'), size };
 }
 
+/** One buffer, read synchronously by the hashing thread itself; it yields every 8 MiB. */
+async function hashFileInline(filePath: string, onBytes?: (n: number) => void): Promise<FileHash> {
+  const hash = createHash('sha256');
+  const fd = await openFd(filePath);
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  let size = 0;
+  try {
+    for (let sinceYield = 0; ; ) {
+      const bytesRead = readSync(fd, buffer, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      hash.update(bytesRead === CHUNK ? buffer : buffer.subarray(0, bytesRead));
+      size += bytesRead;
+      onBytes?.(bytesRead);
+      if ((sinceYield += bytesRead) >= YIELD_EVERY) {
+        sinceYield = 0;
+        await nextTurn();
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** open(2) for reading, off the thread (a slow file system may take its time to open). */
+function openFd(filePath: string): Promise<number> {
+  return new Promise((resolve, reject) => fsOpen(filePath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
 /** Byte ranges of one file to hash apart: parts that tile the file, each with the tensors inside it. */
 export interface PartsTask {
   file: string;
@@ -56,9 +108,10 @@ export interface PartsHash {
  * with constant memory (a tensor larger than memory is fine: only 1 MiB is held at a time).
  */
 export async function hashParts(task: PartsTask): Promise<PartsHash> {
-  const fh = await open(task.file, 'r');
+  const fd = await openFd(task.file);
   const buffer = Buffer.allocUnsafe(CHUNK);
   const out: PartsHash = { parts: [] };
+  let sinceYield = 0;
   try {
     for (const part of task.parts) {
       const whole = createHash('sha256');
@@ -69,7 +122,8 @@ export async function hashParts(task: PartsTask): Promise<PartsHash> {
       let pos = part.start;
       while (pos < part.end) {
         const want = Math.min(CHUNK, part.end - pos);
-        const { bytesRead } = await fh.read(buffer, 0, want, pos);
+        // Read inline (ReadMode): a parts task always runs beside its file's whole-file task.
+        const bytesRead = readSync(fd, buffer, 0, want, pos);
         if (bytesRead === 0) throw new Error(`${task.file} ended at byte ${pos}, before ${part.end}: it changed while being packed`);
         const chunk = buffer.subarray(0, bytesRead);
         whole.update(chunk);
@@ -88,6 +142,10 @@ export async function hashParts(task: PartsTask): Promise<PartsHash> {
           }
         }
         pos += bytesRead;
+        if ((sinceYield += bytesRead) >= YIELD_EVERY) {
+          sinceYield = 0;
+          await nextTurn();
+        }
       }
       while (th) {
         // Empty tensors at the very end of the part.
@@ -99,7 +157,7 @@ export async function hashParts(task: PartsTask): Promise<PartsHash> {
       out.parts.push({ sha256, size: part.end - part.start, tensors: cuts.length > 0 ? tensorHashes : part.tensors.map(() => sha256) });
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   return out;
 }
@@ -108,9 +166,12 @@ export async function hashParts(task: PartsTask): Promise<PartsHash> {
 export type HashTask = { kind: 'file'; file: string } | { kind: 'parts'; task: PartsTask };
 export type HashTaskResult = FileHash | PartsHash;
 
-/** Run one task (on whichever thread: the main one or a hash worker). */
-export function runHashTask(t: HashTask): Promise<HashTaskResult> {
-  return t.kind === 'file' ? hashFile(t.file) : hashParts(t.task);
+/**
+ * Run one task (on whichever thread: the main one or a hash worker). Workers run only beside other
+ * hashers, so their reads are inline unless told otherwise (ReadMode).
+ */
+export function runHashTask(t: HashTask, reads: ReadMode = 'inline'): Promise<HashTaskResult> {
+  return t.kind === 'file' ? hashFile(t.file, undefined, reads) : hashParts(t.task);
 }
 
 /** What a worker sends back: the result, or the error's fields (an Error's `code` does not survive postMessage). */
@@ -162,7 +223,9 @@ export async function hashFiles(
         }
       }
     };
-    await Promise.all([drain(runHashTask), ...workers.map((w) => drain(w.run))]);
+    // The main thread alone (one task, or one core): its reads overlap its hashing on the idle core.
+    const mainReads: ReadMode = workers.length > 0 ? 'inline' : 'overlapped';
+    await Promise.all([drain((t) => runHashTask(t, mainReads)), ...workers.map((w) => drain(w.run))]);
   } finally {
     for (const w of workers) w.stop();
   }

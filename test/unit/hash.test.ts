@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { hashFiles } from '../../src/bundle/hash.js';
+import { hashFile, hashFiles } from '../../src/bundle/hash.js';
 import { REPO_ROOT, runProcess, useScratch } from '../helpers/fixtures.js';
 
 const { fresh, cleanup } = useScratch();
@@ -45,6 +45,30 @@ test('hashFiles: files of many sizes and part tasks, on the main thread and the 
   assert.deepEqual(p.parts.map((x) => x.sha256), [sha(bigBytes.subarray(0, cut)), sha(bigBytes.subarray(cut))]);
   assert.deepEqual(p.parts[0]!.tensors, [sha(bigBytes.subarray(0, 10)), sha(Buffer.alloc(0)), sha(bigBytes.subarray(10, cut))]);
   assert.deepEqual(p.parts[1]!.tensors, [p.parts[1]!.sha256]);
+});
+
+test('hashFile: reads overlapped (alone) or inline (every core hashing) give the same SHA-256; inline reads let the event loop in while hashing', async () => {
+  const dir = await fresh('hash-modes');
+  const f = path.join(dir, 'f.bin');
+  const bytes = randomBytes(17 * 1024 * 1024 + 3); // past two 8 MiB yields, and a partial last chunk
+  await writeFile(f, bytes);
+  for (const reads of ['overlapped', 'inline'] as const) {
+    let seen = 0;
+    assert.deepEqual(await hashFile(f, (n) => (seen += n), reads), { sha256: sha(bytes), size: bytes.length }, reads);
+    assert.equal(seen, bytes.length, `${reads}: onBytes adds up to the size`);
+  }
+  // A timer set once hashing has begun fires before it ends: synchronous reads still yield.
+  let hashed = 0;
+  let firedAt: number | undefined;
+  await hashFile(
+    f,
+    (n) => {
+      if (hashed === 0) setTimeout(() => (firedAt = hashed), 0);
+      hashed += n;
+    },
+    'inline',
+  );
+  assert.ok(firedAt !== undefined && firedAt < bytes.length, `the timer fired after ${firedAt} of ${bytes.length} bytes`);
 });
 
 test('hashFiles: an error on the main thread or in a worker rejects with the error\'s code and path (asLocalIO turns those into a clear message)', async () => {
