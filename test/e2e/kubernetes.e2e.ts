@@ -287,6 +287,10 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
 
   before(async () => {
     assert.ok(process.env.MODELCTL_STORE?.startsWith('s3://'), 'MODELCTL_STORE must be an s3:// store the cluster can reach (see .github/workflows/e2e-kubernetes.yml)');
+    // The namespace enforces Pod Security "restricted" (.github/workflows/e2e-kubernetes.yml): the real
+    // admission refuses any pod of ours that would not pass it, so every deploy below checks that too.
+    const ns = await kubectlJson<{ metadata: { labels?: Record<string, string> } }>('get', 'namespace', NS);
+    assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted', `namespace ${NS} must enforce Pod Security "restricted"`);
     work = await mkdtemp(path.join(tmpdir(), 'modelctl-e2e-'));
     // Clean slate: a previous run's objects would turn the first deploy into a rollout.
     await kubectl('delete', 'deployments,services,httproutes,configmaps,leases', '-l', `app.kubernetes.io/managed-by=modelctl,modelctl.dev/model=${MODEL}`, '--ignore-not-found', '--wait=true');
@@ -353,6 +357,22 @@ describe('modelctl on a real Kubernetes cluster (Gateway API)', { timeout: 60 * 
     assert.equal(res.status, 200, `through the Gateway: ${await res.text()}`);
     const answer = (await res.json()) as { label?: string; score?: number };
     assert.equal(answer.label, 'positive');
+
+    // A caller of the public route cannot hide its requests from the gates: the HTTPRoute's
+    // RequestHeaderModifier removes the headers the meter exempts (x-modelctl-evaluation,
+    // x-modelctl-compare) before the Gateway forwards them. Without it these 20 would not be counted.
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) {
+      const sneaky = await fetch(`${gateway.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-modelctl-evaluation': '1', 'x-modelctl-compare': '1' },
+        body: JSON.stringify({ text: 'hidden?' }),
+      });
+      assert.equal(sneaky.status, 200, await sneaky.text());
+      await sneaky.arrayBuffer().catch(() => undefined);
+    }
+    const metered = await meteredRequests('1.0.0', t0);
+    assert.ok(metered >= 20, `the meter counted ${metered} of the 20 requests sent with the unmetered headers: the Gateway did not strip them`);
   });
 
   test('a canary under load is promoted: the route walks 20 → 50 → 100, exit code 0', async () => {
