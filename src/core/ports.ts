@@ -30,11 +30,20 @@ export const systemClock: Clock = {
     }),
 };
 
+export interface DeployOptions {
+  /**
+   * `ref` is the candidate of a rollout starting now, not a stable version made to run again (a
+   * rollback, a resume). A target whose versions compare a shadow's answers with the version serving
+   * (Kubernetes: the meter's --compare-with) points a candidate at what serves now.
+   */
+  candidate?: boolean;
+}
+
 /** Runs versions and routes traffic. Every method is idempotent (the engine may repeat a step after a crash). */
 export interface Target {
   readonly name: string; // 'local' | 'kubernetes'
   /** Make `ref` run (pull its verified bundle, start it) without giving it traffic. */
-  deploy(ref: VersionRef): Promise<void>;
+  deploy(ref: VersionRef, opts?: DeployOptions): Promise<void>;
   /** Resolve when `version` is ready to serve; reject with a reason (crash loop, timeout…) otherwise. */
   waitReady(model: string, version: string, timeoutMs: number): Promise<void>;
   /**

@@ -397,7 +397,7 @@ export class RolloutEngine {
     // (renew the lock that far ahead) so a slow but living deploy is never presumed dead.
     await this.write(run, () => {}, plan.readyTimeoutMs);
     try {
-      await target.deploy({ model: run.model, version: run.version, digest: run.digest });
+      await target.deploy({ model: run.model, version: run.version, digest: run.digest }, { candidate: true });
     } catch (err) {
       await this.abandonStart(run, err);
       throw err;

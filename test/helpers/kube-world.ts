@@ -36,7 +36,8 @@ export interface KubeWorld {
   quality: Map<string, number | null>;
   /** What the target told the user (stderr notes in the CLI), for engines made here. */
   notes: string[];
-  push(version: string, opts?: { name?: string }): Promise<void>;
+  /** Push `name`@`version` (default the world's model); `agreementField`: its serve section says how answers compare. */
+  push(version: string, opts?: { name?: string; agreementField?: string }): Promise<void>;
   parts(section?: Partial<KubernetesSection>): KubernetesParts;
   engine(opts?: { holder?: string; section?: Partial<KubernetesSection>; onEvent?: (e: RolloutEvent) => void; lockTtlMs?: number }): RolloutEngine;
   cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
@@ -119,7 +120,8 @@ export async function startKubeWorld(opts: { gatewayApi?: boolean; section?: Par
     async push(version, o = {}) {
       const name = o.name ?? MODEL;
       const files = sampleBundle({ name, version });
-      files['bundle.yaml'] = bundleYaml(name, version, 'serve:\n  command: [node, serve.mjs]\n  readinessPath: /healthz\n  scoreField: score\n');
+      const agreement = o.agreementField ? `  agreementField: ${o.agreementField}\n` : '';
+      files['bundle.yaml'] = bundleYaml(name, version, `serve:\n  command: [node, serve.mjs]\n  readinessPath: /healthz\n  scoreField: score\n${agreement}`);
       const dir = await scratch.bundle(files);
       const r = await runCli(['bundle', 'push', dir, '--json'], { env: { ...process.env, ...env } });
       if (r.code !== 0) throw new Error(`push ${name}@${version} failed: ${r.stderr}`);

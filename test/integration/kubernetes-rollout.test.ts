@@ -9,6 +9,7 @@ import { UnavailableError } from '../../src/core/errors.js';
 import { LockedError } from '../../src/ledger/lock.js';
 import { DEFAULT_RETRY } from '../../src/targets/kubernetes/client.js';
 import { versionObjectName, ledgerConfigMapName, leaseName } from '../../src/targets/kubernetes/names.js';
+import { METER_CONTAINER } from '../../src/targets/kubernetes/manifests.js';
 import { CLI } from '../helpers/fixtures.js';
 import { enforcePodSecurity } from '../helpers/kube-api.js';
 import { fastPlan, MODEL, startKubeWorld, type KubeWorld } from '../helpers/kube-world.js';
@@ -56,6 +57,8 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0', '1.6.0', '1.7.0', '1.8.0', '1.9.0']) await w.push(v);
     for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0']) await w.push(v, { name: 'ranker' });
     for (const v of ['1.0.0', '1.1.0']) await w.push(v, { name: 'scorer' });
+    // Versions no other test gives a quality (w.quality is by version).
+    for (const v of ['3.0.0', '3.1.0', '3.2.0']) await w.push(v, { name: 'judge', agreementField: 'label' });
   });
   after(() => w?.close());
 
@@ -129,6 +132,44 @@ describe('Kubernetes target: rollouts through the Gateway API', { timeout: 300_0
     assert.deepEqual(mirrored, { name: svc('1.3.0'), percent: 30 });
     assert.equal(mirrorOf(w.fake.get(...ROUTE)), null, 'mirror removed after the shadow phase');
     assert.deepEqual(backendWeights(w.fake.get(...ROUTE)), { [svc('1.1.0')]: 100 });
+  });
+
+  test('a shadow compares with the version serving now: a candidate left running (its retirement failed) and shadowed again after the stable changed is pointed at today\'s stable; a re-deploy that is not a candidate keeps its pods', async () => {
+    const judge = (v: string) => versionObjectName('judge', v);
+    const deployment = (v: string) => w.fake.get('apps/v1', 'Deployment', 'default', judge(v));
+    const compareWith = (v: string) => {
+      const args: string[] = deployment(v).spec.template.spec.containers.find((c: any) => c.name === METER_CONTAINER)?.args ?? [];
+      const i = args.indexOf('--compare-with');
+      return i < 0 ? undefined : args[i + 1];
+    };
+    const address = (v: string) => {
+      const s = w.fake.get('v1', 'Service', 'default', judge(v));
+      return `${s.spec.clusterIP}:${s.spec.ports[0].port}`;
+    };
+    const judgeRef = (v: string) => ref(w, v, 'judge');
+    const shadowOnly = fastPlan({ shadowPercent: 30, shadowDurationMs: 800, shadowOnly: true });
+    assert.equal((await w.engine().deploy(await judgeRef('3.0.0'), fastPlan())).outcome, 'promoted');
+    // A shadow's candidate is retired after it; here the retirement fails (the API server answers 500
+    // past the retries: housekeeping, never fatal), so 3.1.0's Deployment is left behind.
+    const deleting = (q: { method: string; path: string }) => q.method === 'DELETE' && q.path.endsWith(`/deployments/${judge('3.1.0')}`);
+    w.fake.failNext(DEFAULT_RETRY.attempts, 500, deleting);
+    let r = await w.engine().deploy(await judgeRef('3.1.0'), shadowOnly);
+    assert.equal(r.outcome, 'shadow-passed', r.reason);
+    assert.ok(deployment('3.1.0'), 'the retirement failed: 3.1.0 is still there');
+    assert.equal(compareWith('3.1.0'), address('3.0.0'), 'shadowed while 3.0.0 served: 3.1.0 compares with 3.0.0');
+    assert.equal((await w.engine().deploy(await judgeRef('3.2.0'), fastPlan())).outcome, 'promoted');
+    const rolled = deployment('3.1.0').metadata.generation;
+    // Seen when the mirror starts (the candidate is retired again after its shadow).
+    let during: { compareWith: string | undefined; generation: number } | undefined;
+    const engine = w.engine({ onEvent: (e) => e.type === 'traffic-applied' && (during ??= { compareWith: compareWith('3.1.0'), generation: deployment('3.1.0').metadata.generation }) });
+    r = await engine.deploy(await judgeRef('3.1.0'), shadowOnly);
+    assert.equal(r.outcome, 'shadow-passed', r.reason);
+    assert.equal(during?.compareWith, address('3.2.0'), 'shadowed again, 3.1.0 compares its answers with 3.2.0, which serves now');
+    assert.ok(during.generation > rolled, 'its pods were rolled for it');
+    // A re-deploy that is not a candidate (a warm version made to run again for a rollback) keeps its meter: no roll.
+    const before = deployment('3.0.0').metadata.generation;
+    await w.parts().target.deploy(await judgeRef('3.0.0'));
+    assert.equal(deployment('3.0.0').metadata.generation, before);
   });
 
   test('a version that cannot start fails before any traffic, naming the reason from pod status', async () => {

@@ -3,7 +3,7 @@ import { UsageError, UnavailableError } from '../../core/errors.js';
 import type { ServeSpec } from '../../bundle/serve.js';
 import { LockedError } from '../../ledger/lock.js';
 import type { RolloutPlan, TrafficSplit, VersionRef } from '../../core/model.js';
-import type { EvaluationAnswer, EvaluationRequest, ObservedState, Target } from '../../core/ports.js';
+import type { DeployOptions, EvaluationAnswer, EvaluationRequest, ObservedState, Target } from '../../core/ports.js';
 import { parseStoreUrl } from '../../store/open.js';
 import type { BundleStore } from '../../store/store.js';
 import { KubeConflictError, type KubeApi } from './client.js';
@@ -154,7 +154,7 @@ export class KubernetesTarget implements Target {
   }
 
   /** Apply the version's Deployment and Service (created without traffic: not in any route, out of service). */
-  async deploy(ref: VersionRef): Promise<void> {
+  async deploy(ref: VersionRef, opts: DeployOptions = {}): Promise<void> {
     if (parseStoreUrl(this.opts.settings.storeUrl).kind === 'file') {
       throw new UsageError(`pods cannot pull ${ref.model}@${ref.version} from the local store ${this.opts.settings.storeUrl}`, {
         hint: 'push bundles to an S3 store the cluster can reach (--store s3://bucket/prefix), or name it in modelctl.yaml kubernetes.store',
@@ -166,9 +166,13 @@ export class KubernetesTarget implements Target {
     // A re-deploy (resume, rollback to a warm version) keeps its current size and service membership.
     const replicas = existing?.spec?.replicas ?? this.opts.settings.replicas;
     const inService = mode === 'replicas' ? existing?.spec?.template?.metadata?.labels?.[LABELS.inService] === 'true' : undefined;
-    // A re-deploy keeps what its meter compares with (a new value would roll its pods); a new
-    // version compares mirrored answers with the version serving now (shadow-compare.ts).
-    const compareWith = existing ? compareWithOf(existing) : mode === 'gateway-api' ? await this.servingServiceAddress(ref) : undefined;
+    // A new version compares mirrored answers with the version serving now (shadow-compare.ts). A
+    // re-deploy keeps what its meter compares with: a new value rolls its pods, and a warm version
+    // made to run again for a rollback must not wait for that. Except a rollout's candidate that
+    // already runs (an older warm version shadowed again): it compares with what serves now, not
+    // with whatever served when it was first deployed.
+    const serving = mode === 'gateway-api' && (!existing || opts.candidate) ? await this.servingServiceAddress(ref) : undefined;
+    const compareWith = existing ? ((opts.candidate ? serving : undefined) ?? compareWithOf(existing)) : serving;
     await this.opts.api.apply(deploymentFor({ ref, serve, settings: this.opts.settings, replicas, inService, compareWith }));
     await this.opts.api.apply(serviceFor({ ref, settings: this.opts.settings }));
   }
