@@ -169,8 +169,8 @@ export class KubernetesTarget implements Target {
     // A new version compares mirrored answers with the version serving now (shadow-compare.ts). A
     // re-deploy keeps what its meter compares with: a new value rolls its pods, and a warm version
     // made to run again for a rollback must not wait for that. Except a rollout's candidate that
-    // already runs (an older warm version shadowed again): it compares with what serves now, not
-    // with whatever served when it was first deployed.
+    // already runs (left behind when its retirement after an earlier rollout failed): it compares
+    // with what serves now, not with whatever served when it was first deployed.
     const serving = mode === 'gateway-api' && (!existing || opts.candidate) ? await this.servingServiceAddress(ref) : undefined;
     const compareWith = existing ? ((opts.candidate ? serving : undefined) ?? compareWithOf(existing)) : serving;
     await this.opts.api.apply(deploymentFor({ ref, serve, settings: this.opts.settings, replicas, inService, compareWith }));
