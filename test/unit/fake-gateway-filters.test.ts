@@ -8,7 +8,7 @@ import { versionObjectName } from '../../src/targets/kubernetes/names.js';
 import { KubeError } from '../fakes/kube/errors.js';
 import { GatewayDataPlane, modifyHeaders } from '../fakes/kube/dataplane.js';
 import { GatewayController } from '../fakes/kube/gateway.js';
-import { RESOURCES } from '../fakes/kube/resources.js';
+import { resourceDef } from '../fakes/kube/resources.js';
 import { Store } from '../fakes/kube/store.js';
 import { listenLocal, stopServer } from '../helpers/http-server.js';
 
@@ -23,10 +23,10 @@ import { listenLocal, stopServer } from '../helpers/http-server.js';
  * ready pods (pod IP 127.0.0.1, the container port of a local echo server): no network namespaces.
  */
 
-const HTTPROUTES = RESOURCES.find((r) => r.resource === 'httproutes')!;
-const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
-const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
-const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
+const HTTPROUTES = resourceDef('httproutes');
+const SERVICES = resourceDef('services');
+const PODS = resourceDef('pods');
+const NAMESPACES = resourceDef('namespaces');
 const NS = 'default';
 const HOST = 'models.example.com';
 const MODEL = 'sentiment';

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { clone, deepEqual } from './apply.js';
 import { quantityBytes } from './admission.js';
-import { RESOURCES, type ResourceDef } from './resources.js';
+import { type ResourceDef, resourceDef } from './resources.js';
 import { nowSeconds, randomSuffix, safeHash, type Store, type StoreEvent } from './store.js';
 
 export type PodFailureMode = 'ok' | 'image-pull' | 'crash-loop' | 'unschedulable' | 'never-ready' | { slowMs: number };
@@ -23,12 +23,12 @@ export interface BehaviourMatch {
   image?: string;
 }
 
-const DEPLOYMENTS = RESOURCES.find((r) => r.resource === 'deployments')!;
-const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
-const EVENTS = RESOURCES.find((r) => r.resource === 'events')!;
-const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
-const CLAIMS = RESOURCES.find((r) => r.resource === 'persistentvolumeclaims')!;
-const VOLUMES = RESOURCES.find((r) => r.resource === 'persistentvolumes')!;
+const DEPLOYMENTS = resourceDef('deployments');
+const PODS = resourceDef('pods');
+const EVENTS = resourceDef('events');
+const NAMESPACES = resourceDef('namespaces');
+const CLAIMS = resourceDef('persistentvolumeclaims');
+const VOLUMES = resourceDef('persistentvolumes');
 const BINDER = 'persistent-volume-binder';
 /** The default scheduler's PostFilter (preemption) note, after every "0/N nodes are available" of a pod it cannot place. */
 const NO_PREEMPTION = 'preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';

@@ -30,12 +30,12 @@
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RESOURCES } from './resources.js';
+import { resourceDef } from './resources.js';
 import type { Store, StoreEvent } from './store.js';
 
-const HTTPROUTES = RESOURCES.find((r) => r.resource === 'httproutes')!;
-const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
-const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
+const HTTPROUTES = resourceDef('httproutes');
+const SERVICES = resourceDef('services');
+const PODS = resourceDef('pods');
 
 /** Body size the data plane buffers to copy a request to the mirror (Envoy buffers too). */
 const MAX_BODY = 1024 * 1024;

@@ -1,5 +1,5 @@
 import type { Store, StoreEvent } from './store.js';
-import { RESOURCES } from './resources.js';
+import { resourceDef } from './resources.js';
 
 /**
  * A simulated Gateway API implementation (the part of e.g. Envoy Gateway that the API server
@@ -14,8 +14,8 @@ export type GatewayMode = 'accept' | 'reject' | 'silent';
 
 export const FAKE_GATEWAY_CONTROLLER = 'example.net/fake-gateway-controller';
 
-const HTTPROUTES = RESOURCES.find((r) => r.resource === 'httproutes')!;
-const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
+const HTTPROUTES = resourceDef('httproutes');
+const SERVICES = resourceDef('services');
 
 export class GatewayController {
   mode: GatewayMode = 'accept';

@@ -11,10 +11,10 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { GatewayDataPlane } from './dataplane.js';
 import type { PodNetwork } from './netns.js';
-import { RESOURCES } from './resources.js';
+import { resourceDef } from './resources.js';
 import type { Store, StoreEvent } from './store.js';
 
-const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
+const SERVICES = resourceDef('services');
 
 export class KubeProxy {
   private readonly servers = new Map<string, Server>();

@@ -28,14 +28,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deepEqual } from './apply.js';
 import { IP, type PodNetwork } from './netns.js';
-import { RESOURCES } from './resources.js';
+import { resourceDef } from './resources.js';
 import { nowSeconds, type Store, type StoreEvent } from './store.js';
 
-const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
-const SECRETS = RESOURCES.find((r) => r.resource === 'secrets')!;
-const CONFIGMAPS = RESOURCES.find((r) => r.resource === 'configmaps')!;
-const CLAIMS = RESOURCES.find((r) => r.resource === 'persistentvolumeclaims')!;
-const VOLUMES = RESOURCES.find((r) => r.resource === 'persistentvolumes')!;
+const PODS = resourceDef('pods');
+const SECRETS = resourceDef('secrets');
+const CONFIGMAPS = resourceDef('configmaps');
+const CLAIMS = resourceDef('persistentvolumeclaims');
+const VOLUMES = resourceDef('persistentvolumes');
 
 /** This repository (dist/test/fakes/kube → 4 up; test/fakes/kube under ts-node would be 3: bin/run.js decides). */
 export const REPO_ROOT = (() => {

@@ -47,6 +47,13 @@ export const RESOURCES: readonly ResourceDef[] = [
   def({ group: 'gateway.networking.k8s.io', version: 'v1', resource: 'httproutes', singular: 'httproute', kind: 'HTTPRoute', namespaced: true, hasStatus: true, hasGeneration: true, crd: true, subresources: ['status'] }),
 ];
 
+/** One resource's definition by its plural name: a name not in RESOURCES is an error where it is asked for. */
+export function resourceDef(resource: string): ResourceDef {
+  const def = RESOURCES.find((r) => r.resource === resource);
+  if (!def) throw new Error(`internal: no resource "${resource}" in the fake API server's RESOURCES`);
+  return def;
+}
+
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
 export function apiVersionOf(d: Pick<ResourceDef, 'group' | 'version'>): string {

@@ -37,7 +37,7 @@ import { Kubelet } from './kubelet.js';
 import { PodNetwork } from './netns.js';
 import { openApiSchema, schemaOf } from './schema.js';
 import { KubeError, errors, qualifiedResource, statusForCode, successStatus } from './errors.js';
-import { GATEWAY_GROUP, Registry, RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
+import { GATEWAY_GROUP, Registry, apiVersionOf, type ResourceDef, resourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { Store, type FieldValidation, type PatchType, type StoreEvent } from './store.js';
 
@@ -161,9 +161,9 @@ export type GatewayApiVersion = 'v1.2.0' | 'v1.3.0';
 
 /** The identity RBAC denials name (what our CLI runs as in CI). */
 const USER = 'system:serviceaccount:ci:modelctl';
-const PODS = RESOURCES.find((r) => r.resource === 'pods')!;
-const SERVICES = RESOURCES.find((r) => r.resource === 'services')!;
-const NAMESPACES = RESOURCES.find((r) => r.resource === 'namespaces')!;
+const PODS = resourceDef('pods');
+const SERVICES = resourceDef('services');
+const NAMESPACES = resourceDef('namespaces');
 
 const PATCH_TYPES: Record<string, PatchType> = {
   'application/merge-patch+json': 'merge',
@@ -235,7 +235,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
 
   // The Gateway API CRD, as `kubectl apply -f standard-install.yaml` leaves it: the bundle-version
   // and channel annotations and the v1 schema (from the same models the validation uses).
-  const CRDS = RESOURCES.find((r) => r.resource === 'customresourcedefinitions')!;
+  const CRDS = resourceDef('customresourcedefinitions');
   const crdName = 'httproutes.gateway.networking.k8s.io';
   store.create(CRDS, undefined, httpRouteCrd(gatewayApiVersion), { manager: 'kubectl' });
   store.writeStatus(CRDS, undefined, crdName, {

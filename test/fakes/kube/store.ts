@@ -19,7 +19,7 @@ import {
   type Path,
 } from './apply.js';
 import { KubeError, errors } from './errors.js';
-import { apiVersionOf, RESOURCES, type ResourceDef } from './resources.js';
+import { apiVersionOf, type ResourceDef, resourceDef } from './resources.js';
 import { schemaOf, unknownFields } from './schema.js';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -339,7 +339,7 @@ export class Store {
     applyDefaults(def, obj, this.clusterIp);
     validate(def, obj);
     if (def.namespaced) {
-      const nsDef = RESOURCES.find((r) => r.resource === 'namespaces')!;
+      const nsDef = resourceDef('namespaces');
       // The NamespaceLifecycle admission plugin: no objects in namespaces that do not exist.
       if (!this.objects.has(keyOf(nsDef, undefined, namespace ?? ''))) throw errors.notFound(nsDef, namespace ?? '');
     }
