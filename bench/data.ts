@@ -18,6 +18,8 @@ export async function writeRandomFile(file: string, size: number): Promise<void>
       while (off < n) off += (await fh.write(buf, off, n - off)).bytesWritten;
       done += n;
     }
+    // On disk before any timing starts: else the kernel's write-back (30 s later) lands in a measure.
+    await fh.sync();
   } finally {
     await fh.close();
   }
