@@ -13,7 +13,9 @@
  *                                     10 fine-tune: bytes a push of 1% changed tensors uploads;
  *                                     11 S3: push/pull of 2 × 1 GiB to a Ceph RGW started for it, modelctl
  *                                     vs aws s3 cp and rclone side by side, push peak RSS, see bench/s3.ts;
- *                                     --s3-tuned also runs the peers with more parallelism)
+ *                                     --s3-tuned also runs the peers with more parallelism;
+ *                                     12 prompt-only change of a 2 GiB bundle deployed on the local
+ *                                     runtime vs the tiny example: time to ready, bytes written)
  *   node dist/bench/run.js --keep     leave the temp dir behind (for poking at it afterwards)
  *   node dist/bench/run.js --in-place run the CLI from the repo rather than from a private copy (see snapshotCli)
  *
@@ -31,8 +33,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, symlinkSync } from 'node:fs';
+import { appendFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -707,6 +709,107 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
+const PROMPT_ONLY_MEASURE = 'local deploy of a prompt-only change: time to ready and bytes written, 2 GiB bundle vs the tiny example';
+const PROMPT_ONLY_TARGET = '≤ 1.5× the tiny bundle\'s time, ≤ 1% of the weights\' bytes written';
+
+/**
+ * 12's sources: `tiny` (the example bundle) and `large` (the example plus `weights` hard-linked in,
+ * 2 GiB with measures 1 and 2's files). Made before those files are removed.
+ */
+async function promptOnlySources(weights: string[]): Promise<{ tiny: string; large: string; weightBytes: number }> {
+  const src = path.join(tmpRoot, 'prompt-src');
+  const make = async (name: string, extra: string[]) => {
+    const dir = path.join(src, name);
+    cpSync(path.join(ROOT, 'bundles', 'example'), dir, { recursive: true });
+    const yamlFile = path.join(dir, 'bundle.yaml');
+    await writeFile(yamlFile, (await readFile(yamlFile, 'utf8')).replace(/^name: .*$/m, `name: ${name}`));
+    for (const f of extra) linkSync(f, path.join(dir, 'weights', `extra-${path.basename(f)}`));
+    return dir;
+  };
+  return { tiny: await make('tiny', []), large: await make('large', weights), weightBytes: weights.reduce((n, f) => n + statSync(f).size, 0) };
+}
+
+/** Bytes of the distinct files under `dir` (a hard-linked file counted once): what was written there. */
+function bytesUnder(dir: string): number {
+  const r = spawnSync('du', ['-sb', dir], { encoding: 'utf8' });
+  const n = Number(r.stdout.split(/\s/)[0]);
+  if (r.status !== 0 || !Number.isFinite(n)) throw new Error(`du -sb ${dir}: ${r.stderr}`);
+  return n;
+}
+
+/**
+ * 12: a prompt-only change of a large bundle, deployed on the local runtime, against the same
+ * change of the tiny example. Each model: 1.0.0 pushed and deployed (the first deploy copies
+ * everything), then 1.0.1 and 1.0.2, each with one prompt edited, pushed and deployed as a canary
+ * (the faster of the two counts). Time to ready:
+ * the deploy's `rollout-started` → `version-ready` (pull into the version's directory, process
+ * start, readiness). Bytes written: growth of the bench's MODELCTL_HOME during that deploy (du,
+ * hard links counted once), against the bytes of the weights.
+ */
+async function promptOnlyDeploy(rt: LocalRuntime, src: { tiny: string; large: string; weightBytes: number }): Promise<void> {
+  try {
+    const readyMs = (events: DeployJson['events']) => {
+      const at = (type: string) => events.find((e) => e.type === type)?.at;
+      const [from, deployed, to] = [at('rollout-started'), at('version-deployed'), at('version-ready')];
+      if (from === undefined || deployed === undefined || to === undefined) throw new Error(`no rollout-started / version-deployed / version-ready in ${events.map((e) => e.type).join(', ')}`);
+      return { ms: to - from, deployedMs: deployed - from };
+    };
+    const deployed = async (model: string, version: string, flags: string[]) => {
+      const before = bytesUnder(HOME);
+      // The canary's gates need traffic to judge (else the rollout is held): a light load for its length.
+      const load = flags.length > 0 ? startLoad({ url: `${rt.url}/${model}/predict`, rps: 200, durationMs: 60_000, maxInFlight: LOCAL.maxInFlight, samples: false }) : undefined;
+      try {
+        // Promoted, or rolled back (exit 3) when the shared cores make a latency gate fail: the time to ready is measured either way.
+        const r = await run(NODE, [CLI, 'deploy', `${model}@${version}`, ...flags, '--store', rt.store, '--json']);
+        let json: DeployJson | undefined;
+        try {
+          json = JSON.parse(r.stdout) as DeployJson;
+        } catch {
+          /* reported below */
+        }
+        if (!json || !['promoted', 'rolled-back'].includes(json.outcome)) throw new Error(`deploy of ${model}@${version}: exit ${r.code}, ${json?.outcome ?? '?'} (${json?.reason ?? r.stderr.slice(-500)})`);
+        return { ...readyMs(json.events), bytes: bytesUnder(HOME) - before };
+      } finally {
+        load?.stop();
+        await load?.result.catch(() => undefined);
+      }
+    };
+    type Deployed = { ms: number; deployedMs: number; bytes: number };
+    const results: Record<string, { first: Deployed; change: Deployed; changes: Deployed[] }> = {};
+    for (const [model, dir] of [['tiny', src.tiny], ['large', src.large]] as const) {
+      await modelctl(['bundle', 'push', dir, '--version', '1.0.0', '--store', rt.store, '--json']);
+      const first = await deployed(model, '1.0.0', []);
+      // Two changes, the faster one counted: one sample of a ~0.4 s deploy on a shared machine is noise.
+      const changes: Deployed[] = [];
+      for (const version of ['1.0.1', '1.0.2']) {
+        await appendFile(path.join(dir, 'prompts', 'explain.txt'), `\nA prompt edited for ${version}.\n`);
+        await modelctl(['bundle', 'push', dir, '--version', version, '--store', rt.store, '--json']);
+        changes.push(await deployed(model, version, ['--steps', '50,100', '--interval', '2s', '--check-every', '500ms']));
+      }
+      results[model] = { first, change: changes.reduce((a, b) => (b.ms < a.ms ? b : a)), changes };
+    }
+    const { tiny, large } = results as Record<'tiny' | 'large', (typeof results)[string]>;
+    const ratio = large.change.ms / tiny.change.ms;
+    const share = large.change.bytes / src.weightBytes;
+    rows.push({
+      measure: PROMPT_ONLY_MEASURE,
+      modelctl: `${fmtMs(large.change.ms)} to ready, ${fmtBytes(Math.max(0, large.change.bytes))} written (${(share * 100).toFixed(3)}% of ${fmtBytes(src.weightBytes)} of weights)`,
+      reference: `tiny bundle: ${fmtMs(tiny.change.ms)} to ready`,
+      ratio: `${ratio.toFixed(2)}×`,
+      target: PROMPT_ONLY_TARGET,
+      pass: ratio <= 1.5 && share <= 0.01,
+    });
+    notes.push(
+      `prompt-only change: first deploys (everything copied once into the blob cache) — large ${fmtMs(large.first.ms)} to ready, ${fmtBytes(large.first.bytes)} written; ` +
+        `tiny ${fmtMs(tiny.first.ms)}, ${fmtBytes(tiny.first.bytes)} written. The changes (one prompt edited, 1.0.1 then 1.0.2 as a 50% canary for 2 s under 200 req/s; the faster counts): large ${large.changes.map((c) => fmtMs(c.ms)).join(', ')}, ` +
+        `${fmtBytes(Math.max(0, large.change.bytes))} written; tiny ${tiny.changes.map((c) => fmtMs(c.ms)).join(', ')}, ${fmtBytes(Math.max(0, tiny.change.bytes))} written (MODELCTL_HOME growth, du, hard links counted once; logs and ledger included). ` +
+        `Of the time to ready, pull and process start (→ version-deployed): large ${fmtMs(large.change.deployedMs)}, tiny ${fmtMs(tiny.change.deployedMs)}; the rest is the wait for its readiness path.`,
+    );
+  } catch (err) {
+    failedRow(PROMPT_ONLY_MEASURE, PROMPT_ONLY_TARGET, err);
+  }
+}
+
 /**
  * 6: rollback latency. One steady open-loop load through the router for the whole measure; under
  * it, bad versions 1.1.0, 1.1.1, … (errorRate 0.5) are deployed one after the other, and each is
@@ -1051,7 +1154,7 @@ async function main(): Promise<number> {
   // Peak disk: 1 GiB + 4 × 256 MiB of source data plus a 2 GiB store copy (≈ 4 GiB), then the store
   // plus a 2 GiB pull (the source is deleted first); measure 3 adds 2 × 200 MiB while it runs.
   // Measures 6 and 7 need a few MB (bundles, logs). Only what the selected measures need counts.
-  const data = (wanted(1) || wanted(4) ? SIZES.single : 0) + (wanted(2) || wanted(4) ? 4 * SIZES.quarter : 0);
+  const data = (wanted(1) || wanted(4) || wanted(12) ? SIZES.single : 0) + (wanted(2) || wanted(4) || wanted(12) ? 4 * SIZES.quarter : 0);
   // Measure 11: its own 2 × 1 GiB bundle plus a pulled copy (after measures 1–4 removed their data).
   const needed = Math.max((wanted(4) ? (SIZES.single + 4 * SIZES.quarter) * 2 : data) + (wanted(3) ? 4 * SIZES.repushWeight : 0) + (wanted(10) ? 2 * 201 * SIZES.fineTuneTensor : 0), wanted(11) ? 4 * SIZES.single : 0) + 256 * MiB;
   const free = freeBytes(tmpRoot);
@@ -1068,12 +1171,12 @@ async function main(): Promise<number> {
   const oneFile = path.join(one, 'weights', 'model.bin');
   const fourFiles = [1, 2, 3, 4].map((i) => path.join(four, 'weights', `shard-${i}.bin`));
 
-  if (wanted(1) || wanted(4)) {
+  if (wanted(1) || wanted(4) || wanted(12)) {
     log(`writing ${fmtBytes(SIZES.single)} of random data…`);
     await writeRandomFile(oneFile, SIZES.single);
     await writeFile(path.join(one, 'bundle.yaml'), bundleYaml('bench-one', '1.0.0', WEIGHTS_ONLY));
   }
-  if (wanted(2) || wanted(4)) {
+  if (wanted(2) || wanted(4) || wanted(12)) {
     log(`writing 4 × ${fmtBytes(SIZES.quarter)} of random data…`);
     for (const f of fourFiles) await writeRandomFile(f, SIZES.quarter);
     await writeFile(path.join(four, 'bundle.yaml'), bundleYaml('bench-four', '1.0.0', WEIGHTS_ONLY));
@@ -1098,13 +1201,15 @@ async function main(): Promise<number> {
     log('4/7 peak RSS of push and pull…');
     await peakRss();
   }
+  // Measure 12's two bundles: the example, and the example with these 2 GiB of weights (hard links).
+  const promptSources = wanted(12) ? await promptOnlySources([oneFile, ...fourFiles]) : undefined;
   await rm(one, { recursive: true, force: true });
   await rm(four, { recursive: true, force: true });
   if (wanted(5)) {
     log('5/7 start-up…');
     await startup();
   }
-  if (wanted(6) || wanted(7)) {
+  if (wanted(6) || wanted(7) || wanted(12)) {
     log('6–7 local runtime: push and deploy 1.0.0 of the example bundle…');
     let rt: LocalRuntime | undefined;
     try {
@@ -1113,8 +1218,13 @@ async function main(): Promise<number> {
     } catch (err) {
       if (wanted(6)) failedRow('rollback latency', '≤ 1 s', err);
       if (wanted(7)) failedRow('router overhead', '< 1 ms added at p50, ≥ 80% of direct answered/s', err);
+      if (wanted(12)) failedRow(PROMPT_ONLY_MEASURE, PROMPT_ONLY_TARGET, err);
     }
     try {
+      if (rt && promptSources) {
+        log('12 local deploy of a prompt-only change: 2 GiB bundle vs the tiny example…');
+        await promptOnlyDeploy(rt, promptSources);
+      }
       if (rt && wanted(6)) {
         log(`6/7 rollback latency: ${LOCAL.rollbackReps} bad versions under ${LOCAL.rollbackRps} req/s…`);
         await rollbackLatency(rt);
