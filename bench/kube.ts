@@ -286,8 +286,9 @@ async function scenario(w: World<FakeKube>, label: string, model: string, versio
   const ready = marks.findIndex((m) => m.type === 'version-ready');
   const passed = marks.map((m, i) => [m, i] as const).filter(([m]) => m.type === 'step-passed');
   if (ready < 0 || passed.length !== steps.length - 1) throw new Error(`${label}: ${passed.length} step-passed events for ${steps.length - 1} baked steps`);
-  // One check measures every gate of the phase, then the candidate-ready gate: that last event counts the checks.
-  const isCheck = (m: (typeof marks)[number]) => (m.type === 'gate-evaluated' || m.type === 'gate-failed') && m.phase === 'canary' && m.gate === CANDIDATE_READY.name;
+  // One check measures every gate of the phase, then the candidate-ready gate: that last event counts
+  // the checks (only gate events' marks carry a gate).
+  const isCheck = (m: (typeof marks)[number]) => m.gate === CANDIDATE_READY.name && m.phase === 'canary';
   const windows: StepWindow[] = [];
   let from = ready;
   for (const [k, [m, i]] of passed.entries()) {
@@ -523,39 +524,37 @@ async function canaryInTheBox(): Promise<{ rows: KubeRow[]; notes: string[] }> {
   }
 }
 
+/** Run `use` in a world around a fresh fake API server, closed afterwards whatever happens. */
+async function inWorld<F extends FakeHandle, T>(startFake: () => Promise<F>, use: (w: World<F>) => Promise<T>): Promise<T> {
+  const w = await startWorld(startFake);
+  try {
+    return await use(w);
+  } finally {
+    await w.close();
+  }
+}
+
 export async function benchKubernetes(o: KubeBenchOptions = KUBE_DEFAULTS, log: (line: string) => void = () => {}): Promise<KubeReport> {
   const t0 = performance.now();
   const rows: KubeRow[] = [];
   const notes: string[] = [];
   const parts = new Set(o.parts ?? ['a', 'b', 'c']);
+  const collect = (r: { rows: KubeRow[]; notes: string[] }) => {
+    rows.push(...r.rows);
+    notes.push(...r.notes);
+  };
   if (parts.has('a')) {
-    const local = await startWorld(() => startMeteredFake(FAKE_OPTIONS));
-    try {
-      log('9a kubernetes: API requests per canary step (2 steps, 10 steps, after 4 versions)…');
-      const a = await requestsPerStep(local, o);
-      rows.push(...a.rows);
-      notes.push(...a.notes);
-    } finally {
-      await local.close();
-    }
+    log('9a kubernetes: API requests per canary step (2 steps, 10 steps, after 4 versions)…');
+    collect(await inWorld(() => startMeteredFake(FAKE_OPTIONS), (w) => requestsPerStep(w, o)));
   }
   if (parts.has('b')) {
+    log(`9b kubernetes: ${o.models} canaries at once…`);
     // Wall time: the fake API server in a worker thread of its own, as a real one runs elsewhere.
-    const remote = await startWorld(() => startFakeInWorker(FAKE_OPTIONS));
-    try {
-      log(`9b kubernetes: ${o.models} canaries at once…`);
-      const b = await concurrentCanaries(remote, o);
-      rows.push(...b.rows);
-      notes.push(...b.notes);
-    } finally {
-      await remote.close();
-    }
+    collect(await inWorld(() => startFakeInWorker(FAKE_OPTIONS), (w) => concurrentCanaries(w, o)));
   }
   if (parts.has('c')) {
     log('9c kubernetes: one full canary on the cluster in a box (real pods)…');
-    const c = await canaryInTheBox();
-    rows.push(...c.rows);
-    notes.push(...c.notes);
+    collect(await canaryInTheBox());
   }
   const ms = performance.now() - t0;
   notes.push(`kube: ${fmtS(ms)} in all (fake API server: in-process for (a), in a worker thread for (b); ${READY_AFTER_MS} ms to ready, ${REPLICAS} replicas, ${WARM_REPLICAS} warm).`);

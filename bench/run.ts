@@ -709,6 +709,16 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
+/** `modelctl deploy <args> --json`, whatever its exit code (a rollback exits 3), and its JSON when it printed some. */
+async function deploy(args: string[]): Promise<{ r: RunResult; json: DeployJson | undefined }> {
+  const r = await run(NODE, [CLI, 'deploy', ...args, '--json']);
+  try {
+    return { r, json: JSON.parse(r.stdout) as DeployJson };
+  } catch {
+    return { r, json: undefined };
+  }
+}
+
 const PROMPT_ONLY_MEASURE = 'local deploy of a prompt-only change: time to ready and bytes written, 2 GiB bundle vs the tiny example';
 const PROMPT_ONLY_TARGET = '≤ 1.5× the tiny bundle\'s time, ≤ 1% of the weights\' bytes written';
 
@@ -739,8 +749,8 @@ function bytesUnder(dir: string): number {
 
 /**
  * 12: a prompt-only change of a large bundle, deployed on the local runtime, against the same
- * change of the tiny example. Each model: 1.0.0 pushed and deployed (the first deploy copies
- * everything), then 1.0.1 and 1.0.2, each with one prompt edited, pushed and deployed as a canary
+ * change of the tiny example. Each model: 1.0.0 pushed and deployed (the first deploy copies what
+ * the home's blob cache does not hold yet), then 1.0.1 and 1.0.2, each with one prompt edited, pushed and deployed as a canary
  * (the faster of the two counts). Time to ready:
  * the deploy's `rollout-started` → `version-ready` (pull into the version's directory, process
  * start, readiness). Bytes written: growth of the bench's MODELCTL_HOME during that deploy (du,
@@ -760,13 +770,7 @@ async function promptOnlyDeploy(rt: LocalRuntime, src: { tiny: string; large: st
       const load = flags.length > 0 ? startLoad({ url: `${rt.url}/${model}/predict`, rps: 200, durationMs: 60_000, maxInFlight: LOCAL.maxInFlight, samples: false }) : undefined;
       try {
         // Promoted, or rolled back (exit 3) when the shared cores make a latency gate fail: the time to ready is measured either way.
-        const r = await run(NODE, [CLI, 'deploy', `${model}@${version}`, ...flags, '--store', rt.store, '--json']);
-        let json: DeployJson | undefined;
-        try {
-          json = JSON.parse(r.stdout) as DeployJson;
-        } catch {
-          /* reported below */
-        }
+        const { r, json } = await deploy([`${model}@${version}`, ...flags, '--store', rt.store]);
         if (!json || !['promoted', 'rolled-back'].includes(json.outcome)) throw new Error(`deploy of ${model}@${version}: exit ${r.code}, ${json?.outcome ?? '?'} (${json?.reason ?? r.stderr.slice(-500)})`);
         return { ...readyMs(json.events), bytes: bytesUnder(HOME) - before };
       } finally {
@@ -834,13 +838,7 @@ async function rollbackLatency(rt: LocalRuntime): Promise<void> {
     await sleep(1000); // the stable version under steady load before the first canary
     const reps: Array<{ version: string; wallMs: number; events: DeployJson['events'] }> = [];
     for (const v of versions) {
-      const r = await run(NODE, [CLI, 'deploy', `sentiment@${v}`, ...LOCAL.deployFlags, '--store', rt.store, '--json']);
-      let json: DeployJson | undefined;
-      try {
-        json = JSON.parse(r.stdout) as DeployJson;
-      } catch {
-        /* reported below */
-      }
+      const { r, json } = await deploy([`sentiment@${v}`, ...LOCAL.deployFlags, '--store', rt.store]);
       // Exit code 3 is "rolled back by gates": the expected outcome here.
       if (r.code !== 3 || json?.outcome !== 'rolled-back' || json.rolledBackTo !== rt.stable.version) {
         throw new Error(`deploy of bad ${v}: exit ${r.code}, outcome ${json?.outcome ?? '?'} (${json?.reason ?? r.stderr.slice(-500)})`);

@@ -237,14 +237,12 @@ export async function benchS3(o: S3BenchOptions, log: (m: string) => void): Prom
     // whoever ran first in a fresh RGW paid the most; its CPU per run is in the notes.
     const pushRuns: Record<string, Timed[]> = {};
     const pullRuns: Record<string, Timed[]> = {};
-    const keep = (runs: Record<string, Timed[]>, name: string, t: Timed) => (runs[name] ??= []).push(t);
-    const serverCpu = () => rgwCpu(h);
     const timed = async (what: string, runs: Record<string, Timed[]>, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timed> => {
-      const before = serverCpu();
+      const before = rgwCpu(h);
       const t = await runOk(`${name} ${what}`, cmd, args, env, o.dir);
-      const after = serverCpu();
+      const after = rgwCpu(h);
       t.serverCpuS = before === undefined || after === undefined ? undefined : after - before;
-      keep(runs, name, t);
+      (runs[name] ??= []).push(t);
       return t;
     };
     let rssKb = 0;
