@@ -49,3 +49,27 @@ process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify([...see
   assert.match(refused.stderr, /version/);
   assert.doesNotMatch(refused.stderr, /node_modules/);
 });
+
+test('the vendored zod keeps only English messages, and they are node_modules zod\'s word for word', async () => {
+  type Zod = typeof import('zod');
+  const vendored = (await import(pathToFileURL(path.join(VENDOR, FILES.zod)).href)) as Zod;
+  const original = await import('zod');
+  assert.deepEqual(Object.keys(vendored.locales), ['en']);
+  assert.ok(Object.keys(original.locales).length > 1, 'node_modules zod has its other languages');
+  // The default messages (the ones a user reads when bundle.yaml is wrong) come out the same.
+  const schema = (z: Zod) => z.object({ version: z.string(), replicas: z.number().int().min(1), kind: z.enum(['a', 'b']) });
+  const input = { version: 3, replicas: 0.5, kind: 'c' };
+  const messages = (z: Zod) => schema(z).safeParse(input).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  assert.deepEqual(messages(vendored), messages(original));
+  assert.equal(messages(vendored)?.length, 3);
+});
+
+test('the vendored oclif skips its own engine check (bin/run.js checks the Node version first)', () => {
+  // The check was the only user of semver in oclif: with the call gone esbuild leaves semver out.
+  // (The build itself fails when the edit no longer matches oclif's code.)
+  const bundle = readFileSync(path.join(VENDOR, 'oclif-core.cjs'), 'utf8');
+  assert.doesNotMatch(bundle, /checkNodeVersion\(\)/);
+  assert.doesNotMatch(bundle, /SEMVER_SPEC_VERSION/, 'semver is bundled again: something in oclif loads it at start-up');
+  const run = readFileSync(path.join(REPO_ROOT, 'bin', 'run.js'), 'utf8');
+  assert.match(run, /major < 22/);
+});
