@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../core/ports.js';
 import type { BundleStore } from '../store/store.js';
 import type { KubernetesConfig } from '../targets/kubernetes/settings.js';
 import type { LocalConfig } from '../targets/local/config.js';
-import { modelctlHome } from '../util/home.js';
+import { defaultStoreUrl, modelctlHome } from '../util/home.js';
 
 export interface ContextOptions {
   /** Where modelctl.yaml is looked for (walking up). Default: process.cwd() when the context is made. */
@@ -58,6 +58,11 @@ export class Context {
   /** MODELCTL_HOME, else the user's data directory. */
   home(): string {
     return modelctlHome(this.env);
+  }
+
+  /** The store used when no flag, variable or modelctl.yaml names one: a folder in the home. */
+  defaultStoreUrl(): string {
+    return defaultStoreUrl(this.env);
   }
 
   /** Store URL and S3 addressing: default < modelctl.yaml < MODELCTL_* < flags. */

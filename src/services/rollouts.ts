@@ -199,7 +199,7 @@ async function localParts(ctx: Context, opts: RolloutContextOptions) {
   const home = opts.home ?? ctx.home();
   const [{ LocalTarget }, { LocalMetricSource }] = await Promise.all([import('../targets/local/target.js'), import('../targets/local/metric-source.js')]);
   return {
-    target: new LocalTarget({ home, store: opts.store, port: opts.port, config: await ctx.localConfig(), note: opts.note }),
+    target: new LocalTarget({ home, store: opts.store, port: opts.port, config: await ctx.localConfig(), env: ctx.env, note: opts.note }),
     metrics: new LocalMetricSource({ home }),
     ledger: new FileLedgerStore(path.join(home, 'ledger', opts.target), opts.target),
   };

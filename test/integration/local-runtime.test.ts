@@ -201,7 +201,7 @@ describe('local runtime: daemon, router and target with real processes', { timeo
     await pushExample('1.1.0', { latencyMs: 300, errorRate: 0.5, scoreShift: -0.6 }); // slow, failing, disagreeing
     await pushExample('1.2.0');
     await pushExample('1.3.0', { exitOnStart: 3 }); // crashes at start
-    target = new LocalTarget({ home, store, port: 0 });
+    target = new LocalTarget({ home, store, port: 0, env: process.env });
   });
 
   after(async () => {

@@ -110,6 +110,15 @@ describe('layers', () => {
     assert.deepEqual([...ALLOWED_UNTIL_COMPOSITION_ROOT].filter((k) => !present.has(k)), []);
   });
 
+  test('MODELCTL_HOME is resolved from the context\'s env: only the composition root, modelctl.yaml\'s resolver and the daemon\'s entry import util/home', () => {
+    // Commands and services take the home from Context.home() (and the default store from
+    // Context.defaultStoreUrl()), so a test or an embedding that gives the context its own env gets
+    // its own home everywhere; a command calling modelctlHome() read process.env behind its back.
+    // config/project.ts resolves the store with the env it is handed; the daemon is a process of its own.
+    const readers = [...new Set(edges.filter((e) => e.to === path.join('util', 'home.ts')).map((e) => e.from))].sort();
+    assert.deepEqual(readers, [path.join('config', 'project.ts'), path.join('services', 'context.ts'), path.join('targets', 'local', 'daemon.ts')]);
+  });
+
   test('the check sees every kind of specifier, and an upward one fails naming file, import and rule', () => {
     const text = [
       "import { a } from '../cli/base-command.js';",

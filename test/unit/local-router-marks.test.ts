@@ -105,7 +105,7 @@ describe('local router: marks only modelctl sets', () => {
   });
 
   test('LocalTarget.evaluate sends the token; an answer over 1 MiB is an error naming the case, not a truncated answer', async () => {
-    const target = new LocalTarget({ home, store: new FsStore(await scratch.fresh('store')), port: routerPort });
+    const target = new LocalTarget({ home, store: new FsStore(await scratch.fresh('store')), port: routerPort, env: process.env });
     const a = await target.evaluate(MODEL, '1.0.0', { path: '/predict', body: { text: 'x' }, timeoutMs: 5000, what: 'case eval/cases.jsonl:3' });
     assert.equal(a.status, 200);
     assert.deepEqual(JSON.parse(a.body.toString()), { label: 'pos' });

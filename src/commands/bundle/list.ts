@@ -12,8 +12,7 @@ export default class BundleList extends StoreCommand {
   protected async execute(): Promise<unknown> {
     const { args, flags } = await this.parse(BundleList);
     const store = await this.openStore(flags);
-    const { defaultStoreUrl } = await import('../../util/home.js');
-    const explicitStore = (await this.storeSettings(flags)).store !== defaultStoreUrl();
+    const explicitStore = (await this.storeSettings(flags)).store !== (await this.context()).defaultStoreUrl();
     const { list } = await import('../../store/transfer.js');
     // A damaged ref is named on stderr (also with --json, whose stdout stays the list) and skipped:
     // one bad file must not hide every other model.

@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../util/home.js';
 
 export default class LocalDown extends BaseCommand {
   static override summary = 'Stop the local runtime and every version it runs.';
@@ -17,7 +16,7 @@ Ctrl-C in its terminal), or the rollout would be judged on a runtime that is goi
   protected async execute(): Promise<unknown> {
     const { flags } = await this.parse(LocalDown);
     const { stopRuntime } = await import('../../targets/local/client.js');
-    const home = modelctlHome();
+    const home = (await this.context()).home();
     const { liveLocalRollouts } = await import('../../services/rollouts.js');
     const live = await liveLocalRollouts(home);
     if (live.length > 0) {

@@ -1,6 +1,5 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../util/home.js';
 import { NotFoundError, UnavailableError } from '../../core/errors.js';
 import { table } from '../../cli/format.js';
 import type { LoadReport } from '../../targets/local/load.js';
@@ -33,7 +32,7 @@ Bounded: at most 2000 rps, 10 minutes, 200 000 requests and 256 requests in flig
     const { connectRuntime } = await import('../../targets/local/client.js');
     const durationMs = parseDuration(flags.duration, '--duration');
     checkLoadBounds(flags.rps, durationMs);
-    const client = await connectRuntime(modelctlHome());
+    const client = await connectRuntime((await this.context()).home());
     if (!client) throw new UnavailableError('the local runtime is not running', { hint: 'start it with `modelctl local up` and deploy a version' });
     const routed = Object.keys((await client.state()).traffic);
     if (!routed.includes(args.model)) {

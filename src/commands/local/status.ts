@@ -1,5 +1,4 @@
 import { BaseCommand } from '../../cli/base-command.js';
-import { modelctlHome } from '../../util/home.js';
 import { table } from '../../cli/format.js';
 import { describeSplit, localStatus, type LocalStatus } from '../../targets/local/status.js';
 
@@ -12,7 +11,7 @@ and traffic listed are the ones \`local up\` would restore. A version that is no
 
   protected async execute(): Promise<unknown> {
     await this.parse(LocalStatusCommand);
-    return localStatus(modelctlHome());
+    return localStatus((await this.context()).home());
   }
 
   protected human(r: LocalStatus): string {

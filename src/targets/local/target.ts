@@ -27,6 +27,8 @@ export interface LocalTargetOptions {
   port?: number | undefined;
   /** modelctl.yaml's local: section (port, cacheMaxBytes), as the context read it; checked when used. */
   config?: LocalConfig | undefined;
+  /** The invocation's environment (the context's): MODELCTL_LOCAL_PORT, MODELCTL_CACHE, MODELCTL_CACHE_MAX_BYTES. */
+  env: NodeJS.ProcessEnv;
   /** Progress for people while waiting (stderr): what a readiness wait is waiting on. */
   note?: ((message: string) => void) | undefined;
 }
@@ -46,7 +48,7 @@ export class LocalTarget implements Target {
 
   private async client(): Promise<RuntimeClient> {
     // Same precedence as `local up`: the option (a --port flag), else MODELCTL_LOCAL_PORT, else modelctl.yaml.
-    this.port ??= this.opts.port !== undefined ? Promise.resolve(this.opts.port) : resolveLocalPort(undefined, process.env, this.opts.config);
+    this.port ??= this.opts.port !== undefined ? Promise.resolve(this.opts.port) : resolveLocalPort(undefined, this.opts.env, this.opts.config);
     return (await ensureRuntime({ home: this.opts.home, port: await this.port })).client;
   }
 
@@ -57,7 +59,7 @@ export class LocalTarget implements Target {
     let restart = false;
     // Through the blob cache of this home: weights already held are hard-linked, not fetched again.
     // MODELCTL_CACHE=off: every byte fetched and copied again (as before the cache; for comparison).
-    const cache = process.env.MODELCTL_CACHE === 'off' ? undefined : BlobCache.forHome(this.opts.home);
+    const cache = this.opts.env.MODELCTL_CACHE === 'off' ? undefined : BlobCache.forHome(this.opts.home);
     if (await stat(dir).catch(() => undefined)) {
       try {
         await verifyLocal(dir, ref.digest);
@@ -83,7 +85,7 @@ export class LocalTarget implements Target {
     await loadServeSpec(dir); // a bad serve section fails here, with file, line and field
     await client.startVersion({ model: ref.model, version: ref.version, digest: ref.digest, bundleDir: dir, restart });
     // After the start, so this version is in state.json and pinned; a failed trim never fails a deploy.
-    if (cache) await Promise.resolve().then(() => trimCache(this.opts.home, resolveCacheMaxBytes(process.env, this.opts.config), cache)).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
+    if (cache) await Promise.resolve().then(() => trimCache(this.opts.home, resolveCacheMaxBytes(this.opts.env, this.opts.config), cache)).catch((err: unknown) => this.opts.note?.(`blob cache not trimmed: ${(err as Error).message}`));
   }
 
   async waitReady(model: string, version: string, timeoutMs: number): Promise<void> {
